@@ -1,0 +1,52 @@
+"""Settings read from the environment: the only module that reads environment variables.
+
+Every variable carries the prefix ``AURORA_MLOPS_`` (for example ``AURORA_MLOPS_WORK_DIR``).
+MLflow's own variables (``MLFLOW_TRACKING_URI``) are honoured too, because that is what users
+of MLflow already set; Katib's trial names come from the variables Katib injects.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "katib_context"]
+
+
+class Settings(BaseSettings):
+    """Deployment settings (GPU node pool, image registry, tracking) with safe local defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="AURORA_MLOPS_", frozen=True, extra="ignore")
+
+    work_dir: Path = Field(default=Path("work"), description="Where local runs write.")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI."
+    )
+    image_registry: str = Field(default="ghcr.io/aurora-mlops", description="Image registry.")
+    gpu_node_selector_key: str = "cloud.google.com/gke-accelerator"
+    gpu_node_selector_value: str = "nvidia-h100-80gb"
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    namespace: str = "kubeflow"
+
+    def resolved_tracking_uri(self) -> str | None:
+        """The tracking URI to use: ours, else MLflow's own variable, else ``None``."""
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
+
+
+def katib_context() -> dict[str, str]:
+    """Katib experiment and trial names, when running as a Katib trial (else empty)."""
+    names = {
+        "katib.experiment": os.environ.get("KATIB_EXPERIMENT_NAME", ""),
+        "katib.trial": os.environ.get("KATIB_TRIAL_NAME", ""),
+    }
+    return {k: v for k, v in names.items() if v}

@@ -1,0 +1,64 @@
+"""Shared fixtures: small canonical datasets built in memory, no network, no weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from aurora_mlops.data import LAYOUT_TAG
+from aurora_mlops.variables import VARIABLES
+from aurora_mlops.variants import VARIANTS
+
+
+def make_canonical(
+    variant: str = "medium-res",
+    *,
+    times: int = 8,
+    grid: tuple[int, int] = (16, 32),
+    levels: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """A valid canonical dataset: smooth random fields well inside each variable's range."""
+    spec = VARIANTS[variant]
+    levels = levels or spec.smoke_levels
+    rng = np.random.default_rng(seed)
+    h, w = grid
+    lat = np.linspace(90.0, -90.0, h)
+    lon = np.linspace(0.0, 360.0, w, endpoint=False)
+    time = pd.date_range("2024-01-01", periods=times, freq=f"{spec.timestep_hours}h")
+
+    def field(var_kind: str, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        v = VARIABLES[(var_kind, name)]  # type: ignore[index]
+        lo, hi = v.valid_min, v.valid_max
+        mid, half = lo + (hi - lo) * 0.5, (hi - lo) * 0.1
+        if v.positive:
+            mid, half = lo + (hi - lo) * 0.2, (hi - lo) * 0.05
+        return (mid + half * rng.uniform(-1, 1, size=shape)).astype(np.float32)
+
+    data: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, str]]] = {}
+    for v in spec.variables():
+        if v.kind == "surf":
+            dims, shape = ("time", "lat", "lon"), (times, h, w)
+        elif v.kind == "atmos":
+            dims, shape = ("time", "level", "lat", "lon"), (times, len(levels), h, w)
+        else:
+            dims, shape = ("lat", "lon"), (h, w)
+        data[v.store_name] = (
+            dims, field(v.kind, v.name, shape), {"units": v.units, "long_name": v.long_name}
+        )
+    ds = xr.Dataset(
+        {k: xr.Variable(d, a, attrs) for k, (d, a, attrs) in data.items()},
+        coords={"time": time, "level": np.asarray(levels, dtype=np.int64), "lat": lat, "lon": lon},
+        attrs={"layout": LAYOUT_TAG, "variant": variant},
+    )
+    return ds
+
+
+@pytest.fixture
+def canonical_factory() -> Callable[..., xr.Dataset]:
+    """The :func:`make_canonical` factory."""
+    return make_canonical
