@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     gpu_node_selector_value: str = "nvidia-h100-80gb"
     gpu_toleration_key: str = "nvidia.com/gpu"
     namespace: str = "kubeflow"
+    experiment_name: str = Field(default="aurora-mlops", description="MLflow experiment.")
+    parent_run_id: str | None = Field(
+        default=None, description="MLflow run that trial runs are nested under (set by sweeps)."
+    )
+    git_commit: str | None = Field(default=None, description="Commit baked into the image.")
 
     def resolved_tracking_uri(self) -> str | None:
         """The tracking URI to use: ours, else MLflow's own variable, else ``None``."""

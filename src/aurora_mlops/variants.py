@@ -224,9 +224,54 @@ def get_variant(name: str) -> VariantSpec:
         ) from None
 
 
+_FIXED_CLASSES: dict[str, type[torch.nn.Module]] = {}
+
+
+def _air_pollution_per_sample() -> type[torch.nn.Module]:
+    """``AuroraAirPollution`` whose post-decoder hook works for batches larger than one.
+
+    In microsoft-aurora 2.0.1 the hook adds ``pred`` of shape ``(b, 1, h, w)`` to
+    ``prev[:, k]`` of shape ``(b, h, w)``, which broadcasts to ``(b, b, h, w)``: every batch of
+    more than one sample comes out wrong. This subclass runs the package's own hook one sample
+    at a time and stacks the results; weights and state-dict keys are unchanged.
+    """
+    import dataclasses
+
+    import torch
+    from aurora import AuroraAirPollution, Batch
+
+    def take(b: Batch, i: int) -> Batch:
+        return dataclasses.replace(
+            b,
+            surf_vars={k: v[i : i + 1] for k, v in b.surf_vars.items()},
+            atmos_vars={k: v[i : i + 1] for k, v in b.atmos_vars.items()},
+            metadata=dataclasses.replace(b.metadata, time=b.metadata.time[i : i + 1]),
+        )
+
+    class AuroraAirPollutionBatched(AuroraAirPollution):  # type: ignore[misc]
+        def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
+            n = next(iter(pred.surf_vars.values())).shape[0]
+            if n == 1:
+                return super()._post_decoder_hook(batch, pred)  # type: ignore[no-any-return]
+            parts = [super(AuroraAirPollutionBatched, self)._post_decoder_hook(
+                take(batch, i), take(pred, i)) for i in range(n)]
+            return dataclasses.replace(
+                pred,
+                surf_vars={k: torch.cat([p.surf_vars[k] for p in parts]) for k in parts[0].surf_vars},
+                atmos_vars={k: torch.cat([p.atmos_vars[k] for p in parts])
+                            for k in parts[0].atmos_vars},
+            )
+
+    return AuroraAirPollutionBatched
+
+
 def _aurora_class(spec: VariantSpec) -> type[torch.nn.Module]:
     import aurora
 
+    if spec.aurora_class == "AuroraAirPollution":
+        if "air" not in _FIXED_CLASSES:
+            _FIXED_CLASSES["air"] = _air_pollution_per_sample()
+        return _FIXED_CLASSES["air"]
     cls: type[torch.nn.Module] = getattr(aurora, spec.aurora_class)
     return cls
 

@@ -110,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="Output file (.nc) or Zarr store (.zarr).")
     convert.set_defaults(handler=_lazy("_data", "cmd_convert"))
 
+    # train-trial ------------------------------------------------------------------------------
+    trial = sub.add_parser(
+        "train-trial",
+        help="Fine-tune one variant with one set of hyperparameters (one Katib trial).",
+        description="Fine-tune one variant with one set of hyperparameters (one Katib trial). "
+        "Any further --NAME=VALUE is a trial parameter (e.g. --learning_rate=3e-4 "
+        "--encoder_depths=6,10,8); `aurora-mlops train-trial --list-params` lists them.",
+    )
+    _add_variant(trial)
+    trial.add_argument("--data", required=True, help="Dataset (canonical, CDS, WB2 or GRIB).")
+    trial.add_argument("--output", required=True, help="The trial's own output directory.")
+    trial.add_argument(
+        "--profile", choices=["smoke", "production"], default="production",
+        help="smoke: CPU-sized model and budget; production: the published configuration.",
+    )
+    trial.add_argument("--init", default=None, help="Checkpoint to start from (path or `hub`).")
+    trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
+    trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
+    trial.set_defaults(handler=_lazy("_train", "cmd_train_trial"), accepts_params=True)
+
     return parser
 
 
@@ -121,7 +141,10 @@ def _configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 bad input or failed check, 2 bad usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_params", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.params = extra
     _configure_logging(args.verbose)
     try:
         code: int = args.handler(args)

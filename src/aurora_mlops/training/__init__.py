@@ -1,0 +1,32 @@
+"""Training: one Katib trial (``aurora-mlops train-trial``) and its pieces.
+
+Import cost: this package imports torch; the CLI imports it only for ``train-trial``.
+"""
+
+from __future__ import annotations
+
+from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
+from aurora_mlops.training._params import (
+    ARCHITECTURE_KNOBS,
+    MODEL_KNOBS,
+    PROFILE_DEFAULTS,
+    TrialParams,
+    parse_param_args,
+    resolve_params,
+)
+from aurora_mlops.training._trainer import TrialResult, build_trial_model, train_trial
+
+__all__ = [
+    "ARCHITECTURE_KNOBS",
+    "MODEL_KNOBS",
+    "PROFILE_DEFAULTS",
+    "LossConfig",
+    "TrialParams",
+    "TrialResult",
+    "build_trial_model",
+    "lat_weights",
+    "parse_param_args",
+    "resolve_params",
+    "rollout_loss",
+    "train_trial",
+]

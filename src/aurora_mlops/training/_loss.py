@@ -1,0 +1,268 @@
+"""Training losses and validation scores on normalised variables.
+
+All losses compare a predicted ``aurora.Batch`` with target tensors after normalising both with
+the training split's :class:`~aurora_mlops.data.NormStats`, weight grid cells by cos(latitude),
+and combine variables (``variable_weights``) and lead times (``lead_weights``) as weighted means.
+
+``val_score`` (the objective every sweep minimises) is defined here, once::
+
+    val_score = sum_k w_k * nRMSE_k / sum_k w_k  +  0.1 * (1 - event_F1)
+
+where ``nRMSE_k`` is the area-weighted RMSE at lead ``k`` in normalised units averaged over
+variables (and levels), ``w_k`` the lead weights, and ``event_F1`` the F1 score of exceeding the
+training split's 90th percentile of the variant's event variable (10 m wind speed; PM2.5 for
+air pollution; significant wave height for waves). A perfect forecast scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from aurora_mlops.variables import VARIABLES
+
+if TYPE_CHECKING:
+    from aurora import Batch
+
+    from aurora_mlops.data import NormStats
+
+__all__ = ["EVENT_QUANTILE", "EVENT_WEIGHT", "LossConfig", "ScoreAccumulator", "event_field",
+           "lat_weights", "rollout_loss"]
+
+EVENT_WEIGHT = 0.1
+EVENT_QUANTILE = 0.9
+_LOG_EPS_FRACTION = 1e-2
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """How predictions are compared with targets during training."""
+
+    kind: str = "mae"
+    huber_delta: float = 1.0
+    variable_weights: Mapping[str, float] = field(default_factory=dict)
+    log_space: bool = False
+    positivity: bool = True
+    spectral_weight: float = 0.0
+
+
+def lat_weights(lat: torch.Tensor) -> torch.Tensor:
+    """cos(latitude) weights with mean 1, shape ``(h, 1)``; poles get a small positive weight."""
+    w = torch.cos(torch.deg2rad(lat.double())).clamp(min=0.0)
+    if float(w.sum()) == 0.0:
+        w = torch.ones_like(w)
+    w = torch.where(w <= 1e-6, torch.full_like(w, float(w[w > 1e-6].min()) / 2), w)
+    return (w / w.mean()).float()[:, None]
+
+
+def _is_angle(name: str) -> bool:
+    spec = VARIABLES.get(("surf", name))
+    return bool(spec and spec.angle)
+
+
+def _is_positive(kind: str, name: str) -> bool:
+    spec = VARIABLES.get((kind, name))  # type: ignore[arg-type]
+    return bool(spec and spec.positive)
+
+
+def _normalised_diff(
+    pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+    *, angle: bool, log_space: bool,
+) -> torch.Tensor:
+    if angle:
+        d = torch.remainder(pred - target + 180.0, 360.0) - 180.0
+        return d / std
+    if log_space:
+        eps = std * _LOG_EPS_FRACTION
+        return torch.log(pred.clamp(min=0) + eps) - torch.log(target.clamp(min=0) + eps)
+    return (pred - mean) / std - (target - mean) / std
+
+
+def _stats(stats: NormStats, kind: str, name: str, levels: Sequence[int], like: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    if kind == "surf":
+        m, s = [stats.mean[name]], [stats.std[name]]
+        shape: tuple[int, ...] = (1, 1, 1)
+    else:
+        m = [stats.mean[f"{name}_{lv}"] for lv in levels]
+        s = [stats.std[f"{name}_{lv}"] for lv in levels]
+        shape = (len(levels), 1, 1)
+    return (torch.tensor(m, dtype=like.dtype, device=like.device).reshape(shape),
+            torch.tensor(s, dtype=like.dtype, device=like.device).reshape(shape))
+
+
+def _elementwise(d: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    if cfg.kind == "mse":
+        return d * d
+    if cfg.kind == "huber":
+        a = d.abs()
+        delta = cfg.huber_delta
+        return torch.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    return d.abs()
+
+
+def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` weighted by ``w`` (broadcast over the last two dims), NaNs skipped."""
+    mask = torch.isfinite(x)
+    ww = w.expand_as(x) * mask
+    return torch.where(mask, x, torch.zeros_like(x)).mul(ww).sum() / ww.sum().clamp(min=1e-12)
+
+
+def _spectral(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of log zonal power spectra (NaNs treated as zero)."""
+    p = torch.fft.rfft(torch.nan_to_num(pred.float()), dim=-1).abs()
+    t = torch.fft.rfft(torch.nan_to_num(target.float()), dim=-1).abs()
+    return (torch.log1p(p) - torch.log1p(t)).abs().mean()
+
+
+def _postprocess(pred: Batch, positivity: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    surf = dict(pred.surf_vars)
+    atmos = dict(pred.atmos_vars)
+    if positivity:
+        surf = {k: v.clamp(min=0) if _is_positive("surf", k) else v for k, v in surf.items()}
+        atmos = {k: v.clamp(min=0) if _is_positive("atmos", k) else v for k, v in atmos.items()}
+    return surf, atmos
+
+
+def step_loss(
+    pred: Batch,
+    target_surf: Mapping[str, torch.Tensor],
+    target_atmos: Mapping[str, torch.Tensor],
+    stats: NormStats,
+    weights: torch.Tensor,
+    cfg: LossConfig,
+) -> torch.Tensor:
+    """Loss of one rollout step: ``target_*`` hold ``(b, h, w)`` / ``(b, c, h, w)`` tensors."""
+    surf, atmos = _postprocess(pred, cfg.positivity)
+    levels = pred.metadata.atmos_levels
+    total: torch.Tensor | None = None
+    wsum = 0.0
+    for kind, preds, targets in (("surf", surf, target_surf), ("atmos", atmos, target_atmos)):
+        for name, target in targets.items():
+            if name not in preds:
+                continue
+            p = preds[name][:, 0].float()
+            t = target.float()
+            mean, std = _stats(stats, kind, name, levels, p)
+            log_space = cfg.log_space and _is_positive(kind, name)
+            d = _normalised_diff(p, t, mean, std, angle=_is_angle(name), log_space=log_space)
+            term = _masked_mean(_elementwise(d, cfg), weights)
+            if cfg.spectral_weight > 0 and kind == "surf" and name.startswith(("swh", "shww", "shts")):
+                term = term + cfg.spectral_weight * _spectral((p - mean) / std, (t - mean) / std)
+            w = float(cfg.variable_weights.get(name, 1.0))
+            total = term * w if total is None else total + term * w
+            wsum += w
+    if total is None or wsum == 0:
+        raise ValueError("no variable of the prediction has a target: check the variant's variables")
+    return total / wsum
+
+
+def rollout_loss(
+    preds: Sequence[Batch],
+    targets: Mapping[str, Mapping[str, torch.Tensor]],
+    stats: NormStats,
+    weights: torch.Tensor,
+    cfg: LossConfig,
+    lead_weights: Sequence[float],
+) -> torch.Tensor:
+    """Lead-weighted mean of :func:`step_loss` over the rollout steps in ``preds``."""
+    total: torch.Tensor | None = None
+    for k, pred in enumerate(preds):
+        tk_surf = {n: v[:, k] for n, v in targets["surf"].items()}
+        tk_atmos = {n: v[:, k] for n, v in targets["atmos"].items()}
+        term = step_loss(pred, tk_surf, tk_atmos, stats, weights, cfg) * float(lead_weights[k])
+        total = term if total is None else total + term
+    assert total is not None
+    return total / float(sum(lead_weights[: len(preds)]))
+
+
+def event_field(variant: str, surf: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The quantity whose exceedances are the variant's events (wind speed, PM2.5, wave height)."""
+    if variant == "air-pollution":
+        return surf["pm2p5"]
+    if variant == "ocean-waves":
+        return surf["swh"]
+    return torch.sqrt(surf["10u"] ** 2 + surf["10v"] ** 2)
+
+
+@dataclass
+class ScoreAccumulator:
+    """Streams validation windows into per-lead squared errors and event counts.
+
+    RMSE per lead is the square root of the mean (over windows) of the area-weighted spatial MSE,
+    the WeatherBench2 order of means.
+    """
+
+    variant: str
+    stats: NormStats
+    weights: torch.Tensor
+    threshold: float
+    sq: dict[int, list[float]] = field(default_factory=dict)
+    persistence_sq: dict[int, list[float]] = field(default_factory=dict)
+    by_var: dict[str, list[float]] = field(default_factory=dict)
+    persistence_by_var: dict[str, list[float]] = field(default_factory=dict)
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def _nmse(self, preds: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+              kind: str, levels: Sequence[int], track: dict[str, list[float]] | None) -> float:
+        values = []
+        for name, target in targets.items():
+            p = preds[name].float()
+            mean, std = _stats(self.stats, kind, name, levels, p)
+            d = _normalised_diff(p, target.float(), mean, std, angle=_is_angle(name), log_space=False)
+            per_sample = [float(_masked_mean(d[i] ** 2, self.weights)) for i in range(d.shape[0])]
+            values.append(sum(per_sample) / len(per_sample))
+            if track is not None:
+                raw = d * std  # back to physical units
+                track.setdefault(name, []).append(
+                    sum(float(_masked_mean(raw[i] ** 2, self.weights)) for i in range(d.shape[0]))
+                    / d.shape[0]
+                )
+        return sum(values) / len(values)
+
+    def add(self, lead: int, pred: Batch, last_input: Batch,
+            t_surf: Mapping[str, torch.Tensor], t_atmos: Mapping[str, torch.Tensor]) -> None:
+        """Score one lead: model ``pred`` and persistence (``last_input``'s newest step)."""
+        surf, atmos = _postprocess(pred, True)
+        levels = pred.metadata.atmos_levels
+        track = self.by_var if lead == 0 else None
+        ptrack = self.persistence_by_var if lead == 0 else None
+        m = self._nmse({k: v[:, 0] for k, v in surf.items()}, t_surf, "surf", levels, track)
+        m += self._nmse({k: v[:, 0] for k, v in atmos.items()}, t_atmos, "atmos", levels, track)
+        self.sq.setdefault(lead, []).append(m / 2 if t_atmos else m)
+        ps = {k: v[:, -1] for k, v in last_input.surf_vars.items() if k in t_surf}
+        pa = {k: v[:, -1] for k, v in last_input.atmos_vars.items() if k in t_atmos}
+        pm = self._nmse(ps, t_surf, "surf", levels, ptrack) + self._nmse(pa, t_atmos, "atmos", levels, ptrack)
+        self.persistence_sq.setdefault(lead, []).append(pm / 2 if t_atmos else pm)
+        fe = event_field(self.variant, {k: v[:, 0] for k, v in surf.items()}) > self.threshold
+        te = event_field(self.variant, t_surf) > self.threshold
+        self.tp += int((fe & te).sum())
+        self.fp += int((fe & ~te).sum())
+        self.fn += int((~fe & te).sum())
+
+    def rmse_by_lead(self) -> list[float]:
+        return [math.sqrt(sum(v) / len(v)) for _, v in sorted(self.sq.items())]
+
+    def persistence_rmse_by_lead(self) -> list[float]:
+        return [math.sqrt(sum(v) / len(v)) for _, v in sorted(self.persistence_sq.items())]
+
+    def rmse_by_variable(self, persistence: bool = False) -> dict[str, float]:
+        """Lead-1 RMSE per variable in physical units (atmospheric: over all levels)."""
+        src = self.persistence_by_var if persistence else self.by_var
+        return {k: math.sqrt(sum(v) / len(v)) for k, v in src.items()}
+
+    def f1(self) -> float:
+        denom = 2 * self.tp + self.fp + self.fn
+        return 1.0 if denom == 0 else 2 * self.tp / denom
+
+    def score(self, lead_weights: Sequence[float]) -> float:
+        """``val_score`` as defined in this module's docstring."""
+        rmse = self.rmse_by_lead()
+        w = list(lead_weights[: len(rmse)])
+        return sum(wi * r for wi, r in zip(w, rmse, strict=True)) / sum(w) + EVENT_WEIGHT * (1 - self.f1())

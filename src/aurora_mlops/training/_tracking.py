@@ -1,0 +1,98 @@
+"""Optional MLflow tracking that never stops a trial.
+
+With no tracking URI configured, runs go to MLflow's local default store. If a remote tracking
+server does not answer, the trial trains anyway and says so once on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Tracker"]
+
+
+def _reachable(uri: str, timeout: float = 3.0) -> str | None:
+    """``None`` if ``uri`` answers ``/health``, else the reason it does not."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            return None if r.status == 200 else f"HTTP {r.status}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return str(getattr(e, "reason", e))
+
+
+class Tracker:
+    """A thin MLflow run wrapper; every call is a no-op once tracking is off or has failed."""
+
+    def __init__(self, *, enabled: bool, uri: str | None, experiment: str) -> None:
+        self.enabled = enabled
+        self.uri = uri
+        self.experiment = experiment
+        self.run_id: str | None = None
+        self._mlflow: Any = None
+
+    def _fail(self, what: str, e: BaseException) -> None:
+        log.warning("MLflow tracking stopped (%s failed: %s); the trial goes on without it", what, e)
+        self.enabled = False
+
+    def start(self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None) -> None:
+        """Start the run (nested under ``parent_run_id`` when given)."""
+        if not self.enabled:
+            return
+        if self.uri and self.uri.startswith(("http://", "https://")):
+            reason = _reachable(self.uri)
+            if reason is not None:
+                log.warning(
+                    "MLflow tracking server %s is unreachable (%s); the trial trains without "
+                    "tracking", self.uri, reason,
+                )
+                self.enabled = False
+                return
+        try:
+            import mlflow
+
+            self._mlflow = mlflow
+            if self.uri:
+                mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(self.experiment)
+            all_tags = dict(tags)
+            if parent_run_id:
+                all_tags["mlflow.parentRunId"] = parent_run_id
+            run = mlflow.start_run(run_name=run_name, tags=all_tags, log_system_metrics=False)
+            self.run_id = run.info.run_id
+        except Exception as e:  # noqa: BLE001 - tracking must never stop a trial
+            self._fail("start_run", e)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self.enabled:
+            try:
+                self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            except Exception as e:  # noqa: BLE001
+                self._fail("log_params", e)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.enabled:
+            try:
+                self._mlflow.log_metrics(dict(metrics), step=step)
+            except Exception as e:  # noqa: BLE001
+                self._fail("log_metrics", e)
+
+    def log_artifact(self, path: Path) -> None:
+        if self.enabled:
+            try:
+                self._mlflow.log_artifact(str(path))
+            except Exception as e:  # noqa: BLE001
+                self._fail("log_artifact", e)
+
+    def end(self, status: str) -> None:
+        if self.enabled and self.run_id:
+            try:
+                self._mlflow.end_run(status=status)
+            except Exception as e:  # noqa: BLE001
+                self._fail("end_run", e)
