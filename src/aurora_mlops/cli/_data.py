@@ -20,8 +20,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     out = write_dataset(ds, Path(args.out))
     sizes = dict(ds.sizes)
-    print(f"wrote {out} ({args.variant}: {sizes.get('time')} times, {sizes.get('level', 0)} "
-          f"levels, {sizes.get('lat')}x{sizes.get('lon')} grid)")
+    print(
+        f"wrote {out} ({args.variant}: {sizes.get('time')} times, {sizes.get('level', 0)} "
+        f"levels, {sizes.get('lat')}x{sizes.get('lon')} grid)"
+    )
     return 0
 
 
@@ -45,8 +47,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from aurora_mlops.data import open_dataset, write_dataset
+    from aurora_mlops.errors import ConfigError
 
-    ds = open_dataset(args.path)
+    regrid: str | float | None = args.regrid
+    if regrid is not None and regrid != "auto":
+        try:
+            regrid = float(regrid)
+        except ValueError:
+            raise ConfigError(
+                f"--regrid must be `auto` or degrees like 0.05, got {regrid!r}"
+            ) from None
+    ds = open_dataset(args.path, member=args.member, regrid=regrid)
     out = write_dataset(ds, Path(args.out))
     print(f"wrote {out} ({', '.join(sorted(str(v) for v in ds.data_vars))})")
     return 0

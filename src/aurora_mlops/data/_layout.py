@@ -17,7 +17,7 @@ Readers map foreign layouts (CDS ERA5 netCDF, WeatherBench2 Zarr, GRIB) onto thi
 
 from __future__ import annotations
 
-__all__ = ["DIMS", "LAYOUT_TAG", "SURF_DIMS", "ATMOS_DIMS", "STATIC_DIMS"]
+__all__ = ["ATMOS_DIMS", "DIMS", "LAYOUT_TAG", "STATIC_DIMS", "SURF_DIMS"]
 
 LAYOUT_TAG = "aurora-mlops/canonical-1"
 DIMS: tuple[str, ...] = ("time", "level", "lat", "lon")

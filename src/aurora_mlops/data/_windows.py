@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     import torch
     from aurora import Batch
 
-__all__ = ["NormStats", "Splits", "WindowDataset", "collate_windows", "compute_stats", "split_times"]
+__all__ = [
+    "NormStats",
+    "Splits",
+    "WindowDataset",
+    "collate_windows",
+    "compute_stats",
+    "split_times",
+]
 
 SplitName = Literal["train", "val", "test"]
 
@@ -64,8 +71,8 @@ def split_times(n_times: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)) ->
     if len(fractions) != 3 or any(f <= 0 for f in fractions):
         raise DataError(f"split fractions must be three positive numbers, got {list(fractions)}")
     total = float(sum(fractions))
-    n_train = int(round(n_times * fractions[0] / total))
-    n_val = int(round(n_times * fractions[1] / total))
+    n_train = round(n_times * fractions[0] / total)
+    n_val = round(n_times * fractions[1] / total)
     n_test = n_times - n_train - n_val
     if min(n_train, n_val, n_test) < 1:
         raise DataError(
@@ -143,7 +150,7 @@ def compute_stats(ds: xr.Dataset, spec: VariantSpec, split: tuple[int, int]) -> 
 
 def _to_datetime(value: np.datetime64) -> datetime:
     seconds = value.astype("datetime64[s]").astype(np.int64)
-    return datetime.utcfromtimestamp(int(seconds))
+    return datetime.fromtimestamp(int(seconds), tz=UTC).replace(tzinfo=None)
 
 
 class WindowDataset:
@@ -217,9 +224,7 @@ class WindowDataset:
 
         self.surf = {n: load(n, ("time", "lat", "lon")) for n in spec.surf_vars}
         self.atmos = {n: load(n, ("time", "level", "lat", "lon")) for n in spec.atmos_vars}
-        self.static = {
-            n: load(static_store_name(n), ("lat", "lon")) for n in spec.static_vars
-        }
+        self.static = {n: load(static_store_name(n), ("lat", "lon")) for n in spec.static_vars}
 
     def __len__(self) -> int:
         return self.last - self.first + 1
@@ -253,7 +258,7 @@ class WindowDataset:
 
 
 def collate_windows(
-    ds: WindowDataset, windows: Sequence[tuple[int, dict[str, Any], dict[str, Any]]]
+    ds: WindowDataset, windows: Sequence[tuple[Any, dict[str, Any], dict[str, Any]]]
 ) -> tuple[Batch, dict[str, dict[str, torch.Tensor]]]:
     """Stack windows into an ``aurora.Batch`` (inputs) and target tensors.
 
