@@ -1,0 +1,94 @@
+"""``aurora-mlops evaluate``: score a model or a forecast file against truth.
+
+Cheap to import: xarray, torch and matplotlib are imported inside the handler only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from aurora_mlops.errors import ConfigError
+
+__all__ = ["cmd_evaluate", "register"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``evaluate`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    from aurora_mlops.variants import VARIANTS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "evaluate",
+        help="Score a model or a forecast file against truth, with baselines and a report.",
+        description="Two forms: --forecast F --truth T (score any WeatherBench2-style forecast "
+        "file) or --model CKPT --data PATH (roll the model out over the test split). Both write "
+        "metrics.json, metrics.parquet, lead-time plots, a scorecard and HTML/Markdown reports.",
+    )
+    p.add_argument("--variant", required=True, choices=list(VARIANTS), help="Aurora variant.")
+    p.add_argument("--out", required=True, help="Output directory.")
+    p.add_argument("--forecast", default=None, help="Forecast file (netCDF or Zarr, WB2 layout).")
+    p.add_argument("--truth", default=None, help="Truth dataset (any layout the readers accept).")
+    p.add_argument("--model", default=None, help="Checkpoint to roll out (needs --data).")
+    p.add_argument("--data", default=None, help="Dataset whose test split is rolled out.")
+    p.add_argument(
+        "--climatology-from", default=None,
+        help="Dataset whose training split gives the climatology (default: truth before the "
+        "first initialisation time).",
+    )
+    p.add_argument(
+        "--baseline", action="append", choices=["persistence", "climatology"], default=None,
+        help="Baseline to score (repeatable; default both).",
+    )
+    p.set_defaults(handler=cmd_evaluate)
+    return p
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Handler of ``aurora-mlops evaluate``; returns the exit code."""
+    import aurora_mlops.evaluation as ev
+    from aurora_mlops.data import open_dataset, split_times
+    from aurora_mlops.variables import VARIABLES
+
+    if args.model is not None:
+        if args.data is None or args.forecast is not None:
+            raise ConfigError("--model needs --data and excludes --forecast")
+        make = getattr(ev, "forecast_from_checkpoint", None)
+        if make is None:
+            raise ConfigError(
+                "`--model` evaluation is not available yet in this build; write the forecast "
+                "to a file and use --forecast F --truth T"
+            )
+        forecast = make(args.model, args.data, args.variant)
+        truth: Any = args.truth or args.data
+    else:
+        if args.forecast is None or args.truth is None:
+            raise ConfigError("evaluate needs --forecast F --truth T, or --model CKPT --data PATH")
+        forecast, truth = args.forecast, args.truth
+
+    climatology = None
+    if args.climatology_from is not None:
+        src = open_dataset(args.climatology_from)
+        train = split_times(src.sizes["time"]).train
+        src = src.isel(time=slice(*train))
+        angles = {v.name for v in VARIABLES.values() if v.angle}
+        climatology = ev.compute_climatology(src, angles=angles)
+
+    result = ev.evaluate_forecasts(
+        {"model": forecast},
+        truth,
+        variant=args.variant,
+        out_dir=Path(args.out),
+        climatology=climatology,
+        baselines=tuple(args.baseline or ev.BASELINES),
+    )
+    card = result.scorecard.get("model", {})
+    for ref, m in card.items():
+        if "rmse" in m:
+            r = m["rmse"]
+            print(f"model beats {ref} on RMSE in {r['wins']}/{r['targets']} targets "
+                  f"({r['fraction']:.0%})")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {len(result.files)} files to {args.out}")
+    return 0

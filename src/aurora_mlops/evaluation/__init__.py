@@ -1,0 +1,73 @@
+"""Evaluation: WeatherBench2-style scores of forecasts and baselines against truth.
+
+Metrics are pure functions over xarray (:mod:`._metrics`); event thresholds are one table
+(:mod:`._events`); forecasts follow the WeatherBench2 layout (:mod:`._forecast`); baselines are
+forecasts built from the truth (:mod:`._baselines`); :func:`evaluate_forecasts` streams over
+initialisation times and writes ``metrics.json``, ``metrics.parquet``, plots and reports.
+"""
+
+from __future__ import annotations
+
+from aurora_mlops.evaluation._baselines import (
+    BASELINES,
+    climatology_forecast,
+    compute_climatology,
+    persistence_forecast,
+)
+from aurora_mlops.evaluation._evaluate import (
+    TABLE_COLUMNS,
+    EvaluationResult,
+    evaluate_forecasts,
+    score_forecasts,
+)
+from aurora_mlops.evaluation._events import (
+    EVENTS,
+    EventSpec,
+    confusion_counts,
+    event_scores,
+    events_for,
+)
+from aurora_mlops.evaluation._forecast import normalise_forecast, open_forecast, open_truth
+from aurora_mlops.evaluation._metrics import (
+    acc,
+    bias,
+    circular_difference,
+    crps,
+    ensemble_mean,
+    ensemble_variance,
+    lat_weights,
+    mae,
+    mse,
+    pearson,
+    spatial_mean,
+)
+
+__all__ = [
+    "BASELINES",
+    "EVENTS",
+    "TABLE_COLUMNS",
+    "EvaluationResult",
+    "EventSpec",
+    "acc",
+    "bias",
+    "circular_difference",
+    "climatology_forecast",
+    "compute_climatology",
+    "confusion_counts",
+    "crps",
+    "ensemble_mean",
+    "ensemble_variance",
+    "evaluate_forecasts",
+    "event_scores",
+    "events_for",
+    "lat_weights",
+    "mae",
+    "mse",
+    "normalise_forecast",
+    "open_forecast",
+    "open_truth",
+    "pearson",
+    "persistence_forecast",
+    "score_forecasts",
+    "spatial_mean",
+]
