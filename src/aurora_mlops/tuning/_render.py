@@ -1,0 +1,498 @@
+"""Render the search spaces into Katib v1beta1 Experiment specs (``katib/``).
+
+Each spec is built as data (nested dicts in a fixed key order) and dumped with a
+:class:`yaml.SafeDumper` whose resolver also treats ``1e-4`` as a number (as Kubernetes'
+YAML reader does), so such strings come out quoted and stay strings on the cluster.
+
+Layout of the output directory::
+
+    <out>/<variant>/{grid,random,tpe}.yaml          production sweeps (GPU node pool)
+    <out>/high-res/tpe-pytorchjob.yaml              the same TPE sweep as a multi-pod PyTorchJob
+    <out>/smoke/<variant>-{grid,random,tpe}.yaml    CPU-sized sweeps for CI and ``make run``
+
+What each sweep is for:
+
+- ``grid``: a few architecture combinations, trained from scratch (proxy-scale sweep).
+- ``random``: the whole space (architecture and fine-tune knobs), trained from scratch.
+- ``tpe``: the fine-tune knobs only, starting from the published checkpoint (``--init hub``),
+  with median-stop early stopping.
+
+Smoke specs run ``train-trial --profile smoke`` on the CPU with tiny budgets; their ``--data``
+(``data/<variant>.nc``) and ``--output`` (``trials/<trial name>``) are relative to the working
+directory of whoever runs the trial (the local runner's work dir).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from aurora_mlops.config import Settings, get_settings, image_ref
+from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
+from aurora_mlops.tuning._space import SearchSpace, get_space
+from aurora_mlops.variants import VARIANTS
+
+__all__ = [
+    "ARTIFACTS_CLAIM",
+    "DATA_CLAIM",
+    "STUDIES",
+    "TRIAL_NAME_PARAMETER",
+    "Study",
+    "build_experiment",
+    "dump_yaml",
+    "render_all",
+    "rendered_specs",
+]
+
+Algorithm = Literal["grid", "random", "tpe"]
+Launcher = Literal["job", "pytorchjob"]
+SpecProfile = Literal["smoke", "production"]
+
+#: PersistentVolumeClaims a production trial mounts (read-only data, read-write artifacts).
+DATA_CLAIM = "aurora-mlops-data"
+ARTIFACTS_CLAIM = "aurora-mlops-artifacts"
+DATA_MOUNT = "/mnt/data"
+ARTIFACTS_MOUNT = "/mnt/artifacts"
+#: The trial parameter that carries Katib's trial name (``${trialSpec.Name}``).
+TRIAL_NAME_PARAMETER = "trial_name"
+#: Primary container names: Katib's convention for Jobs, the training operator's for PyTorchJob.
+JOB_CONTAINER = "training-container"
+PYTORCH_CONTAINER = "pytorch"
+#: Literal budget flags of smoke trials (smaller than the smoke profile's defaults).
+SMOKE_BUDGET = ("--epochs=3", "--steps_per_epoch=8")
+#: Literal flags a variant always runs with (not searched).
+FIXED_FLAGS: dict[str, tuple[str, ...]] = {
+    "medium-res": (),
+    "high-res": ("--amp=on",),
+    "air-pollution": ("--positivity=on",),
+    "ocean-waves": (),
+}
+#: How Katib reads each metric over a trial's epochs.
+METRIC_STRATEGIES: dict[str, str] = {
+    OBJECTIVE_METRIC: "min", "val_rmse": "min", "val_event_f1": "max", "train_loss": "min",
+    "epoch": "latest",
+}
+_JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+_PYTORCH_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+_SMOKE_NOTE = (
+    "Smoke sweep: the smoke model is tiny and fixed, so its architecture parameters are replaced "
+    "by fine-tune parameters (learning rate, regularisation, LoRA). --data and --output are "
+    "relative to the trial's working directory (the local runner's work dir)."
+)
+
+
+class Study(BaseModel):
+    """One rendered Experiment: which variant, algorithm, parameters and budgets.
+
+    Attributes:
+        variant: Variant registry name.
+        algorithm: Katib suggestion algorithm.
+        profile: ``production`` (GPU node pool) or ``smoke`` (CPU, tiny budgets).
+        parameters: Names from the variant's search space for ``profile``.
+        max_trial_count: ``spec.maxTrialCount``.
+        parallel_trial_count: ``spec.parallelTrialCount``.
+        max_failed_trial_count: ``spec.maxFailedTrialCount``.
+        init: ``train-trial --init`` (``hub``: the published checkpoint), ``None``: from scratch.
+        early_stopping: Add ``medianstop``.
+        launcher: ``job`` (``batch/v1`` Job) or ``pytorchjob`` (one pod per GPU).
+        purpose: One sentence, written into the spec's annotations.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variant: str
+    algorithm: Algorithm
+    profile: SpecProfile
+    parameters: tuple[str, ...] = Field(min_length=1)
+    max_trial_count: int = Field(ge=1)
+    parallel_trial_count: int = Field(ge=1)
+    max_failed_trial_count: int = Field(ge=0)
+    init: str | None = None
+    early_stopping: bool = False
+    launcher: Launcher = "job"
+    purpose: str
+
+    @property
+    def space(self) -> SearchSpace:
+        """The searched parameters."""
+        return get_space(self.variant, self.profile).subset(self.parameters)
+
+    @property
+    def experiment_name(self) -> str:
+        """``metadata.name``: ``aurora-[smoke-]<variant>-<algorithm>[-pytorchjob]``."""
+        smoke = "smoke-" if self.profile == "smoke" else ""
+        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
+        return f"aurora-{smoke}{self.variant}-{self.algorithm}{suffix}"
+
+    @property
+    def relpath(self) -> str:
+        """Where the spec lives under ``katib/``."""
+        if self.profile == "smoke":
+            return f"smoke/{self.variant}-{self.algorithm}.yaml"
+        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
+        return f"{self.variant}/{self.algorithm}{suffix}.yaml"
+
+
+# The plan -------------------------------------------------------------------------------------
+#: Architecture combinations of each production grid (the other knobs keep profile values;
+#: ``num_heads`` stays at 16, which divides every ``embed_dim``).
+_GRID: dict[str, tuple[str, ...]] = {
+    "medium-res": ("encoder_depths", "embed_dim", "mlp_ratio"),
+    "high-res": ("patch_size", "encoder_depths", "embed_dim"),
+    "air-pollution": ("patch_size", "separate_perceiver"),
+    "ocean-waves": ("embed_dim", "mlp_ratio", "coastal_conditioning"),
+}
+#: Left out of the production random sweep: Katib cannot exclude embed_dim=512 with
+#: num_heads=12, so embed_dim is swept in the grid and num_heads here.
+_RANDOM_LEAVE_OUT: dict[str, tuple[str, ...]] = {
+    "medium-res": ("embed_dim",), "high-res": ("embed_dim",), "air-pollution": (),
+    "ocean-waves": ("embed_dim",),
+}
+_SMOKE_GRID: dict[str, tuple[str, ...]] = {
+    "medium-res": ("weight_decay", "lora_mode"),
+    "high-res": ("weight_decay", "max_history_size"),
+    "air-pollution": ("lora_mode", "log_space_loss"),
+    "ocean-waves": ("weight_decay", "lora_mode"),
+}
+
+
+def _studies() -> tuple[Study, ...]:
+    out: list[Study] = []
+    for variant in VARIANTS:
+        space = get_space(variant, "production")
+        gpus = VARIANTS[variant].node_pool.gpus_per_trial
+        parallel = 2 if gpus > 1 else 4
+        grid = space.subset(_GRID[variant])
+        grid_size = grid.grid_size() or 1
+        out.append(Study(
+            variant=variant, algorithm="grid", profile="production", parameters=grid.names,
+            max_trial_count=grid_size, parallel_trial_count=min(parallel, grid_size),
+            max_failed_trial_count=max(1, grid_size // 4),
+            purpose="Architecture grid trained from scratch (proxy-scale sweep).",
+        ))
+        out.append(Study(
+            variant=variant, algorithm="random", profile="production",
+            parameters=space.without(_RANDOM_LEAVE_OUT[variant]).names,
+            max_trial_count=24, parallel_trial_count=parallel, max_failed_trial_count=6,
+            purpose="Random search over architecture and fine-tune knobs, from scratch.",
+        ))
+        tpe = Study(
+            variant=variant, algorithm="tpe", profile="production",
+            parameters=space.by_tag("fine-tune").names, max_trial_count=40,
+            parallel_trial_count=parallel, max_failed_trial_count=8, init="hub",
+            early_stopping=True,
+            purpose="TPE over fine-tune knobs from the published checkpoint, median stopping.",
+        )
+        out.append(tpe)
+        if gpus > 1:
+            out.append(tpe.model_copy(update={"launcher": "pytorchjob"}))
+    for variant in VARIANTS:
+        space = get_space(variant, "smoke")
+        grid = space.subset(_SMOKE_GRID[variant])
+        common: dict[str, Any] = dict(
+            variant=variant, profile="smoke", parallel_trial_count=2, max_failed_trial_count=1,
+        )
+        out.append(Study(
+            algorithm="grid", parameters=grid.names,
+            max_trial_count=min(4, grid.grid_size() or 4),
+            purpose="Smoke grid over discrete fine-tune knobs (CPU).", **common,
+        ))
+        out.append(Study(
+            algorithm="random", parameters=space.names, max_trial_count=4,
+            purpose="Smoke random search over fine-tune knobs (CPU).", **common,
+        ))
+        out.append(Study(
+            algorithm="tpe", parameters=space.names, max_trial_count=6, early_stopping=True,
+            purpose="Smoke TPE over fine-tune knobs with median stopping (CPU).", **common,
+        ))
+    return tuple(out)
+
+
+#: Every spec ``katib render`` writes.
+STUDIES: tuple[Study, ...] = _studies()
+
+
+# Building -------------------------------------------------------------------------------------
+def _trial_command(study: Study, *, launcher_prefix: tuple[str, ...] = ()) -> list[str]:
+    smoke = study.profile == "smoke"
+    data = f"data/{study.variant}.nc" if smoke else f"{DATA_MOUNT}/{study.variant}.nc"
+    output_root = "trials" if smoke else f"{ARTIFACTS_MOUNT}/trials"
+    cmd = [
+        *launcher_prefix,
+        "aurora-mlops", "train-trial",
+        "--variant", study.variant,
+        "--profile", study.profile,
+        "--data", data,
+        "--output", f"{output_root}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
+    ]
+    if study.init is not None:
+        cmd += ["--init", study.init]
+    cmd += list(FIXED_FLAGS[study.variant])
+    if smoke:
+        cmd += list(SMOKE_BUDGET)
+    cmd += [f"--{name}=${{trialParameters.{name}}}" for name in study.parameters]
+    return cmd
+
+
+def _split_quantity(quantity: str, parts: int) -> str:
+    """``"256Gi"`` split over 4 pods -> ``"64Gi"`` (whole units, rounded down, at least 1)."""
+    m = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity)
+    if not m:
+        raise ValueError(f"cannot split resource quantity {quantity!r}")
+    return f"{max(1, int(m.group(1)) // parts)}{m.group(2)}"
+
+
+def _container(name: str, image: str, command: list[str], resources: dict[str, Any],
+               *, mounts: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": command,
+        "resources": resources,
+    }
+    if mounts:
+        container["volumeMounts"] = [
+            {"name": "data", "mountPath": DATA_MOUNT, "readOnly": True},
+            {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
+        ]
+    return container
+
+
+def _pod_spec(study: Study, settings: Settings, container: dict[str, Any],
+              restart_policy: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"restartPolicy": restart_policy}
+    if study.profile == "production":
+        spec["nodeSelector"] = {settings.gpu_node_selector_key: settings.gpu_node_selector_value}
+        spec["tolerations"] = [
+            {"key": settings.gpu_toleration_key, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    spec["containers"] = [container]
+    if study.profile == "production":
+        spec["volumes"] = [
+            {"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM, "readOnly": True}},
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": ARTIFACTS_CLAIM}},
+        ]
+    return spec
+
+
+_POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
+
+
+def _resources(study: Study, *, pods: int = 1) -> dict[str, Any]:
+    if study.profile == "smoke":
+        quota = {"cpu": "2", "memory": "4Gi"}
+        return {"requests": dict(quota), "limits": dict(quota)}
+    pool = VARIANTS[study.variant].node_pool
+    gpus = pool.gpus_per_trial // pods
+    quota = {"cpu": _split_quantity(pool.cpu, pods), "memory": _split_quantity(pool.memory, pods)}
+    return {"requests": dict(quota), "limits": {"nvidia.com/gpu": gpus, **quota}}
+
+
+def _job_spec(study: Study, settings: Settings) -> dict[str, Any]:
+    gpus = VARIANTS[study.variant].node_pool.gpus_per_trial if study.profile == "production" else 1
+    prefix: tuple[str, ...] = ()
+    if gpus > 1:
+        prefix = ("torchrun", "--standalone", f"--nproc_per_node={gpus}", "--module")
+    command = _trial_command(study, launcher_prefix=prefix)
+    if prefix:
+        # ``torchrun --module aurora_mlops`` runs ``python -m aurora_mlops``.
+        command[command.index("aurora-mlops")] = "aurora_mlops"
+    container = _container(JOB_CONTAINER, image_ref(settings), command, _resources(study),
+                           mounts=study.profile == "production")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": dict(_POD_ANNOTATIONS)},
+                "spec": _pod_spec(study, settings, container, "Never"),
+            },
+        },
+    }
+
+
+def _pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
+    pods = VARIANTS[study.variant].node_pool.gpus_per_trial
+
+    def replica(replicas: int) -> dict[str, Any]:
+        container = _container(PYTORCH_CONTAINER, image_ref(settings), _trial_command(study),
+                               _resources(study, pods=pods), mounts=True)
+        return {
+            "replicas": replicas,
+            "restartPolicy": "Never",
+            "template": {
+                "metadata": {"annotations": dict(_POD_ANNOTATIONS)},
+                "spec": _pod_spec(study, settings, container, "Never"),
+            },
+        }
+
+    specs = {"Master": replica(1)}
+    if pods > 1:
+        specs["Worker"] = replica(pods - 1)
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "spec": {"pytorchReplicaSpecs": specs},
+    }
+
+
+def build_experiment(study: Study, settings: Settings | None = None) -> dict[str, Any]:
+    """The Katib v1beta1 Experiment of ``study`` as plain data (dicts in a fixed key order).
+
+    Args:
+        study: What to render.
+        settings: Node pool, registry and namespace; the process settings if ``None``.
+
+    Raises:
+        ValueError: The study's parameters hold a combination the model refuses.
+    """
+    settings = settings or get_settings()
+    space = study.space
+    conflicts = space.conflicts()
+    if conflicts:
+        raise ValueError(f"{study.relpath}: {'; '.join(conflicts)}")
+    if study.launcher == "pytorchjob":
+        trial_spec = _pytorchjob_spec(study, settings)
+        primary, success = PYTORCH_CONTAINER, _PYTORCH_SUCCESS
+    else:
+        trial_spec = _job_spec(study, settings)
+        primary, success = JOB_CONTAINER, _JOB_SUCCESS
+
+    tags = sorted({p.tag for p in space.parameters})
+    annotations = {
+        "aurora-mlops/generated-by": "aurora-mlops katib render (do not edit by hand)",
+        "aurora-mlops/purpose": study.purpose,
+        "aurora-mlops/parameter-tags": ",".join(tags),
+        "aurora-mlops/start": "published checkpoint" if study.init else "from scratch",
+    }
+    if study.profile == "smoke":
+        annotations["aurora-mlops/smoke"] = _SMOKE_NOTE
+    spec: dict[str, Any] = {
+        "objective": {
+            "type": "minimize",
+            "objectiveMetricName": OBJECTIVE_METRIC,
+            "additionalMetricNames": list(ADDITIONAL_METRICS),
+            "metricStrategies": [
+                {"name": m, "value": METRIC_STRATEGIES[m]}
+                for m in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
+            ],
+        },
+        "algorithm": {"algorithmName": study.algorithm},
+    }
+    if study.algorithm != "grid":
+        spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": "42"}]
+    if study.early_stopping:
+        spec["earlyStopping"] = {
+            "algorithmName": "medianstop",
+            "algorithmSettings": [
+                {"name": "min_trials_required",
+                 "value": "2" if study.profile == "smoke" else "5"},
+                {"name": "start_step", "value": "2" if study.profile == "smoke" else "3"},
+            ],
+        }
+    spec.update({
+        "parallelTrialCount": study.parallel_trial_count,
+        "maxTrialCount": study.max_trial_count,
+        "maxFailedTrialCount": study.max_failed_trial_count,
+        "resumePolicy": "Never",
+        "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
+        "parameters": space.to_katib(),
+        "trialTemplate": {
+            "primaryContainerName": primary,
+            **({"primaryPodLabels": {"training.kubeflow.org/job-role": "master"}}
+               if study.launcher == "pytorchjob" else {}),
+            "successCondition": success,
+            "failureCondition": _FAILURE,
+            "trialParameters": [
+                {"name": TRIAL_NAME_PARAMETER, "reference": "${trialSpec.Name}",
+                 "description": "Katib's trial name: the trial's own output directory."},
+                *({"name": p.name, "reference": p.name,
+                   "description": f"{p.tag} parameter" + (f": {p.help}" if p.help else "")}
+                  for p in space.parameters),
+            ],
+            "trialSpec": trial_spec,
+        },
+    })
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {
+            "name": study.experiment_name,
+            "namespace": settings.namespace,
+            "labels": {
+                "app.kubernetes.io/part-of": "aurora-mlops",
+                "aurora-mlops/variant": study.variant,
+                "aurora-mlops/profile": study.profile,
+                "aurora-mlops/algorithm": study.algorithm,
+            },
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+# Dumping --------------------------------------------------------------------------------------
+#: Plain scalars Kubernetes' YAML reader takes as numbers (``1e-4`` too, unlike YAML 1.1).
+_K8S_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes every string Kubernetes would read as a number."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _K8S_FLOAT, list("-+0123456789."))
+
+_HEADER = "# Generated by `aurora-mlops katib render` from aurora_mlops.tuning; do not edit.\n"
+
+
+def dump_yaml(doc: Mapping[str, Any]) -> str:
+    """``doc`` as YAML: key order kept, no flow style, no line wrapping, no aliases."""
+    text = yaml.dump(dict(doc), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=4096, allow_unicode=False)
+    return _HEADER + text
+
+
+def rendered_specs(settings: Settings | None = None) -> dict[str, str]:
+    """``{relative path: YAML text}`` of every spec, in :data:`STUDIES` order."""
+    return {s.relpath: dump_yaml(build_experiment(s, settings)) for s in STUDIES}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_all(out_dir: str | Path, settings: Settings | None = None) -> list[Path]:
+    """Write every spec under ``out_dir`` (each file atomically); returns the paths written.
+
+    Every spec is built before the first file is written, so a failure leaves nothing behind.
+    Files are rewritten only when their content changes.
+    """
+    out = Path(out_dir)
+    specs = rendered_specs(settings)
+    written: list[Path] = []
+    for rel, text in specs.items():
+        path = out / rel
+        if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+            _write_atomic(path, text)
+        written.append(path)
+    return written

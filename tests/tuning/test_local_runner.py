@@ -1,0 +1,305 @@
+"""The embedded Katib-compatible runner: algorithms, failures, pruning, goal, kill -9 resume."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aurora_mlops.errors import ConfigError
+from aurora_mlops.tuning._experiment import load_experiment, parse_experiment
+from aurora_mlops.tuning._local import is_train_trial_command, run_local
+
+SPECS = Path(__file__).parent / "specs"
+FAMILIES = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization"]
+
+
+def _doc(name: str) -> dict[str, Any]:
+    return yaml.safe_load((SPECS / name).read_text())
+
+
+def _script_work(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(SPECS / "trial.py", work / "trial.py")
+    return work
+
+
+def _script_doc(*, name: str, modes: list[str], algorithm: str = "random",
+                max_trials: int = 4, parallel: int = 2, extra: list[str] | None = None,
+                **spec: Any) -> dict[str, Any]:
+    doc = _doc("script-random.yaml")
+    doc["metadata"]["name"] = name
+    doc["spec"]["algorithm"]["algorithmName"] = algorithm
+    doc["spec"]["maxTrialCount"] = max_trials
+    doc["spec"]["parallelTrialCount"] = parallel
+    doc["spec"]["parameters"][1]["feasibleSpace"]["list"] = modes
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]
+    container["command"] += extra or []
+    doc["spec"].update(spec)
+    return doc
+
+
+def _completed(work: Path) -> list[str]:
+    path = work / "completed.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+# ------------------------------------------------------------------------------------ the spec
+
+
+def test_experiment_reader_substitutes_like_katib() -> None:
+    exp = load_experiment(SPECS / "smoke-tpe.yaml")
+    assert exp.name == "medium-res-tpe" and exp.objective.metric == "val_score"
+    assert exp.algorithm.settings == {"n_startup_trials": "1", "random_state": "3"}
+    assert [p.name for p in exp.parameters] == ["learning_rate", "weight_decay", "loss"]
+    assert exp.parameter("learning_rate").log
+    cmd = exp.trial_command("medium-res-tpe-7", {"learning_rate": "0.001",
+                                                 "weight_decay": "0.01", "loss": "mae"})
+    assert cmd[:2] == ["aurora-mlops", "train-trial"]
+    assert "trials/medium-res-tpe-7" in cmd and "--learning_rate=0.001" in cmd
+    assert "--loss=mae" in cmd and not any("${" in a for a in cmd)
+    assert exp.trial_output_dir("t-1") == "trials/t-1"
+    assert is_train_trial_command(cmd)
+    assert not is_train_trial_command(["python", "trial.py"])
+    assert is_train_trial_command(["python3", "-m", "aurora_mlops", "train-trial", "--variant"])
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["spec"]["trialTemplate"].update(primaryContainerName="trainer"),
+     "no container named 'trainer'"),
+    (lambda d: d["spec"]["trialTemplate"]["trialParameters"][0].update(reference="lr"),
+     "references 'lr'"),
+    (lambda d: d["spec"]["parameters"][0].update(parameterType="float"), "parameterType"),
+    (lambda d: d["spec"]["objective"].update(type="lowest"), "spec.objective.type"),
+    (lambda d: d.update(kind="Trial"), "kind Experiment"),
+], ids=["container", "reference", "type", "objective", "kind"])
+def test_experiment_reader_names_the_bad_field(edit: Callable[[dict[str, Any]], None],
+                                               message: str) -> None:
+    doc = _doc("smoke-tpe.yaml")
+    edit(doc)
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment(doc, source="x.yaml")
+
+
+def test_local_runner_refuses_algorithms_it_cannot_run(tmp_path: Path) -> None:
+    doc = _script_doc(name="hb", modes=["ok"], algorithm="hyperband")
+    with pytest.raises(ConfigError, match="hyperband"):
+        run_local(parse_experiment(doc), work_dir=tmp_path, progress=False, tracking=False)
+
+
+# ------------------------------------------------------------------ real smoke trials per family
+
+
+@pytest.fixture(scope="module")
+def smoke_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aurora_mlops.data import synthesize, write_dataset
+
+    root = tmp_path_factory.mktemp("sweepdata")
+    write_dataset(synthesize("medium-res", times=40, seed=1), root / "medium-res.nc")
+    return root
+
+
+@pytest.mark.parametrize("algorithm", FAMILIES, ids=FAMILIES)
+def test_smoke_sweep_per_algorithm_family(algorithm: str, smoke_data_dir: Path,
+                                          tmp_path: Path) -> None:
+    doc = _doc("smoke-tpe.yaml")
+    doc["metadata"]["name"] = f"medium-res-{algorithm}"
+    doc["spec"]["algorithm"]["algorithmName"] = algorithm
+    doc["spec"]["parallelTrialCount"] = 2
+    settings = {"random": [{"name": "random_state", "value": "1"}],
+                "bayesianoptimization": [{"name": "n_initial_points", "value": "1"}],
+                "cmaes": [{"name": "sigma", "value": "0.2"}]}
+    if algorithm in settings:
+        doc["spec"]["algorithm"]["algorithmSettings"] = settings[algorithm]
+    if algorithm in ("tpe", "multivariate-tpe"):
+        doc["spec"]["maxTrialCount"] = 3
+        doc["spec"]["parallelTrialCount"] = 1
+    work = tmp_path / "w"
+    result = run_local(parse_experiment(doc), work_dir=work, data_dir=smoke_data_dir,
+                       progress=False, trial_timeout=300)
+    status = json.loads((work / "status.json").read_text())
+    want = doc["spec"]["maxTrialCount"]
+    assert status["trialsSucceeded"] == want, status["failures"]
+    assert status["trials"] == want and status["trialsRunning"] == 0
+    assert status["conditions"][-1]["type"] == "Succeeded"
+    optimal = status["currentOptimalTrial"]
+    assert optimal["bestTrialName"] == result.best_trial
+    assert {p["name"] for p in optimal["parameterAssignments"]} == {
+        "learning_rate", "weight_decay", "loss"}
+    names = [m["name"] for m in optimal["observation"]["metrics"]]
+    assert "val_score" in names and "val_rmse" in names
+    # The best trial's checkpoint is the one train-trial wrote, and best.json says so.
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    trial_json = json.loads((result.checkpoint.parent / "trial.json").read_text())
+    assert trial_json["metrics"]["val_score"] == pytest.approx(result.metrics["val_score"])
+    best = json.loads((work / "best.json").read_text())
+    assert best["bestTrialName"] == result.best_trial
+    assert best["checkpoint"] == str(result.checkpoint)
+    assert "val_score=" in (work / "trials" / result.best_trial / "log.txt").read_text()
+
+    if algorithm == "random":
+        # Trials ran in preloaded forked workers, and each is an MLflow child of the sweep's run.
+        import optuna
+        from mlflow.tracking import MlflowClient
+
+        study = optuna.load_study(study_name=doc["metadata"]["name"],
+                                  storage=f"sqlite:///{work / 'study.db'}")
+        assert {t.user_attrs["katib_runner"] for t in study.trials} == {"forkserver"}
+        client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+        parent = best["mlflowParentRunId"]
+        runs = client.search_runs(
+            [client.get_run(parent).info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+        assert sorted(r.data.tags["katib.trial"] for r in runs) == sorted(
+            status["succeededTrialList"])
+        assert client.get_run(parent).data.metrics["best_val_score"] == pytest.approx(
+            result.metrics["val_score"])
+
+
+# -------------------------------------------------------------------- cheap script trials
+
+
+def test_crash_hang_oom_and_nan_trials_fail_with_their_last_lines(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="bad", modes=["crash", "hang", "nan", "oom"], algorithm="grid",
+                      max_trials=10, parallel=4, maxFailedTrialCount=10)
+    doc["spec"]["parameters"][0] = {"name": "x", "parameterType": "discrete",
+                                    "feasibleSpace": {"list": ["0.5"]}}
+    t0 = time.monotonic()
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False,
+                       trial_timeout=3)
+    assert time.monotonic() - t0 < 30
+    status = json.loads((work / "status.json").read_text())
+    assert status["trialsFailed"] == 4 and status["trialsSucceeded"] == 0
+    assert result.best_trial is None
+    failures = status["failures"]
+    assert all(f["logTail"] for f in failures.values()), failures
+    reasons = " | ".join(f["reason"] for f in failures.values())
+    tails = " | ".join(" ".join(f["logTail"]) for f in failures.values())
+    assert "exited with code 3" in reasons and "about to crash" in tails
+    assert "timed out after 3 s" in reasons and "waiting forever" in tails
+    assert "metrics unavailable" in reasons
+    assert "SIGKILL" in reasons
+
+
+def test_max_failed_trial_count_stops_the_sweep(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="failing", modes=["crash"], max_trials=10, parallel=1,
+                      maxFailedTrialCount=2)
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)
+    assert result.reason == "MaxFailedTrialsReached"
+    status = result.status
+    assert status["trialsFailed"] == 2 and status["conditions"][-1]["type"] == "Failed"
+
+
+def test_goal_reached_stops_early(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="goal", modes=["ok"], max_trials=20, parallel=1)
+    doc["spec"]["objective"]["goal"] = 0.6
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)
+    assert result.reason == "GoalReached"
+    assert result.metrics["val_score"] <= 0.6
+    assert result.status["trialsSucceeded"] < 20
+
+
+def test_medianstop_prunes_and_stops_trial_processes(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="prune", modes=["ok"], max_trials=6, parallel=1,
+                      extra=["--epochs=8", "--sleep=0.15"])
+    doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}
+    xs = ["0.3", "0.31", "0.32", "0.9", "1.0", "1.1"]
+    doc["spec"]["parameters"][0] = {"name": "x", "parameterType": "discrete",
+                                    "feasibleSpace": {"list": xs}}
+    doc["spec"]["algorithm"] = {"algorithmName": "grid", "algorithmSettings": [
+        {"name": "random_state", "value": "0"}]}
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)
+    status = result.status
+    assert status["trialsEarlyStopped"] >= 1, status
+    assert status["trialsSucceeded"] + status["trialsEarlyStopped"] == 6
+    for name in status["earlyStoppedTrialList"]:
+        log_text = (work / "trials" / name / "log.txt").read_text()
+        assert log_text.count("epoch=") < 8, log_text  # the process was stopped
+        assert name not in _completed(work)
+        assert not (work / "trials" / name / "model.ckpt").exists()
+    assert result.parameters["x"] == "0.3"
+
+
+def test_kill_9_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="resume", modes=["ok"], max_trials=5, parallel=1,
+                      extra=["--sleep=0.25"])
+    spec = tmp_path / "resume.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    code = ("from aurora_mlops.tuning._local import run_local; "
+            f"run_local({str(spec)!r}, work_dir={str(work)!r}, progress=False, tracking=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            status_file = work / "status.json"
+            if status_file.exists():
+                with_status = json.loads(status_file.read_text())
+                if with_status["trialsSucceeded"] >= 2 and with_status["trialsRunning"] == 1:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first runner never got two trials done")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = set(with_status["succeededTrialList"])
+    interrupted = with_status["runningTrialList"][0]
+    time.sleep(0.3)
+    result = run_local(spec, work_dir=work, progress=False, tracking=False)
+    status = result.status
+    assert status["trialsSucceeded"] == 5 and status["trialsFailed"] == 0
+    assert done_before <= set(status["succeededTrialList"])
+    completed = _completed(work)
+    assert len(completed) == len(set(completed)) == 5, completed  # nothing ran twice
+    assert interrupted not in completed  # its process died with the runner
+
+    import optuna
+
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{work / 'study.db'}")
+    old = next(t for t in study.trials if t.user_attrs.get("katib_name") == interrupted)
+    again = [t for t in study.trials if t.user_attrs.get("katib_requeued_from") == interrupted]
+    assert len(again) == 1 and again[0].params == old.params
+
+
+def test_cli_register_runs_the_local_backend(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from aurora_mlops.cli._tune import register
+
+    work = _script_work(tmp_path)
+    spec = tmp_path / "cli.yaml"
+    spec.write_text(yaml.safe_dump(_script_doc(name="cli", modes=["ok"], max_trials=2)))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tune", str(spec), "--backend", "local", "--work-dir", str(work),
+                              "--trial-timeout", "60"])
+    assert args.handler(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trialsSucceeded"] == 2 and out["bestTrialName"].startswith("cli-")
+    assert Path(out["checkpoint"]).is_file()
+
+
+def test_cli_module_is_cheap_to_import() -> None:
+    code = ("import sys, aurora_mlops.cli._tune; "
+            "print(sorted(m for m in ('optuna', 'torch', 'yaml', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
