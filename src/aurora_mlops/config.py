@@ -14,7 +14,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "katib_context"]
+__all__ = ["IMAGE_NAME", "Settings", "get_settings", "image_ref", "katib_context"]
+
+#: The one component/trial image; its tag is the package version, never ``latest``.
+IMAGE_NAME = "aurora-mlops"
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (read once)."""
     return Settings()
+
+
+def image_ref(settings: Settings | None = None) -> str:
+    """Full reference of the project image, tagged with the package version."""
+    from aurora_mlops._version import __version__
+
+    registry = (settings or get_settings()).image_registry.rstrip("/")
+    return f"{registry}/{IMAGE_NAME}:{__version__}"
 
 
 def katib_context() -> dict[str, str]:

@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "ADDITIONAL_METRICS",
     "KATIB_METRIC_PATTERN",
     "OBJECTIVE_METRIC",
-    "ADDITIONAL_METRICS",
     "format_metric_lines",
     "parse_metric_lines",
 ]

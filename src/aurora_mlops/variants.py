@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VARIANTS",
+    "WAVE_VARS",
     "Profile",
     "VariantSpec",
     "build_model",
@@ -131,9 +133,28 @@ _WEATHER_SURF = ("2t", "10u", "10v", "msl")
 _WEATHER_STATIC = ("lsm", "z", "slt")
 _WEATHER_ATMOS = ("z", "u", "v", "t", "q")
 _WAVE_SURF = (
-    ("swh", "mwd", "mwp", "pp1d", "shww", "mdww", "mpww", "shts", "mdts", "mpts")
-    + ("swh1", "mwd1", "mwp1", "swh2", "mwd2", "mwp2", "wind", "10u_wave", "10v_wave")
+    "swh",
+    "mwd",
+    "mwp",
+    "pp1d",
+    "shww",
+    "mdww",
+    "mpww",
+    "shts",
+    "mdts",
+    "mpts",
+    "swh1",
+    "mwd1",
+    "mwp1",
+    "swh2",
+    "mwd2",
+    "mwp2",
+    "wind",
+    "10u_wave",
+    "10v_wave",
 )
+#: Wave variables with a density channel: ``AuroraWave`` predicts NaN where it sees no waves.
+WAVE_VARS: frozenset[str] = frozenset(_WAVE_SURF)
 _SPECIES_SURF = ("pm1", "pm2p5", "pm10", "tcco", "tc_no", "tcno2", "gtco3", "tcso2")
 _SPECIES_ATMOS = ("co", "no", "no2", "go3", "so2")
 _EMISSIONS = tuple(
@@ -154,10 +175,15 @@ VARIANTS: dict[str, VariantSpec] = {
             atmos_vars=_WEATHER_ATMOS,
             smoke=dict(_SMOKE_CONFIG),
             node_pool=NodePool(
-                gpu_type="nvidia-a100-80gb", gpus_per_trial=1, gpu_memory_gib=40.0,
-                cpu="8", memory="64Gi",
+                gpu_type="nvidia-a100-80gb",
+                gpus_per_trial=1,
+                gpu_memory_gib=40.0,
+                cpu="8",
+                memory="64Gi",
             ),
-            description="Global weather at 0.25 degrees, 6-hourly, fine-tuned on ERA5 and IFS HRES T0.",
+            description=(
+                "Global weather at 0.25 degrees, 6-hourly, fine-tuned on ERA5 and IFS HRES T0."
+            ),
         ),
         VariantSpec(
             name="high-res",
@@ -171,8 +197,11 @@ VARIANTS: dict[str, VariantSpec] = {
             smoke={**_SMOKE_CONFIG, "patch_size": 10},
             smoke_grid=(40, 80),
             node_pool=NodePool(
-                gpu_type="nvidia-h100-80gb", gpus_per_trial=4, gpu_memory_gib=75.0,
-                cpu="32", memory="256Gi",
+                gpu_type="nvidia-h100-80gb",
+                gpus_per_trial=4,
+                gpu_memory_gib=75.0,
+                cpu="32",
+                memory="256Gi",
             ),
             description="Global weather at 0.1 degrees, 6-hourly, fine-tuned on IFS HRES analysis.",
         ),
@@ -189,8 +218,11 @@ VARIANTS: dict[str, VariantSpec] = {
             smoke_grid=(36, 72),
             min_history=2,
             node_pool=NodePool(
-                gpu_type="nvidia-a100-80gb", gpus_per_trial=1, gpu_memory_gib=60.0,
-                cpu="8", memory="96Gi",
+                gpu_type="nvidia-a100-80gb",
+                gpus_per_trial=1,
+                gpu_memory_gib=60.0,
+                cpu="8",
+                memory="96Gi",
             ),
             description="Atmospheric chemistry at 0.4 degrees, 12-hourly, fine-tuned on CAMS.",
         ),
@@ -205,8 +237,11 @@ VARIANTS: dict[str, VariantSpec] = {
             atmos_vars=_WEATHER_ATMOS,
             smoke=dict(_SMOKE_CONFIG),
             node_pool=NodePool(
-                gpu_type="nvidia-a100-80gb", gpus_per_trial=1, gpu_memory_gib=45.0,
-                cpu="8", memory="64Gi",
+                gpu_type="nvidia-a100-80gb",
+                gpus_per_trial=1,
+                gpu_memory_gib=45.0,
+                cpu="8",
+                memory="64Gi",
             ),
             description="Ocean waves at 0.25 degrees, 6-hourly, fine-tuned on HRES-WAM.",
         ),
@@ -248,18 +283,25 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
             metadata=dataclasses.replace(b.metadata, time=b.metadata.time[i : i + 1]),
         )
 
-    class AuroraAirPollutionBatched(AuroraAirPollution):  # type: ignore[misc]
+    class AuroraAirPollutionBatched(AuroraAirPollution):
         def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
             n = next(iter(pred.surf_vars.values())).shape[0]
             if n == 1:
-                return super()._post_decoder_hook(batch, pred)  # type: ignore[no-any-return]
-            parts = [super(AuroraAirPollutionBatched, self)._post_decoder_hook(
-                take(batch, i), take(pred, i)) for i in range(n)]
+                return super()._post_decoder_hook(batch, pred)
+            parts = [
+                super(AuroraAirPollutionBatched, self)._post_decoder_hook(
+                    take(batch, i), take(pred, i)
+                )
+                for i in range(n)
+            ]
             return dataclasses.replace(
                 pred,
-                surf_vars={k: torch.cat([p.surf_vars[k] for p in parts]) for k in parts[0].surf_vars},
-                atmos_vars={k: torch.cat([p.atmos_vars[k] for p in parts])
-                            for k in parts[0].atmos_vars},
+                surf_vars={
+                    k: torch.cat([p.surf_vars[k] for p in parts]) for k in parts[0].surf_vars
+                },
+                atmos_vars={
+                    k: torch.cat([p.atmos_vars[k] for p in parts]) for k in parts[0].atmos_vars
+                },
             )
 
     return AuroraAirPollutionBatched
@@ -382,7 +424,15 @@ def load_weights(
             model.load_checkpoint_local(str(path), strict=strict)  # type: ignore[operator]
     except CheckpointError:
         raise
-    except (RuntimeError, KeyError, AssertionError, EOFError, OSError, ValueError) as e:
+    except (
+        RuntimeError,
+        KeyError,
+        AssertionError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+    ) as e:
         raise CheckpointError(
             f"checkpoint {source} does not fit variant {spec.name}: {_first_line(e)}"
         ) from e

@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("path", help="netCDF file, Zarr store or GRIB file.")
     convert.add_argument("--out", required=True, help="Output file (.nc) or Zarr store (.zarr).")
+    convert.add_argument(
+        "--member", type=int, default=0,
+        help="Ensemble member to take when the file has several (default 0).",
+    )
+    convert.add_argument(
+        "--regrid", default=None,
+        help="For curvilinear grids (e.g. NCEP Stage IV): `auto` or a resolution in degrees; "
+        "nearest-neighbour onto a regular lat/lon grid.",
+    )
     convert.set_defaults(handler=_lazy("_data", "cmd_convert"))
 
     # train-trial ------------------------------------------------------------------------------
@@ -129,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
     trial.set_defaults(handler=_lazy("_train", "cmd_train_trial"), accepts_params=True)
+
+    # katib, tune, evaluate: each module's register() imports only argparse-level things ----
+    for module in ("_katib", "_tune", "_evaluate"):
+        importlib.import_module(f"aurora_mlops.cli.{module}").register(sub)
 
     return parser
 

@@ -24,14 +24,22 @@ from typing import TYPE_CHECKING
 import torch
 
 from aurora_mlops.variables import VARIABLES
+from aurora_mlops.variants import WAVE_VARS
 
 if TYPE_CHECKING:
     from aurora import Batch
 
     from aurora_mlops.data import NormStats
 
-__all__ = ["EVENT_QUANTILE", "EVENT_WEIGHT", "LossConfig", "ScoreAccumulator", "event_field",
-           "lat_weights", "rollout_loss"]
+__all__ = [
+    "EVENT_QUANTILE",
+    "EVENT_WEIGHT",
+    "LossConfig",
+    "ScoreAccumulator",
+    "event_field",
+    "lat_weights",
+    "rollout_loss",
+]
 
 EVENT_WEIGHT = 0.1
 EVENT_QUANTILE = 0.9
@@ -70,8 +78,13 @@ def _is_positive(kind: str, name: str) -> bool:
 
 
 def _normalised_diff(
-    pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-    *, angle: bool, log_space: bool,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    *,
+    angle: bool,
+    log_space: bool,
 ) -> torch.Tensor:
     if angle:
         d = torch.remainder(pred - target + 180.0, 360.0) - 180.0
@@ -82,8 +95,9 @@ def _normalised_diff(
     return (pred - mean) / std - (target - mean) / std
 
 
-def _stats(stats: NormStats, kind: str, name: str, levels: Sequence[int], like: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _stats(
+    stats: NormStats, kind: str, name: str, levels: Sequence[int], like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     if kind == "surf":
         m, s = [stats.mean[name]], [stats.std[name]]
         shape: tuple[int, ...] = (1, 1, 1)
@@ -91,8 +105,10 @@ def _stats(stats: NormStats, kind: str, name: str, levels: Sequence[int], like: 
         m = [stats.mean[f"{name}_{lv}"] for lv in levels]
         s = [stats.std[f"{name}_{lv}"] for lv in levels]
         shape = (len(levels), 1, 1)
-    return (torch.tensor(m, dtype=like.dtype, device=like.device).reshape(shape),
-            torch.tensor(s, dtype=like.dtype, device=like.device).reshape(shape))
+    return (
+        torch.tensor(m, dtype=like.dtype, device=like.device).reshape(shape),
+        torch.tensor(s, dtype=like.dtype, device=like.device).reshape(shape),
+    )
 
 
 def _elementwise(d: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
@@ -105,11 +121,21 @@ def _elementwise(d: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
     return d.abs()
 
 
-def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` weighted by ``w`` (broadcast over the last two dims), NaNs skipped."""
-    mask = torch.isfinite(x)
-    ww = w.expand_as(x) * mask
-    return torch.where(mask, x, torch.zeros_like(x)).mul(ww).sum() / ww.sum().clamp(min=1e-12)
+def _masked_mean(x: torch.Tensor, w: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` weighted by ``w`` (broadcast over the last two dims) where ``valid``.
+
+    ``valid`` marks finite *targets* (missing data is skipped); a NaN in ``x`` where the target
+    is valid stays NaN, so a diverged model fails instead of scoring zero.
+    """
+    ww = w.expand_as(x) * valid
+    return torch.where(valid, x, torch.zeros_like(x)).mul(ww).sum() / ww.sum().clamp(min=1e-12)
+
+
+def _prepare(name: str, p: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wave fields: Aurora predicts NaN for "no waves", which is the value 0."""
+    if name in WAVE_VARS:
+        return torch.nan_to_num(p, nan=0.0), torch.nan_to_num(t, nan=0.0)
+    return p, t
 
 
 def _spectral(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -119,7 +145,9 @@ def _spectral(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (torch.log1p(p) - torch.log1p(t)).abs().mean()
 
 
-def _postprocess(pred: Batch, positivity: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _postprocess(
+    pred: Batch, positivity: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     surf = dict(pred.surf_vars)
     atmos = dict(pred.atmos_vars)
     if positivity:
@@ -145,19 +173,24 @@ def step_loss(
         for name, target in targets.items():
             if name not in preds:
                 continue
-            p = preds[name][:, 0].float()
-            t = target.float()
+            p, t = _prepare(name, preds[name][:, 0].float(), target.float())
             mean, std = _stats(stats, kind, name, levels, p)
             log_space = cfg.log_space and _is_positive(kind, name)
             d = _normalised_diff(p, t, mean, std, angle=_is_angle(name), log_space=log_space)
-            term = _masked_mean(_elementwise(d, cfg), weights)
-            if cfg.spectral_weight > 0 and kind == "surf" and name.startswith(("swh", "shww", "shts")):
+            term = _masked_mean(_elementwise(d, cfg), weights, torch.isfinite(t))
+            if (
+                cfg.spectral_weight > 0
+                and kind == "surf"
+                and name.startswith(("swh", "shww", "shts"))
+            ):
                 term = term + cfg.spectral_weight * _spectral((p - mean) / std, (t - mean) / std)
             w = float(cfg.variable_weights.get(name, 1.0))
             total = term * w if total is None else total + term * w
             wsum += w
     if total is None or wsum == 0:
-        raise ValueError("no variable of the prediction has a target: check the variant's variables")
+        raise ValueError(
+            "no variable of the prediction has a target: check the variant's variables"
+        )
     return total / wsum
 
 
@@ -209,25 +242,43 @@ class ScoreAccumulator:
     fp: int = 0
     fn: int = 0
 
-    def _nmse(self, preds: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
-              kind: str, levels: Sequence[int], track: dict[str, list[float]] | None) -> float:
+    def _nmse(
+        self,
+        preds: Mapping[str, torch.Tensor],
+        targets: Mapping[str, torch.Tensor],
+        kind: str,
+        levels: Sequence[int],
+        track: dict[str, list[float]] | None,
+    ) -> float:
         values = []
         for name, target in targets.items():
-            p = preds[name].float()
+            p, t = _prepare(name, preds[name].float(), target.float())
             mean, std = _stats(self.stats, kind, name, levels, p)
-            d = _normalised_diff(p, target.float(), mean, std, angle=_is_angle(name), log_space=False)
-            per_sample = [float(_masked_mean(d[i] ** 2, self.weights)) for i in range(d.shape[0])]
+            d = _normalised_diff(p, t, mean, std, angle=_is_angle(name), log_space=False)
+            valid = torch.isfinite(t)
+            per_sample = [
+                float(_masked_mean(d[i] ** 2, self.weights, valid[i])) for i in range(d.shape[0])
+            ]
             values.append(sum(per_sample) / len(per_sample))
             if track is not None:
                 raw = d * std  # back to physical units
                 track.setdefault(name, []).append(
-                    sum(float(_masked_mean(raw[i] ** 2, self.weights)) for i in range(d.shape[0]))
+                    sum(
+                        float(_masked_mean(raw[i] ** 2, self.weights, valid[i]))
+                        for i in range(d.shape[0])
+                    )
                     / d.shape[0]
                 )
         return sum(values) / len(values)
 
-    def add(self, lead: int, pred: Batch, last_input: Batch,
-            t_surf: Mapping[str, torch.Tensor], t_atmos: Mapping[str, torch.Tensor]) -> None:
+    def add(
+        self,
+        lead: int,
+        pred: Batch,
+        last_input: Batch,
+        t_surf: Mapping[str, torch.Tensor],
+        t_atmos: Mapping[str, torch.Tensor],
+    ) -> None:
         """Score one lead: model ``pred`` and persistence (``last_input``'s newest step)."""
         surf, atmos = _postprocess(pred, True)
         levels = pred.metadata.atmos_levels
@@ -238,7 +289,9 @@ class ScoreAccumulator:
         self.sq.setdefault(lead, []).append(m / 2 if t_atmos else m)
         ps = {k: v[:, -1] for k, v in last_input.surf_vars.items() if k in t_surf}
         pa = {k: v[:, -1] for k, v in last_input.atmos_vars.items() if k in t_atmos}
-        pm = self._nmse(ps, t_surf, "surf", levels, ptrack) + self._nmse(pa, t_atmos, "atmos", levels, ptrack)
+        pm = self._nmse(ps, t_surf, "surf", levels, ptrack) + self._nmse(
+            pa, t_atmos, "atmos", levels, ptrack
+        )
         self.persistence_sq.setdefault(lead, []).append(pm / 2 if t_atmos else pm)
         fe = event_field(self.variant, {k: v[:, 0] for k, v in surf.items()}) > self.threshold
         te = event_field(self.variant, t_surf) > self.threshold
@@ -265,4 +318,6 @@ class ScoreAccumulator:
         """``val_score`` as defined in this module's docstring."""
         rmse = self.rmse_by_lead()
         w = list(lead_weights[: len(rmse)])
-        return sum(wi * r for wi, r in zip(w, rmse, strict=True)) / sum(w) + EVENT_WEIGHT * (1 - self.f1())
+        return sum(wi * r for wi, r in zip(w, rmse, strict=True)) / sum(w) + EVENT_WEIGHT * (
+            1 - self.f1()
+        )

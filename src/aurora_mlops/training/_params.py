@@ -25,14 +25,32 @@ __all__ = [
 
 #: Trial parameters that are passed to the Aurora constructor.
 MODEL_KNOBS: tuple[str, ...] = (
-    "embed_dim", "num_heads", "encoder_depths", "decoder_depths", "mlp_ratio", "dec_mlp_ratio",
-    "patch_size", "drop_path", "drop_rate", "max_history_size", "use_lora", "lora_mode",
-    "lora_steps", "stabilise_level_agg",
+    "embed_dim",
+    "num_heads",
+    "encoder_depths",
+    "decoder_depths",
+    "mlp_ratio",
+    "dec_mlp_ratio",
+    "patch_size",
+    "drop_path",
+    "drop_rate",
+    "max_history_size",
+    "use_lora",
+    "lora_mode",
+    "lora_steps",
+    "stabilise_level_agg",
 )
 #: Knobs that change tensor shapes: a published checkpoint does not fit once they change.
 ARCHITECTURE_KNOBS: tuple[str, ...] = (
-    "embed_dim", "num_heads", "encoder_depths", "decoder_depths", "mlp_ratio", "dec_mlp_ratio",
-    "patch_size", "separate_perceiver", "coastal_conditioning",
+    "embed_dim",
+    "num_heads",
+    "encoder_depths",
+    "decoder_depths",
+    "mlp_ratio",
+    "dec_mlp_ratio",
+    "patch_size",
+    "separate_perceiver",
+    "coastal_conditioning",
 )
 
 Depths = tuple[int, ...]
@@ -130,17 +148,36 @@ class TrialParams(BaseModel):
 
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "smoke": {
-        "learning_rate": 3e-3, "epochs": 4, "steps_per_epoch": 15, "batch_size": 2,
-        "val_windows": 8, "warmup_steps": 5, "t0": 60,
+        "learning_rate": 3e-3,
+        "epochs": 4,
+        "steps_per_epoch": 15,
+        "batch_size": 2,
+        "val_windows": 8,
+        "warmup_steps": 5,
+        "t0": 60,
     },
     "production": {
-        "learning_rate": 5e-5, "epochs": 20, "steps_per_epoch": 1000, "batch_size": 1,
-        "val_windows": 256, "warmup_steps": 500, "t0": 5000, "activation_checkpointing": True,
+        "learning_rate": 5e-5,
+        "epochs": 20,
+        "steps_per_epoch": 1000,
+        "batch_size": 1,
+        "val_windows": 256,
+        "warmup_steps": 500,
+        "t0": 5000,
+        "activation_checkpointing": True,
     },
 }
 
-_BOOL = {"true": True, "1": True, "yes": True, "on": True,
-         "false": False, "0": False, "no": False, "off": False}
+_BOOL = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _parse_value(name: str, text: str) -> Any:
@@ -153,7 +190,9 @@ def _parse_value(name: str, text: str) -> Any:
         for part in filter(None, re.split(r"[,;\s]+", text)):
             key, sep, val = part.partition(":")
             if not sep:
-                raise ConfigError(f"--{name}: expected NAME:WEIGHT pairs like 2t:2,msl:1, got {text!r}")
+                raise ConfigError(
+                    f"--{name}: expected NAME:WEIGHT pairs like 2t:2,msl:1, got {text!r}"
+                )
             out[key] = float(val)
         return out
     if "tuple[" in ann:
@@ -176,7 +215,9 @@ def parse_param_args(args: Sequence[str]) -> dict[str, Any]:
     it = iter(args)
     for arg in it:
         if not arg.startswith("--") or len(arg) < 3:
-            raise ConfigError(f"unexpected argument {arg!r}: trial parameters look like --name=value")
+            raise ConfigError(
+                f"unexpected argument {arg!r}: trial parameters look like --name=value"
+            )
         key, sep, value = arg[2:].partition("=")
         if not sep:
             try:

@@ -38,7 +38,9 @@ class Tracker:
         self._mlflow: Any = None
 
     def _fail(self, what: str, e: BaseException) -> None:
-        log.warning("MLflow tracking stopped (%s failed: %s); the trial goes on without it", what, e)
+        log.warning(
+            "MLflow tracking stopped (%s failed: %s); the trial goes on without it", what, e
+        )
         self.enabled = False
 
     def start(self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None) -> None:
@@ -50,7 +52,9 @@ class Tracker:
             if reason is not None:
                 log.warning(
                     "MLflow tracking server %s is unreachable (%s); the trial trains without "
-                    "tracking", self.uri, reason,
+                    "tracking",
+                    self.uri,
+                    reason,
                 )
                 self.enabled = False
                 return
@@ -66,33 +70,33 @@ class Tracker:
                 all_tags["mlflow.parentRunId"] = parent_run_id
             run = mlflow.start_run(run_name=run_name, tags=all_tags, log_system_metrics=False)
             self.run_id = run.info.run_id
-        except Exception as e:  # noqa: BLE001 - tracking must never stop a trial
+        except Exception as e:
             self._fail("start_run", e)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         if self.enabled:
             try:
                 self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self._fail("log_params", e)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self.enabled:
             try:
                 self._mlflow.log_metrics(dict(metrics), step=step)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self._fail("log_metrics", e)
 
     def log_artifact(self, path: Path) -> None:
         if self.enabled:
             try:
                 self._mlflow.log_artifact(str(path))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self._fail("log_artifact", e)
 
     def end(self, status: str) -> None:
         if self.enabled and self.run_id:
             try:
                 self._mlflow.end_run(status=status)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self._fail("end_run", e)

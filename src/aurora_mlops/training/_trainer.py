@@ -8,8 +8,10 @@ Runs as one process or under ``torchrun`` (DistributedDataParallel, gloo on the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -62,7 +64,7 @@ class TrialResult:
     trial_json: Path
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[TextIO | Any], None], binary: bool) -> None:
+def _atomic_write_bytes(path: Path, write: Callable[[Any], None], binary: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -78,8 +80,9 @@ def _atomic_write_bytes(path: Path, write: Callable[[TextIO | Any], None], binar
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temporary sibling, then rename)."""
-    _atomic_write_bytes(path, lambda f: json.dump(payload, f, indent=2, sort_keys=True,
-                                                  default=str), binary=False)
+    _atomic_write_bytes(
+        path, lambda f: json.dump(payload, f, indent=2, sort_keys=True, default=str), binary=False
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -95,8 +98,14 @@ def _git_commit() -> str:
     if configured:
         return configured
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).parent, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+            check=False,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -127,18 +136,24 @@ def build_trial_model(spec: VariantSpec, params: TrialParams, profile: Profile) 
     base = spec.config(profile)
     from aurora import Aurora
 
-    defaults = {k: p.default for k, p in __import__("inspect").signature(Aurora.__init__).parameters.items()}
+    defaults = {k: p.default for k, p in inspect.signature(Aurora.__init__).parameters.items()}
     if "encoder_depths" in overrides:
         enc = tuple(overrides["encoder_depths"])
         overrides.setdefault("decoder_depths", enc[::-1])
         overrides["encoder_num_heads"] = _heads_for(
-            enc, base.get("encoder_num_heads", defaults["encoder_num_heads"]))
+            enc, base.get("encoder_num_heads", defaults["encoder_num_heads"])
+        )
     if "decoder_depths" in overrides:
         dec = tuple(overrides["decoder_depths"])
-        enc_heads = overrides.get("encoder_num_heads",
-                                  base.get("encoder_num_heads", defaults["encoder_num_heads"]))
-        overrides["decoder_num_heads"] = _heads_for(dec, tuple(enc_heads)[::-1] if len(
-            enc_heads) >= len(dec) else tuple(reversed(_heads_for(dec, enc_heads))))
+        enc_heads = overrides.get(
+            "encoder_num_heads", base.get("encoder_num_heads", defaults["encoder_num_heads"])
+        )
+        overrides["decoder_num_heads"] = _heads_for(
+            dec,
+            tuple(enc_heads)[::-1]
+            if len(enc_heads) >= len(dec)
+            else tuple(reversed(_heads_for(dec, enc_heads))),
+        )
     if spec.aurora_class == "AuroraAirPollution":
         if params.separate_perceiver is not None:
             overrides["separate_perceiver"] = tuple(params.separate_perceiver)
@@ -151,7 +166,9 @@ def build_trial_model(spec: VariantSpec, params: TrialParams, profile: Profile) 
         )
     if params.coastal_conditioning:
         if spec.name != "ocean-waves":
-            raise ConfigError(f"--coastal_conditioning applies to ocean-waves only, not {spec.name}")
+            raise ConfigError(
+                f"--coastal_conditioning applies to ocean-waves only, not {spec.name}"
+            )
         overrides["static_vars"] = (*spec.static_vars, COAST_VAR)
         overrides["surf_stats"] = {COAST_VAR: (0.0, 1.0)}
     if params.spectral_loss_weight > 0 and spec.name != "ocean-waves":
@@ -185,21 +202,29 @@ def _diagnose(model: torch.nn.Module, ckpt: Path, params: TrialParams) -> str:
     """Name the knob behind a checkpoint that does not fit (best effort)."""
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - the caller reports the original error too
+    except Exception as e:
         return f"the checkpoint is unreadable ({e})"
     mine = model.state_dict()
     for key, tensor in mine.items():
         theirs = state.get(key)
         if theirs is not None and tuple(theirs.shape) != tuple(tensor.shape):
             changed = params.changed_architecture()
-            hint = (f"; the trial changes {', '.join(f'{k}={v}' for k, v in changed.items())}"
-                    if changed else "")
-            suspects = [k for k, v in changed.items()
-                        if isinstance(v, int) and v in tensor.shape and v not in theirs.shape]
+            hint = (
+                f"; the trial changes {', '.join(f'{k}={v}' for k, v in changed.items())}"
+                if changed
+                else ""
+            )
+            suspects = [
+                k
+                for k, v in changed.items()
+                if isinstance(v, int) and v in tensor.shape and v not in theirs.shape
+            ]
             if suspects:
                 hint = f"; the mismatching knob is {', '.join(suspects)}" + hint
-            return (f"parameter {key} has shape {tuple(theirs.shape)} in the checkpoint but "
-                    f"{tuple(tensor.shape)} in the model{hint}")
+            return (
+                f"parameter {key} has shape {tuple(theirs.shape)} in the checkpoint but "
+                f"{tuple(tensor.shape)} in the model{hint}"
+            )
     missing = sorted(set(mine) - set(state))[:3]
     return f"the checkpoint lacks {', '.join(missing)}" if missing else "see the error above"
 
@@ -305,8 +330,11 @@ def train_trial(
     random.seed(params.seed)
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
-    device = torch.device("cuda", dist.rank % max(torch.cuda.device_count(), 1)) \
-        if torch.cuda.is_available() else torch.device("cpu")
+    device = (
+        torch.device("cuda", dist.rank % max(torch.cuda.device_count(), 1))
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
 
     # Build everything that can fail on bad input before a single step is taken.
     model = build_trial_model(variant, params, profile)
@@ -321,10 +349,17 @@ def train_trial(
             log.info("dataset levels %s used instead of the profile's", have)
     splits = split_times(int(ds.sizes["time"]))
     stats = compute_stats(ds, variant, splits.train)
-    train = WindowDataset(ds, variant, splits.train, history=history,
-                          rollout_steps=params.rollout_steps, levels=levels)
-    val = WindowDataset(ds, variant, splits.val, history=history,
-                        rollout_steps=params.rollout_steps, levels=levels)
+    train = WindowDataset(
+        ds,
+        variant,
+        splits.train,
+        history=history,
+        rollout_steps=params.rollout_steps,
+        levels=levels,
+    )
+    val = WindowDataset(
+        ds, variant, splits.val, history=history, rollout_steps=params.rollout_steps, levels=levels
+    )
     lead_weights = list(params.lead_weights or [1.0] * params.rollout_steps)
     if len(lead_weights) < params.rollout_steps:
         raise ConfigError(
@@ -351,33 +386,47 @@ def train_trial(
         except RuntimeError as e:
             raise ConfigError(f"--activation_checkpointing is not possible here: {e}") from e
     model.to(device)
-    ddp_model: torch.nn.Module = model
+    ddp_model: Any = model
     if dist.active:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, find_unused_parameters=True)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     weights = lat_weights(train.lat).to(device)
     train_events = event_field(variant.name, {k: v for k, v in train.surf.items()})
     threshold = float(torch.quantile(train_events.flatten().float()[:1_000_000], EVENT_QUANTILE))
     loss_cfg = LossConfig(
-        kind=params.loss, huber_delta=params.huber_delta, variable_weights=params.variable_weights,
-        log_space=params.log_space_loss, positivity=params.positivity,
+        kind=params.loss,
+        huber_delta=params.huber_delta,
+        variable_weights=params.variable_weights,
+        log_space=params.log_space_loss,
+        positivity=params.positivity,
         spectral_weight=params.spectral_loss_weight,
     )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
-        lr=params.learning_rate, weight_decay=params.weight_decay,
+        lr=params.learning_rate,
+        weight_decay=params.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(params))
 
-    tracker = Tracker(enabled=tracking and dist.main,
-                      uri=tracking_uri or settings.resolved_tracking_uri(),
-                      experiment=settings.experiment_name)
-    tags = {"variant": variant.name, "profile": profile, "seed": str(params.seed),
-            "git_commit": _git_commit(), "data": str(data),
-            "data_split": json.dumps(splits.as_dict()), "aurora_mlops": __version__,
-            **katib_context()}
-    tracker.start(run_name=katib_context().get("katib.trial", f"{variant.name}-trial"),
-                  tags=tags, parent_run_id=settings.parent_run_id)
+    tracker = Tracker(
+        enabled=tracking and dist.main,
+        uri=tracking_uri or settings.resolved_tracking_uri(),
+        experiment=settings.experiment_name,
+    )
+    tags = {
+        "variant": variant.name,
+        "profile": profile,
+        "seed": str(params.seed),
+        "git_commit": _git_commit(),
+        "data": str(data),
+        "data_split": json.dumps(splits.as_dict()),
+        "aurora_mlops": __version__,
+        **katib_context(),
+    }
+    tracker.start(
+        run_name=katib_context().get("katib.trial", f"{variant.name}-trial"),
+        tags=tags,
+        parent_run_id=settings.parent_run_id,
+    )
     tracker.log_params(params.model_dump())
     if dist.main:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -399,8 +448,9 @@ def train_trial(
         for epoch in range(params.epochs):
             horizon = params.rollout_steps
             if params.curriculum and params.rollout_steps > 1:
-                horizon = min(params.rollout_steps,
-                              1 + epoch * params.rollout_steps // max(params.epochs, 1))
+                horizon = min(
+                    params.rollout_steps, 1 + epoch * params.rollout_steps // max(params.epochs, 1)
+                )
             ddp_model.train()
             epoch_losses = []
             t0 = time.perf_counter()
@@ -409,14 +459,16 @@ def train_trial(
                 total = 0.0
                 for micro_step in range(params.accumulation_steps):
                     idx = [next(order) for _ in range(global_batch)]
-                    mine = idx[dist.rank * micro:(dist.rank + 1) * micro]
+                    mine = idx[dist.rank * micro : (dist.rank + 1) * micro]
                     batch, targets = train.batch(mine)
                     batch = batch.to(device)
-                    targets = {g: {k: v.to(device) for k, v in d.items()} for g, d in targets.items()}
+                    targets = {
+                        g: {k: v.to(device) for k, v in d.items()} for g, d in targets.items()
+                    }
                     sync = (micro_step == params.accumulation_steps - 1) or not dist.active
-                    ctx = ddp_model.no_sync() if not sync else _null()  # type: ignore[operator]
+                    ctx = ddp_model.no_sync() if not sync else contextlib.nullcontext()
                     with ctx, amp:
-                        preds = list(rollout(ddp_model, batch, horizon))  # type: ignore[arg-type]
+                        preds = list(rollout(ddp_model, batch, horizon))
                         loss = rollout_loss(preds, targets, stats, weights, loss_cfg, lead_weights)
                     if fail_on_step is not None and fail_on_step(step):
                         loss = loss * float("nan")
@@ -439,21 +491,43 @@ def train_trial(
                 epoch_losses.append(loss_value)
             train_seconds += time.perf_counter() - t0
 
-            metrics = _validate(ddp_model, val, stats, weights, threshold, lead_weights, device,
-                                params, variant.name, rollout)
+            metrics = _validate(
+                ddp_model,
+                val,
+                stats,
+                weights,
+                threshold,
+                lead_weights,
+                device,
+                params,
+                variant.name,
+                rollout,
+            )
             metrics["train_loss"] = sum(epoch_losses) / len(epoch_losses)
             metrics["epoch"] = epoch
             metrics["lr"] = float(scheduler.get_last_lr()[0])
             history_rows.append(metrics)
             if dist.main:
-                for line in format_metric_lines({k: metrics[k] for k in (
-                        "epoch", "train_loss", "val_rmse", "val_persistence_rmse",
-                        "val_event_f1", "val_score")}):
+                for line in format_metric_lines(
+                    {
+                        k: metrics[k]
+                        for k in (
+                            "epoch",
+                            "train_loss",
+                            "val_rmse",
+                            "val_persistence_rmse",
+                            "val_event_f1",
+                            "val_score",
+                        )
+                    }
+                ):
                     print(line, file=out, flush=True)
             tracker.log_metrics(metrics, step=epoch)
             if metrics["val_score"] < best_score - params.min_delta:
                 best_score, best_epoch, stale = metrics["val_score"], epoch, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                best_state = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                )
                 best_metrics = dict(metrics)
             else:
                 stale += 1
@@ -463,8 +537,10 @@ def train_trial(
         status = "FINISHED"
     except TrainingError as e:
         if dist.main:
-            write_json(output_dir / "failure.json", {"status": "failed", "error": str(e),
-                                                     "history": history_rows})
+            write_json(
+                output_dir / "failure.json",
+                {"status": "failed", "error": str(e), "history": history_rows},
+            )
         raise
     finally:
         tracker.end(status)
@@ -483,47 +559,59 @@ def train_trial(
             "train_steps": step,
             "samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0,
             "peak_cpu_rss_mib": peak_rss_mib,
-            "peak_cuda_mib": (torch.cuda.max_memory_allocated() / 2**20
-                              if torch.cuda.is_available() else None),
+            "peak_cuda_mib": (
+                torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+            ),
         }
         tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
-        config = {"variant": variant.name, "aurora_class": variant.aurora_class,
-                  "profile": profile, "model_overrides": params.model_overrides(),
-                  "history": history, "levels": list(levels)}
+        config = {
+            "variant": variant.name,
+            "aurora_class": variant.aurora_class,
+            "profile": profile,
+            "model_overrides": params.model_overrides(),
+            "history": history,
+            "levels": list(levels),
+        }
         write_json(output_dir / "config.json", config)
         tracker.log_artifact(output_dir / "config.json")
-        write_json(output_dir / "trial.json", {
-            "status": "succeeded",
-            "variant": variant.name,
-            "profile": profile,
-            "params": params.model_dump(mode="json"),
-            "config": config,
-            "data": {"path": str(data), "splits": splits.as_dict(), "levels": list(levels)},
-            "event_threshold": threshold,
-            "metrics": result_metrics,
-            "best_epoch": best_epoch,
-            "history": history_rows,
-            "step_losses": step_losses,
-            "timings": system,
-            "checkpoint": {"path": ckpt.name, "sha256": _sha256(ckpt), "bytes": ckpt.stat().st_size},
-            "norm_stats": "norm_stats.json",
-            "mlflow_run_id": tracker.run_id,
-            "versions": {
-                "aurora_mlops": __version__, "torch": torch.__version__,
-                "aurora": _dist_version("microsoft-aurora"), "python": platform.python_version(),
-                "world_size": dist.world, "device": str(device),
+        write_json(
+            output_dir / "trial.json",
+            {
+                "status": "succeeded",
+                "variant": variant.name,
+                "profile": profile,
+                "params": params.model_dump(mode="json"),
+                "config": config,
+                "data": {"path": str(data), "splits": splits.as_dict(), "levels": list(levels)},
+                "event_threshold": threshold,
+                "metrics": result_metrics,
+                "best_epoch": best_epoch,
+                "history": history_rows,
+                "step_losses": step_losses,
+                "timings": system,
+                "checkpoint": {
+                    "path": ckpt.name,
+                    "sha256": _sha256(ckpt),
+                    "bytes": ckpt.stat().st_size,
+                },
+                "norm_stats": "norm_stats.json",
+                "mlflow_run_id": tracker.run_id,
+                "versions": {
+                    "aurora_mlops": __version__,
+                    "torch": torch.__version__,
+                    "aurora": _dist_version("microsoft-aurora"),
+                    "python": platform.python_version(),
+                    "world_size": dist.world,
+                    "device": str(device),
+                },
             },
-        })
-    return TrialResult(output_dir=output_dir, checkpoint=ckpt, metrics=result_metrics,
-                       trial_json=output_dir / "trial.json")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+        )
+    return TrialResult(
+        output_dir=output_dir,
+        checkpoint=ckpt,
+        metrics=result_metrics,
+        trial_json=output_dir / "trial.json",
+    )
 
 
 def _dist_version(name: str) -> str:
@@ -536,26 +624,39 @@ def _dist_version(name: str) -> str:
 
 
 @torch.no_grad()
-def _validate(model: torch.nn.Module, val: Any, stats: Any, weights: torch.Tensor,
-              threshold: float, lead_weights: list[float], device: torch.device,
-              params: TrialParams, variant: str, rollout: Any) -> dict[str, float]:
+def _validate(
+    model: torch.nn.Module,
+    val: Any,
+    stats: Any,
+    weights: torch.Tensor,
+    threshold: float,
+    lead_weights: list[float],
+    device: torch.device,
+    params: TrialParams,
+    variant: str,
+    rollout: Any,
+) -> dict[str, float]:
     """Validation scores over evenly spaced validation windows (see ``_loss`` for definitions)."""
     model.eval()
     n = len(val)
     count = min(n, params.val_windows)
-    picks = sorted({int(round(i * (n - 1) / max(count - 1, 1))) for i in range(count)})
+    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
     acc = ScoreAccumulator(variant=variant, stats=stats, weights=weights, threshold=threshold)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params.amp)
     for start in range(0, len(picks), params.batch_size):
-        batch, targets = val.batch(picks[start:start + params.batch_size])
+        batch, targets = val.batch(picks[start : start + params.batch_size])
         batch = batch.to(device)
         with amp:
             preds = list(rollout(model, batch, params.rollout_steps))
         for k, pred in enumerate(preds):
             pred32 = pred.type(torch.float32) if hasattr(pred, "type") else pred
-            acc.add(k, pred32, batch,
-                    {n_: v[:, k].to(device) for n_, v in targets["surf"].items()},
-                    {n_: v[:, k].to(device) for n_, v in targets["atmos"].items()})
+            acc.add(
+                k,
+                pred32,
+                batch,
+                {n_: v[:, k].to(device) for n_, v in targets["surf"].items()},
+                {n_: v[:, k].to(device) for n_, v in targets["atmos"].items()},
+            )
     rmse = acc.rmse_by_lead()
     pers = acc.persistence_rmse_by_lead()
     out = {

@@ -1,0 +1,182 @@
+"""Sweep benchmark: the local Katib-compatible runner's overhead and search quality.
+
+Prints
+  (a) sweep overhead: wall time of an 8-trial sequential smoke sweep (``run_local``, forkserver
+      start-up included) divided by the sum of the trials' own training time (``duration_s``
+      in each trial.json). Target <= 1.15. The steady-state figure (from the first trial's
+      start) is printed beside it.
+  (b) search quality on the smoke objective (``katib/smoke/medium-res-*.yaml``) over 5 seeds:
+      the trial at which TPE first reaches random search's best-of-30 (target median <= 15),
+      and the trial-epochs medianstop saves against the same TPE sweep without it, with both
+      bests (target >= 40% saved, best within 2%).
+
+Usage: python bench/bench_sweep.py [--seeds 5] [--trials 30] [--prune-trials 20]
+                                   [--skip-overhead] [--skip-quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aurora_mlops.tuning._experiment import parse_experiment
+from aurora_mlops.tuning._local import run_local
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "katib" / "smoke"
+
+
+def _spec(name: str, **spec: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((SMOKE / name).read_text())
+    doc = copy.deepcopy(doc)
+    doc["spec"].update(spec)
+    return doc
+
+
+def _command(doc: dict[str, Any]) -> list[str]:
+    containers = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"]
+    return containers[0]["command"]  # type: ignore[no-any-return]
+
+
+def _set_flag(doc: dict[str, Any], flag: str, value: str) -> None:
+    cmd = _command(doc)
+    cmd[:] = [a for a in cmd if not a.startswith(f"--{flag}=")] + [f"--{flag}={value}"]
+
+
+def _trials(work: Path, name: str) -> list[Any]:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{work / 'study.db'}")
+    return sorted(study.trials, key=lambda t: t.number)
+
+
+def overhead(data_dir: Path, root: Path) -> tuple[float, float, float, float]:
+    doc = _spec("medium-res-random.yaml", parallelTrialCount=1, maxTrialCount=8)
+    doc["metadata"]["name"] = "bench-overhead"
+    work = root / "overhead"
+    t0 = time.time()
+    result = run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False)
+    wall = time.time() - t0
+    assert result.status["trialsSucceeded"] == 8, result.status["failures"]
+    own = 0.0
+    for name in result.status["succeededTrialList"]:
+        own += json.loads((work / "trials" / name / "trial.json").read_text())["timings"][
+            "duration_s"]
+    # When the first trial's process started (the forkserver's imports are done by then).
+    first = min(t.datetime_complete.timestamp() - t.user_attrs["katib_seconds"]
+                for t in _trials(work, "bench-overhead"))
+    return wall, own, wall / own, (wall - (first - t0)) / own
+
+
+def _values(trials: list[Any]) -> list[float]:
+    return [t.value for t in trials if t.value is not None]
+
+
+def quality(data_dir: Path, root: Path, seeds: int, n: int, n_prune: int) -> None:
+    reach: list[int] = []
+    saved: list[float] = []
+    gaps: list[float] = []
+    for seed in range(seeds):
+        runs: dict[str, list[Any]] = {}
+        for algorithm, pruning in (("random", False), ("tpe", False), ("tpe", True)):
+            count = n_prune if pruning else n
+            doc = _spec(f"medium-res-{algorithm}.yaml", parallelTrialCount=2,
+                        maxTrialCount=count, maxFailedTrialCount=count)
+            if pruning:
+                # medianstop needs more than three epochs to save anything: 8 short epochs.
+                _set_flag(doc, "epochs", "8")
+                _set_flag(doc, "steps_per_epoch", "3")
+                doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop",
+                                                "algorithmSettings": [
+                                                    {"name": "min_trials_required", "value": "3"},
+                                                    {"name": "start_step", "value": "2"}]}
+            else:
+                doc["spec"].pop("earlyStopping", None)
+            _command(doc).append("--no-tracking")  # search quality only: skip MLflow
+            key = f"{algorithm}{'-medianstop' if pruning else ''}"
+            doc["metadata"]["name"] = f"bench-{key}-{seed}"
+            work = root / f"{key}-{seed}"
+            t0 = time.time()
+            run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False,
+                      seed=seed, tracking=False)
+            runs[key] = _trials(work, doc["metadata"]["name"])
+            print(f"  seed {seed} {key:16s} {len(runs[key])} trials, best "
+                  f"{min(_values(runs[key]) or [float('nan')]):.5f}, {time.time() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
+        target = min(_values(runs["random"]))
+        best_so_far, first = float("inf"), n + 1
+        for i, t in enumerate(runs["tpe"], start=1):
+            if t.value is not None:
+                best_so_far = min(best_so_far, t.value)
+            if best_so_far <= target:
+                first = i
+                break
+        reach.append(first)
+        # Pruning comparison: the same TPE sweep (8 epochs) with and without medianstop.
+        if "tpe-full8" not in runs:
+            doc = _spec("medium-res-tpe.yaml", parallelTrialCount=2, maxTrialCount=n_prune,
+                        maxFailedTrialCount=n_prune)
+            doc["spec"].pop("earlyStopping", None)
+            _set_flag(doc, "epochs", "8")
+            _set_flag(doc, "steps_per_epoch", "3")
+            _command(doc).append("--no-tracking")
+            doc["metadata"]["name"] = f"bench-tpe-full8-{seed}"
+            work = root / f"tpe-full8-{seed}"
+            run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False,
+                      seed=seed, tracking=False)
+            runs["tpe-full8"] = _trials(work, doc["metadata"]["name"])
+
+        def epochs(trials: list[Any]) -> int:
+            return sum(int(t.user_attrs.get("katib_epochs", 0)) for t in trials)
+
+        full, pruned = runs["tpe-full8"], runs["tpe-medianstop"]
+        saved.append(1 - epochs(pruned) / max(epochs(full), 1))
+        b_full, b_pruned = min(_values(full)), min(_values(pruned))
+        gaps.append((b_pruned - b_full) / abs(b_full))
+        print(f"seed {seed}: TPE reaches random's best-of-{n} ({target:.5f}) at trial "
+              f"{first if first <= n else f'>{n}'}; medianstop saves {saved[-1]:.0%} of "
+              f"trial-epochs, best {b_pruned:.5f} vs {b_full:.5f} ({gaps[-1]:+.2%})", flush=True)
+    print(f"(b) TPE reaches random's best-of-{n}: median trial {statistics.median(reach):g} "
+          f"(per seed {reach}; target <= 15)")
+    print(f"(b) medianstop: median {statistics.median(saved):.0%} trial-epochs saved (per seed "
+          f"{[f'{s:.0%}' for s in saved]}; target >= 40%), best gap median "
+          f"{statistics.median(gaps):+.2%} (target within 2%)")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--prune-trials", type=int, default=20,
+                   help="Trials of each TPE sweep in the medianstop comparison (default 20).")
+    p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--skip-quality", action="store_true")
+    args = p.parse_args()
+    from aurora_mlops.data import synthesize, write_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "data").mkdir()
+        write_dataset(synthesize("medium-res", seed=0), root / "data" / "medium-res.nc")
+        if not args.skip_overhead:
+            wall, own, ratio, steady = overhead(root / "data", root)
+            print(f"(a) sweep overhead: 8 sequential smoke trials, wall {wall:.1f} s / trials' "
+                  f"own time {own:.1f} s = {ratio:.2f} (target <= 1.15); from the first trial "
+                  f"on (forkserver start-up excluded): {steady:.2f}", flush=True)
+        if not args.skip_quality:
+            quality(root / "data", root, args.seeds, args.trials, args.prune_trials)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
