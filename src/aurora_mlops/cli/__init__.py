@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     trial.set_defaults(handler=_lazy("_train", "cmd_train_trial"), accepts_params=True)
 
     # katib, tune, evaluate: each module's register() imports only argparse-level things ----
-    for module in ("_katib", "_tune", "_evaluate"):
+    for module in ("_katib", "_tune", "_evaluate", "_benchmark"):
         importlib.import_module(f"aurora_mlops.cli.{module}").register(sub)
 
     return parser
