@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from aurora_mlops.data import LAYOUT_TAG
+from aurora_mlops.data import LAYOUT_TAG, synthesize, write_dataset
 from aurora_mlops.variables import VARIABLES
 from aurora_mlops.variants import VARIANTS
 
@@ -62,3 +64,44 @@ def make_canonical(
 def canonical_factory() -> Callable[..., xr.Dataset]:
     """The :func:`make_canonical` factory."""
     return make_canonical
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``synthetic_data(variant, times=None)`` -> path of a synthetic netCDF (cached)."""
+    cache: dict[tuple[str, int | None], Path] = {}
+    root = tmp_path_factory.mktemp("synthetic")
+
+    def get(variant: str, times: int | None = None) -> Path:
+        key = (variant, times)
+        if key not in cache:
+            ds = synthesize(variant, times=times, seed=1)
+            cache[key] = write_dataset(ds, root / f"{variant}-{times}.nc")
+        return cache[key]
+
+    return get
+
+
+#: The short medium-res smoke run that must beat persistence (trained once per session).
+SKILL_RUN = {"epochs": 8, "steps_per_epoch": 25, "patience": 8}
+
+
+@pytest.fixture(scope="session")
+def trained_medium_res(
+    synthetic_data: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Trial directory of a medium-res smoke run of :data:`SKILL_RUN` on synthetic data."""
+    from aurora_mlops.training import resolve_params, train_trial
+    from aurora_mlops.variants import get_variant
+
+    out = tmp_path_factory.mktemp("trained") / "medium-res"
+    train_trial(
+        variant=get_variant("medium-res"),
+        data=synthetic_data("medium-res"),
+        output_dir=out,
+        params=resolve_params("smoke", SKILL_RUN),
+        profile="smoke",
+        tracking=False,
+        stdout=io.StringIO(),
+    )
+    return out

@@ -32,6 +32,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="Checkpoint to roll out (needs --data).")
     p.add_argument("--data", default=None, help="Dataset whose test split is rolled out.")
     p.add_argument(
+        "--untuned", default=None,
+        help="With --model: weights of the untuned variant to score as a baseline (a local "
+        "checkpoint or `hub`; default: the checkpoint the trial started from, if any).",
+    )
+    p.add_argument(
+        "--lead-steps", type=int, default=4,
+        help="With --model: rollout steps (lead times) per initialisation (default 4).",
+    )
+    p.add_argument(
+        "--max-inits", type=int, default=None,
+        help="With --model: at most this many initialisations, evenly spaced over the test split.",
+    )
+    p.add_argument(
         "--climatology-from", default=None,
         help="Dataset whose training split gives the climatology (default: truth before the "
         "first initialisation time).",
@@ -50,21 +63,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aurora_mlops.data import open_dataset, split_times
     from aurora_mlops.variables import VARIABLES
 
+    forecasts: dict[str, Any] = {}
     if args.model is not None:
         if args.data is None or args.forecast is not None:
             raise ConfigError("--model needs --data and excludes --forecast")
-        make = getattr(ev, "forecast_from_checkpoint", None)
-        if make is None:
-            raise ConfigError(
-                "`--model` evaluation is not available yet in this build; write the forecast "
-                "to a file and use --forecast F --truth T"
-            )
-        forecast = make(args.model, args.data, args.variant)
+        if args.lead_steps < 1:
+            raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
+        if args.max_inits is not None and args.max_inits < 1:
+            raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
+        rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
+        forecasts["model"] = ev.forecast_from_checkpoint(
+            args.model, args.data, args.variant, **rollout
+        )
+        untuned = ev.untuned_forecast(
+            args.model, args.data, args.variant, init=args.untuned, **rollout
+        )
+        if untuned is not None:
+            forecasts["untuned"] = untuned
+        else:
+            print("note: no untuned baseline: the trial trained from scratch (pass --untuned CKPT)")
         truth: Any = args.truth or args.data
     else:
         if args.forecast is None or args.truth is None:
             raise ConfigError("evaluate needs --forecast F --truth T, or --model CKPT --data PATH")
-        forecast, truth = args.forecast, args.truth
+        if args.untuned is not None:
+            raise ConfigError("--untuned needs --model (score an untuned forecast file with a "
+                              "second evaluate run)")
+        forecasts["model"] = args.forecast
+        truth = args.truth
 
     climatology = None
     if args.climatology_from is not None:
@@ -75,7 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         climatology = ev.compute_climatology(src, angles=angles)
 
     result = ev.evaluate_forecasts(
-        {"model": forecast},
+        forecasts,
         truth,
         variant=args.variant,
         out_dir=Path(args.out),

@@ -41,9 +41,16 @@ from aurora_mlops.evaluation._metrics import (
     pearson,
     spatial_mean,
 )
+from aurora_mlops.evaluation._model import (
+    DEFAULT_LEAD_STEPS,
+    forecast_from_checkpoint,
+    rollout_forecast,
+    untuned_forecast,
+)
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_LEAD_STEPS",
     "EVENTS",
     "TABLE_COLUMNS",
     "EvaluationResult",
@@ -60,6 +67,7 @@ __all__ = [
     "evaluate_forecasts",
     "event_scores",
     "events_for",
+    "forecast_from_checkpoint",
     "lat_weights",
     "mae",
     "mse",
@@ -68,6 +76,8 @@ __all__ = [
     "open_truth",
     "pearson",
     "persistence_forecast",
+    "rollout_forecast",
     "score_forecasts",
     "spatial_mean",
+    "untuned_forecast",
 ]

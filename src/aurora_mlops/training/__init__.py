@@ -5,6 +5,7 @@ Import cost: this package imports torch; the CLI imports it only for ``train-tri
 
 from __future__ import annotations
 
+from aurora_mlops.training._load import TrainedModel, load_trained
 from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
 from aurora_mlops.training._params import (
     ARCHITECTURE_KNOBS,
@@ -21,10 +22,12 @@ __all__ = [
     "MODEL_KNOBS",
     "PROFILE_DEFAULTS",
     "LossConfig",
+    "TrainedModel",
     "TrialParams",
     "TrialResult",
     "build_trial_model",
     "lat_weights",
+    "load_trained",
     "parse_param_args",
     "resolve_params",
     "rollout_loss",

@@ -595,6 +595,7 @@ def train_trial(
                     "bytes": ckpt.stat().st_size,
                 },
                 "norm_stats": "norm_stats.json",
+                "init": _init_ref(init),
                 "mlflow_run_id": tracker.run_id,
                 "versions": {
                     "aurora_mlops": __version__,
@@ -672,3 +673,11 @@ def _validate(
     for name, value in acc.rmse_by_variable(persistence=True).items():
         out[f"val_persistence_rmse_{name}"] = value
     return out
+
+
+def _init_ref(init: str | Path | None) -> str | None:
+    """How ``trial.json`` records ``--init``: an absolute path for files, else as given."""
+    if init is None:
+        return None
+    path = Path(init)
+    return str(path.resolve()) if path.is_file() else str(init)

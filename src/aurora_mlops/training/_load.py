@@ -1,0 +1,112 @@
+"""Reload what ``train-trial`` wrote: the model with the trial's knobs and its best weights.
+
+``evaluate --model``, ``benchmark`` and (later) ``package`` all start from a trial directory
+(``model.ckpt`` + ``trial.json`` + ``norm_stats.json``); this is the one place that turns it
+back into a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aurora_mlops.errors import CheckpointError
+from aurora_mlops.training._params import TrialParams
+from aurora_mlops.variants import Profile, VariantSpec, get_variant, load_weights
+
+__all__ = ["TrainedModel", "load_trained"]
+
+
+@dataclass
+class TrainedModel:
+    """A trial's model with its best weights, and what is needed to feed it.
+
+    Attributes:
+        model: The Aurora model in eval mode, on the CPU.
+        variant: The variant the trial trained.
+        params: The trial's resolved parameters.
+        profile: ``smoke`` or ``production``.
+        history: Input steps per window the trial used.
+        levels: Pressure levels the trial trained on.
+        trial: The parsed ``trial.json``.
+        checkpoint: Path of ``model.ckpt``.
+    """
+
+    model: torch.nn.Module
+    variant: VariantSpec
+    params: TrialParams
+    profile: Profile
+    history: int
+    levels: tuple[int, ...]
+    trial: dict[str, Any]
+    checkpoint: Path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
+    """Rebuild the model of a ``train-trial`` output and load its checkpoint.
+
+    Args:
+        path: The trial directory or its ``model.ckpt``.
+        variant: When given, the trial must have trained this variant.
+
+    Raises:
+        CheckpointError: No checkpoint or ``trial.json``, a checksum mismatch (the file changed
+            or is incomplete), another variant, or weights that do not fit.
+    """
+    from aurora_mlops.training._trainer import build_trial_model, modulation_off
+
+    path = Path(path)
+    ckpt = path / "model.ckpt" if path.is_dir() else path
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: no such checkpoint; pass a train-trial output directory")
+    meta_path = ckpt.parent / "trial.json"
+    if not meta_path.is_file():
+        raise CheckpointError(
+            f"{ckpt}: no trial.json beside it; pass a checkpoint written by train-trial"
+        )
+    try:
+        trial = json.loads(meta_path.read_text())
+        params = TrialParams.model_validate(trial["params"])
+        spec = get_variant(trial["variant"])
+        profile: Profile = trial["profile"]
+        config = trial["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{meta_path}: not a train-trial record ({e})") from e
+    if variant is not None and spec.name != variant:
+        raise CheckpointError(
+            f"{ckpt} was trained for variant {spec.name}, not {variant}: pass --variant {spec.name}"
+        )
+    expected = trial.get("checkpoint", {}).get("sha256")
+    if expected and _sha256(ckpt) != expected:
+        raise CheckpointError(
+            f"{ckpt}: sha256 differs from the one in trial.json; the file changed or is "
+            "incomplete, re-run the trial"
+        )
+    model = build_trial_model(spec, params, profile)
+    load_weights(model, spec, ckpt, strict=not params.coastal_conditioning)
+    if params.modulation_heads is False:
+        modulation_off(model)
+    model.eval()
+    return TrainedModel(
+        model=model,
+        variant=spec,
+        params=params,
+        profile=profile,
+        history=int(config.get("history", getattr(model, "max_history_size", 2))),
+        levels=tuple(int(x) for x in config.get("levels", ())),
+        trial=trial,
+        checkpoint=ckpt,
+    )
