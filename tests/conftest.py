@@ -83,7 +83,7 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
 
 
 #: The short medium-res smoke run that must beat persistence (trained once per session).
-SKILL_RUN = {"epochs": 8, "steps_per_epoch": 25, "patience": 8}
+SKILL_RUN = {"epochs": 16, "steps_per_epoch": 50, "patience": 16}
 
 
 @pytest.fixture(scope="session")

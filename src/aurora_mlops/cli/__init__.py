@@ -127,9 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Any further --NAME=VALUE is a trial parameter (e.g. --learning_rate=3e-4 "
         "--encoder_depths=6,10,8); `aurora-mlops train-trial --list-params` lists them.",
     )
-    _add_variant(trial)
-    trial.add_argument("--data", required=True, help="Dataset (canonical, CDS, WB2 or GRIB).")
-    trial.add_argument("--output", required=True, help="The trial's own output directory.")
+    trial.add_argument("--variant", choices=list(VARIANTS), help="Aurora variant (required).")
+    trial.add_argument("--data", help="Dataset (canonical, CDS, WB2 or GRIB) (required).")
+    trial.add_argument("--output", help="The trial's own output directory (required).")
+    trial.add_argument(
+        "--list-params", action="store_true",
+        help="List the trial parameters with their defaults and bounds, then exit.",
+    )
     trial.add_argument(
         "--profile", choices=["smoke", "production"], default="production",
         help="smoke: CPU-sized model and budget; production: the published configuration.",
@@ -137,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--init", default=None, help="Checkpoint to start from (path or `hub`).")
     trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
-    trial.set_defaults(handler=_lazy("_train", "cmd_train_trial"), accepts_params=True)
+    trial.set_defaults(
+        handler=_lazy("_train", "cmd_train_trial"), accepts_params=True, subparser=trial
+    )
 
     # katib, tune, evaluate: each module's register() imports only argparse-level things ----
     for module in ("_katib", "_tune", "_evaluate", "_benchmark"):

@@ -10,8 +10,14 @@ from aurora_mlops.variants import get_variant
 
 def cmd_train_trial(args: argparse.Namespace) -> int:
     # Parameters are checked before torch and aurora are imported: a typo fails in a second.
-    from aurora_mlops.training._params import parse_param_args, resolve_params
+    from aurora_mlops.training._params import describe_params, parse_param_args, resolve_params
 
+    if args.list_params:
+        print(describe_params(args.profile))
+        return 0
+    missing = [f"--{n}" for n in ("variant", "data", "output") if getattr(args, n) is None]
+    if missing:
+        args.subparser.error(f"the following arguments are required: {', '.join(missing)}")
     params = resolve_params(args.profile, parse_param_args(args.params))
     from aurora_mlops.training import train_trial
 

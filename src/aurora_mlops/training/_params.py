@@ -19,6 +19,7 @@ __all__ = [
     "MODEL_KNOBS",
     "PROFILE_DEFAULTS",
     "TrialParams",
+    "describe_params",
     "parse_param_args",
     "resolve_params",
 ]
@@ -108,6 +109,11 @@ class TrialParams(BaseModel):
     grad_clip: float = Field(default=1.0, ge=0, description="Max gradient norm; 0 turns it off.")
     prefetch_factor: int = Field(default=2, ge=1, le=64)
     num_workers: int = Field(default=0, ge=0, le=64)
+    torch_threads: int | None = Field(
+        default=None, ge=1, le=1024,
+        description="CPU threads for torch ops (default: torch's own; the smoke profile uses 1, "
+        "which is faster for tiny models and immune to oversubscription on shared cores).",
+    )
     amp: bool = False
     activation_checkpointing: bool = False
     patience: int = Field(default=3, ge=1, description="Epochs without improvement before stop.")
@@ -155,6 +161,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "val_windows": 8,
         "warmup_steps": 5,
         "t0": 60,
+        "torch_threads": 1,
     },
     "production": {
         "learning_rate": 5e-5,
@@ -251,3 +258,35 @@ def resolve_params(profile: str, given: Mapping[str, Any]) -> TrialParams:
             where = ".".join(str(p) for p in err["loc"]) or "parameters"
             problems.append(f"--{where}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("invalid trial parameter(s): " + "; ".join(problems)) from e
+
+
+def describe_params(profile: str = "production") -> str:
+    """A table of every trial parameter: name, type, the profile's default and the bounds."""
+    defaults = PROFILE_DEFAULTS.get(profile, {})
+    rows = [("parameter", "type", f"default ({profile})", "bounds", "notes")]
+    for name, field in TrialParams.model_fields.items():
+        kind = str(field.annotation).replace("typing.", "").replace("<class '", "")
+        kind = kind.replace("'>", "")
+        if name in defaults:
+            default: Any = defaults[name]
+        elif field.is_required():
+            default = "(required)"
+        elif field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = field.default
+        if default is None:
+            default = "variant's"
+        bounds = []
+        for m in field.metadata:
+            for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                value = getattr(m, attr, None)
+                if value is not None:
+                    bounds.append(f"{sym}{value}")
+        note = "architecture" if name in ARCHITECTURE_KNOBS else (field.description or "")
+        rows.append((name, kind, str(default), " ".join(bounds), note))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        for r in rows
+    ).rstrip()

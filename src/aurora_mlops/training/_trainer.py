@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import inspect
 import json
@@ -286,6 +287,24 @@ def _lr_lambda(params: TrialParams) -> Callable[[int], float]:
     return factor
 
 
+def _torch_threads(fn: Callable[..., TrialResult]) -> Callable[..., TrialResult]:
+    """Run ``fn`` with ``torch.set_num_threads(params.torch_threads)``, restored afterwards."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> TrialResult:
+        params = inspect.signature(fn).bind(*args, **kwargs).arguments["params"]
+        previous = torch.get_num_threads()
+        if params.torch_threads is not None:
+            torch.set_num_threads(params.torch_threads)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+
+    return run
+
+
+@_torch_threads
 def train_trial(
     *,
     variant: VariantSpec,
@@ -387,8 +406,10 @@ def train_trial(
             raise ConfigError(f"--activation_checkpointing is not possible here: {e}") from e
     model.to(device)
     ddp_model: Any = model
+    stepper: Any = model
     if dist.active:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        stepper = _DDPStepper(ddp_model)
     weights = lat_weights(train.lat).to(device)
     train_events = event_field(variant.name, {k: v for k, v in train.surf.items()})
     threshold = float(torch.quantile(train_events.flatten().float()[:1_000_000], EVENT_QUANTILE))
@@ -468,7 +489,7 @@ def train_trial(
                     sync = (micro_step == params.accumulation_steps - 1) or not dist.active
                     ctx = ddp_model.no_sync() if not sync else contextlib.nullcontext()
                     with ctx, amp:
-                        preds = list(rollout(ddp_model, batch, horizon))
+                        preds = list(rollout(stepper, batch, horizon))
                         loss = rollout_loss(preds, targets, stats, weights, loss_cfg, lead_weights)
                     if fail_on_step is not None and fail_on_step(step):
                         loss = loss * float("nan")
@@ -492,7 +513,7 @@ def train_trial(
             train_seconds += time.perf_counter() - t0
 
             metrics = _validate(
-                ddp_model,
+                model,  # the bare module: no gradient sync, every rank scores alike
                 val,
                 stats,
                 weights,
@@ -681,3 +702,20 @@ def _init_ref(init: str | Path | None) -> str | None:
         return None
     path = Path(init)
     return str(path.resolve()) if path.is_file() else str(init)
+
+
+class _DDPStepper:
+    """What ``aurora.rollout`` sees of a DDP-wrapped model: ``forward`` goes through the
+    wrapper (so gradients are all-reduced), every other attribute (``batch_transform_hook``,
+    ``patch_size``, ``timestep``, ``parameters`` ...) comes from the wrapped Aurora model."""
+
+    def __init__(self, ddp: torch.nn.parallel.DistributedDataParallel) -> None:
+        self._ddp = ddp
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ddp(*args, **kwargs)
+
+    __call__ = forward
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ddp.module, name)

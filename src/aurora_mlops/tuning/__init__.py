@@ -3,9 +3,19 @@
 One search space per variant (:data:`SPACES`, :data:`SMOKE_SPACES`) is rendered both into the
 Katib Experiment specs under ``katib/`` (:func:`render_all`) and into Optuna distributions
 (:meth:`SearchSpace.to_optuna`). :func:`check_experiment` validates a spec the way Katib's
-admission webhook would, before anything reaches a cluster.
+admission webhook would, before anything reaches a cluster. :func:`analyze_sweep` reads a finished
+local sweep (importance, directions, elites against the bounds) and proposes the next spec.
 """
 
+from aurora_mlops.tuning._analyze import (
+    CategoryStats,
+    ParameterAnalysis,
+    Suggestion,
+    SweepAnalysis,
+    TrialRecord,
+    analyze_sweep,
+    write_analysis,
+)
 from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
 from aurora_mlops.tuning._render import (
     STUDIES,
@@ -30,9 +40,15 @@ __all__ = [
     "SPACES",
     "STUDIES",
     "TRIAL_NAME_PARAMETER",
+    "CategoryStats",
+    "ParameterAnalysis",
     "SearchParameter",
     "SearchSpace",
     "Study",
+    "Suggestion",
+    "SweepAnalysis",
+    "TrialRecord",
+    "analyze_sweep",
     "build_experiment",
     "check_experiment",
     "check_file",
@@ -42,4 +58,5 @@ __all__ = [
     "load_spec",
     "render_all",
     "rendered_specs",
+    "write_analysis",
 ]

@@ -862,8 +862,15 @@ class _Runner:
             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
             "reason": result.reason,
             "mlflowParentRunId": self.parent_run_id,
+            "spec": _spec_path(self.exp),
         })
         return result
+
+
+def _spec_path(exp: Experiment) -> str | None:
+    """The Experiment YAML's absolute path (``tune analyze`` reads it), if it came from a file."""
+    path = Path(exp.source)
+    return str(path.resolve()) if path.is_file() else None
 
 
 def _link_data(work: Path, data_dir: Path) -> None:

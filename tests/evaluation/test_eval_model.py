@@ -1,0 +1,113 @@
+"""`evaluate --model`: a trained trial rolled out over the test split, scored like any forecast."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aurora_mlops.cli import main
+from aurora_mlops.data import open_dataset, split_times
+from aurora_mlops.evaluation import forecast_from_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    trained_medium_res: Path,
+    synthetic_data: Callable[..., Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "out"
+    code = main([
+        "evaluate", "--model", str(trained_medium_res), "--data",
+        str(synthetic_data("medium-res")), "--variant", "medium-res", "--out", str(out),
+        # The trial's own weights as the "untuned" model: its scores must equal the model's.
+        "--untuned", str(trained_medium_res / "model.ckpt"),
+    ])
+    assert code == 0
+    return out
+
+
+def _rmse(table: pd.DataFrame, model: str, lead: float) -> pd.Series:
+    sel = table[(table["model"] == model) & (table["metric"] == "rmse")]
+    sel = sel[sel["lead_hours"] == lead]
+    return sel.set_index(["variable", sel["level"].fillna(-1).astype(int)])["value"]
+
+
+def test_trained_smoke_model_beats_persistence_at_6h(evaluated: Path) -> None:
+    table = pd.read_parquet(evaluated / "metrics.parquet")
+    model, pers = _rmse(table, "model", 6.0), _rmse(table, "persistence", 6.0)
+    assert len(model) == len(pers) == 4 + 5 * 3  # 4 surface variables, 5 x 3 levels
+    wins = (model < pers.loc[model.index]).astype(bool)
+    # Most variable x level targets at +6 h, and every surface variable, beat persistence.
+    assert wins.mean() > 0.5, pd.DataFrame({"model": model, "persistence": pers})
+    for name in ("2t", "10u", "10v", "msl"):
+        assert wins.loc[(name, -1)], (name, model.loc[(name, -1)], pers.loc[(name, -1)])
+    # The report says so with the same numbers.
+    card = json.loads((evaluated / "metrics.json").read_text())["scorecard"]["model"]
+    assert card["persistence"]["rmse"]["fraction"] > 0.5
+    assert "persistence" in (evaluated / "report.md").read_text()
+
+
+def test_untuned_baseline_is_scored_by_the_same_code(evaluated: Path) -> None:
+    table = pd.read_parquet(evaluated / "metrics.parquet")
+    assert set(table["model"]) >= {"model", "untuned", "persistence", "climatology"}
+    own = table[~table["metric"].str.contains("_vs_")]  # skill rows name the other model
+    a = own[own["model"] == "model"].drop(columns="model").reset_index(drop=True)
+    b = own[own["model"] == "untuned"].drop(columns="model").reset_index(drop=True)
+    assert len(a) > 100
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(table[table["model"] == "model"]["lead_hours"].unique()) == [6, 12, 18, 24]
+
+
+def test_forecast_covers_the_test_split_and_is_deterministic(
+    trained_medium_res: Path, synthetic_data: Callable[..., Path]
+) -> None:
+    data = synthetic_data("medium-res")
+    fc = forecast_from_checkpoint(trained_medium_res, data, "medium-res", lead_steps=2,
+                                  max_inits=3, progress=False)
+    again = forecast_from_checkpoint(trained_medium_res, data, "medium-res", lead_steps=2,
+                                     max_inits=3, progress=False)
+    assert fc.identical(again)
+    assert dict(fc.sizes) == {"time": 3, "prediction_timedelta": 2, "lat": 32, "lon": 64,
+                              "level": 3}
+    ds = open_dataset(data)
+    test = split_times(ds.sizes["time"]).test
+    times = ds["time"].values[test[0] : test[1]]
+    assert np.isin(fc["time"].values, times).all()
+    assert list(fc["prediction_timedelta"].values / np.timedelta64(1, "h")) == [6.0, 12.0]
+    assert np.isfinite(fc["2t"].values).all()
+
+
+def test_model_of_another_variant_is_refused(
+    trained_medium_res: Path, synthetic_data: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["evaluate", "--model", str(trained_medium_res), "--data",
+                 str(synthetic_data("air-pollution")), "--variant", "air-pollution",
+                 "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert "trained for variant medium-res, not air-pollution" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_changed_checkpoint_is_refused(
+    trained_medium_res: Path, synthetic_data: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copy = tmp_path / "trial"
+    copy.mkdir()
+    for f in trained_medium_res.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    with (copy / "model.ckpt").open("r+b") as f:
+        f.truncate(1000)
+    code = main(["evaluate", "--model", str(copy), "--data", str(synthetic_data("medium-res")),
+                 "--variant", "medium-res", "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert "sha256 differs" in capsys.readouterr().err
