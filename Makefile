@@ -37,6 +37,13 @@ run: install
 	  $(BIN)/aurora-mlops data synth --variant $$v --out $(WORK)/data/$$v.nc; \
 	  $(BIN)/aurora-mlops data validate $(WORK)/data/$$v.nc --variant $$v --report $(WORK)/reports/$$v; \
 	done
+	$(BIN)/aurora-mlops tune katib/smoke/medium-res-random.yaml --backend local \
+	  --work-dir $(WORK)/sweeps/medium-res --data-dir $(WORK)/data
+	$(BIN)/aurora-mlops evaluate --model $(WORK)/sweeps/medium-res \
+	  --data $(WORK)/data/medium-res.nc --variant medium-res --out $(WORK)/eval/medium-res
+	$(BIN)/aurora-mlops benchmark --model $(WORK)/sweeps/medium-res --variant medium-res \
+	  --out $(WORK)/bench/medium-res --repeats 3 --train-steps 2
+	@echo "done: $(WORK)/eval/medium-res/report.html, $(WORK)/bench/medium-res/benchmark.md"
 
 clean:
 	rm -rf $(VENV) $(WORK) .testdata .pytest_cache .mypy_cache .ruff_cache

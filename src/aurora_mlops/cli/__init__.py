@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # katib, tune, evaluate: each module's register() imports only argparse-level things ----
-    for module in ("_katib", "_tune", "_evaluate", "_benchmark"):
+    for module in ("_katib", "_tune", "_evaluate", "_benchmark", "_report"):
         importlib.import_module(f"aurora_mlops.cli.{module}").register(sub)
 
     return parser

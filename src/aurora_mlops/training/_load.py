@@ -55,11 +55,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _from_sweep(path: Path) -> Path:
+    """A sweep work dir (``best.json``, no ``model.ckpt``) stands for its best trial."""
+    best = path / "best.json"
+    if not path.is_dir() or (path / "model.ckpt").exists() or not best.is_file():
+        return path
+    try:
+        ckpt = json.loads(best.read_text()).get("checkpoint")
+    except (ValueError, AttributeError) as e:
+        raise CheckpointError(f"{best}: not a sweep result ({e})") from e
+    if not ckpt:
+        raise CheckpointError(f"{best}: the sweep has no best trial with a checkpoint yet")
+    return Path(ckpt)
+
+
 def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
     """Rebuild the model of a ``train-trial`` output and load its checkpoint.
 
     Args:
-        path: The trial directory or its ``model.ckpt``.
+        path: The trial directory or its ``model.ckpt``, or a local sweep's work dir (its
+            ``best.json`` names the best trial's checkpoint).
         variant: When given, the trial must have trained this variant.
 
     Raises:
@@ -68,7 +83,7 @@ def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
     """
     from aurora_mlops.training._trainer import build_trial_model, modulation_off
 
-    path = Path(path)
+    path = _from_sweep(Path(path))
     ckpt = path / "model.ckpt" if path.is_dir() else path
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: no such checkpoint; pass a train-trial output directory")

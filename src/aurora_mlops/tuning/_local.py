@@ -780,7 +780,14 @@ class _Runner:
         )
 
         self._resume()
-        self._start_tracking()
+        try:
+            self._start_tracking()
+        except Exception as e:  # any MLflow/store failure: the sweep runs on, untracked
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            print(f"tune: MLflow tracking is off for this sweep ({why}); trials still run",
+                  file=sys.stderr)
+            self.tracking = False
+            self.parent_run_id = None
         status_path = self.work / "status.json"
         reason: str | None = None
         conditions = [{"type": "Created", "status": "True", "reason": "ExperimentCreated",

@@ -1,0 +1,33 @@
+"""Comparison reports (``aurora-mlops report``): the best trial of every variant on every test set.
+
+An entry (:class:`ReportEntry`) names a variant, a dataset label and the output directories of
+``evaluate`` (required), ``benchmark`` and ``tune`` (optional). :func:`build_report` combines
+them into ``report.json``, ``report.md``, a self-contained ``report.html`` and lead-time PNGs:
+headline RMSE/ACC, a scorecard summary, events, efficiency and the sweeps' best trials.
+:func:`discover_entries` finds entries in the ``ROOT/eval``, ``ROOT/bench``, ``ROOT/sweeps``
+layout that ``make run`` writes.
+"""
+
+from __future__ import annotations
+
+from aurora_mlops.report._build import DEFAULT_TITLE, build_report
+from aurora_mlops.report._collect import (
+    HEADLINE_VARIABLES,
+    SCHEMA,
+    collect_report,
+    headline_targets,
+)
+from aurora_mlops.report._entries import ENTRY_SYNTAX, ReportEntry, discover_entries, parse_entry
+
+__all__ = [
+    "DEFAULT_TITLE",
+    "ENTRY_SYNTAX",
+    "HEADLINE_VARIABLES",
+    "SCHEMA",
+    "ReportEntry",
+    "build_report",
+    "collect_report",
+    "discover_entries",
+    "headline_targets",
+    "parse_entry",
+]

@@ -1,0 +1,72 @@
+"""The README's commands work: the two set-up commands lead, the tour runs, `make run` runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+
+
+def _blocks(lang: str = "bash") -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def _commands(block: str) -> list[str]:
+    lines = [ln.strip() for ln in block.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def test_readme_opens_with_exactly_the_two_setup_commands() -> None:
+    first = _blocks()[0]
+    assert _commands(first) == ["make run", "make test"]
+    # ... and it is the first code block of the file.
+    assert README.read_text().index("```bash\nmake run") == README.read_text().index("```")
+
+
+@pytest.mark.slow
+def test_readme_tour_commands_run_in_order(tmp_path: Path) -> None:
+    tour = [c for block in _blocks()[1:] for c in _commands(block)]
+    assert tour and all(c.startswith("aurora-mlops ") for c in tour), tour
+    shutil.copytree(ROOT / "katib", tmp_path / "katib")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "AURORA_MLOPS_WORK_DIR": str(tmp_path / "work"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    for command in tour:
+        result = subprocess.run(shlex.split(command), cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+    work = tmp_path / "work"
+    assert (work / "reports" / "medium-res" / "validation.md").is_file()
+    assert (work / "trials" / "t0" / "model.ckpt").is_file()
+    assert (work / "eval" / "t0" / "report.html").is_file()
+    assert (work / "bench" / "t0" / "benchmark.json").is_file()
+    assert (work / "sweeps" / "mr" / "best.json").is_file()
+    assert (work / "sweeps" / "mr" / "analysis" / "next-spec.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_make_run_runs_end_to_end(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    work = tmp_path / "work"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    result = subprocess.run([make, "run", f"WORK={work}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for variant in ("medium-res", "high-res", "air-pollution", "ocean-waves"):
+        assert (work / "data" / f"{variant}.nc").is_file()
+        assert (work / "reports" / variant / "validation.json").is_file()
+    assert (work / "sweeps" / "medium-res" / "status.json").is_file()
+    assert (work / "eval" / "medium-res" / "metrics.parquet").is_file()
+    assert (work / "bench" / "medium-res" / "benchmark.md").is_file()
