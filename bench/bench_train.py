@@ -7,6 +7,7 @@ Prints, for a variant's smoke configuration in one process:
 and their ratio (target >= 0.90: data handling, logging and metric lines cost <= 10%).
 
 Usage: python bench/bench_train.py [--variant medium-res] [--steps 40] [--batch-size 2]
+                                   [--threads 1]
 """
 
 from __future__ import annotations
@@ -57,14 +58,17 @@ def bare_throughput(variant: str, steps: int, batch_size: int, data: Path) -> fl
     return steps * batch_size / (time.perf_counter() - t0)
 
 
-def trial_throughput(variant: str, steps: int, batch_size: int, data: Path, out: Path) -> float:
+def trial_throughput(
+    variant: str, steps: int, batch_size: int, data: Path, out: Path, threads: int
+) -> float:
     """Samples/s of train-trial's training phase (validation excluded), as trial.json records."""
     from aurora_mlops.training import resolve_params, train_trial
     from aurora_mlops.variants import get_variant
 
     params = resolve_params(
         "smoke",
-        {"epochs": 2, "steps_per_epoch": steps // 2, "batch_size": batch_size, "patience": 5},
+        {"epochs": 2, "steps_per_epoch": steps // 2, "batch_size": batch_size, "patience": 5,
+         "torch_threads": threads},
     )
     with open(os.devnull, "w") as sink:
         train_trial(
@@ -84,14 +88,17 @@ def main() -> int:
     p.add_argument("--variant", default="medium-res")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for both (smoke: 1)")
     args = p.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    torch.set_num_threads(args.threads)
     from aurora_mlops.data import synthesize, write_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         data = write_dataset(synthesize(args.variant, seed=0), Path(tmp) / "data.nc")
         bare = bare_throughput(args.variant, args.steps, args.batch_size, data)
-        trial = trial_throughput(args.variant, args.steps, args.batch_size, data, Path(tmp) / "t")
+        trial = trial_throughput(
+            args.variant, args.steps, args.batch_size, data, Path(tmp) / "t", args.threads
+        )
         bare2 = bare_throughput(args.variant, args.steps, args.batch_size, data)
     limit = (bare + bare2) / 2
     print(

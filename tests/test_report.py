@@ -47,7 +47,7 @@ def _forecast(truth: xr.Dataset, variant: str, seed: int) -> xr.Dataset:
     rng = np.random.default_rng(seed)
     for name in fc.data_vars:
         noise = rng.normal(0.0, 1.0, fc[name].shape)
-        fc[name] = fc[name] * (1 + 0.05 * noise) if name.startswith("pm") else fc[name] + noise
+        fc[name] = fc[name] * (1 + 0.05 * noise) if str(name).startswith("pm") else fc[name] + noise
     return fc
 
 

@@ -34,7 +34,8 @@ def build_report(
     Writes ``report.json`` (every number shown, see :func:`collect_report`), ``report.md``,
     a self-contained ``report.html`` and one ``lead_rmse_<variant>[_<dataset>].png`` per entry.
     All files are written into a temporary directory beside ``out_dir`` first and moved into
-    place only when every one is complete; on any error nothing is left behind.
+    place (one rename each) only when every one is complete; on any error nothing is left
+    behind. Other files in ``out_dir`` are left alone.
 
     Args:
         entries: One per variant and dataset.
@@ -65,12 +66,9 @@ def build_report(
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
-        try:
-            os.rename(tmp, out)  # out absent (or an empty directory): one atomic step
-        except OSError:
-            out.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                os.replace(tmp / name, out / name)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote %d files to %s", len(names), out)

@@ -168,6 +168,8 @@ def lead_plots(report: dict[str, Any]) -> dict[str, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from aurora_mlops.variables import VARIABLES
+
     out: dict[str, bytes] = {}
     for e in report["entries"]:
         targets = e["evaluation"]["headline_targets"]
@@ -176,11 +178,14 @@ def lead_plots(report: dict[str, Any]) -> dict[str, bytes]:
         fig, axes = plt.subplots(1, len(targets), figsize=(3.8 * len(targets), 2.9),
                                  squeeze=False)
         for ax, target in zip(axes[0], targets, strict=True):
+            units = ""
             for c in e["evaluation"]["lead_rmse"]:
                 if c["target"] == target:
                     style = "-" if c["model"] in e["evaluation"]["forecasts"] else "--"
                     ax.plot(c["lead_hours"], c["rmse"], style, marker="o", ms=3, label=c["model"])
-            ax.set_title(f"{e['label']}: {target} RMSE", fontsize=9)
+                    spec = VARIABLES.get(("surf" if c["level"] is None else "atmos", c["variable"]))
+                    units = f" ({spec.units})" if spec else ""
+            ax.set_title(f"{e['label']}: {target} RMSE{units}", fontsize=9)
             ax.set_xlabel("lead (h)", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
