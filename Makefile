@@ -43,7 +43,8 @@ run: install
 	  --data $(WORK)/data/medium-res.nc --variant medium-res --out $(WORK)/eval/medium-res
 	$(BIN)/aurora-mlops benchmark --model $(WORK)/sweeps/medium-res --variant medium-res \
 	  --out $(WORK)/bench/medium-res --repeats 3 --train-steps 2
-	@echo "done: $(WORK)/eval/medium-res/report.html, $(WORK)/bench/medium-res/benchmark.md"
+	$(BIN)/aurora-mlops report --from-dir $(WORK) --out $(WORK)/report
+	@echo "done: open $(WORK)/report/report.html"
 
 clean:
 	rm -rf $(VENV) $(WORK) .testdata .pytest_cache .mypy_cache .ruff_cache

@@ -52,6 +52,7 @@ def test_readme_tour_commands_run_in_order(tmp_path: Path) -> None:
     assert (work / "bench" / "t0" / "benchmark.json").is_file()
     assert (work / "sweeps" / "mr" / "best.json").is_file()
     assert (work / "sweeps" / "mr" / "analysis" / "next-spec.yaml").is_file()
+    assert (work / "report" / "report.html").is_file()
 
 
 @pytest.mark.slow
@@ -70,3 +71,4 @@ def test_make_run_runs_end_to_end(tmp_path: Path) -> None:
     assert (work / "sweeps" / "medium-res" / "status.json").is_file()
     assert (work / "eval" / "medium-res" / "metrics.parquet").is_file()
     assert (work / "bench" / "medium-res" / "benchmark.md").is_file()
+    assert "medium-res" in (work / "report" / "report.md").read_text()
