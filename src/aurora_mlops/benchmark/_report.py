@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from aurora_mlops._io import atomic_write
 
 __all__ = ["render_markdown", "write_text_atomic"]
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a hidden temporary sibling, fsync it, then rename it onto ``path``.
-
-    A run killed half-way leaves at most a ``.<name>.*.tmp`` file, never a ``path`` that looks
-    complete.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` so that ``path`` appears only complete (see :mod:`aurora_mlops._io`)."""
+    return atomic_write(path, text)
 
 
 def _mib(value: int | None) -> str:

@@ -170,18 +170,6 @@ def _time_inference(
     }
 
 
-def _loss_config(tm: TrainedModel) -> LossConfig:
-    p = tm.params
-    return LossConfig(
-        kind=p.loss,
-        huber_delta=p.huber_delta,
-        variable_weights=p.variable_weights,
-        log_space=p.log_space_loss,
-        positivity=p.positivity,
-        spectral_weight=p.spectral_loss_weight,
-    )
-
-
 def _time_training(
     tm: TrainedModel,
     inputs: BenchInput,
@@ -207,7 +195,7 @@ def _time_training(
         weight_decay=p.weight_decay,
     )
     stats = inputs.norm_stats()
-    cfg = _loss_config(tm)
+    cfg = LossConfig.from_params(tm.params)
     lead_weights = list(p.lead_weights or [1.0] * horizon)
     batch, targets = inputs.batch(batch_size)
     batch = batch.to(device)

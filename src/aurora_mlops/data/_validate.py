@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aurora_mlops._io import atomic_write
 from aurora_mlops.data._layout import ATMOS_DIMS, STATIC_DIMS, SURF_DIMS
 from aurora_mlops.errors import AuroraMLOpsError, DataFileError, ValidationFailed
 from aurora_mlops.variables import STANDARD_LEVELS, VariableSpec
@@ -801,23 +800,12 @@ def validate(
 # ---------------------------------------------------------------------------------------------
 
 
-def _atomic_write(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_reports(report_dir: Path, audit: dict[str, Any]) -> list[Path]:
     json_path, md_path = report_dir / "validation.json", report_dir / "validation.md"
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(json_path, json.dumps(audit, indent=2, allow_nan=False) + "\n")
-        _atomic_write(md_path, _markdown(audit))
+        atomic_write(json_path, json.dumps(audit, indent=2, allow_nan=False) + "\n")
+        atomic_write(md_path, _markdown(audit))
     except OSError as e:
         raise DataFileError(
             f"cannot write the validation report to {report_dir} ({e}); choose a writable "

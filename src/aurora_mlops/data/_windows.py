@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,14 +96,9 @@ class NormStats:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the statistics as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"mean": self.mean, "std": self.std, "split": list(self.split)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-        return path
+        from aurora_mlops._io import write_json
+
+        return write_json(path, {"mean": self.mean, "std": self.std, "split": list(self.split)})
 
     @classmethod
     def from_json(cls, path: str | Path) -> NormStats:

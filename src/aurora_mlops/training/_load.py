@@ -7,7 +7,6 @@ back into a model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import torch
 
+from aurora_mlops._io import sha256_file
 from aurora_mlops.errors import CheckpointError
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.variants import Profile, VariantSpec, get_variant, load_weights
@@ -45,14 +45,6 @@ class TrainedModel:
     levels: tuple[int, ...]
     trial: dict[str, Any]
     checkpoint: Path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _from_sweep(path: Path) -> Path:
@@ -105,7 +97,7 @@ def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
             f"{ckpt} was trained for variant {spec.name}, not {variant}: pass --variant {spec.name}"
         )
     expected = trial.get("checkpoint", {}).get("sha256")
-    if expected and _sha256(ckpt) != expected:
+    if expected and sha256_file(ckpt) != expected:
         raise CheckpointError(
             f"{ckpt}: sha256 differs from the one in trial.json; the file changed or is "
             "incomplete, re-run the trial"

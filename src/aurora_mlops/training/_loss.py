@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -56,6 +56,18 @@ class LossConfig:
     log_space: bool = False
     positivity: bool = True
     spectral_weight: float = 0.0
+
+    @classmethod
+    def from_params(cls, params: Any) -> LossConfig:
+        """The loss a trial's :class:`~aurora_mlops.training.TrialParams` ask for."""
+        return cls(
+            kind=params.loss,
+            huber_delta=params.huber_delta,
+            variable_weights=params.variable_weights,
+            log_space=params.log_space_loss,
+            positivity=params.positivity,
+            spectral_weight=params.spectral_loss_weight,
+        )
 
 
 def lat_weights(lat: torch.Tensor) -> torch.Tensor:

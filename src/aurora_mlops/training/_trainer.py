@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -22,7 +21,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from aurora_mlops._io import atomic_write, sha256_file, write_json
 from aurora_mlops._version import __version__
 from aurora_mlops.config import get_settings, katib_context
 from aurora_mlops.errors import CheckpointError, ConfigError, TrainingError
@@ -63,35 +62,6 @@ class TrialResult:
     checkpoint: Path
     metrics: dict[str, float]
     trial_json: Path
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None], binary: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temporary sibling, then rename)."""
-    _atomic_write_bytes(
-        path, lambda f: json.dump(payload, f, indent=2, sort_keys=True, default=str), binary=False
-    )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _git_commit() -> str:
@@ -413,14 +383,7 @@ def train_trial(
     weights = lat_weights(train.lat).to(device)
     train_events = event_field(variant.name, {k: v for k, v in train.surf.items()})
     threshold = float(torch.quantile(train_events.flatten().float()[:1_000_000], EVENT_QUANTILE))
-    loss_cfg = LossConfig(
-        kind=params.loss,
-        huber_delta=params.huber_delta,
-        variable_weights=params.variable_weights,
-        log_space=params.log_space_loss,
-        positivity=params.positivity,
-        spectral_weight=params.spectral_loss_weight,
-    )
+    loss_cfg = LossConfig.from_params(params)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=params.learning_rate,
@@ -572,7 +535,7 @@ def train_trial(
     ckpt = output_dir / "model.ckpt"
     result_metrics = {k: float(v) for k, v in best_metrics.items()}
     if dist.main:
-        _atomic_write_bytes(ckpt, lambda f: torch.save(best_state, f), binary=True)
+        atomic_write(ckpt, lambda f: torch.save(best_state, f))
         peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         system = {
             "duration_s": duration,
@@ -612,7 +575,7 @@ def train_trial(
                 "timings": system,
                 "checkpoint": {
                     "path": ckpt.name,
-                    "sha256": _sha256(ckpt),
+                    "sha256": sha256_file(ckpt),
                     "bytes": ckpt.stat().st_size,
                 },
                 "norm_stats": "norm_stats.json",

@@ -37,7 +37,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aurora_mlops._io import write_json
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.katib_metrics import parse_metric_lines
 from aurora_mlops.tuning._experiment import Experiment, format_value, load_experiment
@@ -397,17 +397,8 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    """Atomic JSON write (temporary sibling, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic JSON write, keys in Katib's order."""
+    write_json(path, payload, sort_keys=False)
 
 
 def _now() -> str:

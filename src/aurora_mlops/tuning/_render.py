@@ -24,9 +24,7 @@ directory of whoever runs the trial (the local runner's work dir).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from aurora_mlops._io import atomic_write
 from aurora_mlops.config import Settings, get_settings, image_ref
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._space import SearchSpace, get_space
@@ -469,18 +468,6 @@ def rendered_specs(settings: Settings | None = None) -> dict[str, str]:
     return {s.relpath: dump_yaml(build_experiment(s, settings)) for s in STUDIES}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_all(out_dir: str | Path, settings: Settings | None = None) -> list[Path]:
     """Write every spec under ``out_dir`` (each file atomically); returns the paths written.
 
@@ -493,6 +480,6 @@ def render_all(out_dir: str | Path, settings: Settings | None = None) -> list[Pa
     for rel, text in specs.items():
         path = out / rel
         if not (path.is_file() and path.read_text(encoding="utf-8") == text):
-            _write_atomic(path, text)
+            atomic_write(path, text)
         written.append(path)
     return written
