@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WORK   ?= work
 VARIANTS := medium-res high-res air-pollution ocean-waves
+# Variants that `make run` sweeps, evaluates and benchmarks (the tests narrow it to one).
+SWEEP_VARIANTS ?= $(VARIANTS)
 
 .PHONY: help install lint test testdata run clean
 
@@ -37,12 +39,14 @@ run: install
 	  $(BIN)/aurora-mlops data synth --variant $$v --out $(WORK)/data/$$v.nc; \
 	  $(BIN)/aurora-mlops data validate $(WORK)/data/$$v.nc --variant $$v --report $(WORK)/reports/$$v; \
 	done
-	$(BIN)/aurora-mlops tune katib/smoke/medium-res-random.yaml --backend local \
-	  --work-dir $(WORK)/sweeps/medium-res --data-dir $(WORK)/data
-	$(BIN)/aurora-mlops evaluate --model $(WORK)/sweeps/medium-res \
-	  --data $(WORK)/data/medium-res.nc --variant medium-res --out $(WORK)/eval/medium-res
-	$(BIN)/aurora-mlops benchmark --model $(WORK)/sweeps/medium-res --variant medium-res \
-	  --out $(WORK)/bench/medium-res --repeats 3 --train-steps 2
+	@set -e; for v in $(SWEEP_VARIANTS); do \
+	  $(BIN)/aurora-mlops tune katib/smoke/$$v-random.yaml --backend local \
+	    --work-dir $(WORK)/sweeps/$$v --data-dir $(WORK)/data; \
+	  $(BIN)/aurora-mlops evaluate --model $(WORK)/sweeps/$$v --data $(WORK)/data/$$v.nc \
+	    --variant $$v --out $(WORK)/eval/$$v; \
+	  $(BIN)/aurora-mlops benchmark --model $(WORK)/sweeps/$$v --variant $$v \
+	    --out $(WORK)/bench/$$v --repeats 3 --train-steps 2; \
+	done
 	$(BIN)/aurora-mlops report --from-dir $(WORK) --out $(WORK)/report
 	@echo "done: open $(WORK)/report/report.html"
 
