@@ -206,3 +206,44 @@ def test_nan_in_the_data_fails_through_the_cli(
     assert code == 1
     assert "training loss became nan" in err
     assert not (tmp_path / "t" / "model.ckpt").exists()
+
+
+def test_list_params_shows_every_parameter_with_the_profile_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aurora_mlops.training import TrialParams
+
+    assert main(["train-trial", "--list-params", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert listed == set(TrialParams.model_fields)
+    row = next(line for line in out.splitlines() if line.startswith("learning_rate "))
+    assert "0.003" in row and ">0" in row and "<=1.0" in row
+    with pytest.raises(SystemExit) as exc:  # otherwise the usual required flags, as argparse does
+        main(["train-trial", "--data", "x.nc"])
+    assert exc.value.code == 2
+    assert "required: --variant, --output" in capsys.readouterr().err
+
+
+def test_from_sweep_takes_the_best_parameters_and_flags_override_them(
+    synthetic_data: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    best = {"parameterAssignments": [{"name": "learning_rate", "value": "0.002"},
+                                     {"name": "weight_decay", "value": "0.01"},
+                                     {"name": "drop_path", "value": "0.05"}]}
+    (sweep / "best.json").write_text(json.dumps(best))
+    base = ["train-trial", "--variant", "medium-res", "--data",
+            str(synthetic_data("medium-res")), "--profile", "smoke", "--no-tracking"]
+    code = main([*base, "--output", str(tmp_path / "t"), "--from-sweep", str(sweep),
+                 "--learning_rate=0.001", "--epochs=1", "--steps_per_epoch=2"])
+    assert code == 0
+    params = json.loads((tmp_path / "t" / "trial.json").read_text())["params"]
+    assert params["learning_rate"] == 0.001  # the flag wins
+    assert params["weight_decay"] == 0.01 and params["drop_path"] == 0.05  # from the sweep
+    capsys.readouterr()
+    code = main([*base, "--output", str(tmp_path / "u"), "--from-sweep", str(tmp_path)])
+    assert code == 1
+    assert "no best.json" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()

@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="smoke: CPU-sized model and budget; production: the published configuration.",
     )
     trial.add_argument("--init", default=None, help="Checkpoint to start from (path or `hub`).")
+    trial.add_argument(
+        "--from-sweep", default=None, metavar="WORKDIR",
+        help="Start from the best parameters of a local sweep (its best.json); --NAME=VALUE "
+        "given here override them. The final fit after a short-budget sweep.",
+    )
     trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
     trial.set_defaults(

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from pathlib import Path
+from typing import Any
 
+from aurora_mlops.errors import ConfigError
 from aurora_mlops.variants import get_variant
+
+
+def sweep_params(work_dir: str) -> dict[str, Any]:
+    """The best trial's parameter assignments of a local sweep, parsed like --NAME=VALUE."""
+    from aurora_mlops.training._params import parse_param_args
+
+    best = Path(work_dir) / "best.json"
+    try:
+        doc = json.loads(best.read_text())
+        pairs = [(a["name"], a["value"]) for a in doc.get("parameterAssignments") or []]
+    except FileNotFoundError:
+        raise ConfigError(f"--from-sweep {work_dir}: no best.json; run `aurora-mlops tune` "
+                          "there first") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"{best}: not a sweep result ({e})") from None
+    if not pairs:
+        raise ConfigError(f"{best}: the sweep has no best trial yet")
+    return parse_param_args([f"--{name}={value}" for name, value in pairs])
 
 
 def cmd_train_trial(args: argparse.Namespace) -> int:
@@ -18,7 +40,10 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
     missing = [f"--{n}" for n in ("variant", "data", "output") if getattr(args, n) is None]
     if missing:
         args.subparser.error(f"the following arguments are required: {', '.join(missing)}")
-    params = resolve_params(args.profile, parse_param_args(args.params))
+    given = parse_param_args(args.params)
+    if args.from_sweep is not None:
+        given = {**sweep_params(args.from_sweep), **given}
+    params = resolve_params(args.profile, given)
     from aurora_mlops.training import train_trial
 
     logging.getLogger("aurora_mlops").setLevel(logging.INFO if args.verbose else logging.WARNING)
