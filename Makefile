@@ -7,6 +7,8 @@ WORK   ?= work
 VARIANTS := medium-res high-res air-pollution ocean-waves
 # Variants that `make run` sweeps, evaluates and benchmarks (the tests narrow it to one).
 SWEEP_VARIANTS ?= $(VARIANTS)
+# Budget of the final fit of each sweep's best parameters (the sweeps' own trials are short).
+FINAL_FIT ?= --epochs=16 --steps_per_epoch=50 --patience=16
 
 .PHONY: help install lint test testdata run clean
 
@@ -42,9 +44,11 @@ run: install
 	@set -e; for v in $(SWEEP_VARIANTS); do \
 	  $(BIN)/aurora-mlops tune katib/smoke/$$v-random.yaml --backend local \
 	    --work-dir $(WORK)/sweeps/$$v --data-dir $(WORK)/data; \
-	  $(BIN)/aurora-mlops evaluate --model $(WORK)/sweeps/$$v --data $(WORK)/data/$$v.nc \
+	  $(BIN)/aurora-mlops train-trial --variant $$v --data $(WORK)/data/$$v.nc --profile smoke \
+	    --output $(WORK)/final/$$v --from-sweep $(WORK)/sweeps/$$v $(FINAL_FIT); \
+	  $(BIN)/aurora-mlops evaluate --model $(WORK)/final/$$v --data $(WORK)/data/$$v.nc \
 	    --variant $$v --out $(WORK)/eval/$$v; \
-	  $(BIN)/aurora-mlops benchmark --model $(WORK)/sweeps/$$v --variant $$v \
+	  $(BIN)/aurora-mlops benchmark --model $(WORK)/final/$$v --variant $$v \
 	    --out $(WORK)/bench/$$v --repeats 3 --train-steps 2; \
 	done
 	$(BIN)/aurora-mlops report --from-dir $(WORK) --out $(WORK)/report

@@ -71,6 +71,7 @@ def test_make_run_runs_end_to_end(tmp_path: Path) -> None:
         assert (work / "data" / f"{variant}.nc").is_file()
         assert (work / "reports" / variant / "validation.json").is_file()
     assert (work / "sweeps" / "medium-res" / "status.json").is_file()
+    assert (work / "final" / "medium-res" / "model.ckpt").is_file()
     assert (work / "eval" / "medium-res" / "metrics.parquet").is_file()
     assert (work / "bench" / "medium-res" / "benchmark.md").is_file()
     assert "medium-res" in (work / "report" / "report.md").read_text()
