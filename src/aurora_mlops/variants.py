@@ -307,6 +307,46 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
     return AuroraAirPollutionBatched
 
 
+def _wave_with_density_outputs() -> type[torch.nn.Module]:
+    """``AuroraWave`` that keeps, per forward pass, what its post-decoder hook throws away.
+
+    The package's hook turns each wave variable's density logit into a NaN mask ("no waves")
+    and deletes the logit, so a loss on the returned prediction can neither train the density
+    channel nor pass gradients through masked points. When ``wave_aux`` is a list (the trainer
+    sets it), every forward pass appends ``{name: (raw_prediction, density_logit)}`` with the
+    values before masking. Predictions, weights and state-dict keys are unchanged.
+    """
+    import torch
+    from aurora import AuroraWave, Batch
+    from aurora.normalisation import normalise_surf_var
+
+    class AuroraWaveTrainable(AuroraWave):
+        wave_aux: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
+
+        def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
+            if self.wave_aux is not None:
+                kept = {}
+                for name in self.density_channel_surf_vars:
+                    density = pred.surf_vars.get(f"{name}_density")
+                    if density is None:
+                        continue
+                    if f"{name}_sin" in pred.surf_vars:  # an angle: modelled as sine, cosine
+                        raw = torch.rad2deg(torch.atan2(
+                            pred.surf_vars[f"{name}_sin"], pred.surf_vars[f"{name}_cos"]
+                        )) % 360
+                    elif name in pred.surf_vars:
+                        raw = pred.surf_vars[name]
+                    else:
+                        continue
+                    # The hook runs before unnormalisation; the prediction gets the same one.
+                    raw = normalise_surf_var(raw, name, stats=self.surf_stats, unnormalise=True)
+                    kept[name] = (raw, density)
+                self.wave_aux.append(kept)
+            return super()._post_decoder_hook(batch, pred)
+
+    return AuroraWaveTrainable
+
+
 def _aurora_class(spec: VariantSpec) -> type[torch.nn.Module]:
     import aurora
 
@@ -314,6 +354,10 @@ def _aurora_class(spec: VariantSpec) -> type[torch.nn.Module]:
         if "air" not in _FIXED_CLASSES:
             _FIXED_CLASSES["air"] = _air_pollution_per_sample()
         return _FIXED_CLASSES["air"]
+    if spec.aurora_class == "AuroraWave":
+        if "wave" not in _FIXED_CLASSES:
+            _FIXED_CLASSES["wave"] = _wave_with_density_outputs()
+        return _FIXED_CLASSES["wave"]
     cls: type[torch.nn.Module] = getattr(aurora, spec.aurora_class)
     return cls
 

@@ -175,9 +175,18 @@ def step_loss(
     stats: NormStats,
     weights: torch.Tensor,
     cfg: LossConfig,
+    wave_aux: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
-    """Loss of one rollout step: ``target_*`` hold ``(b, h, w)`` / ``(b, c, h, w)`` tensors."""
+    """Loss of one rollout step: ``target_*`` hold ``(b, h, w)`` / ``(b, c, h, w)`` tensors.
+
+    ``wave_aux`` (ocean waves, see :func:`aurora_mlops.variants.build_model`) maps a wave
+    variable to its prediction before the "no waves" mask and its density logit. With it, the
+    variable's term is the error of that raw prediction where the target has waves plus the
+    binary cross-entropy of the density logit against "the target has waves", so both the
+    values and the density channel learn; without it, masked points count as zero.
+    """
     surf, atmos = _postprocess(pred, cfg.positivity)
+    wave_aux = wave_aux or {}
     levels = pred.metadata.atmos_levels
     total: torch.Tensor | None = None
     wsum = 0.0
@@ -185,11 +194,23 @@ def step_loss(
         for name, target in targets.items():
             if name not in preds:
                 continue
-            p, t = _prepare(name, preds[name][:, 0].float(), target.float())
+            density = None
+            if kind == "surf" and name in wave_aux:
+                raw, logit = wave_aux[name]
+                p, t = raw[:, 0].float(), target.float()
+                density = logit[:, 0].float()
+            else:
+                p, t = _prepare(name, preds[name][:, 0].float(), target.float())
             mean, std = _stats(stats, kind, name, levels, p)
             log_space = cfg.log_space and _is_positive(kind, name)
             d = _normalised_diff(p, t, mean, std, angle=_is_angle(name), log_space=log_space)
-            term = _masked_mean(_elementwise(d, cfg), weights, torch.isfinite(t))
+            present = torch.isfinite(t)
+            term = _masked_mean(_elementwise(d, cfg), weights, present)
+            if density is not None:
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                    density, present.float(), reduction="none"
+                )
+                term = term + (bce * weights.expand_as(bce)).sum() / weights.expand_as(bce).sum()
             if (
                 cfg.spectral_weight > 0
                 and kind == "surf"
@@ -213,13 +234,17 @@ def rollout_loss(
     weights: torch.Tensor,
     cfg: LossConfig,
     lead_weights: Sequence[float],
+    wave_aux: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
 ) -> torch.Tensor:
-    """Lead-weighted mean of :func:`step_loss` over the rollout steps in ``preds``."""
+    """Lead-weighted mean of :func:`step_loss` over the rollout steps in ``preds``
+    (``wave_aux[k]`` is step ``k``'s, see :func:`step_loss`)."""
     total: torch.Tensor | None = None
     for k, pred in enumerate(preds):
         tk_surf = {n: v[:, k] for n, v in targets["surf"].items()}
         tk_atmos = {n: v[:, k] for n, v in targets["atmos"].items()}
-        term = step_loss(pred, tk_surf, tk_atmos, stats, weights, cfg) * float(lead_weights[k])
+        aux = wave_aux[k] if wave_aux is not None and k < len(wave_aux) else None
+        term = step_loss(pred, tk_surf, tk_atmos, stats, weights, cfg, aux)
+        term = term * float(lead_weights[k])
         total = term if total is None else total + term
     assert total is not None
     return total / float(sum(lead_weights[: len(preds)]))

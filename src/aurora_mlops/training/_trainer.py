@@ -377,6 +377,8 @@ def train_trial(
     model.to(device)
     ddp_model: Any = model
     stepper: Any = model
+    # Ocean waves: the loss also trains the density channels (see rollout_loss).
+    keeps_wave_aux = hasattr(model, "wave_aux")
     if dist.active:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
         stepper = _DDPStepper(ddp_model)
@@ -452,8 +454,15 @@ def train_trial(
                     sync = (micro_step == params.accumulation_steps - 1) or not dist.active
                     ctx = ddp_model.no_sync() if not sync else contextlib.nullcontext()
                     with ctx, amp:
+                        if keeps_wave_aux:
+                            model.wave_aux = []  # type: ignore[assignment]
                         preds = list(rollout(stepper, batch, horizon))
-                        loss = rollout_loss(preds, targets, stats, weights, loss_cfg, lead_weights)
+                        loss = rollout_loss(
+                            preds, targets, stats, weights, loss_cfg, lead_weights,
+                            wave_aux=getattr(model, "wave_aux", None),
+                        )
+                        if keeps_wave_aux:
+                            model.wave_aux = None  # type: ignore[assignment]
                     if fail_on_step is not None and fail_on_step(step):
                         loss = loss * float("nan")
                     if not torch.isfinite(loss):

@@ -1,0 +1,48 @@
+"""Ocean waves: the loss trains the density channels that Aurora's hook turns into NaN masks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from aurora.rollout import rollout
+
+from aurora_mlops.data import WindowDataset, compute_stats, open_dataset, split_times
+from aurora_mlops.training import LossConfig, lat_weights, rollout_loss
+from aurora_mlops.variants import build_model, get_variant
+
+
+def _grads(synthetic_data: Callable[..., Path], keep_aux: bool) -> dict[str, torch.Tensor]:
+    spec = get_variant("ocean-waves")
+    ds = open_dataset(synthetic_data("ocean-waves"))
+    splits = split_times(int(ds.sizes["time"]))
+    windows = WindowDataset(ds, spec, splits.train, history=2, levels=spec.smoke_levels)
+    batch, targets = windows.batch([0, 1])
+    # Targets without waves at a quarter of the points: "no waves" is NaN in wave data.
+    for name in ("swh", "mwd", "mwp", "pp1d"):
+        targets["surf"][name][:, :, : windows.lat.shape[0] // 4] = float("nan")
+    torch.manual_seed(0)
+    model = build_model(spec, profile="smoke")
+    model.wave_aux = [] if keep_aux else None  # type: ignore[assignment]
+    preds = list(rollout(model, batch, 1))
+    loss = rollout_loss(preds, targets, compute_stats(ds, spec, splits.train),
+                        lat_weights(windows.lat), LossConfig(), [1.0],
+                        wave_aux=model.wave_aux if keep_aux else None)
+    assert torch.isfinite(loss)
+    loss.backward()
+    return {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+            for n, p in model.named_parameters() if n.startswith("decoder.surf_heads.")}
+
+
+def test_density_heads_get_gradients_only_through_the_kept_logits(
+    synthetic_data: Callable[..., Path],
+) -> None:
+    with_aux, without = _grads(synthetic_data, True), _grads(synthetic_data, False)
+    head = "decoder.surf_heads.swh_density.weight"
+    # Aurora's hook replaces the density logit by a NaN mask: no gradient reaches the head ...
+    assert float(without[head].abs().sum()) == 0.0
+    # ... unless the loss sees the logit (binary cross-entropy against "the target has waves").
+    assert float(with_aux[head].abs().sum()) > 0.0
+    # The values' own heads learn either way.
+    assert float(with_aux["decoder.surf_heads.swh.weight"].abs().sum()) > 0.0
