@@ -150,6 +150,32 @@ def _prepare(name: str, p: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor,
     return p, t
 
 
+#: AuroraWave's rule for "no waves": the height of a wave system below 1e-4 m blanks the
+#: system's height, direction and period (``AuroraWave.batch_transform_hook``).
+_WAVE_SYSTEMS: dict[str, str] = {
+    member: height
+    for height, members in (
+        ("swh", ("swh", "mwd", "mwp", "pp1d")),
+        ("shww", ("shww", "mdww", "mpww")),
+        ("shts", ("shts", "mdts", "mpts")),
+        ("swh1", ("swh1", "mwd1", "mwp1")),
+        ("swh2", ("swh2", "mwd2", "mwp2")),
+    )
+    for member in members
+}
+
+
+def _waves_present(
+    name: str, target_surf: Mapping[str, torch.Tensor], target: torch.Tensor
+) -> torch.Tensor:
+    """Where the target of wave variable ``name`` has waves (Aurora's own rule)."""
+    height = target_surf.get(_WAVE_SYSTEMS.get(name, ""))
+    if height is None:
+        return torch.isfinite(target)
+    height = height.float()
+    return torch.isfinite(height) & (height >= 1e-4)
+
+
 def _spectral(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of log zonal power spectra (NaNs treated as zero)."""
     p = torch.fft.rfft(torch.nan_to_num(pred.float()), dim=-1).abs()
@@ -205,6 +231,8 @@ def step_loss(
             log_space = cfg.log_space and _is_positive(kind, name)
             d = _normalised_diff(p, t, mean, std, angle=_is_angle(name), log_space=log_space)
             present = torch.isfinite(t)
+            if density is not None:
+                present = present & _waves_present(name, target_surf, t)
             term = _masked_mean(_elementwise(d, cfg), weights, present)
             if density is not None:
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(
