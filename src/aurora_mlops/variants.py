@@ -235,7 +235,10 @@ VARIANTS: dict[str, VariantSpec] = {
             surf_vars=_WEATHER_SURF + _WAVE_SURF,
             static_vars=(*_WEATHER_STATIC, "wmb", "lat_mask"),
             atmos_vars=_WEATHER_ATMOS,
-            smoke=dict(_SMOKE_CONFIG),
+            # Aurora normalises the bathymetry `wmb` (metres, up to ~10 km) with location 0 and
+            # scale 1: the published weights are used to that, a model trained from scratch
+            # is not (its first predictions are ~100x off). The smoke model scales it to km.
+            smoke={**_SMOKE_CONFIG, "surf_stats": {"wmb": (0.0, 1000.0)}},
             node_pool=NodePool(
                 gpu_type="nvidia-a100-80gb",
                 gpus_per_trial=1,

@@ -46,3 +46,23 @@ def test_density_heads_get_gradients_only_through_the_kept_logits(
     assert float(with_aux[head].abs().sum()) > 0.0
     # The values' own heads learn either way.
     assert float(with_aux["decoder.surf_heads.swh.weight"].abs().sum()) > 0.0
+
+
+def test_smoke_wave_model_starts_on_the_scale_of_the_data(
+    synthetic_data: Callable[..., Path],
+) -> None:
+    """Aurora normalises the bathymetry `wmb` with scale 1 (metres): a model trained from
+    scratch then starts ~100x off. The smoke config scales it, so first predictions are sane."""
+    spec = get_variant("ocean-waves")
+    ds = open_dataset(synthetic_data("ocean-waves"))
+    windows = WindowDataset(ds, spec, split_times(int(ds.sizes["time"])).train, history=2,
+                            levels=spec.smoke_levels)
+    batch, targets = windows.batch([0])
+    assert float(batch.static_vars["wmb"].max()) > 1000  # metres, as in HRES-WAM
+    torch.manual_seed(0)
+    model = build_model(spec, profile="smoke").eval()
+    with torch.no_grad():
+        pred = next(iter(rollout(model, batch, 1)))
+    for name in ("2t", "msl"):
+        spread = float(pred.surf_vars[name].std())
+        assert spread < 3 * float(targets["surf"][name].std()), (name, spread)

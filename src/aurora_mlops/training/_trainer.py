@@ -141,7 +141,7 @@ def build_trial_model(spec: VariantSpec, params: TrialParams, profile: Profile) 
                 f"--coastal_conditioning applies to ocean-waves only, not {spec.name}"
             )
         overrides["static_vars"] = (*spec.static_vars, COAST_VAR)
-        overrides["surf_stats"] = {COAST_VAR: (0.0, 1.0)}
+        overrides["surf_stats"] = {**base.get("surf_stats", {}), COAST_VAR: (0.0, 1.0)}
     if params.spectral_loss_weight > 0 and spec.name != "ocean-waves":
         raise ConfigError(f"--spectral_loss_weight applies to ocean-waves only, not {spec.name}")
     if params.log_space_loss and spec.name != "air-pollution":
