@@ -84,7 +84,8 @@ def test_air_pollution_batches_of_two_equal_two_batches_of_one() -> None:
             )
             singles.append(model(b).surf_vars["pm2p5"])
     assert joint.shape == (2, 1, *VARIANTS["air-pollution"].smoke_grid)
-    torch.testing.assert_close(joint, torch.cat(singles), rtol=1e-5, atol=1e-6)
+    # Batched matmuls round differently; the broadcast bug is off by whole fields, not 1e-5.
+    torch.testing.assert_close(joint, torch.cat(singles), rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_override_lists_the_valid_ones() -> None:

@@ -214,7 +214,16 @@ VARIANTS: dict[str, VariantSpec] = {
             surf_vars=_WEATHER_SURF + _SPECIES_SURF,
             static_vars=_WEATHER_STATIC + _EMISSIONS,
             atmos_vars=_WEATHER_ATMOS + _SPECIES_ATMOS,
-            smoke={**_SMOKE_CONFIG, "patch_size": 3},
+            # As for the waves' bathymetry: Aurora normalises the log emission fields (about
+            # -34 to -18) with scale 1, which a from-scratch model does not survive (first
+            # species predictions ~100x too spread). The smoke model centres and scales them.
+            smoke={
+                **_SMOKE_CONFIG,
+                "patch_size": 3,
+                "surf_stats": {
+                    f"static_{s}_log": (-27.0, 5.0) for s in ("co", "nox", "so2", "ammonia")
+                },
+            },
             smoke_grid=(36, 72),
             min_history=2,
             node_pool=NodePool(
