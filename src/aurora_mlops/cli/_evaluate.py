@@ -71,13 +71,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
         if args.max_inits is not None and args.max_inits < 1:
             raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
+        from aurora_mlops.training import load_trained
+
+        # Load the trial and open the data once; both rollouts share them.
+        trained = load_trained(args.model, args.variant)
+        data = open_dataset(args.data)
         rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
-        forecasts["model"] = ev.forecast_from_checkpoint(
-            args.model, args.data, args.variant, **rollout
-        )
-        untuned = ev.untuned_forecast(
-            args.model, args.data, args.variant, init=args.untuned, **rollout
-        )
+        forecasts["model"] = ev.forecast_from_checkpoint(trained, data, args.variant, **rollout)
+        untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned, **rollout)
         if untuned is not None:
             forecasts["untuned"] = untuned
         else:

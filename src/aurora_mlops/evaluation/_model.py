@@ -144,9 +144,22 @@ def rollout_forecast(
     return out
 
 
+def _trained(model: Any, variant: str) -> Any:
+    """A :class:`~aurora_mlops.training.TrainedModel`, loaded unless it already is one."""
+    from aurora_mlops.training import TrainedModel, load_trained
+
+    return model if isinstance(model, TrainedModel) else load_trained(model, variant)
+
+
+def _dataset(data: str | Path | xr.Dataset) -> xr.Dataset:
+    from aurora_mlops.data import open_dataset
+
+    return data if isinstance(data, xr.Dataset) else open_dataset(data)
+
+
 def forecast_from_checkpoint(
-    model_path: str | Path,
-    data: str | Path,
+    model_path: Any,
+    data: str | Path | xr.Dataset,
     variant: str,
     *,
     split: str = "test",
@@ -155,13 +168,10 @@ def forecast_from_checkpoint(
     max_inits: int | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Load a ``train-trial`` checkpoint and roll it out over ``data`` (see
-    :func:`rollout_forecast`); the forecast's attributes name the checkpoint."""
-    from aurora_mlops.data import open_dataset
-    from aurora_mlops.training import load_trained
-
-    trained = load_trained(model_path, variant)
-    ds = open_dataset(data)
+    """Load a ``train-trial`` checkpoint (or take a loaded ``TrainedModel``) and roll it out
+    over ``data`` (see :func:`rollout_forecast`); the forecast's attributes name the checkpoint."""
+    trained = _trained(model_path, variant)
+    ds = _dataset(data)
     extra = None
     if trained.params.coastal_conditioning:
         import torch
@@ -182,8 +192,8 @@ def forecast_from_checkpoint(
 
 
 def untuned_forecast(
-    model_path: str | Path,
-    data: str | Path,
+    model_path: Any,
+    data: str | Path | xr.Dataset,
     variant: str,
     *,
     init: str | None = None,
@@ -199,11 +209,10 @@ def untuned_forecast(
     Returns ``None`` when there is nothing to start from (the trial trained from scratch and
     no ``init`` was given).
     """
-    from aurora_mlops.data import open_dataset
-    from aurora_mlops.training import build_trial_model, load_trained
+    from aurora_mlops.training import build_trial_model
     from aurora_mlops.variants import load_weights
 
-    trained = load_trained(model_path, variant)
+    trained = _trained(model_path, variant)
     source = init or trained.trial.get("init")
     if not source:
         return None
@@ -211,7 +220,7 @@ def untuned_forecast(
     load_weights(model, trained.variant, source, strict=not trained.params.coastal_conditioning)
     model.eval()
     fc = rollout_forecast(
-        model, open_dataset(data), variant, history=trained.history,
+        model, _dataset(data), variant, history=trained.history,
         levels=trained.levels or None, split=split, lead_steps=lead_steps,
         batch_size=batch_size, max_inits=max_inits, progress=progress,
     )
