@@ -11,13 +11,37 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["IMAGE_NAME", "Settings", "get_settings", "image_ref", "katib_context"]
+__all__ = [
+    "ARTIFACTS_PVC",
+    "DATA_PVC",
+    "IMAGE_NAME",
+    "MLFLOW_SECRET",
+    "MLFLOW_SECRET_KEYS",
+    "NAMESPACE",
+    "Settings",
+    "get_settings",
+    "image_ref",
+    "katib_context",
+]
 
 #: The one component/trial image; its tag is the package version, never ``latest``.
 IMAGE_NAME = "aurora-mlops"
+
+# Names shared by the Katib specs, the pipeline and manifests/ (tests/cluster checks that the
+# kustomize output uses exactly these).
+#: The namespace that manifests/ creates and where sweeps and pipeline runs go.
+NAMESPACE = "aurora-mlops"
+#: PersistentVolumeClaims: the datasets (mounted read-only by trials) and the artifacts
+#: (trial checkpoints under ``trials/<trial name>``, MLflow artifacts under ``mlflow/``).
+DATA_PVC = "aurora-mlops-data"
+ARTIFACTS_PVC = "aurora-mlops-artifacts"
+#: The Secret holding the MLflow tracking URI and credentials (manifests/secret-template.yaml).
+MLFLOW_SECRET = "aurora-mlops-mlflow"
+#: Its keys that MLflow clients (trials, pipeline steps) read as environment variables.
+MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 class Settings(BaseSettings):
@@ -30,10 +54,31 @@ class Settings(BaseSettings):
         default=None, description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI."
     )
     image_registry: str = Field(default="ghcr.io/aurora-mlops", description="Image registry.")
-    gpu_node_selector_key: str = "cloud.google.com/gke-accelerator"
-    gpu_node_selector_value: str = "nvidia-h100-80gb"
-    gpu_toleration_key: str = "nvidia.com/gpu"
-    namespace: str = "kubeflow"
+    # The GPU node pool of manifests/overlays/aks: AKS labels GPU nodes
+    # kubernetes.azure.com/accelerator=nvidia, and its GPU pools are tainted sku=gpu:NoSchedule.
+    gpu_node_selector_key: str = "kubernetes.azure.com/accelerator"
+    gpu_node_selector_value: str = "nvidia"
+    gpu_toleration_key: str = "sku"
+    namespace: str = Field(default=NAMESPACE, description="Namespace of sweeps and runs.")
+    data_pvc: str = Field(default=DATA_PVC, description="PVC with the datasets.")
+    artifacts_pvc: str = Field(default=ARTIFACTS_PVC, description="PVC for checkpoints.")
+    mlflow_secret: str = Field(
+        default=MLFLOW_SECRET, description="Secret with the MLflow tracking URI and credentials."
+    )
+    service_account: str = Field(
+        default="aurora-mlops-runner", description="ServiceAccount of pipeline runs and trials."
+    )
+    trial_priority_class: str = Field(
+        default="aurora-mlops-trials", description="PriorityClass of Katib trial pods."
+    )
+    kfp_host: str | None = Field(
+        default=None, description="Kubeflow Pipelines API endpoint (also read from KFP_HOST).",
+        validation_alias=AliasChoices("AURORA_MLOPS_KFP_HOST", "KFP_HOST", "kfp_host"),
+    )
+    kfp_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the KFP API (also read from KFP_TOKEN).",
+        validation_alias=AliasChoices("AURORA_MLOPS_KFP_TOKEN", "KFP_TOKEN", "kfp_token"),
+    )
     experiment_name: str = Field(default="aurora-mlops", description="MLflow experiment.")
     parent_run_id: str | None = Field(
         default=None, description="MLflow run that trial runs are nested under (set by sweeps)."

@@ -33,7 +33,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from aurora_mlops._io import atomic_write
-from aurora_mlops.config import Settings, get_settings, image_ref
+from aurora_mlops.config import (
+    ARTIFACTS_PVC,
+    DATA_PVC,
+    MLFLOW_SECRET_KEYS,
+    Settings,
+    get_settings,
+    image_ref,
+)
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._space import SearchSpace, get_space
 from aurora_mlops.variants import VARIANTS
@@ -54,9 +61,10 @@ Algorithm = Literal["grid", "random", "tpe"]
 Launcher = Literal["job", "pytorchjob"]
 SpecProfile = Literal["smoke", "production"]
 
-#: PersistentVolumeClaims a production trial mounts (read-only data, read-write artifacts).
-DATA_CLAIM = "aurora-mlops-data"
-ARTIFACTS_CLAIM = "aurora-mlops-artifacts"
+#: PersistentVolumeClaims a production trial mounts (read-only data, read-write artifacts); the
+#: defaults of ``Settings.data_pvc`` / ``Settings.artifacts_pvc``, which the specs use.
+DATA_CLAIM = DATA_PVC
+ARTIFACTS_CLAIM = ARTIFACTS_PVC
 DATA_MOUNT = "/mnt/data"
 ARTIFACTS_MOUNT = "/mnt/artifacts"
 #: The trial parameter that carries Katib's trial name (``${trialSpec.Name}``).
@@ -249,18 +257,42 @@ def _split_quantity(quantity: str, parts: int) -> str:
     return f"{max(1, int(m.group(1)) // parts)}{m.group(2)}"
 
 
+#: Container security of production trials: the namespace's "restricted" pod-security level.
+#: The root filesystem stays writable: torch, triton and matplotlib write caches under $HOME.
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def _container(name: str, image: str, command: list[str], resources: dict[str, Any],
-               *, mounts: bool) -> dict[str, Any]:
+               *, mounts: bool, settings: Settings) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": image,
         "command": command,
-        "resources": resources,
     }
     if mounts:
+        # The MLflow tracking URI and credentials come from the same Secret as the pipeline's.
+        container["env"] = [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.mlflow_secret,
+                                                         "key": key}}}
+            for key in MLFLOW_SECRET_KEYS
+        ]
+    container["resources"] = resources
+    if mounts:
+        container["securityContext"] = dict(_CONTAINER_SECURITY)
         container["volumeMounts"] = [
             {"name": "data", "mountPath": DATA_MOUNT, "readOnly": True},
             {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
+            {"name": "dshm", "mountPath": "/dev/shm"},
         ]
     return container
 
@@ -269,6 +301,8 @@ def _pod_spec(study: Study, settings: Settings, container: dict[str, Any],
               restart_policy: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"restartPolicy": restart_policy}
     if study.profile == "production":
+        spec["priorityClassName"] = settings.trial_priority_class
+        spec["securityContext"] = dict(_POD_SECURITY)
         spec["nodeSelector"] = {settings.gpu_node_selector_key: settings.gpu_node_selector_value}
         spec["tolerations"] = [
             {"key": settings.gpu_toleration_key, "operator": "Exists", "effect": "NoSchedule"}
@@ -276,8 +310,11 @@ def _pod_spec(study: Study, settings: Settings, container: dict[str, Any],
     spec["containers"] = [container]
     if study.profile == "production":
         spec["volumes"] = [
-            {"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM, "readOnly": True}},
-            {"name": "artifacts", "persistentVolumeClaim": {"claimName": ARTIFACTS_CLAIM}},
+            {"name": "data",
+             "persistentVolumeClaim": {"claimName": settings.data_pvc, "readOnly": True}},
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": settings.artifacts_pvc}},
+            # Shared memory for the data loader's workers (the container default is 64 MiB).
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}},
         ]
     return spec
 
@@ -305,7 +342,7 @@ def _job_spec(study: Study, settings: Settings) -> dict[str, Any]:
         # ``torchrun --module aurora_mlops`` runs ``python -m aurora_mlops``.
         command[command.index("aurora-mlops")] = "aurora_mlops"
     container = _container(JOB_CONTAINER, image_ref(settings), command, _resources(study),
-                           mounts=study.profile == "production")
+                           mounts=study.profile == "production", settings=settings)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -324,7 +361,7 @@ def _pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
 
     def replica(replicas: int) -> dict[str, Any]:
         container = _container(PYTORCH_CONTAINER, image_ref(settings), _trial_command(study),
-                               _resources(study, pods=pods), mounts=True)
+                               _resources(study, pods=pods), mounts=True, settings=settings)
         return {
             "replicas": replicas,
             "restartPolicy": "Never",
