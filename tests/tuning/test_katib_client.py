@@ -1,16 +1,30 @@
-"""The Katib backend against a fake CustomObjectsApi: the body sent is the YAML loaded."""
+"""The Katib backend against a fake Kubernetes API server (the only mock in the project).
+
+The fake stores Experiments like the API server does (create, get, delete, a watch of one
+object), fills a default into created specs like Katib's webhook, and replays scripted status
+updates as watch events; tests script transient errors into any call.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from aurora_mlops.kfp.steps import sweep
 from aurora_mlops.tuning._experiment import load_experiment
-from aurora_mlops.tuning._katib_client import KatibError, run_katib
+from aurora_mlops.tuning._katib_client import (
+    KatibError,
+    export_trial,
+    pipeline_experiment,
+    run_katib,
+    spec_differences,
+)
 
 SPECS = Path(__file__).parent / "specs"
 REPO = Path(__file__).resolve().parents[2]
@@ -18,30 +32,85 @@ SPEC = SPECS / "smoke-tpe.yaml"
 
 
 class ApiError(Exception):
+    """What the kubernetes client raises (``ApiException``): an HTTP status and a reason."""
+
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
 
 
-class FakeApi:
-    """Records calls; ``get`` returns the scripted statuses one after another (the last repeats)."""
+class FakeApiServer:
+    """Experiments in memory; ``updates`` are the statuses Katib will write, one per event.
 
-    def __init__(self, statuses: list[dict[str, Any]], create_error: Exception | None = None):
-        self.statuses = statuses
-        self.create_error = create_error
-        self.created: list[dict[str, Any]] = []
-        self.gets: list[dict[str, Any]] = []
+    ``errors[call]`` is a list of exceptions raised by the next calls of that method.
+    """
 
-    def create_namespaced_custom_object(self, **kwargs: Any) -> dict[str, Any]:
-        self.created.append(copy.deepcopy(kwargs))
-        if self.create_error is not None:
-            raise self.create_error
-        return kwargs["body"]
+    def __init__(self, updates: list[dict[str, Any]] | None = None) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.updates = list(updates or [])
+        self.errors: dict[str, list[Exception]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.version = 0
 
-    def get_namespaced_custom_object(self, **kwargs: Any) -> dict[str, Any]:
-        self.gets.append(kwargs)
-        status = self.statuses[min(len(self.gets) - 1, len(self.statuses) - 1)]
-        return {"metadata": {"name": kwargs["name"]}, "status": status}
+    def _call(self, name: str, kwargs: dict[str, Any]) -> None:
+        self.calls.append((name, copy.deepcopy(kwargs)))
+        pending = self.errors.get(name)
+        if pending:
+            raise pending.pop(0)
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+
+    def create_namespaced_custom_object(self, **kw: Any) -> dict[str, Any]:
+        self._call("create", kw)
+        assert (kw["group"], kw["version"], kw["plural"]) == ("kubeflow.org", "v1beta1",
+                                                              "experiments")
+        key = (kw["namespace"], kw["body"]["metadata"]["name"])
+        if key in self.objects:
+            raise ApiError(409, "AlreadyExists")
+        obj = copy.deepcopy(kw["body"])
+        obj["spec"].setdefault("resumePolicy", "Never")  # the webhook's defaulting
+        obj["status"] = {"conditions": [{"type": "Created", "status": "True"}]}
+        self._bump(obj)
+        self.objects[key] = obj
+        return copy.deepcopy(obj)
+
+    def get_namespaced_custom_object(self, **kw: Any) -> dict[str, Any]:
+        self._call("get", kw)
+        try:
+            return copy.deepcopy(self.objects[(kw["namespace"], kw["name"])])
+        except KeyError:
+            raise ApiError(404, "NotFound") from None
+
+    def delete_namespaced_custom_object(self, **kw: Any) -> None:
+        self._call("delete", kw)
+        self.objects.pop((kw["namespace"], kw["name"]), None)
+
+    def watch(self, api: Any, *, namespace: str, name: str, resource_version: str | None,
+              timeout_seconds: int) -> Iterator[Mapping[str, Any]]:
+        """One watch: the scripted updates as MODIFIED events, then the watch times out."""
+        assert api is self
+        self._call("watch", {"name": name, "resource_version": resource_version,
+                             "timeout_seconds": timeout_seconds})
+        obj = self.objects[(namespace, name)]
+        while self.updates:
+            update = self.updates.pop(0)
+            if update == "DELETED":
+                del self.objects[(namespace, name)]
+                yield {"type": "DELETED", "object": obj}
+                return
+            if update == "GONE":
+                yield {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}
+                return
+            if update == "TIMEOUT":
+                return
+            obj["status"] = copy.deepcopy(update)
+            self._bump(obj)
+            yield {"type": "MODIFIED", "object": copy.deepcopy(obj)}
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.calls if n == name)
 
 
 RUNNING = {"conditions": [{"type": "Created", "status": "True"},
@@ -61,30 +130,41 @@ SUCCEEDED = {"conditions": [*RUNNING["conditions"][:1],
                             {"type": "Succeeded", "status": "True",
                              "reason": "ExperimentMaxTrialsReached"}],
              "trials": 2, "trialsSucceeded": 2, "currentOptimalTrial": OPTIMAL}
+FAILED = {"conditions": [{"type": "Failed", "status": "True", "reason": "ExperimentFailed",
+                          "message": "Experiment has failed because max failed count has "
+                                     "reached"}], "trialsFailed": 3}
 
 
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
         self.now += s
 
 
-def test_creates_the_rendered_experiment_and_returns_the_best_trial() -> None:
-    api = FakeApi([RUNNING, RUNNING, SUCCEEDED])
-    clock = Clock()
-    result = run_katib(str(SPEC), api=api, poll_interval=10, timeout=600, sleep=clock.sleep,
-                       clock=clock, artifact_root="/mnt/artifacts")
-    assert len(api.created) == 1
-    call = api.created[0]
+def _run(server: FakeApiServer, spec: Any = str(SPEC), **kw: Any) -> Any:
+    clock = kw.pop("clock", Clock())
+    return run_katib(spec, api=server, watcher=server.watch, sleep=clock.sleep, clock=clock,
+                     **kw)
+
+
+def test_creates_the_rendered_experiment_and_follows_it_by_watch() -> None:
+    server = FakeApiServer([RUNNING, RUNNING, SUCCEEDED])
+    result = _run(server, artifact_root="/mnt/artifacts")
+    (call,) = [c for n, c in server.calls if n == "create"]
     assert (call["group"], call["version"], call["plural"], call["namespace"]) == (
         "kubeflow.org", "v1beta1", "experiments", "kubeflow")
     assert call["body"] == yaml.safe_load(SPEC.read_text())  # exactly the YAML, nothing added
-    assert len(api.gets) == 3 and api.gets[0]["name"] == "medium-res-tpe"
+    # One read, then one watch that delivers every update: no fixed-interval polling.
+    assert server.count("get") == 1 and server.count("watch") == 1
+    watch = next(c for n, c in server.calls if n == "watch")
+    assert watch["name"] == "medium-res-tpe" and watch["resource_version"] == "1"
     assert result.condition == "Succeeded"
     assert result.best_trial == "medium-res-tpe-x7k2p9qd"
     assert result.parameters == {"learning_rate": "0.0021", "weight_decay": "0.01",
@@ -93,38 +173,169 @@ def test_creates_the_rendered_experiment_and_returns_the_best_trial() -> None:
     assert result.checkpoint == "/mnt/artifacts/trials/medium-res-tpe-x7k2p9qd/model.ckpt"
 
 
+def test_an_expired_or_timed_out_watch_reads_the_object_again() -> None:
+    server = FakeApiServer([RUNNING, "GONE", RUNNING, "TIMEOUT", SUCCEEDED])
+    assert _run(server).condition == "Succeeded"
+    assert server.count("watch") == 3 and server.count("get") == 3
+
+
+def test_transient_api_errors_are_retried_with_backoff() -> None:
+    server = FakeApiServer([SUCCEEDED])
+    server.errors = {"create": [ApiError(503, "Service Unavailable"), ConnectionResetError()],
+                     "get": [ApiError(429, "Too Many Requests")]}
+    clock = Clock()
+    assert _run(server, clock=clock).best_trial == "medium-res-tpe-x7k2p9qd"
+    assert server.count("create") == 3 and len(server.objects) == 1
+    assert clock.sleeps == [1.0, 2.0, 1.0]  # exponential per call
+
+
+def test_a_persistent_transient_error_gives_up() -> None:
+    server = FakeApiServer([SUCCEEDED])
+    server.errors = {"create": [ApiError(500, "Internal Server Error")] * 10}
+    with pytest.raises(KatibError, match="Internal Server Error"):
+        _run(server)
+    assert server.count("create") == 6
+
+
+def test_a_failed_experiment_fails_with_katibs_message() -> None:
+    with pytest.raises(KatibError, match="max failed count has reached"):
+        _run(FakeApiServer([RUNNING, FAILED]))
+    # ... even when some trial succeeded before it failed.
+    with pytest.raises(KatibError, match="max failed count"):
+        _run(FakeApiServer([{**FAILED, "currentOptimalTrial": OPTIMAL}]))
+
+
+def test_a_deleted_experiment_fails_the_wait() -> None:
+    with pytest.raises(KatibError, match="was deleted"):
+        _run(FakeApiServer([RUNNING, "DELETED"]))
+
+
+def test_times_out_with_a_clear_error() -> None:
+    server = FakeApiServer([RUNNING, "TIMEOUT"])
+    clock = Clock()
+
+    def slow_watch(api: Any, **kw: Any) -> Iterator[Mapping[str, Any]]:
+        clock.now += kw["timeout_seconds"]  # the watch stays open until its timeout
+        yield from server.watch(api, **kw)
+
+    with pytest.raises(KatibError, match="did not finish within 60 s"):
+        run_katib(str(SPEC), api=server, watcher=slow_watch, timeout=60, sleep=clock.sleep,
+                  clock=clock)
+
+
+def test_adopts_an_identical_existing_experiment_but_refuses_a_different_one() -> None:
+    server = FakeApiServer([SUCCEEDED])
+    body = yaml.safe_load(SPEC.read_text())
+    server.create_namespaced_custom_object(group="kubeflow.org", version="v1beta1",
+                                           namespace="kubeflow", plural="experiments", body=body)
+    assert _run(server).best_trial is not None  # the webhook's defaults do not count
+    assert len(server.objects) == 1
+
+    other = FakeApiServer([SUCCEEDED])
+    changed = copy.deepcopy(body)
+    changed["spec"]["maxTrialCount"] = 99
+    other.create_namespaced_custom_object(group="kubeflow.org", version="v1beta1",
+                                          namespace="kubeflow", plural="experiments", body=changed)
+    with pytest.raises(KatibError, match=r"different spec .*spec\.maxTrialCount"):
+        _run(other)
+    assert other.count("watch") == 0
+
+
+def test_other_refusals_fail_at_once() -> None:
+    server = FakeApiServer([SUCCEEDED])
+    server.errors = {"create": [ApiError(400, "admission webhook denied: bad feasibleSpace")]}
+    with pytest.raises(KatibError, match="admission webhook denied"):
+        _run(server)
+    assert server.count("get") == 0 and server.count("create") == 1
+
+
+def test_cancelling_deletes_the_experiment_it_created() -> None:
+    server = FakeApiServer([RUNNING])
+
+    def cancelled(api: Any, **kw: Any) -> Iterator[Mapping[str, Any]]:
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    with pytest.raises(KeyboardInterrupt):
+        run_katib(str(SPEC), api=server, watcher=cancelled, sleep=lambda s: None)
+    assert server.count("delete") == 1 and not server.objects
+
+
+def test_spec_differences_ignore_added_fields_only() -> None:
+    ours = {"a": 1, "b": [{"x": "1"}], "c": {"d": "e"}}
+    assert spec_differences(ours, {**ours, "extra": 2}, "spec") == []
+    assert spec_differences(ours, {**ours, "b": [{"x": "2"}]}, "spec") == ["spec.b[0].x"]
+    assert spec_differences(ours, {"a": 1, "b": [{"x": 1}]}, "spec") == ["spec.c"]
+
+
 def test_namespace_override_goes_into_the_body() -> None:
-    api = FakeApi([SUCCEEDED])
-    result = run_katib(load_experiment(SPEC), api=api, namespace="team-a", sleep=lambda s: None)
-    body = api.created[0]["body"]
-    assert api.created[0]["namespace"] == "team-a" == body["metadata"]["namespace"]
+    server = FakeApiServer([SUCCEEDED])
+    result = _run(server, load_experiment(SPEC), namespace="team-a")
+    body = next(c for n, c in server.calls if n == "create")["body"]
     expected = yaml.safe_load(SPEC.read_text())
     expected["metadata"]["namespace"] = "team-a"
     assert body == expected
     assert result.checkpoint == "trials/medium-res-tpe-x7k2p9qd/model.ckpt"
 
 
-def test_times_out_with_a_clear_error() -> None:
-    clock = Clock()
-    with pytest.raises(KatibError, match="did not finish within 60 s"):
-        run_katib(str(SPEC), api=FakeApi([RUNNING]), timeout=60, poll_interval=15,
-                  sleep=clock.sleep, clock=clock)
+def _fake_trial(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "model.ckpt").write_bytes(b"weights")
+    (folder / "trial.json").write_text(json.dumps({"checkpoint": {"path": "model.ckpt"}}))
+    (folder / "norm_stats.json").write_text("{}")
 
 
-def test_failed_experiment_without_a_best_trial_raises() -> None:
-    failed = {"conditions": [{"type": "Failed", "status": "True",
-                              "message": "max failed trials reached"}], "trialsFailed": 3}
-    with pytest.raises(KatibError, match="max failed trials reached"):
-        run_katib(str(SPEC), api=FakeApi([failed]), sleep=lambda s: None)
+def test_export_trial_writes_a_movable_folder(tmp_path: Path) -> None:
+    _fake_trial(tmp_path / "trials" / "t-3")
+    doc = export_trial(tmp_path / "trials" / "t-3", tmp_path / "out", experiment="e",
+                       best_trial="t-3", parameters={"learning_rate": "0.002"},
+                       metrics={"val_score": 0.4})
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best == doc
+    assert best["checkpoint"] == "model.ckpt" and best["trial"] == "trial.json"
+    assert (tmp_path / "out" / best["checkpoint"]).read_bytes() == b"weights"
+    assert best["parameterAssignments"] == [{"name": "learning_rate", "value": "0.002"}]
+    with pytest.raises(KatibError, match=r"no model\.ckpt"):
+        export_trial(tmp_path / "missing", tmp_path / "x", experiment="e", best_trial="b",
+                     parameters={}, metrics={})
 
 
-def test_existing_experiment_is_awaited_but_other_refusals_fail() -> None:
-    api = FakeApi([SUCCEEDED], create_error=ApiError(409, "AlreadyExists"))
-    assert run_katib(str(SPEC), api=api, sleep=lambda s: None).best_trial is not None
-    api = FakeApi([SUCCEEDED], create_error=ApiError(400, "admission webhook denied"))
-    with pytest.raises(KatibError, match="admission webhook denied"):
-        run_katib(str(SPEC), api=api, sleep=lambda s: None)
-    assert api.gets == []
+def test_the_tune_step_on_katib_exports_the_best_trials_folder(tmp_path: Path) -> None:
+    """The pipeline's tune step, backend katib, against the fake API: the artifact it writes."""
+    exp = pipeline_experiment(variant="medium-res", algorithm="random", profile="production",
+                              max_trials=2, parallel_trials=1, name_suffix="run12345")
+    best = f"{exp.name}-abcd"
+    optimal = {**OPTIMAL, "bestTrialName": best}
+    server = FakeApiServer([RUNNING, {**SUCCEEDED, "currentOptimalTrial": optimal}])
+    artifacts = tmp_path / "artifacts"  # the volume the trials mount at /mnt/artifacts
+    _fake_trial(artifacts / "trials" / best)
+    data = tmp_path / "data-artifact"
+    data.mkdir()
+    (data / "medium-res.nc").write_bytes(b"netcdf")
+    doc = sweep(variant="medium-res", algorithm="random", profile="production",
+                data_dir=data, best_dir=tmp_path / "best", sweep_dir=tmp_path / "sweep",
+                max_trials=2, parallel_trials=1, backend="katib", namespace="team-a",
+                data_root=str(tmp_path / "mnt-data"), run_id="run12345-and-more",
+                artifacts_mount=str(artifacts), katib_api=server, katib_watcher=server.watch)
+    create = next(c for n, c in server.calls if n == "create")
+    assert create["namespace"] == "team-a"
+    assert create["body"]["metadata"]["name"] == "aurora-medium-res-random-run12345"
+    assert create["body"]["spec"]["maxTrialCount"] == 2
+    assert create["body"]["spec"]["parallelTrialCount"] == 1
+    assert doc["bestTrialName"] == best
+    assert (tmp_path / "best" / "model.ckpt").read_bytes() == b"weights"
+    assert json.loads((tmp_path / "best" / "best.json").read_text())["checkpoint"] == "model.ckpt"
+    assert (tmp_path / "mnt-data" / "medium-res.nc").read_bytes() == b"netcdf"  # staged
+
+
+def test_pipeline_experiment_applies_budgets_and_extra_args() -> None:
+    exp = pipeline_experiment(variant="ocean-waves", algorithm="random", profile="smoke",
+                              max_trials=3, parallel_trials=5, extra_args=["--epochs=1"])
+    assert exp.max_trial_count == 3 and exp.parallel_trial_count == 3
+    assert exp.trial_command("t", {p.name: "1" for p in exp.parameters})[-1] == "--epochs=1"
+    with pytest.raises(Exception, match="no rendered Experiment"):
+        pipeline_experiment(variant="ocean-waves", algorithm="bayes", profile="smoke",
+                            max_trials=1, parallel_trials=1)
 
 
 RENDERED = sorted((REPO / "katib").glob("**/*.yaml"))
@@ -133,10 +344,11 @@ RENDERED = sorted((REPO / "katib").glob("**/*.yaml"))
 @pytest.mark.skipif(not RENDERED, reason="no rendered specs under katib/ yet")
 @pytest.mark.parametrize("path", RENDERED, ids=[str(p.relative_to(REPO)) for p in RENDERED])
 def test_rendered_specs_are_sent_verbatim(path: Path) -> None:
-    api = FakeApi([SUCCEEDED])
+    server = FakeApiServer([SUCCEEDED])
     exp = load_experiment(path)
-    run_katib(exp, api=api, namespace=exp.namespace, sleep=lambda s: None)
-    assert api.created[0]["body"] == yaml.safe_load(path.read_text())
+    _run(server, exp, namespace=exp.namespace)
+    assert next(c for n, c in server.calls if n == "create")["body"] == yaml.safe_load(
+        path.read_text())
     names = {p.name for p in exp.parameters}
     cmd = exp.trial_command("t-1", {n: "1" for n in names})
     assert not any("${" in a for a in cmd), cmd

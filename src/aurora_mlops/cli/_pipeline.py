@@ -1,0 +1,133 @@
+"""``aurora-mlops pipeline compile`` and ``aurora-mlops pipeline run --local``.
+
+Only :mod:`argparse` is imported here: :func:`register` runs on every CLI start, the handlers
+import kfp (and through the pipeline's tasks, torch) when they run. Further subcommands
+(``submit``, ``schedule``) add themselves to the ``pipeline`` group that :func:`register`
+returns the subparsers of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cmd_compile", "cmd_run", "register"]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> Any:
+    """Add the ``pipeline`` group; returns its subparsers (for more subcommands)."""
+    from aurora_mlops.variants import VARIANTS
+
+    group = subparsers.add_parser(
+        "pipeline", help="Compile the Kubeflow pipelines; run them locally through kfp.local.")
+    psub = group.add_subparsers(dest="pipeline_command", required=True, metavar="SUBCOMMAND")
+
+    comp = psub.add_parser(
+        "compile", help="Write components/<step>.yaml and pipelines/<pipeline>.yaml.",
+        description="Compile every component and both pipelines (aurora-tune-and-publish, "
+        "aurora-all-variants) from aurora_mlops.kfp into OUT_DIR/components and "
+        "OUT_DIR/pipelines. Image, node pool, PVCs and Secret come from AURORA_MLOPS_* settings.")
+    comp.add_argument("--out-dir", default=".", help="Repository root to write under (default .).")
+    comp.add_argument("--parallelism", type=_count, default=None,
+                      help="Variants at a time in aurora-all-variants (default 4).")
+    comp.set_defaults(handler=cmd_compile)
+
+    run = psub.add_parser(
+        "run", help="Run aurora-all-variants here through kfp.local (--local).",
+        description="Run the real pipeline locally: kfp.local with SubprocessRunner(use_venv="
+        "False), the smoke profile, synthetic data, the embedded sweep runner, and one MLflow "
+        "store (WORK/mlflow.db) for sweeps, trials, packages and the registry. Ends with a "
+        "summary: champion per variant, gate result, reports and model cards, and the commands "
+        "that open the MLflow UI and optuna-dashboard.")
+    run.add_argument("--local", action="store_true", required=True,
+                     help="Run through kfp.local (the only way here; submit to a cluster with "
+                     "`kfp run create`).")
+    run.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                     metavar="VARIANT",
+                     help=f"Variants to run (default all: {' '.join(VARIANTS)}).")
+    run.add_argument("--work-dir", default=None, help="Work folder (default: the settings', work).")
+    run.add_argument("--parallelism", type=_count, default=1,
+                     help="Variants at a time (default 1: on 2 cores each step uses them all).")
+    run.add_argument("--max-trials", type=_count, default=None, help="Trials per sweep.")
+    run.add_argument("--trial-args", default=None,
+                     help="Budget of every sweep trial, e.g. '--epochs=2 --steps_per_epoch=6'.")
+    run.add_argument("--final-fit-args", default=None,
+                     help="Budget of the final fit, e.g. '--epochs=4 --steps_per_epoch=25' "
+                     "('' skips the final fit: the best trial is evaluated as it is).")
+    run.set_defaults(handler=cmd_run)
+
+    from aurora_mlops.cli._submit import register_submit  # submit, schedule (KFP REST API)
+
+    register_submit(psub)
+    return psub
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Handler of ``pipeline compile``: prints the files written."""
+    from aurora_mlops.kfp import compile_all
+
+    for path in compile_all(Path(args.out_dir), parallelism=args.parallelism):
+        print(path)
+    return 0
+
+
+def _summary(run: Any) -> list[str]:
+    lines = [f"pipeline finished in {run.wall_s:.0f} s ({run.run_dir})", ""]
+    for variant, v in sorted(run.variants.items()):
+        pub = v["publish"]
+        if pub is None:
+            lines.append(f"{variant}: not published (the quality gate held it back)")
+        else:
+            champion = pub.get("champion_version") or "none"
+            gate = "passed" if pub.get("gate_passed") else "failed"
+            lines.append(f"{variant}: {pub['name']} version {pub['version']} registered, gate "
+                         f"{gate}, champion version {champion}")
+        lines.append(f"  evaluation: {v['evaluation']}")
+        lines.append(f"  model card: {v['model_card']}")
+    lines += ["", f"combined report: {run.report}", "",
+              "browse the runs, models and registry:",
+              f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri "
+              f"{shlex.quote(run.tracking_uri)}",
+              "browse the sweeps:"]
+    for variant, v in sorted(run.variants.items()):
+        if v["study"] is not None:
+            lines.append(f"  {Path(sys.executable).parent / 'optuna-dashboard'} "
+                         f"sqlite:///{v['study']}   # {variant}")
+    lines.append(f"full log: {run.log}")
+    return lines
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Handler of ``pipeline run --local``: run, then print the summary."""
+    from dataclasses import replace
+
+    from aurora_mlops.config import get_settings
+    from aurora_mlops.kfp import LocalBudget, run_pipeline_locally
+
+    budget = LocalBudget()
+    if args.max_trials is not None:
+        budget = replace(budget, max_trials=args.max_trials)
+    if args.trial_args is not None:
+        budget = replace(budget, trial_args=args.trial_args)
+    if args.final_fit_args is not None:
+        budget = replace(budget, final_fit_args=args.final_fit_args)
+    work = Path(args.work_dir) if args.work_dir else get_settings().work_dir
+    print(f"running aurora-all-variants locally for {' '.join(args.variants)} in {work} "
+          "(kfp.local; the full log goes to pipeline.log there)", flush=True)
+    run = run_pipeline_locally(variants=args.variants, work_dir=work, budget=budget,
+                               parallelism=args.parallelism)
+    print("\n".join(_summary(run)))
+    return 0

@@ -1,0 +1,43 @@
+"""The Kubeflow Pipelines v2 definitions: components, the two pipelines, compile and local runs.
+
+- :mod:`.steps`: what each component runs (plain library code over paths, no kfp);
+- :mod:`.components`: one lightweight component per step, in the project image;
+- :mod:`.tune_and_publish`: ``aurora-tune-and-publish`` (one variant, dataset to champion);
+- :mod:`.all_variants`: ``aurora-all-variants`` (``ParallelFor`` over variants, one report);
+- :func:`compile_all`: the YAML under ``components/`` and ``pipelines/``;
+- :func:`run_pipeline_locally`: ``aurora-mlops pipeline run --local`` through ``kfp.local``.
+
+Public names are imported lazily: ``import aurora_mlops.kfp`` does not import kfp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "LocalBudget",
+    "LocalRun",
+    "PipelineFailed",
+    "compile_all",
+    "compiled_texts",
+    "run_pipeline_locally",
+    "step_times",
+]
+
+_LAZY = {
+    "compile_all": "aurora_mlops.kfp._compile",
+    "compiled_texts": "aurora_mlops.kfp._compile",
+    "LocalBudget": "aurora_mlops.kfp._run_local",
+    "LocalRun": "aurora_mlops.kfp._run_local",
+    "PipelineFailed": "aurora_mlops.kfp._run_local",
+    "run_pipeline_locally": "aurora_mlops.kfp._run_local",
+    "step_times": "aurora_mlops.kfp._run_local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aurora_mlops.kfp' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

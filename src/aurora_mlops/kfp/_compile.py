@@ -1,0 +1,57 @@
+"""Compile the components and pipelines into the YAML that ships: components/, pipelines/."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aurora_mlops._io import atomic_write
+from aurora_mlops.errors import ConfigError
+
+__all__ = ["compile_all", "compiled_texts"]
+
+
+def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
+    """``{relative path: YAML}`` of every component and pipeline, as the compiler writes them.
+
+    Args:
+        parallelism: Variants at a time in ``aurora-all-variants`` (default: its default).
+    """
+    from kfp import compiler
+
+    from aurora_mlops.kfp import all_variants, tune_and_publish
+    from aurora_mlops.kfp.components import ALL
+
+    targets: dict[str, object] = {f"components/{name}.yaml": comp for name, comp in ALL.items()}
+    targets[f"pipelines/{tune_and_publish.NAME}.yaml"] = tune_and_publish.tune_and_publish
+    targets[f"pipelines/{all_variants.NAME}.yaml"] = (
+        all_variants.all_variants if parallelism is None else all_variants.build(parallelism))
+    out: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="aurora-kfp-") as tmp:
+        for rel, func in targets.items():
+            path = Path(tmp) / rel.replace("/", "__")
+            compiler.Compiler().compile(func, str(path))
+            out[rel] = path.read_text(encoding="utf-8")
+    return out
+
+
+def compile_all(root: str | Path = ".", parallelism: int | None = None) -> list[Path]:
+    """Write ``components/<step>.yaml`` and ``pipelines/<pipeline>.yaml`` under ``root``.
+
+    Everything is compiled before the first file is written; a file is rewritten only when its
+    content changes.
+
+    Raises:
+        ConfigError: ``root`` is not a directory.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise ConfigError(f"--out-dir {base} is not a directory; create it or point at the "
+                          "repository root")
+    written: list[Path] = []
+    for rel, text in compiled_texts(parallelism).items():
+        path = base / rel
+        if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+            atomic_write(path, text)
+        written.append(path)
+    return written

@@ -1,0 +1,235 @@
+"""``aurora-mlops pipeline run --local``: the real pipeline through ``kfp.local``, on this machine.
+
+``aurora-all-variants`` runs with ``SubprocessRunner(use_venv=False)`` (every task a process of
+this interpreter), the smoke profile and the embedded sweep runner, on synthetic data. One
+MLflow store serves the whole run, sweeps, trials, final fits, packages and the registry:
+``WORK/mlflow.db``. KFP's own output goes to ``WORK/pipeline.log``; the terminal shows one
+line per finished step, and a failing step's own error line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aurora_mlops.errors import AuroraMLOpsError, ConfigError
+
+__all__ = ["LocalBudget", "LocalRun", "PipelineFailed", "run_pipeline_locally", "step_times"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r"^\s*(aurora-mlops: error: .*)$")
+_EXCEPTION_LINE = re.compile(r"^\s*\w+(\.\w+)*(Error|Exception)\b")
+
+
+class PipelineFailed(AuroraMLOpsError, RuntimeError):
+    """A step of the local pipeline failed; the message names it and quotes its error."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalBudget:
+    """Budgets of a local run (the smoke profile on 2 CPU cores).
+
+    Attributes:
+        max_trials: Trials per sweep.
+        parallel_trials: Trials at once.
+        trial_args: ``--NAME=VALUE`` appended to every sweep trial (its training budget).
+        final_fit_args: Budget of the final fit of the best parameters (empty: no final fit).
+        lead_steps: Lead times evaluated.
+        max_inits: Initialisations evaluated (0: all of the test split).
+        bench_repeats: Timed roll-outs per benchmark figure.
+        bench_train_steps: Timed optimiser steps per training figure.
+        min_skill: The quality gate (fraction of targets beating persistence).
+    """
+
+    max_trials: int = 2
+    parallel_trials: int = 2
+    trial_args: str = "--epochs=2 --steps_per_epoch=6"
+    final_fit_args: str = "--epochs=4 --steps_per_epoch=25 --patience=4"
+    lead_steps: int = 4
+    max_inits: int = 4
+    bench_repeats: int = 2
+    bench_train_steps: int = 1
+    min_skill: float = 0.0
+
+
+@dataclass
+class LocalRun:
+    """What a local run produced.
+
+    Attributes:
+        work_dir: The work folder.
+        run_dir: This run's folder under ``WORK/kfp`` (``<pipeline>-<timestamp>``).
+        tracking_uri: The MLflow store of sweeps, trials, packages and the registry.
+        log: KFP's full output.
+        wall_s: Wall time of the pipeline.
+        variants: ``{variant: {"dir", "publish", "evaluation", "model_card", "study"}}``.
+        report: The combined ``report.html``, if written.
+    """
+
+    work_dir: Path
+    run_dir: Path
+    tracking_uri: str
+    log: Path
+    wall_s: float
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: Path | None = None
+
+
+def _first(paths: Iterator[Path]) -> Path | None:
+    found = sorted(paths)
+    return found[0] if found else None
+
+
+def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per variant: its iteration folder, publish receipt, reports and sweep study."""
+    out: dict[str, dict[str, Any]] = {}
+    for data in sorted(run_dir.glob("**/data-validate/dataset/*.nc")):
+        it = data.parents[2]
+        receipt = it / "publish" / "receipt"
+        out[data.stem] = {
+            "dir": it,
+            "publish": json.loads(receipt.read_text()) if receipt.is_file() else None,
+            "evaluation": _first(it.glob("evaluate/results/report.html")),
+            "model_card": _first(p for p in it.glob("package/mlflow_model/**/*")
+                                 if p.name.lower() == "model_card.md"),
+            "study": _first(it.glob("tune/sweep/study.db")),
+        }
+    return out
+
+
+def step_times(run_dir: str | Path) -> list[tuple[str, float, float]]:
+    """``(task path, start, end)`` of every finished task, from its folder's file times.
+
+    A task's folder is created when it starts; its ``executor_output.json`` is written last.
+    """
+    root = Path(run_dir)
+    out = []
+    for done in root.glob("**/executor_output.json"):
+        task = done.parent
+        starts = [p.stat().st_mtime for p in task.iterdir() if p != done] or [done.stat().st_mtime]
+        start = min([task.stat().st_ctime, *starts])
+        out.append((str(task.relative_to(root)), start, done.stat().st_mtime))
+    return sorted(out, key=lambda t: t[2])
+
+
+def _follow(run_root: Path, since: float, echo: Callable[[str], None],
+            stop: threading.Event) -> None:
+    """Print one line per task whose ``executor_output.json`` appears (a progress feed)."""
+    seen: set[Path] = set()
+    while not stop.wait(1.0):
+        for done in run_root.glob("*/**/executor_output.json"):
+            if done not in seen and done.stat().st_mtime >= since:
+                seen.add(done)
+                rel = done.parent.relative_to(run_root)
+                echo(f"  done: {'/'.join(rel.parts[1:])}")
+
+
+def _failure(log: Path, error: BaseException) -> PipelineFailed:
+    """The failing step (from KFP's message) and its own error line (from the log)."""
+    message = _ANSI.sub("", str(error))
+    stack = re.findall(r"'([^']+)'", message.split("Inner task failed:", 1)[-1])
+    step = stack[0] if stack else "unknown"
+    text = _ANSI.sub("", log.read_text(errors="replace")) if log.is_file() else ""
+    lines = [m.group(1) for ln in text.splitlines() if (m := _ERROR_LINE.match(ln))]
+    if not lines:  # a bug rather than bad input: the last line of the traceback
+        tb = [ln.strip() for ln in text.splitlines() if _EXCEPTION_LINE.match(ln)]
+        lines = tb[-1:] or ["no error line found"]
+    where = " inside ".join(stack) if stack else "the pipeline"
+    return PipelineFailed(f"step {step} failed ({where}): {lines[-1]}; the full log is {log}")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the tasks (they inherit this process's environment)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
+                         budget: LocalBudget | None = None, parallelism: int = 1,
+                         dataset_uri: str = "", echo: Callable[[str], None] | None = None
+                         ) -> LocalRun:
+    """Run ``aurora-all-variants`` for ``variants`` through ``kfp.local``.
+
+    Args:
+        variants: Variant registry names.
+        work_dir: The work folder (``mlflow.db``, ``kfp/`` outputs, ``pipeline.log``).
+        budget: Smoke budgets (default :class:`LocalBudget`).
+        parallelism: Variants at a time (1 on a 2-core machine: the steps use every core).
+        dataset_uri: The data step's source (default: each variant's synthetic dataset).
+        echo: Where progress lines go (default: this process's stdout, which the run itself
+            redirects into the log).
+
+    Raises:
+        ConfigError: An unknown variant.
+        PipelineFailed: A step failed (the message names it and quotes its error).
+    """
+    from kfp import local
+
+    from aurora_mlops.kfp.all_variants import build
+    from aurora_mlops.kfp.steps import SYNTHETIC
+    from aurora_mlops.variants import VARIANTS
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ConfigError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose "
+                          f"from {', '.join(VARIANTS)}")
+    b = budget or LocalBudget()
+    if echo is None:
+        out = sys.stdout
+        echo = lambda line: print(line, file=out, flush=True)  # noqa: E731
+    work = Path(work_dir).resolve()
+    root = work / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    log = work / "pipeline.log"
+    pipeline = build(parallelism)
+    local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+               raise_on_error=True)
+    before = set(root.iterdir())
+    stop = threading.Event()
+    feed = threading.Thread(target=_follow, args=(root, time.time(), echo, stop), daemon=True)
+    t0 = time.perf_counter()
+    feed.start()
+    try:
+        with log.open("w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f), \
+                _environment({"MLFLOW_TRACKING_URI": uri, "AURORA_MLOPS_TRACKING_URI": uri,
+                              "PYTHONUNBUFFERED": "1"}):
+            pipeline(variants=list(variants), algorithm="random",
+                     dataset_uri=dataset_uri or SYNTHETIC,
+                     max_trials=b.max_trials, parallel_trials=b.parallel_trials,
+                     profile="smoke", backend="local", registry_uri=uri, gate="",
+                     min_skill=b.min_skill, trial_args=b.trial_args,
+                     final_fit_args=b.final_fit_args, lead_steps=b.lead_steps,
+                     max_inits=b.max_inits, bench_repeats=b.bench_repeats,
+                     bench_train_steps=b.bench_train_steps, tracking_uri=uri, namespace="")
+    except RuntimeError as e:
+        raise _failure(log, e) from None
+    finally:
+        stop.set()
+        feed.join()
+    wall = time.perf_counter() - t0
+    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise PipelineFailed(f"kfp.local wrote no run folder under {root}; see {log}")
+    run_dir = new[-1]
+    return LocalRun(work_dir=work, run_dir=run_dir, tracking_uri=uri, log=log, wall_s=wall,
+                    variants=_collect(run_dir),
+                    report=_first(run_dir.glob("report/results/report.html")))

@@ -1,0 +1,192 @@
+"""The compiled pipelines: golden files, and the cluster settings that must be in the YAML."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aurora_mlops.cli import main
+from aurora_mlops.config import MLFLOW_SECRET_KEYS, get_settings, image_ref
+from aurora_mlops.kfp import compiled_texts
+
+REPO = Path(__file__).resolve().parents[2]
+TUNE_AND_PUBLISH = "pipelines/aurora-tune-and-publish.yaml"
+ALL_VARIANTS = "pipelines/aurora-all-variants.yaml"
+GPU_STEPS = ("final-fit", "evaluate", "benchmark")
+
+
+@pytest.fixture(scope="module")
+def texts() -> dict[str, str]:
+    return compiled_texts()
+
+
+@pytest.fixture(scope="module")
+def docs(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The pipelines' YAML: the pipeline spec (first document) and the platform spec."""
+    out: dict[str, dict[str, Any]] = {}
+    for rel in (TUNE_AND_PUBLISH, ALL_VARIANTS):
+        spec, platform = yaml.safe_load_all(texts[rel])
+        out[rel] = {"spec": spec, "platform": platform}
+    return out
+
+
+def _tasks(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every task of every DAG (root and nested components), as (task name, task spec)."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    for dag in dags:
+        yield from dag["tasks"].items()
+
+
+def _task(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [t for n, t in _tasks(spec) if n == name]
+    assert len(found) == 1, f"{name}: {len(found)} tasks"
+    return found[0]
+
+
+def test_checked_in_yaml_is_what_the_source_compiles_to(texts: dict[str, str]) -> None:
+    stale = [rel for rel, text in texts.items()
+             if not (REPO / rel).is_file() or (REPO / rel).read_text() != text]
+    assert not stale, f"stale or missing (run `aurora-mlops pipeline compile`): {stale}"
+    shipped = {str(p.relative_to(REPO)) for d in ("components", "pipelines")
+               for p in (REPO / d).glob("*.yaml")}
+    assert shipped == set(texts), f"YAML without a source: {sorted(shipped - set(texts))}"
+
+
+def test_every_component_runs_the_project_image_without_pip(texts: dict[str, str]) -> None:
+    for rel, text in texts.items():
+        spec = next(yaml.safe_load_all(text))
+        for name, ex in spec["deploymentSpec"]["executors"].items():
+            container = ex["container"]
+            assert container["image"] == image_ref(), (rel, name)
+            command = " ".join(container["command"])
+            assert "pip install" not in command, (rel, name)
+            assert "kfp.dsl.executor_main" in command, (rel, name)
+
+
+@pytest.mark.parametrize("rel", [TUNE_AND_PUBLISH, ALL_VARIANTS])
+def test_gpu_steps_are_placed_on_the_gpu_pool(docs: dict[str, dict[str, Any]], rel: str) -> None:
+    s = get_settings()
+    executors = docs[rel]["spec"]["deploymentSpec"]["executors"]
+    k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for step in GPU_STEPS:
+        resources = executors[f"exec-{step}"]["container"]["resources"]
+        assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert resources["accelerator"]["resourceCount"] == "1"
+        assert resources["resourceCpuRequest"] == resources["resourceCpuLimit"]
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"]
+        cfg = k8s[f"exec-{step}"]
+        assert cfg["nodeSelector"]["labels"] == {s.gpu_node_selector_key: s.gpu_node_selector_value}
+        assert {"key": s.gpu_toleration_key, "operator": "Exists",
+                "effect": "NoSchedule"} in cfg["tolerations"]
+        assert {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "16Gi",
+                "volumeName": "dshm"} in cfg["emptyDirMounts"]
+        assert {(m["constant"], m["mountPath"]) for m in cfg["pvcMount"]} == {
+            (s.data_pvc, "/mnt/data"), (s.artifacts_pvc, "/mnt/artifacts")}
+        (secret,) = cfg["secretAsEnv"]
+        assert secret["secretName"] == s.mlflow_secret
+        assert [(k["secretKey"], k["envVar"]) for k in secret["keyToEnv"]] == [
+            (k, k) for k in MLFLOW_SECRET_KEYS]
+    # CPU-only steps are not on the GPU pool.
+    for step in ("data-validate", "tune", "package", "publish", "report"):
+        if f"exec-{step}" in executors:
+            assert "accelerator" not in executors[f"exec-{step}"]["container"].get("resources", {})
+            assert "nodeSelector" not in k8s.get(f"exec-{step}", {})
+
+
+def test_tune_and_publish_gate_retries_caching_and_exit_handler(
+        docs: dict[str, dict[str, Any]]) -> None:
+    spec = docs[TUNE_AND_PUBLISH]["spec"]
+    gate = _task(spec, "condition-1")
+    condition = gate["triggerPolicy"]["condition"]
+    assert "pipelinechannel--evaluate-Output" in condition and ">=" in condition
+    assert "pipelinechannel--min_skill" in condition
+    publish = _task(spec, "publish")
+    assert publish["retryPolicy"]["maxRetryCount"] >= 1
+    assert _task(spec, "data-validate")["retryPolicy"]["maxRetryCount"] >= 1
+    for step in ("tune", "publish"):
+        assert not _task(spec, step).get("cachingOptions", {}).get("enableCache"), step
+    assert _task(spec, "evaluate")["cachingOptions"]["enableCache"] is True
+    summary = _task(spec, "failure-summary")
+    assert summary["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    (param,) = summary["inputs"]["parameters"].values()
+    assert param["taskFinalStatus"]["producerTask"] == "exit-handler-1"
+    # The chain: each step consumes the previous step's artifact.
+    producers = {n: {a["taskOutputArtifact"]["producerTask"]
+                     for a in t.get("inputs", {}).get("artifacts", {}).values()
+                     if "taskOutputArtifact" in a} for n, t in _tasks(spec)}
+    assert producers["tune"] == {"data-validate"}
+    assert producers["final-fit"] == {"tune", "data-validate"}
+    assert producers["evaluate"] == {"final-fit", "data-validate"}
+    assert producers["package"] == {"final-fit", "evaluate", "benchmark"}
+
+
+def test_all_variants_loops_with_a_parallelism_limit_and_collects(
+        docs: dict[str, dict[str, Any]]) -> None:
+    spec = docs[ALL_VARIANTS]["spec"]
+    loop = _task(spec, "for-loop-2")
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--variants"
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    report = _task(spec, "report")
+    assert set(report["inputs"]["artifacts"]) == {"evaluations", "benchmarks", "best_trials"}
+    defaults = spec["root"]["inputDefinitions"]["parameters"]["variants"]["defaultValue"]
+    assert defaults == ["medium-res", "high-res", "air-pollution", "ocean-waves"]
+
+
+def test_parallelism_is_a_compile_option(tmp_path: Path) -> None:
+    assert main(["pipeline", "compile", "--out-dir", str(tmp_path), "--parallelism", "2"]) == 0
+    spec = next(yaml.safe_load_all((tmp_path / ALL_VARIANTS).read_text()))
+    assert _task(spec, "for-loop-2")["iteratorPolicy"]["parallelismLimit"] == 2
+    assert sorted(p.name for p in (tmp_path / "components").iterdir()) == sorted(
+        Path(rel).name for rel in compiled_texts() if rel.startswith("components/"))
+
+
+def test_typed_artifacts_show_in_the_ui(texts: dict[str, str]) -> None:
+    def outputs(name: str) -> dict[str, str]:
+        spec = yaml.safe_load(texts[f"components/{name}.yaml"])
+        arts = spec["root"]["outputDefinitions"]["artifacts"]
+        return {k: v["artifactType"]["schemaTitle"] for k, v in arts.items()}
+
+    assert outputs("data-validate") == {"dataset": "system.Dataset", "audit": "system.Markdown"}
+    assert outputs("tune")["best"] == "system.Model"
+    assert outputs("evaluate") == {"results": "system.Artifact", "metrics": "system.Metrics",
+                                   "events": "system.ClassificationMetrics",
+                                   "report_html": "system.HTML", "report_md": "system.Markdown"}
+    assert outputs("package")["model_card"] == "system.Markdown"
+    assert outputs("benchmark")["metrics"] == "system.Metrics"
+
+
+def test_settings_flow_into_the_compiled_yaml(tmp_path: Path) -> None:
+    env = {**os.environ, "AURORA_MLOPS_GPU_NODE_SELECTOR_KEY": "pool.example/gpu",
+           "AURORA_MLOPS_GPU_NODE_SELECTOR_VALUE": "a100", "AURORA_MLOPS_MLFLOW_SECRET": "s3cr",
+           "AURORA_MLOPS_IMAGE_REGISTRY": "registry.example/team"}
+    result = subprocess.run([sys.executable, "-m", "aurora_mlops", "pipeline", "compile",
+                             "--out-dir", str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    spec, platform = yaml.safe_load_all((tmp_path / TUNE_AND_PUBLISH).read_text())
+    cfg = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-evaluate"]
+    assert cfg["nodeSelector"]["labels"] == {"pool.example/gpu": "a100"}
+    assert cfg["secretAsEnv"][0]["secretName"] == "s3cr"
+    image = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["image"]
+    assert image.startswith("registry.example/team/aurora-mlops:")
+
+
+def test_compile_into_a_missing_folder_is_one_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "compile", "--out-dir", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert "--out-dir" in err and "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["pipeline", "run"])
+    assert exc.value.code == 2
+    assert "--local" in capsys.readouterr().err
