@@ -1,0 +1,236 @@
+"""`aurora-mlops pipeline submit` / `schedule` against a fake KFP REST server on 127.0.0.1.
+
+The real `kfp.Client` talks HTTP to :class:`_fake_kfp.FakeKfp`; the tests check the exact
+requests: the uploaded YAML, the version name, the parameters, the experiment, the cron.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _fake_kfp import FakeKfp
+
+from aurora_mlops._version import __version__
+from aurora_mlops.cli import main
+from aurora_mlops.config import get_settings
+from aurora_mlops.submit import SubmitRequest, load_package, parse_params, submit_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TOKEN = "s3cr3t-token"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pipelines/tiny-sweep.yaml``: a small pipeline compiled by the real KFP compiler."""
+    from _tiny_pipeline import compile_to
+
+    root = tmp_path_factory.mktemp("repo")
+    (root / "pipelines").mkdir()
+    compile_to(root / "pipelines" / "tiny-sweep.yaml")
+    return root
+
+
+@pytest.fixture
+def repo(compiled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(compiled / "pipelines", tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # kfp reads ~/.config/kfp/context.json
+    monkeypatch.setenv("KFP_TOKEN", TOKEN)
+    for name in ("KFP_HOST", "AURORA_MLOPS_KFP_HOST", "AURORA_MLOPS_KFP_TOKEN",
+                 "AURORA_MLOPS_NAMESPACE", "AURORA_MLOPS_GIT_COMMIT"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    return tmp_path
+
+
+@pytest.fixture
+def fake(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKfp]:
+    with FakeKfp() as server:
+        monkeypatch.setenv("KFP_HOST", server.url)
+        get_settings.cache_clear()
+        yield server
+    get_settings.cache_clear()
+
+
+def _submit(*extra: str) -> list[str]:
+    return ["pipeline", "submit", "--pipeline", "tiny-sweep", "--commit", COMMIT,
+            "--experiment", "nightly-sweeps", "--param", "variant=high-res",
+            "--param", "max_trials=8", "--param", "gate=0.25", "--param", "dry=true",
+            "--param", 'variants=["high-res", "ocean-waves"]', *extra]
+
+
+def test_submit_uploads_the_file_and_runs_it_with_typed_params(
+        fake: FakeKfp, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_submit()) == 0
+    uploaded = (repo / "pipelines" / "tiny-sweep.yaml").read_bytes()
+    (upload,) = fake.calls("POST", "/pipelines/upload")
+    assert upload.files["uploadfile"] == uploaded and upload.query["name"] == "tiny-sweep"
+    (version,) = fake.calls("POST", "/pipelines/upload_version")
+    assert version.files["uploadfile"] == uploaded
+    assert version.query["name"] == f"tiny-sweep-{__version__}-01234567"
+    assert version.query["pipelineid"] == next(iter(fake.pipelines))
+    (experiment,) = fake.calls("POST", "/experiments")
+    assert experiment.json == {"display_name": "nightly-sweeps", "namespace": "aurora-mlops"}
+    (run,) = fake.calls("POST", "/runs")
+    body = run.json
+    assert body["experiment_id"] == next(iter(fake.experiments))
+    version_id = next(v for v, d in fake.versions.items()
+                      if d["display_name"] == version.query["name"])
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": next(iter(fake.pipelines)), "pipeline_version_id": version_id}
+    assert body["runtime_config"]["parameters"] == {
+        "variant": "high-res", "max_trials": 8, "gate": 0.25, "dry": True,
+        "variants": ["high-res", "ocean-waves"]}
+    assert body["service_account"] == "aurora-mlops-runner"
+    assert body["display_name"].startswith(f"tiny-sweep-{__version__}-01234567-")
+    assert "pipeline_spec" not in body  # the run points at the uploaded version
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in fake.requests)
+    out = capsys.readouterr().out
+    run_id = next(iter(fake.runs))
+    assert f"run {run_id}: {fake.url}/#/runs/details/{run_id}" in out
+
+
+def test_a_second_submit_of_the_same_commit_reuses_the_version(fake: FakeKfp,
+                                                               repo: Path) -> None:
+    assert main(_submit()) == 0
+    assert main(_submit()) == 0
+    assert len(fake.calls("POST", "/pipelines/upload")) == 1
+    assert len(fake.calls("POST", "/pipelines/upload_version")) == 1
+    assert len(fake.calls("POST", "/experiments")) == 1  # found by name the second time
+    runs = fake.calls("POST", "/runs")
+    assert len(runs) == 2
+    assert len({r.json["pipeline_version_reference"]["pipeline_version_id"] for r in runs}) == 1
+
+
+def test_a_changed_file_under_the_same_version_name_is_refused(
+        fake: FakeKfp, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_submit()) == 0
+    path = repo / "pipelines" / "tiny-sweep.yaml"
+    path.write_text(path.read_text().replace("max_trials", "max_trial_count"))
+    capsys.readouterr()
+    argv = [("max_trial_count=3" if a == "max_trials=8" else a) for a in _submit()]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "already exists with a different spec" in err and "commit your change" in err
+    assert len(fake.calls("POST", "/runs")) == 1
+
+
+@pytest.mark.parametrize(("states", "error", "code"), [
+    (["PENDING", "RUNNING", "RUNNING", "SUCCEEDED"], None, 0),
+    (["RUNNING", "FAILED"], "task tune failed: Katib experiment failed", 1),
+    (["RUNNING", "CANCELED"], None, 1),
+], ids=["succeeded", "failed", "canceled"])
+def test_watch_follows_the_run_and_exits_with_its_state(
+        repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        states: list[str], error: str | None, code: int) -> None:
+    with FakeKfp(run_states=states, run_error=error) as server:
+        monkeypatch.setenv("KFP_HOST", server.url)
+        get_settings.cache_clear()
+        assert main(_submit("--watch", "--poll-seconds", "0")) == code
+        run_id = next(iter(server.runs))
+        assert len(server.calls("GET", f"/runs/{run_id}")) == len(states)
+    out, err = capsys.readouterr()
+    shown = [ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith(f"run {run_id}: ")
+             and "http" not in ln]
+    assert shown == list(dict.fromkeys(states))  # each state once, in order
+    if code:
+        assert f"run {run_id} finished {states[-1]}" in err
+        if error:
+            assert error in err
+
+
+def test_schedule_creates_a_recurring_run_with_the_six_field_cron(
+        fake: FakeKfp, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["pipeline", "schedule", "--pipeline", "tiny-sweep", "--commit", COMMIT,
+            "--experiment", "nightly", "--param", "variant=medium-res",
+            "--cron", "0 0 2 * * *", "--max-concurrency", "2"]
+    assert main(argv) == 0
+    (call,) = fake.calls("POST", "/recurringruns")
+    body = call.json
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 2 * * *"}}
+    assert body["mode"] == "ENABLE" and int(body["max_concurrency"]) == 2
+    assert body["no_catchup"] is True
+    assert body["runtime_config"]["parameters"] == {"variant": "medium-res"}
+    assert body["experiment_id"] == next(iter(fake.experiments))
+    assert body["pipeline_version_reference"]["pipeline_version_id"] in fake.versions
+    assert body["service_account"] == "aurora-mlops-runner"
+    assert not fake.calls("POST", "/runs")
+    assert "recurring run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--cron", "0 2 * * *"], "has 5 fields; KFP crons have six"),
+    (["--cron", "0 0 2 * * * *"], "has 7 fields"),
+    (["--cron", "0 0 2 * * $"], "field '$' is not a cron field"),
+], ids=["five-fields", "seven-fields", "bad-field"])
+def test_a_bad_cron_fails_before_any_request(
+        fake: FakeKfp, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code = main(["pipeline", "schedule", "--pipeline", "tiny-sweep", "--param",
+                 "variant=medium-res", *argv])
+    assert code == 1
+    assert message in capsys.readouterr().err
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    (["variant=x", "max_trial=3"], "--param max_trial: tiny-sweep has no parameter 'max_trial'"),
+    (["variant=x", "max_trials=many"], "max_trials is a NUMBER_INTEGER parameter"),
+    (["variant=x", "dry=maybe"], "dry is a BOOLEAN parameter"),
+    (["variant=x", "variants=high-res"], "variants is a LIST parameter"),
+    (["max_trials=3"], "tiny-sweep needs variant (no default)"),
+    (["variant"], "--param 'variant' is not key=value"),
+    (["variant=a", "variant=b"], "--param variant is given twice"),
+], ids=["unknown", "int", "bool", "list", "missing", "no-equals", "twice"])
+def test_bad_params_fail_before_any_request(
+        fake: FakeKfp, capsys: pytest.CaptureFixture[str], params: list[str],
+        message: str) -> None:
+    argv = ["pipeline", "submit", "--pipeline", "tiny-sweep"]
+    for p in params:
+        argv += ["--param", p]
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert fake.requests == []
+
+
+def test_missing_file_and_missing_host(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "submit", "--pipeline", "no-such-pipeline"]) == 1
+    assert "pipelines/no-such-pipeline.yaml does not exist" in capsys.readouterr().err
+    assert main(["pipeline", "submit", "--pipeline", "tiny-sweep", "--param", "variant=a"]) == 1
+    assert "set KFP_HOST" in capsys.readouterr().err
+
+
+def test_an_api_error_names_the_request(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeKfp(fail={("POST", "/runs"): 500}) as server:
+        monkeypatch.setenv("KFP_HOST", server.url)
+        get_settings.cache_clear()
+        assert main(_submit()) == 1
+    err = capsys.readouterr().err
+    assert "KFP refused to create run" in err and "HTTP 500" in err
+    assert "injected failure" in err
+
+
+def test_library_takes_host_and_token_from_the_settings(fake: FakeKfp) -> None:
+    request = SubmitRequest(pipeline="pipelines/tiny-sweep.yaml", experiment="e1",
+                            params=("variant=air-pollution",), commit=COMMIT)
+    submission = submit_pipeline(request)
+    assert submission.version_name == f"tiny-sweep-{__version__}-01234567"
+    assert submission.url == f"{fake.url}/#/runs/details/{submission.run_id}"
+    assert fake.runs[submission.run_id]["runtime_config"]["parameters"] == {
+        "variant": "air-pollution"}
+
+
+def test_the_checked_in_pipelines_take_their_own_defaults() -> None:
+    files = sorted((ROOT / "pipelines").glob("*.yaml"))
+    if not files:
+        pytest.skip("no compiled pipelines/*.yaml yet (`aurora-mlops pipeline compile`)")
+    for path in files:
+        package = load_package(str(path))
+        assert package.name == path.stem
+        required = {k: "x" if package.inputs[k] == "STRING" else "1" for k in package.required}
+        assert parse_params([f"{k}={v}" for k, v in required.items()], package).keys() == (
+            required.keys())
