@@ -30,6 +30,25 @@ def sweep_params(work_dir: str) -> dict[str, Any]:
     return parse_param_args([f"--{name}={value}" for name, value in pairs])
 
 
+def report_device(profile: str) -> str:
+    """Say where training runs: the one image serves GPU node pools and CPU-only nodes alike.
+
+    Without a CUDA device a production trial warns (it falls back to the CPU and is slow);
+    smoke trials are meant for the CPU and only log it. Returns ``"cuda"`` or ``"cpu"``.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        logging.getLogger(__name__).info("training on %d CUDA device(s): %s",
+                                         torch.cuda.device_count(), torch.cuda.get_device_name())
+        return "cuda"
+    level = logging.WARNING if profile == "production" else logging.INFO
+    logging.getLogger(__name__).log(
+        level, "no CUDA device visible to torch (no GPU node or no NVIDIA device plugin): "
+        "training falls back to the CPU")
+    return "cpu"
+
+
 def cmd_train_trial(args: argparse.Namespace) -> int:
     # Parameters are checked before torch and aurora are imported: a typo fails in a second.
     from aurora_mlops.training._params import describe_params, parse_param_args, resolve_params
@@ -47,6 +66,7 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
     from aurora_mlops.training import train_trial
 
     logging.getLogger("aurora_mlops").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    report_device(args.profile)
     result = train_trial(
         variant=get_variant(args.variant),
         data=args.data,
