@@ -234,3 +234,12 @@ def test_the_checked_in_pipelines_take_their_own_defaults() -> None:
         required = {k: "x" if package.inputs[k] == "STRING" else "1" for k in package.required}
         assert parse_params([f"{k}={v}" for k, v in required.items()], package).keys() == (
             required.keys())
+
+
+def test_single_user_deployments_get_no_namespace(fake: FakeKfp) -> None:
+    assert main(_submit("--namespace", "")) == 0
+    (experiment,) = fake.calls("POST", "/experiments")
+    assert not experiment.json.get("namespace")
+    assert fake.calls("GET", "/healthz")  # the client asks whether KFP is multi-user
+    (run,) = fake.calls("POST", "/runs")
+    assert run.json["experiment_id"] == next(iter(fake.experiments))

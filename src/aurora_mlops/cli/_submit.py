@@ -33,6 +33,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="KFP API endpoint (default: KFP_HOST or AURORA_MLOPS_KFP_HOST).")
     p.add_argument("--commit", default=None,
                    help="Commit in the version name (default: the image's, else git's).")
+    p.add_argument("--namespace", default=None,
+                   help="Namespace of the experiment and run (default: the settings', "
+                   "aurora-mlops); '' for a single-user KFP deployment.")
 
 
 def register_submit(sub: Any) -> None:
@@ -70,7 +73,7 @@ def _request(args: argparse.Namespace) -> Any:
 
     return SubmitRequest(pipeline=args.pipeline, experiment=args.experiment,
                          params=tuple(args.param), pipelines_dir=args.pipelines_dir,
-                         host=args.host, commit=args.commit)
+                         host=args.host, commit=args.commit, namespace=args.namespace)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -85,7 +88,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not args.watch:
         return 0
     token = settings.kfp_token.get_secret_value() if settings.kfp_token else None
-    client = connect(args.host or settings.kfp_host, token, settings.namespace)
+    namespace = settings.namespace if args.namespace is None else args.namespace
+    client = connect(args.host or settings.kfp_host, token, namespace or None)
     state, error = watch_run(client, submission.run_id, poll_s=args.poll_seconds,
                              timeout_s=args.timeout,
                              on_change=lambda s: print(f"run {submission.run_id}: {s}",

@@ -64,6 +64,8 @@ class SubmitRequest:
         host: KFP endpoint; ``settings.kfp_host`` when ``None``.
         token: Bearer token; ``settings.kfp_token`` when ``None``.
         commit: Commit to name the version after; the image's or git's when ``None``.
+        namespace: Kubernetes namespace of the experiment and run; ``settings.namespace`` when
+            ``None``, ``""`` for a single-user KFP deployment (no namespaces).
     """
 
     pipeline: str = "aurora-all-variants"
@@ -73,6 +75,12 @@ class SubmitRequest:
     host: str | None = None
     token: str | None = None
     commit: str | None = None
+    namespace: str | None = None
+
+
+def _namespace(request: SubmitRequest, settings: Settings) -> str | None:
+    namespace = settings.namespace if request.namespace is None else request.namespace
+    return namespace or None
 
 
 def _prepare(request: SubmitRequest, settings: Settings) -> tuple[
@@ -95,9 +103,10 @@ def submit_pipeline(request: SubmitRequest, settings: Settings | None = None) ->
     """
     settings = settings or get_settings()
     package, params, name, host, token = _prepare(request, settings)
-    client = connect(host, token, settings.namespace)
+    namespace = _namespace(request, settings)
+    client = connect(host, token, namespace)
     pipeline_id, version_id = upload_version(client, package, name)
-    experiment_id = ensure_experiment(client, request.experiment, settings.namespace)
+    experiment_id = ensure_experiment(client, request.experiment, namespace)
     run_id = create_run(client, experiment_id=experiment_id, name=run_name(name),
                         pipeline_id=pipeline_id, version_id=version_id, params=params,
                         service_account=settings.service_account)
@@ -117,9 +126,10 @@ def schedule_pipeline(request: SubmitRequest, cron: str, *, max_concurrency: int
     settings = settings or get_settings()
     cron = check_cron(cron)
     package, params, name, host, token = _prepare(request, settings)
-    client = connect(host, token, settings.namespace)
+    namespace = _namespace(request, settings)
+    client = connect(host, token, namespace)
     pipeline_id, version_id = upload_version(client, package, name)
-    experiment_id = ensure_experiment(client, request.experiment, settings.namespace)
+    experiment_id = ensure_experiment(client, request.experiment, namespace)
     recurring_id = schedule(client, experiment_id=experiment_id, name=f"{package.name}-nightly",
                             pipeline_id=pipeline_id, version_id=version_id, params=params,
                             cron=cron, max_concurrency=max_concurrency,
