@@ -28,7 +28,7 @@ from aurora_mlops.tuning import STUDIES
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).with_name("katib-v1beta1-schemas.json")
 DEFAULTS = Settings.model_construct()
-K8S_VERSION = "1.30.0"
+K8S_VERSION = "1.30.0"  # as in test_cluster_manifests.py
 SPECS = [s.relpath for s in STUDIES]
 
 
@@ -113,6 +113,7 @@ def test_production_trials_run_restricted_with_tracking_and_volumes(rel: str) ->
     for template in _pod_templates(doc):
         pod = template["spec"]
         assert pod["priorityClassName"] == DEFAULTS.trial_priority_class
+        assert pod["serviceAccountName"] == DEFAULTS.service_account
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]

@@ -302,6 +302,8 @@ def _pod_spec(study: Study, settings: Settings, container: dict[str, Any],
     spec: dict[str, Any] = {"restartPolicy": restart_policy}
     if study.profile == "production":
         spec["priorityClassName"] = settings.trial_priority_class
+        # The runner's identity (on AKS its workload identity reaches Azure ML's MLflow).
+        spec["serviceAccountName"] = settings.service_account
         spec["securityContext"] = dict(_POD_SECURITY)
         spec["nodeSelector"] = {settings.gpu_node_selector_key: settings.gpu_node_selector_value}
         spec["tolerations"] = [
