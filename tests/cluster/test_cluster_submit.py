@@ -224,16 +224,25 @@ def test_library_takes_host_and_token_from_the_settings(fake: FakeKfp) -> None:
         "variant": "air-pollution"}
 
 
-def test_the_checked_in_pipelines_take_their_own_defaults() -> None:
-    files = sorted((ROOT / "pipelines").glob("*.yaml"))
-    if not files:
-        pytest.skip("no compiled pipelines/*.yaml yet (`aurora-mlops pipeline compile`)")
-    for path in files:
-        package = load_package(str(path))
-        assert package.name == path.stem
-        required = {k: "x" if package.inputs[k] == "STRING" else "1" for k in package.required}
-        assert parse_params([f"{k}={v}" for k, v in required.items()], package).keys() == (
-            required.keys())
+CHECKED_IN = sorted((ROOT / "pipelines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CHECKED_IN, ids=[p.stem for p in CHECKED_IN])
+def test_the_checked_in_pipelines_upload_byte_for_byte(fake: FakeKfp, path: Path) -> None:
+    package = load_package(str(path))
+    assert package.name == path.stem
+    required = [f"{k}={'x' if package.inputs[k] == 'STRING' else '1'}"
+                for k in sorted(package.required)]
+    argv = ["pipeline", "submit", "--pipeline", str(path), "--commit", COMMIT]
+    for item in [*required, "max_trials=3"]:
+        argv += ["--param", item]
+    assert main(argv) == 0
+    for call in (*fake.calls("POST", "/pipelines/upload"),
+                 *fake.calls("POST", "/pipelines/upload_version")):
+        assert call.files["uploadfile"] == path.read_bytes()
+    (run,) = fake.calls("POST", "/runs")
+    assert run.json["runtime_config"]["parameters"]["max_trials"] == 3
+    assert parse_params(required, package).keys() == package.required
 
 
 def test_single_user_deployments_get_no_namespace(fake: FakeKfp) -> None:
