@@ -252,3 +252,13 @@ def test_single_user_deployments_get_no_namespace(fake: FakeKfp) -> None:
     assert fake.calls("GET", "/healthz")  # the client asks whether KFP is multi-user
     (run,) = fake.calls("POST", "/runs")
     assert run.json["experiment_id"] == next(iter(fake.experiments))
+
+
+def test_an_unreachable_endpoint_is_one_sentence(repo: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeKfp() as server:
+        url = server.url  # a port that was just free: nothing listens there afterwards
+    assert main([*_submit(), "--host", url]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aurora-mlops: error: could not reach KFP to ")
+    assert "check KFP_HOST" in err[0]
