@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,4 +104,58 @@ def trained_medium_res(
         tracking=False,
         stdout=io.StringIO(),
     )
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real ``mlflow server`` on 127.0.0.1, shared by the whole test session."""
+    from _servers import start_mlflow_server
+
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+#: The tiny budget of the smoke models that packaging and publishing tests ship.
+PACKAGE_RUN = {"epochs": 1, "steps_per_epoch": 2}
+#: Lead steps and initialisations of their evaluation.
+PACKAGE_EVAL = ["--lead-steps", "2", "--max-inits", "3"]
+
+
+@pytest.fixture(scope="session")
+def packaged_models(
+    synthetic_data: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Path]]:
+    """Every variant trained briefly, evaluated and packaged (medium-res also benchmarked).
+
+    Returns ``{variant: {"data", "trial", "eval", "bench" (medium-res only), "package"}}``.
+    """
+    from aurora_mlops.cli import main
+    from aurora_mlops.packaging import package_model
+    from aurora_mlops.training import resolve_params, train_trial
+    from aurora_mlops.variants import get_variant
+
+    root = tmp_path_factory.mktemp("packaged")
+    out: dict[str, dict[str, Path]] = {}
+    for variant in VARIANTS:
+        paths = {"data": synthetic_data(variant), "trial": root / "trials" / variant,
+                 "eval": root / "eval" / variant, "package": root / "packages" / variant}
+        train_trial(
+            variant=get_variant(variant), data=paths["data"], output_dir=paths["trial"],
+            params=resolve_params("smoke", PACKAGE_RUN), profile="smoke", tracking=False,
+            stdout=io.StringIO(),
+        )
+        assert main(["evaluate", "--model", str(paths["trial"]), "--data", str(paths["data"]),
+                     "--variant", variant, "--out", str(paths["eval"]), *PACKAGE_EVAL]) == 0
+        bench = None
+        if variant == "medium-res":
+            paths["bench"] = bench = root / "bench" / variant
+            assert main(["benchmark", "--model", str(paths["trial"]), "--variant", variant,
+                         "--out", str(bench), "--repeats", "2", "--train-steps", "1"]) == 0
+        package_model(paths["trial"], variant=variant, out=paths["package"],
+                      eval_dir=paths["eval"], bench_dir=bench)
+        out[variant] = paths
     return out

@@ -27,6 +27,8 @@ def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], None]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         if isinstance(data, str):
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(data)
@@ -45,6 +47,12 @@ def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], None]
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, payload: Any, *, sort_keys: bool = True) -> Path:

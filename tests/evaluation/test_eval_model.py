@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aurora_mlops._io import sha256_file
 from aurora_mlops.cli import main
 from aurora_mlops.data import open_dataset, split_times
 from aurora_mlops.evaluation import forecast_from_checkpoint
@@ -110,4 +111,16 @@ def test_a_changed_checkpoint_is_refused(
     code = main(["evaluate", "--model", str(copy), "--data", str(synthetic_data("medium-res")),
                  "--variant", "medium-res", "--out", str(tmp_path / "out")])
     assert code == 1
-    assert "sha256 differs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    recorded = json.loads((copy / "trial.json").read_text())["checkpoint"]["sha256"]
+    assert f"differs from {recorded}" in err
+    assert f"sha256 {sha256_file(copy / 'model.ckpt')}" in err
+
+
+def test_metrics_json_names_the_checkpoint_it_scored(
+    evaluated: Path, trained_medium_res: Path
+) -> None:
+    record = json.loads((evaluated / "metrics.json").read_text())["checkpoint"]
+    assert record["sha256"] == sha256_file(trained_medium_res / "model.ckpt")
+    assert Path(record["path"]) == trained_medium_res / "model.ckpt"
+    assert record["trial"] == trained_medium_res.name

@@ -64,6 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aurora_mlops.variables import VARIABLES
 
     forecasts: dict[str, Any] = {}
+    checkpoint: dict[str, Any] | None = None
     if args.model is not None:
         if args.data is None or args.forecast is not None:
             raise ConfigError("--model needs --data and excludes --forecast")
@@ -71,10 +72,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
         if args.max_inits is not None and args.max_inits < 1:
             raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
-        from aurora_mlops.training import load_trained
+        from aurora_mlops.training import checkpoint_record, load_trained
 
         # Load the trial and open the data once; both rollouts share them.
         trained = load_trained(args.model, args.variant)
+        checkpoint = checkpoint_record(trained)
         data = open_dataset(args.data)
         rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
         forecasts["model"] = ev.forecast_from_checkpoint(trained, data, args.variant, **rollout)
@@ -108,6 +110,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         climatology=climatology,
         baselines=tuple(args.baseline or ev.BASELINES),
+        checkpoint=checkpoint,
     )
     card = result.scorecard.get("model", {})
     for ref, m in card.items():

@@ -43,7 +43,10 @@ from aurora_mlops.evaluation._metrics import (
 )
 from aurora_mlops.evaluation._model import (
     DEFAULT_LEAD_STEPS,
+    extra_statics,
+    forecast_dataset,
     forecast_from_checkpoint,
+    rollout_arrays,
     rollout_forecast,
     untuned_forecast,
 )
@@ -67,6 +70,8 @@ __all__ = [
     "evaluate_forecasts",
     "event_scores",
     "events_for",
+    "extra_statics",
+    "forecast_dataset",
     "forecast_from_checkpoint",
     "lat_weights",
     "mae",
@@ -76,6 +81,7 @@ __all__ = [
     "open_truth",
     "pearson",
     "persistence_forecast",
+    "rollout_arrays",
     "rollout_forecast",
     "score_forecasts",
     "spatial_mean",

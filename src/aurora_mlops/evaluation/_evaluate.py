@@ -14,6 +14,7 @@ are plain time means of the per-time values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -91,6 +92,9 @@ class EvaluationResult:
         pairs: ``{model: forecast-truth pairs (initialisation x lead) scored}``.
         climatology_period: Where the climatology came from.
         files: Files written by :func:`evaluate_forecasts` (empty otherwise).
+        checkpoint: Which checkpoint made the ``model`` forecast (``path``, ``sha256``,
+            ``trial``), when it came from ``evaluate --model``; ``package`` refuses an
+            evaluation of another checkpoint.
     """
 
     variant: str
@@ -103,6 +107,7 @@ class EvaluationResult:
     pairs: dict[str, int]
     climatology_period: str
     files: list[Path] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (what ``metrics.json`` holds)."""
@@ -124,6 +129,7 @@ class EvaluationResult:
             "scorecard": self.scorecard,
             "events": self.events,
             "rows": rows,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -664,10 +670,12 @@ def evaluate_forecasts(
     climatology: xr.Dataset | None = None,
     baselines: Sequence[str] = BASELINES,
     chunk_inits: int | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score forecasts and write ``metrics.json``, ``metrics.parquet``, plots and reports.
 
-    See :func:`score_forecasts` for the arguments. Every file is first written into a
+    See :func:`score_forecasts` for the arguments; ``checkpoint`` (``path``, ``sha256``,
+    ``trial``) says which checkpoint made the ``model`` forecast. Every file is first written into a
     temporary directory next to ``out_dir`` and moved into place only when all are complete,
     so a failure leaves nothing half-written.
 
@@ -680,6 +688,8 @@ def evaluate_forecasts(
         forecasts, truth, variant=variant, climatology=climatology, baselines=baselines,
         chunk_inits=chunk_inits,
     )
+    if checkpoint is not None:
+        result = dataclasses.replace(result, checkpoint=dict(checkpoint))
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))

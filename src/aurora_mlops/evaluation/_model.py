@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,10 @@ from aurora_mlops.errors import DataError
 
 __all__ = [
     "DEFAULT_LEAD_STEPS",
+    "extra_statics",
+    "forecast_dataset",
     "forecast_from_checkpoint",
+    "rollout_arrays",
     "rollout_forecast",
     "untuned_forecast",
 ]
@@ -80,9 +83,6 @@ def rollout_forecast(
     Raises:
         DataError: The split is too short for the history and lead times.
     """
-    import torch
-    from aurora.rollout import rollout
-
     from aurora_mlops.data import WindowDataset, split_times
     from aurora_mlops.variants import get_variant
 
@@ -100,44 +100,83 @@ def rollout_forecast(
         picks = np.linspace(0, len(items) - 1, max_inits).round().astype(int)
         items = sorted({int(i) for i in picks})
     show = _progress_printer(len(items), f"rolling out {variant}") if progress else None
-    surf: dict[str, list[np.ndarray]] = {n: [] for n in spec.surf_vars}
-    atmos: dict[str, list[np.ndarray]] = {n: [] for n in spec.atmos_vars}
-    lat = lon = None
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            batch, _ = windows.batch(chunk)
-            preds = list(rollout(model, batch, lead_steps))
-            lat = preds[0].metadata.lat.numpy()
-            lon = preds[0].metadata.lon.numpy()
-            for name in surf:
-                steps = [p.surf_vars[name][:, 0].float().numpy() for p in preds]
-                surf[name].append(np.stack(steps, axis=1))
-            for name in atmos:
-                steps = [p.atmos_vars[name][:, 0].float().numpy() for p in preds]
-                atmos[name].append(np.stack(steps, axis=1))
-            if show is not None:
-                show(min(start + batch_size, len(items)))
-    if lat is None or lon is None:
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(items), batch_size):
+        batch, _ = windows.batch(items[start : start + batch_size])
+        parts.append(rollout_arrays(model, batch, lead_steps))
+        if show is not None:
+            show(min(start + batch_size, len(items)))
+    if not parts:
         raise DataError(f"the {split} split has no initialisation time to forecast from")
-    inits = [ds["time"].values[windows.init_index(i)] for i in items]
+    inits = np.asarray([ds["time"].values[windows.init_index(i)] for i in items])
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return forecast_dataset(
+        arrays, spec, inits=inits, lat=windows.lat.numpy(), lon=windows.lon.numpy(),
+        levels=windows.levels,
+    )
+
+
+def rollout_arrays(model: Any, batch: Any, steps: int) -> dict[str, np.ndarray]:
+    """Roll ``model`` out ``steps`` steps from ``batch`` (no gradients).
+
+    Returns:
+        ``{name: array}`` for every variable the model predicts: surface ``(b, steps, h, w)``,
+        atmospheric ``(b, steps, levels, h, w)``, ``float32``.
+    """
+    import torch
+    from aurora.rollout import rollout
+
+    with torch.no_grad():
+        preds = list(rollout(model, batch, steps))
+    out: dict[str, np.ndarray] = {}
+    for group in ("surf_vars", "atmos_vars"):
+        for name in getattr(preds[0], group):
+            out[name] = np.stack(
+                [getattr(p, group)[name][:, 0].float().numpy() for p in preds], axis=1
+            )
+    return out
+
+
+def forecast_dataset(
+    arrays: dict[str, np.ndarray],
+    spec: Any,
+    *,
+    inits: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    levels: Sequence[int],
+) -> xr.Dataset:
+    """Forecast arrays (see :func:`rollout_arrays`) as a WeatherBench2-style dataset.
+
+    Args:
+        arrays: ``{name: array}``, surface ``(time, lead, lat, lon)``, atmospheric
+            ``(time, lead, level, lat, lon)``; only the variant's variables are kept.
+        spec: The :class:`~aurora_mlops.variants.VariantSpec` (variables, timestep).
+        inits: Initialisation times (the newest history step of each forecast).
+        lat: Latitudes (degrees north, descending).
+        lon: Longitudes (degrees east, in [0, 360)).
+        levels: Pressure levels (hPa) of the atmospheric arrays.
+
+    Returns:
+        Dataset with dims ``time``, ``prediction_timedelta``, ``level`` (if any), ``lat``,
+        ``lon``: what ``evaluate --forecast`` scores.
+    """
+    n_leads = next(iter(arrays.values())).shape[1]
     step = np.timedelta64(spec.timestep_hours, "h").astype("timedelta64[ns]")
-    leads = np.array([step * (k + 1) for k in range(lead_steps)])
     coords: dict[str, Any] = {
         "time": np.asarray(inits, dtype="datetime64[ns]"),
-        "prediction_timedelta": leads,
-        "lat": lat,
-        "lon": lon,
+        "prediction_timedelta": np.array([step * (k + 1) for k in range(n_leads)]),
+        "lat": np.asarray(lat),
+        "lon": np.asarray(lon),
     }
     data_vars: dict[str, Any] = {}
-    for name, parts in surf.items():
-        data_vars[name] = (("time", "prediction_timedelta", "lat", "lon"), np.concatenate(parts))
-    if atmos:
-        coords["level"] = np.asarray(windows.levels, dtype=np.int64)
-        for name, parts in atmos.items():
+    for name in spec.surf_vars:
+        data_vars[name] = (("time", "prediction_timedelta", "lat", "lon"), arrays[name])
+    if spec.atmos_vars:
+        coords["level"] = np.asarray(levels, dtype=np.int64)
+        for name in spec.atmos_vars:
             data_vars[name] = (
-                ("time", "prediction_timedelta", "level", "lat", "lon"),
-                np.concatenate(parts),
+                ("time", "prediction_timedelta", "level", "lat", "lon"), arrays[name]
             )
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs["source"] = "aurora-mlops rollout"
@@ -170,17 +209,13 @@ def forecast_from_checkpoint(
 ) -> xr.Dataset:
     """Load a ``train-trial`` checkpoint (or take a loaded ``TrainedModel``) and roll it out
     over ``data`` (see :func:`rollout_forecast`); the forecast's attributes name the checkpoint."""
+    from aurora_mlops.variables import static_store_name
+
     trained = _trained(model_path, variant)
     ds = _dataset(data)
     extra = None
     if trained.params.coastal_conditioning:
-        import torch
-
-        from aurora_mlops.training._trainer import COAST_VAR, coast_mask
-        from aurora_mlops.variables import static_store_name
-
-        lsm = torch.as_tensor(np.asarray(ds[static_store_name("lsm")].values, dtype=np.float32))
-        extra = {COAST_VAR: coast_mask(lsm)}
+        extra = extra_statics(trained, np.asarray(ds[static_store_name("lsm")].values))
     fc = rollout_forecast(
         trained.model, ds, variant, history=trained.history, levels=trained.levels or None,
         split=split, lead_steps=lead_steps, batch_size=batch_size, max_inits=max_inits,
@@ -189,6 +224,18 @@ def forecast_from_checkpoint(
     fc.attrs["checkpoint"] = str(trained.checkpoint)
     fc.attrs["checkpoint_sha256"] = str(trained.trial.get("checkpoint", {}).get("sha256", ""))
     return fc
+
+
+def extra_statics(trained: Any, lsm: np.ndarray) -> dict[str, Any]:
+    """Static inputs a trial added to its variant's own (the coastal mask of a
+    coastal-conditioned ocean-waves model), computed from the land-sea mask ``lsm`` (h, w)."""
+    import torch
+
+    from aurora_mlops.training._trainer import COAST_VAR, coast_mask
+
+    if not trained.params.coastal_conditioning:
+        return {}
+    return {COAST_VAR: coast_mask(torch.as_tensor(np.asarray(lsm, dtype=np.float32)))}
 
 
 def untuned_forecast(

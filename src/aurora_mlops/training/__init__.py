@@ -5,7 +5,7 @@ Import cost: this package imports torch; the CLI imports it only for ``train-tri
 
 from __future__ import annotations
 
-from aurora_mlops.training._load import TrainedModel, load_trained
+from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
 from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
 from aurora_mlops.training._params import (
     ARCHITECTURE_KNOBS,
@@ -26,6 +26,7 @@ __all__ = [
     "TrialParams",
     "TrialResult",
     "build_trial_model",
+    "checkpoint_record",
     "lat_weights",
     "load_trained",
     "parse_param_args",

@@ -19,7 +19,7 @@ from aurora_mlops.errors import CheckpointError
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.variants import Profile, VariantSpec, get_variant, load_weights
 
-__all__ = ["TrainedModel", "load_trained"]
+__all__ = ["TrainedModel", "checkpoint_record", "load_trained"]
 
 
 @dataclass
@@ -97,11 +97,13 @@ def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
             f"{ckpt} was trained for variant {spec.name}, not {variant}: pass --variant {spec.name}"
         )
     expected = trial.get("checkpoint", {}).get("sha256")
-    if expected and sha256_file(ckpt) != expected:
-        raise CheckpointError(
-            f"{ckpt}: sha256 differs from the one in trial.json; the file changed or is "
-            "incomplete, re-run the trial"
-        )
+    if expected:
+        actual = sha256_file(ckpt)
+        if actual != expected:
+            raise CheckpointError(
+                f"{ckpt}: sha256 {actual} differs from {expected} recorded in {meta_path}; "
+                "the file changed or is incomplete: re-run the trial or restore the file"
+            )
     model = build_trial_model(spec, params, profile)
     load_weights(model, spec, ckpt, strict=not params.coastal_conditioning)
     if params.modulation_heads is False:
@@ -117,3 +119,16 @@ def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:
         trial=trial,
         checkpoint=ckpt,
     )
+
+
+def checkpoint_record(trained: TrainedModel) -> dict[str, Any]:
+    """Which checkpoint a result came from: ``path``, ``sha256`` and ``trial`` (its folder name).
+
+    ``evaluate`` writes it into ``metrics.json`` so that ``package`` can refuse an evaluation of
+    another checkpoint.
+    """
+    return {
+        "path": str(trained.checkpoint),
+        "sha256": trained.trial.get("checkpoint", {}).get("sha256"),
+        "trial": trained.checkpoint.parent.name,
+    }

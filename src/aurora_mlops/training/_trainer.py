@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from aurora_mlops._io import atomic_write, sha256_file, write_json
+from aurora_mlops._provenance import git_commit
 from aurora_mlops._version import __version__
 from aurora_mlops.config import get_settings, katib_context
 from aurora_mlops.errors import CheckpointError, ConfigError, TrainingError
@@ -62,24 +62,6 @@ class TrialResult:
     checkpoint: Path
     metrics: dict[str, float]
     trial_json: Path
-
-
-def _git_commit() -> str:
-    configured = get_settings().git_commit
-    if configured:
-        return configured
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-            check=False,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _heads_for(depths: tuple[int, ...], base: tuple[int, ...]) -> tuple[int, ...]:
@@ -402,7 +384,7 @@ def train_trial(
         "variant": variant.name,
         "profile": profile,
         "seed": str(params.seed),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "data": str(data),
         "data_split": json.dumps(splits.as_dict()),
         "aurora_mlops": __version__,

@@ -1,0 +1,32 @@
+"""Packaging: a trained trial as a self-describing MLflow pyfunc model with its model card.
+
+:func:`package_model` writes the package (``aurora-mlops package``); :func:`read_package` reads
+what it says about itself; :func:`log_package` uploads it to a tracking server. The pyfunc
+(:class:`AuroraForecaster`) builds the model once per process and validates every request
+before any model work.
+
+Import cost: cheap; torch, aurora and mlflow are imported by the functions that need them.
+"""
+
+from __future__ import annotations
+
+from aurora_mlops.packaging._build import PackageResult, package_model
+from aurora_mlops.packaging._contract import ModelContract
+from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
+from aurora_mlops.packaging._log import LoggedPackage, log_package
+from aurora_mlops.packaging._pyfunc import AuroraForecaster, load_forecaster
+from aurora_mlops.packaging._requests import RequestError
+
+__all__ = [
+    "AuroraForecaster",
+    "LoggedPackage",
+    "ModelContract",
+    "PackageError",
+    "PackageInfo",
+    "PackageResult",
+    "RequestError",
+    "load_forecaster",
+    "log_package",
+    "package_model",
+    "read_package",
+]

@@ -1,0 +1,205 @@
+"""The MLflow pyfunc of a packaged Aurora model: built once per process, validated per request.
+
+``load_context`` does the expensive work once: it checks the checkpoint's sha256 against the
+packaged ``trial.json``, builds the variant with the trial's knobs, loads the weights
+(``weights_only=True``) and keeps the static fields and grid. ``predict`` validates the request
+(:mod:`aurora_mlops.packaging._requests`) before touching the model and rolls it out with the
+same code as ``evaluate --model``, so both give the same forecast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # MLflow is a dependency; the base class only matters when it is there.
+    from mlflow.pyfunc import PythonModel
+except ImportError:  # pragma: no cover
+    PythonModel = object  # type: ignore[assignment,misc]
+
+from aurora_mlops.errors import AuroraMLOpsError, CheckpointError, DataError
+from aurora_mlops.packaging._contract import ModelContract
+from aurora_mlops.packaging._requests import (
+    ArrayRequest,
+    ReferenceRequest,
+    RequestError,
+    parse_request,
+)
+
+__all__ = ["CONTRACT_FILE", "STATIC_FILE", "AuroraForecaster", "load_forecaster"]
+
+log = logging.getLogger(__name__)
+
+CONTRACT_FILE = "contract.json"
+STATIC_FILE = "static.npz"
+#: Initial states rolled out together (as ``evaluate --model`` batches them).
+CHUNK = 4
+
+
+class AuroraForecaster(PythonModel):
+    """Forecasts from a packaged ``train-trial`` checkpoint (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.trained: Any = None
+        self.contract: ModelContract | None = None
+        self.grid: dict[str, np.ndarray] = {}
+        self.static: dict[str, Any] = {}
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load_context(self, context: Any) -> None:
+        """Build the model once per process from the package's artifacts."""
+        self.load(Path(context.artifacts["model_ckpt"]).parent)
+
+    def load(self, artifacts: Path) -> None:
+        """Load from an ``artifacts`` folder (``model.ckpt``, ``trial.json``, contract, grid).
+
+        Raises:
+            CheckpointError: The checkpoint's sha256 differs from ``trial.json``'s, or the
+                folder is incomplete.
+        """
+        import torch
+
+        from aurora_mlops.evaluation import extra_statics
+        from aurora_mlops.training import load_trained
+
+        contract_path = artifacts / CONTRACT_FILE
+        try:
+            self.contract = ModelContract.model_validate_json(contract_path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{contract_path}: not a packaged model contract ({e})") from e
+        self.trained = load_trained(artifacts / "model.ckpt", self.contract.variant)
+        with np.load(artifacts / STATIC_FILE) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+        self.grid = {k: arrays.pop(k) for k in ("lat", "lon", "level")}
+        self.static = {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()}
+        if "lsm" in arrays:
+            self.static.update(extra_statics(self.trained, arrays["lsm"]))
+        log.info("loaded %s from %s", self.contract.variant, artifacts)
+
+    # -- serving --------------------------------------------------------------------------
+
+    def predict(
+        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Forecast ``params["steps"]`` lead times from the request (see ``_requests``).
+
+        Returns:
+            Arrays form: ``init_time`` (ISO strings), ``lead_hours`` and one array per
+            variable, surface ``(b, steps, lat, lon)``, atmospheric
+            ``(b, steps, level, lat, lon)``. References form: ``output_uri``, ``init_time``,
+            ``lead_hours``, ``variables`` and a ``summary`` (min/mean/max at the last lead).
+
+        Raises:
+            mlflow.exceptions.MlflowException: ``INVALID_PARAMETER_VALUE`` (HTTP 400) for a
+                malformed request, naming the field.
+        """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        try:
+            return self.forecast(model_input, params)
+        except (RequestError, DataError) as e:
+            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
+
+    def forecast(self, model_input: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`predict` without the MLflow error wrapping (raises :class:`RequestError`)."""
+        if self.contract is None:
+            raise AuroraMLOpsError("the model is not loaded: call load_context first")
+        request = parse_request(model_input, params, self.contract, self.grid)
+        if isinstance(request, ReferenceRequest):
+            return self._forecast_reference(request)
+        arrays = self.rollout(request)
+        return {
+            "init_time": [t.isoformat(timespec="minutes") for t in request.init_times],
+            "lead_hours": self._lead_hours(request.steps),
+            **arrays,
+        }
+
+    def rollout(self, request: ArrayRequest) -> dict[str, np.ndarray]:
+        """Roll the model out from the request's states, :data:`CHUNK` states at a time."""
+        from aurora_mlops.evaluation import rollout_arrays
+
+        size = len(request.init_times)
+        parts = [
+            rollout_arrays(self.trained.model, self._batch(request, i, i + CHUNK), request.steps)
+            for i in range(0, size, CHUNK)
+        ]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _batch(self, request: ArrayRequest, start: int, stop: int) -> Any:
+        import torch
+        from aurora import Batch, Metadata
+
+        assert self.contract is not None
+        take = {n: torch.from_numpy(np.ascontiguousarray(a[start:stop]))
+                for n, a in request.states.items()}
+        return Batch(
+            surf_vars={n: take[n] for n in self.contract.surf_vars},
+            static_vars=dict(self.static),
+            atmos_vars={n: take[n] for n in self.contract.atmos_vars},
+            metadata=Metadata(
+                lat=torch.as_tensor(self.grid["lat"].astype(np.float32)),
+                lon=torch.as_tensor(self.grid["lon"].astype(np.float32)),
+                time=tuple(request.init_times[start:stop]),
+                atmos_levels=tuple(int(x) for x in self.grid["level"]),
+            ),
+        )
+
+    def _lead_hours(self, steps: int) -> list[int]:
+        assert self.contract is not None
+        return [self.contract.timestep_hours * (k + 1) for k in range(steps)]
+
+    def _forecast_reference(self, request: ReferenceRequest) -> dict[str, Any]:
+        from aurora_mlops.data import write_dataset
+        from aurora_mlops.evaluation import forecast_dataset
+        from aurora_mlops.packaging._reference import read_initial_state
+
+        assert self.contract is not None
+        state = read_initial_state(request, self.contract, self.grid)
+        arrays = self.rollout(state)
+        fc = forecast_dataset(
+            arrays, self.trained.variant, inits=np.asarray(state.init_times, "datetime64[ns]"),
+            lat=self.grid["lat"], lon=self.grid["lon"], levels=self.contract.levels,
+        )
+        fc.attrs["checkpoint_sha256"] = str(self.trained.trial["checkpoint"]["sha256"])
+        fc.attrs["init_source"] = request.input_uri
+        out = write_dataset(fc, _local_path(request.output_uri))
+        last = {
+            name: {
+                "min": float(np.nanmin(a[:, -1])),
+                "mean": float(np.nanmean(a[:, -1])),
+                "max": float(np.nanmax(a[:, -1])),
+                "units": self.contract.units.get(name, ""),
+            }
+            for name, a in arrays.items()
+        }
+        return {
+            "output_uri": str(out),
+            "init_time": [t.isoformat(timespec="minutes") for t in state.init_times],
+            "lead_hours": self._lead_hours(request.steps),
+            "variables": list(arrays),
+            "summary": last,
+        }
+
+
+def _local_path(uri: str) -> Path:
+    """A local path from ``uri`` (a plain path or ``file://``); other schemes are refused."""
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):])
+    if "://" in uri:
+        raise RequestError(
+            f"output_uri {uri!r}: only local paths and file:// URIs can be written here"
+        )
+    return Path(uri)
+
+
+def load_forecaster(package_dir: str | Path) -> AuroraForecaster:
+    """An :class:`AuroraForecaster` loaded straight from a package directory, without MLflow
+    (what the benchmark uses to time ``predict`` alone)."""
+    forecaster = AuroraForecaster()
+    forecaster.load(Path(package_dir) / "artifacts")
+    return forecaster

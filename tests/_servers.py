@@ -1,0 +1,124 @@
+"""Real servers on 127.0.0.1 for tests: an ``mlflow server`` (plain or basic-auth).
+
+Started once per test session by the fixtures in ``conftest.py``; ``start_mlflow_server`` is
+also used directly by tests that need to kill and restart a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class MlflowServer:
+    """A running ``mlflow server`` and how to reach and restart it."""
+
+    root: Path
+    port: int
+    auth: bool
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "server.log"
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        """Start the server (same store as before after a stop) and wait for ``/health``."""
+        cmd = [
+            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.root / "artifacts"),
+        ]
+        if self.auth:
+            cmd += ["--app-name", "basic-auth"]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer /health: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Kill the server and every process it started (its workers)."""
+        if self.proc is None:
+            return
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def start_mlflow_server(
+    root: Path,
+    *,
+    auth: bool = False,
+    admin_password: str | None = None,
+    default_permission: str = "READ",
+) -> MlflowServer:
+    """Start an ``mlflow server`` on a free port of 127.0.0.1 with its store under ``root``.
+
+    With ``auth`` the basic-auth app runs with admin user ``admin`` and ``admin_password``
+    (given only through ``MLFLOW_AUTH_ADMIN_PASSWORD``, never written to a file), and users
+    without a grant get ``default_permission`` (``NO_PERMISSIONS`` refuses them).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "AURORA_MLOPS_"))
+    }
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    if auth:
+        if not admin_password:
+            raise ValueError("a basic-auth server needs an admin password")
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "test-secret-key-" + str(os.getpid())
+        # The basic-auth app reads its own config file (MLFLOW_AUTH_CONFIG_PATH, section
+        # [mlflow], checked against mlflow 3.17's auth/config.py); its user store goes in root.
+        ini = root / "basic_auth.ini"
+        ini.write_text(
+            "[mlflow]\n"
+            f"default_permission = {default_permission}\n"
+            f"database_uri = sqlite:///{root / 'auth.db'}\n"
+            "admin_username = admin\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
+    return MlflowServer(root=root, port=free_port(), auth=auth, env=env).start()
