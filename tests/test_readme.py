@@ -53,6 +53,16 @@ def test_readme_tour_commands_run_in_order(tmp_path: Path) -> None:
     assert (work / "sweeps" / "mr" / "best.json").is_file()
     assert (work / "sweeps" / "mr" / "analysis" / "next-spec.yaml").is_file()
     assert (work / "report" / "report.html").is_file()
+    assert (work / "packages" / "t0" / "artifacts" / "MODEL_CARD.md").is_file()
+    # The README's Python examples run against what the tour wrote.
+    python_blocks = _blocks("python")
+    assert python_blocks
+    for block in python_blocks:
+        result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{block}\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+    assert "[6, 12] (1, 2, 32, 64)" in result.stdout
+    assert (work / "forecast.zarr").is_dir()
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 ``mlflow models serve --env-manager virtualenv`` rebuilds the model's environment from
 ``requirements.txt``; an unpinned ``torch`` there would pull whatever is newest. So every
 runtime dependency of aurora-mlops is pinned: from the project's lock file ``constraints.txt``
-when this is a source checkout or the image (``/app/constraints.txt``), else at the installed
+when this is a source checkout or the image (``/opt/aurora-mlops/constraints.txt``, see
+``docker/Dockerfile``), else at the installed
 version. The lock file itself goes in as pip constraints for the transitive dependencies.
 """
 
@@ -26,7 +27,7 @@ def _canonical(name: str) -> str:
 
 def constraints_file() -> Path | None:
     """The project's lock file, if this installation has one."""
-    candidates = [Path("/app/constraints.txt")]
+    candidates = [Path("/opt/aurora-mlops/constraints.txt")]  # where docker/Dockerfile puts it
     root = project_root()
     if root is not None:
         candidates.insert(0, root / "constraints.txt")
