@@ -35,7 +35,15 @@ class Tracker:
         self.uri = uri
         self.experiment = experiment
         self.run_id: str | None = None
+        self.ended = False
         self._mlflow: Any = None
+
+    def _refuse_after_end(self, what: str) -> None:
+        """A log call after :meth:`end` is a bug: MLflow would silently start a new, untagged
+        run for it. Raise whether or not tracking is on, so that tests without a server catch
+        it too."""
+        if self.ended:
+            raise RuntimeError(f"Tracker.{what} called after end(): log before ending the run")
 
     def _fail(self, what: str, e: BaseException) -> None:
         log.warning(
@@ -74,6 +82,8 @@ class Tracker:
             self._fail("start_run", e)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log ``params`` (values cut to MLflow's 500 characters)."""
+        self._refuse_after_end("log_params")
         if self.enabled:
             try:
                 self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
@@ -81,6 +91,8 @@ class Tracker:
                 self._fail("log_params", e)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log ``metrics`` at ``step``."""
+        self._refuse_after_end("log_metrics")
         if self.enabled:
             try:
                 self._mlflow.log_metrics(dict(metrics), step=step)
@@ -88,6 +100,8 @@ class Tracker:
                 self._fail("log_metrics", e)
 
     def log_artifact(self, path: Path) -> None:
+        """Log the file at ``path`` as an artifact of the run."""
+        self._refuse_after_end("log_artifact")
         if self.enabled:
             try:
                 self._mlflow.log_artifact(str(path))
@@ -95,6 +109,8 @@ class Tracker:
                 self._fail("log_artifact", e)
 
     def end(self, status: str) -> None:
+        """End the run with ``status``; any later log call raises ``RuntimeError``."""
+        self.ended = True
         if self.enabled and self.run_id:
             try:
                 self._mlflow.end_run(status=status)

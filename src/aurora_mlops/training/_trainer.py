@@ -15,7 +15,6 @@ import inspect
 import json
 import logging
 import math
-import os
 import platform
 import random
 import resource
@@ -35,6 +34,7 @@ from aurora_mlops._version import __version__
 from aurora_mlops.config import get_settings, katib_context
 from aurora_mlops.errors import CheckpointError, ConfigError, TrainingError
 from aurora_mlops.katib_metrics import format_metric_lines
+from aurora_mlops.training._distributed import DDPStepper, Distributed
 from aurora_mlops.training._loss import (
     EVENT_QUANTILE,
     LossConfig,
@@ -182,38 +182,41 @@ def _diagnose(model: torch.nn.Module, ckpt: Path, params: TrialParams) -> str:
     return f"the checkpoint lacks {', '.join(missing)}" if missing else "see the error above"
 
 
-class _Distributed:
-    """Rank and world size under ``torchrun``; a no-op for one process."""
+def _check_loss(dist: Distributed, loss: float, epoch: int, step: int) -> None:
+    """Raise the same :class:`TrainingError` on every rank if any rank's loss is not finite.
 
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.active = self.world > 1
-        if self.active:
-            import torch.distributed as dist
+    Raises:
+        TrainingError: Some rank's loss is NaN or infinite (named with its rank under DDP).
+    """
+    bad = dist.non_finite(loss)
+    if not bad:
+        return
+    value = bad[0][1]
+    where = f" on rank {', '.join(str(r) for r, _ in bad)}" if dist.active else ""
+    raise TrainingError(
+        f"the training loss became {value} at epoch {epoch} step {step}{where}: lower "
+        "--learning_rate, set --grad_clip, or check the data with `aurora-mlops data validate`"
+    )
 
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend=backend)
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+#: The validation metrics that a trial prints for Katib (and so must be finite).
+REPORTED = ("epoch", "train_loss", "val_rmse", "val_persistence_rmse", "val_event_f1", "val_score")
 
-    def mean(self, value: float) -> float:
-        if not self.active:
-            return value
-        import torch.distributed as dist
 
-        t = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(t)
-        return float(t.item()) / self.world
+def _check_validation(metrics: dict[str, float], epoch: int) -> None:
+    """Fail the trial like a NaN loss when a reported validation metric is not finite.
 
-    def close(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+    Raises:
+        TrainingError: ``val_score`` (or another reported metric) is NaN or infinite.
+    """
+    bad = {k: metrics[k] for k in REPORTED if k in metrics and not math.isfinite(metrics[k])}
+    if bad:
+        listed = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingError(
+            f"validation at epoch {epoch} gave {listed}: the model's predictions on the "
+            "validation windows are not finite; lower --learning_rate, set --grad_clip, or "
+            "check the validation data with `aurora-mlops data validate`"
+        )
 
 
 def _window_order(n: int, seed: int) -> Iterator[int]:
@@ -296,16 +299,12 @@ def train_trial(
     out = stdout or sys.stdout
     output_dir = Path(output_dir)
     t_start = time.perf_counter()
-    dist = _Distributed()
+    dist = Distributed()
     settings = get_settings()
     random.seed(params.seed)
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
-    device = (
-        torch.device("cuda", dist.rank % max(torch.cuda.device_count(), 1))
-        if torch.cuda.is_available()
-        else torch.device("cpu")
-    )
+    device = dist.device
 
     # Build everything that can fail on bad input before a single step is taken.
     model = build_trial_model(variant, params, profile)
@@ -362,8 +361,10 @@ def train_trial(
     # Ocean waves: the loss also trains the density channels (see rollout_loss).
     keeps_wave_aux = hasattr(model, "wave_aux")
     if dist.active:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-        stepper = _DDPStepper(ddp_model)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, find_unused_parameters=True, **dist.ddp_kwargs()
+        )
+        stepper = DDPStepper(ddp_model)
     weights = lat_weights(train.lat).to(device)
     train_events = event_field(variant.name, {k: v for k, v in train.surf.items()})
     threshold = float(torch.quantile(train_events.flatten().float()[:1_000_000], EVENT_QUANTILE))
@@ -447,12 +448,8 @@ def train_trial(
                             model.wave_aux = None  # type: ignore[assignment]
                     if fail_on_step is not None and fail_on_step(step):
                         loss = loss * float("nan")
-                    if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"the training loss became {float(loss)} at epoch {epoch} step "
-                            f"{step}: lower --learning_rate, set --grad_clip, or check the data "
-                            "with `aurora-mlops data validate`"
-                        )
+                    # Every rank agrees before backward, so a NaN on one rank stops them all.
+                    _check_loss(dist, float(loss.detach()), epoch, step)
                     (loss / params.accumulation_steps).backward()
                     total += float(loss.detach()) / params.accumulation_steps
                 if params.grad_clip > 0:
@@ -481,21 +478,10 @@ def train_trial(
             metrics["train_loss"] = sum(epoch_losses) / len(epoch_losses)
             metrics["epoch"] = epoch
             metrics["lr"] = float(scheduler.get_last_lr()[0])
+            _check_validation(metrics, epoch)
             history_rows.append(metrics)
             if dist.main:
-                for line in format_metric_lines(
-                    {
-                        k: metrics[k]
-                        for k in (
-                            "epoch",
-                            "train_loss",
-                            "val_rmse",
-                            "val_persistence_rmse",
-                            "val_event_f1",
-                            "val_score",
-                        )
-                    }
-                ):
+                for line in format_metric_lines({k: metrics[k] for k in REPORTED}):
                     print(line, file=out, flush=True)
             tracker.log_metrics(metrics, step=epoch)
             if metrics["val_score"] < best_score - params.min_delta:
@@ -509,6 +495,75 @@ def train_trial(
                 if stale >= params.patience:
                     log.info("validation plateau for %d epochs: stopping early", stale)
                     break
+        # Log and write everything before the run ends: after end() MLflow would start
+        # a new, untagged run for a late log call (and the tracker refuses one).
+        assert best_state is not None
+        duration = time.perf_counter() - t_start
+        ckpt = output_dir / "model.ckpt"
+        result_metrics = {k: float(v) for k, v in best_metrics.items()}
+        if dist.main:
+            atomic_write(ckpt, lambda f: torch.save(best_state, f))
+            peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            system = {
+                "duration_s": duration,
+                "train_seconds": train_seconds,
+                "train_steps": step,
+                "samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0,
+                "peak_cpu_rss_mib": peak_rss_mib,
+                "peak_cuda_mib": (
+                    torch.cuda.max_memory_allocated() / 2**20
+                    if torch.cuda.is_available()
+                    else None
+                ),
+            }
+            tracker.log_metrics(
+                {f"system_{k}": float(v) for k, v in system.items() if v is not None}
+            )
+            config = {
+                "variant": variant.name,
+                "aurora_class": variant.aurora_class,
+                "profile": profile,
+                "model_overrides": params.model_overrides(),
+                "history": history,
+                "levels": list(levels),
+            }
+            write_json(output_dir / "config.json", config)
+            tracker.log_artifact(output_dir / "config.json")
+            write_json(
+                output_dir / "trial.json",
+                {
+                    "status": "succeeded",
+                    "variant": variant.name,
+                    "profile": profile,
+                    "params": params.model_dump(mode="json"),
+                    "config": config,
+                    "data": {
+                        "path": str(data), "splits": splits.as_dict(), "levels": list(levels)
+                    },
+                    "event_threshold": threshold,
+                    "metrics": result_metrics,
+                    "best_epoch": best_epoch,
+                    "history": history_rows,
+                    "step_losses": step_losses,
+                    "timings": system,
+                    "checkpoint": {
+                        "path": ckpt.name,
+                        "sha256": sha256_file(ckpt),
+                        "bytes": ckpt.stat().st_size,
+                    },
+                    "norm_stats": "norm_stats.json",
+                    "init": _init_ref(init),
+                    "mlflow_run_id": tracker.run_id,
+                    "versions": {
+                        "aurora_mlops": __version__,
+                        "torch": torch.__version__,
+                        "aurora": _dist_version("microsoft-aurora"),
+                        "python": platform.python_version(),
+                        "world_size": dist.world,
+                        "device": str(device),
+                    },
+                },
+            )
         status = "FINISHED"
     except TrainingError as e:
         if dist.main:
@@ -521,67 +576,6 @@ def train_trial(
         tracker.end(status)
         dist.close()
 
-    assert best_state is not None
-    duration = time.perf_counter() - t_start
-    ckpt = output_dir / "model.ckpt"
-    result_metrics = {k: float(v) for k, v in best_metrics.items()}
-    if dist.main:
-        atomic_write(ckpt, lambda f: torch.save(best_state, f))
-        peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        system = {
-            "duration_s": duration,
-            "train_seconds": train_seconds,
-            "train_steps": step,
-            "samples_per_s": samples / train_seconds if train_seconds > 0 else 0.0,
-            "peak_cpu_rss_mib": peak_rss_mib,
-            "peak_cuda_mib": (
-                torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-            ),
-        }
-        tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
-        config = {
-            "variant": variant.name,
-            "aurora_class": variant.aurora_class,
-            "profile": profile,
-            "model_overrides": params.model_overrides(),
-            "history": history,
-            "levels": list(levels),
-        }
-        write_json(output_dir / "config.json", config)
-        tracker.log_artifact(output_dir / "config.json")
-        write_json(
-            output_dir / "trial.json",
-            {
-                "status": "succeeded",
-                "variant": variant.name,
-                "profile": profile,
-                "params": params.model_dump(mode="json"),
-                "config": config,
-                "data": {"path": str(data), "splits": splits.as_dict(), "levels": list(levels)},
-                "event_threshold": threshold,
-                "metrics": result_metrics,
-                "best_epoch": best_epoch,
-                "history": history_rows,
-                "step_losses": step_losses,
-                "timings": system,
-                "checkpoint": {
-                    "path": ckpt.name,
-                    "sha256": sha256_file(ckpt),
-                    "bytes": ckpt.stat().st_size,
-                },
-                "norm_stats": "norm_stats.json",
-                "init": _init_ref(init),
-                "mlflow_run_id": tracker.run_id,
-                "versions": {
-                    "aurora_mlops": __version__,
-                    "torch": torch.__version__,
-                    "aurora": _dist_version("microsoft-aurora"),
-                    "python": platform.python_version(),
-                    "world_size": dist.world,
-                    "device": str(device),
-                },
-            },
-        )
     return TrialResult(
         output_dir=output_dir,
         checkpoint=ckpt,
@@ -656,20 +650,3 @@ def _init_ref(init: str | Path | None) -> str | None:
         return None
     path = Path(init)
     return str(path.resolve()) if path.is_file() else str(init)
-
-
-class _DDPStepper:
-    """What ``aurora.rollout`` sees of a DDP-wrapped model: ``forward`` goes through the
-    wrapper (so gradients are all-reduced), every other attribute (``batch_transform_hook``,
-    ``patch_size``, ``timestep``, ``parameters`` ...) comes from the wrapped Aurora model."""
-
-    def __init__(self, ddp: torch.nn.parallel.DistributedDataParallel) -> None:
-        self._ddp = ddp
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ddp(*args, **kwargs)
-
-    __call__ = forward
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ddp.module, name)
