@@ -100,19 +100,21 @@ def gather_sources(
     if not expected:
         raise PackageError(f"{trained.checkpoint.parent / 'trial.json'} records no checkpoint "
                            "sha256: re-run the trial with this version of aurora-mlops")
-    metrics = metrics_path = bench = bench_path = None
-    if eval_dir is not None:
-        made_by = "aurora-mlops evaluate --model"
-        metrics_path = Path(eval_dir) / "metrics.json"
-        metrics = _json(metrics_path, made_by)
-        _same_checkpoint((metrics.get("checkpoint") or {}).get("sha256"), expected,
-                         metrics_path, made_by)
-    if bench_dir is not None:
-        made_by = "aurora-mlops benchmark --model"
-        bench_path = Path(bench_dir) / "benchmark.json"
-        bench = _json(bench_path, made_by)
-        _same_checkpoint((bench.get("model") or {}).get("checkpoint_sha256"), expected,
-                         bench_path, made_by)
+    found: dict[str, tuple[Path | None, dict[str, Any] | None]] = {}
+    for key, folder, name, made_by in (
+        ("eval", eval_dir, "metrics.json", "aurora-mlops evaluate --model"),
+        ("bench", bench_dir, "benchmark.json", "aurora-mlops benchmark --model"),
+    ):
+        if folder is None:
+            found[key] = (None, None)
+            continue
+        path = Path(folder) / name
+        payload = _json(path, made_by)
+        record = payload.get("checkpoint" if key == "eval" else "model") or {}
+        _same_checkpoint(record.get("sha256" if key == "eval" else "checkpoint_sha256"),
+                         expected, path, made_by)
+        found[key] = (path, payload)
+    (metrics_path, metrics), (bench_path, bench) = found["eval"], found["bench"]
     data_path = Path(data) if data is not None else Path(trained.trial["data"]["path"])
     if not data_path.exists():
         raise PackageError(
