@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WORK   ?= work
 VARIANTS := medium-res high-res air-pollution ocean-waves
-# Variants that `make run` sweeps, evaluates and benchmarks (the tests narrow it to one).
-SWEEP_VARIANTS ?= $(VARIANTS)
-# Budget of the final fit of each sweep's best parameters (the sweeps' own trials are short).
-FINAL_FIT ?= --epochs=16 --steps_per_epoch=50 --patience=16
+# Variants that `make run` takes through the pipeline (the tests narrow it to one).
+RUN_VARIANTS ?= $(VARIANTS)
+# More flags of `aurora-mlops pipeline run --local` (budgets: see its --help).
+RUN_ARGS ?=
 
 .PHONY: help install lint test testdata run clean
 
@@ -37,22 +37,7 @@ test: install lint testdata
 	$(BIN)/python -m pytest
 
 run: install
-	@set -e; for v in $(VARIANTS); do \
-	  $(BIN)/aurora-mlops data synth --variant $$v --out $(WORK)/data/$$v.nc; \
-	  $(BIN)/aurora-mlops data validate $(WORK)/data/$$v.nc --variant $$v --report $(WORK)/reports/$$v; \
-	done
-	@set -e; for v in $(SWEEP_VARIANTS); do \
-	  $(BIN)/aurora-mlops tune katib/smoke/$$v-random.yaml --backend local \
-	    --work-dir $(WORK)/sweeps/$$v --data-dir $(WORK)/data; \
-	  $(BIN)/aurora-mlops train-trial --variant $$v --data $(WORK)/data/$$v.nc --profile smoke \
-	    --output $(WORK)/final/$$v --from-sweep $(WORK)/sweeps/$$v $(FINAL_FIT); \
-	  $(BIN)/aurora-mlops evaluate --model $(WORK)/final/$$v --data $(WORK)/data/$$v.nc \
-	    --variant $$v --out $(WORK)/eval/$$v; \
-	  $(BIN)/aurora-mlops benchmark --model $(WORK)/final/$$v --variant $$v \
-	    --out $(WORK)/bench/$$v --repeats 3 --train-steps 2; \
-	done
-	$(BIN)/aurora-mlops report --from-dir $(WORK) --out $(WORK)/report
-	@echo "done: open $(WORK)/report/report.html"
+	$(BIN)/aurora-mlops pipeline run --local --work-dir $(WORK) --variants $(RUN_VARIANTS) $(RUN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(WORK) .testdata .pytest_cache .mypy_cache .ruff_cache

@@ -65,24 +65,5 @@ def test_readme_tour_commands_run_in_order(tmp_path: Path) -> None:
     assert (work / "forecast.zarr").is_dir()
 
 
-@pytest.mark.slow
-def test_make_run_runs_end_to_end(tmp_path: Path) -> None:
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("make is not installed")
-    work = tmp_path / "work"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    # The same recipe, its sweep/fit/evaluate/benchmark loop narrowed to one variant and a
-    # shorter final fit (the 800-step fit's skill is asserted in tests/evaluation).
-    result = subprocess.run([make, "run", f"WORK={work}", "SWEEP_VARIANTS=medium-res",
-                             "FINAL_FIT=--epochs=2 --steps_per_epoch=10"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for variant in ("medium-res", "high-res", "air-pollution", "ocean-waves"):
-        assert (work / "data" / f"{variant}.nc").is_file()
-        assert (work / "reports" / variant / "validation.json").is_file()
-    assert (work / "sweeps" / "medium-res" / "status.json").is_file()
-    assert (work / "final" / "medium-res" / "model.ckpt").is_file()
-    assert (work / "eval" / "medium-res" / "metrics.parquet").is_file()
-    assert (work / "bench" / "medium-res" / "benchmark.md").is_file()
-    assert "medium-res" in (work / "report" / "report.md").read_text()
+# `make run` (the pipeline through kfp.local, narrowed to one variant) is run once, shared by
+# the tests of tests/kfp/test_kfp_local.py.

@@ -19,10 +19,11 @@ __all__ = [
     "LocalBudget",
     "LocalRun",
     "PipelineFailed",
+    "TaskTiming",
     "compile_all",
     "compiled_texts",
     "run_pipeline_locally",
-    "step_times",
+    "task_timings",
 ]
 
 _LAZY = {
@@ -32,7 +33,8 @@ _LAZY = {
     "LocalRun": "aurora_mlops.kfp._run_local",
     "PipelineFailed": "aurora_mlops.kfp._run_local",
     "run_pipeline_locally": "aurora_mlops.kfp._run_local",
-    "step_times": "aurora_mlops.kfp._run_local",
+    "TaskTiming": "aurora_mlops.kfp._run_local",
+    "task_timings": "aurora_mlops.kfp._run_local",
 }
 
 

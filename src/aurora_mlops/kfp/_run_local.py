@@ -23,7 +23,8 @@ from typing import Any
 
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError
 
-__all__ = ["LocalBudget", "LocalRun", "PipelineFailed", "run_pipeline_locally", "step_times"]
+__all__ = ["LocalBudget", "LocalRun", "PipelineFailed", "TaskTiming", "run_pipeline_locally",
+           "task_timings"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ERROR_LINE = re.compile(r"^\s*(aurora-mlops: error: .*)$")
@@ -106,19 +107,65 @@ def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def step_times(run_dir: str | Path) -> list[tuple[str, float, float]]:
-    """``(task path, start, end)`` of every finished task, from its folder's file times.
+@dataclass(frozen=True)
+class TaskTiming:
+    """Where one task's time went, from ``pipeline.log`` (seconds since midnight, local time).
 
-    A task's folder is created when it starts; its ``executor_output.json`` is written last.
+    Attributes:
+        task: The task's name (``tune``, ``evaluate`` ...).
+        queued: kfp.local started the task's process.
+        started: The process had imported kfp and began the component (KFP's executor line).
+        written: The component returned and its outputs were written.
+        finished: kfp.local saw the process end and read the outputs.
     """
-    root = Path(run_dir)
-    out = []
-    for done in root.glob("**/executor_output.json"):
-        task = done.parent
-        starts = [p.stat().st_mtime for p in task.iterdir() if p != done] or [done.stat().st_mtime]
-        start = min([task.stat().st_ctime, *starts])
-        out.append((str(task.relative_to(root)), start, done.stat().st_mtime))
-    return sorted(out, key=lambda t: t[2])
+
+    task: str
+    queued: float
+    started: float
+    written: float
+    finished: float
+
+    @property
+    def own_s(self) -> float:
+        """The component's own time: its imports and its work."""
+        return self.written - self.started
+
+    @property
+    def startup_s(self) -> float:
+        """Process start and ``import kfp`` before the component runs."""
+        return self.started - self.queued
+
+
+_ORCH = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) - \w+ - "
+                   r"(?:(Executing) task '([^']+)'|Task '([^']+)' finished with status)")
+_EXEC = re.compile(r"\[KFP Executor \S+ (\d\d):(\d\d):(\d\d),(\d+) \w+\]: "
+                   r"(Looking for component|Wrote executor output)")
+
+
+def task_timings(log: str | Path) -> list[TaskTiming]:
+    """Timings of every task of a run whose tasks ran one at a time (``parallelism`` 1).
+
+    Raises:
+        ConfigError: The log has no task lines (not a kfp.local log).
+    """
+    out: list[TaskTiming] = []
+    marks: dict[str, float] = {}
+    name = ""
+    for line in _ANSI.sub("", Path(log).read_text(errors="replace")).splitlines():
+        if m := _ORCH.match(line):
+            t = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+            if m[4]:
+                name, marks = m[5], {"queued": t}
+            elif m[6] == name and {"started", "written"} <= marks.keys():
+                out.append(TaskTiming(task=name, queued=marks["queued"],
+                                      started=marks["started"], written=marks["written"],
+                                      finished=t))
+        elif m := _EXEC.search(line):
+            t = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000
+            marks["started" if m[5].startswith("Looking") else "written"] = t
+    if not out:
+        raise ConfigError(f"{log}: no kfp.local task lines found")
+    return out
 
 
 def _follow(run_root: Path, since: float, echo: Callable[[str], None],
@@ -200,7 +247,7 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     log = work / "pipeline.log"
-    pipeline = build(parallelism)
+    pipeline = build(parallelism, retries=0)
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                raise_on_error=True)
     before = set(root.iterdir())

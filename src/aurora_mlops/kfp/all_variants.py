@@ -20,7 +20,8 @@ from aurora_mlops.config import get_settings
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.kfp import components as c
 from aurora_mlops.kfp._platform import cpu_step
-from aurora_mlops.kfp.tune_and_publish import variant_steps
+from aurora_mlops.kfp.tune_and_publish import NETWORK_RETRIES, make_variant_steps
+from aurora_mlops.kfp.tune_and_publish import variant_steps as default_steps
 from aurora_mlops.variants import VARIANTS
 
 __all__ = ["DEFAULT_PARALLELISM", "NAME", "all_variants", "build"]
@@ -31,14 +32,19 @@ DEFAULT_PARALLELISM = 4
 _DESCRIPTION = "Tune, judge and publish every Aurora variant (ParallelFor), then one report."
 
 
-def build(parallelism: int = DEFAULT_PARALLELISM) -> Any:
+def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES) -> Any:
     """The ``aurora-all-variants`` pipeline with at most ``parallelism`` variants at a time.
+
+    ``retries``: of the steps that touch the network (0 for local runs, see
+    :func:`~aurora_mlops.kfp.tune_and_publish.make_variant_steps`).
 
     Raises:
         ConfigError: ``parallelism`` is below 1.
     """
     if parallelism < 1:
         raise ConfigError(f"parallelism must be at least 1, got {parallelism}")
+    variant_steps = (default_steps if retries == NETWORK_RETRIES
+                     else make_variant_steps(retries))
 
     def all_variants(
         variants: list[str] = list(VARIANTS),  # noqa: B006 (a pipeline default, never mutated)

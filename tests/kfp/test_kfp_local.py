@@ -1,0 +1,164 @@
+"""The real pipeline through kfp.local: ``make run`` narrowed to one variant, tiny budgets.
+
+One shared run (``make run``, which is ``aurora-mlops pipeline run --local``), then a second
+run on the same work folder; every test reads what they wrote. A failing step is a separate,
+fast run (it fails at the first step).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aurora_mlops.kfp import LocalBudget, PipelineFailed, run_pipeline_locally, task_timings
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANT = "medium-res"
+TINY = LocalBudget(max_trials=1, parallel_trials=1, trial_args="--epochs=1 --steps_per_epoch=3",
+                   final_fit_args="--epochs=1 --steps_per_epoch=4", lead_steps=2, max_inits=2,
+                   bench_repeats=1, bench_train_steps=1)
+RUN_ARGS = ("--max-trials=1 --trial-args='--epochs=1 --steps_per_epoch=3' "
+            "--final-fit-args='--epochs=1 --steps_per_epoch=4'")
+
+
+@dataclass
+class Runs:
+    work: Path
+    make: subprocess.CompletedProcess[str]
+    first: Path  # the first run's folder under WORK/kfp
+    second: object  # the second run's LocalRun
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    work = tmp_path_factory.mktemp("pipeline") / "work"
+    result = subprocess.run([make, "run", f"WORK={work}", f"RUN_VARIANTS={VARIANT}",
+                             f"RUN_ARGS={RUN_ARGS}"], cwd=REPO, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (first,) = (work / "kfp").iterdir()
+    second = run_pipeline_locally(variants=[VARIANT], work_dir=work, budget=TINY,
+                                  echo=lambda line: None)
+    return Runs(work=work, make=result, first=first, second=second)
+
+
+@pytest.mark.slow
+def test_make_run_prints_the_summary(runs: Runs) -> None:
+    out = runs.make.stdout
+    assert f"{VARIANT}: aurora-{VARIANT} version 1 registered, gate passed, champion version" \
+        in out
+    assert "combined report: " in out and "report.html" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    assert f"optuna-dashboard sqlite:///{runs.first}" in out
+    assert "done: for-loop-2-iteration-0/publish" in out  # the progress feed
+    assert "Executing task" not in out  # KFP's own output went to the log
+    log = re.sub(r"\x1b\[[0-9;]*m", "", (runs.work / "pipeline.log").read_text())
+    assert "Executing task 'publish'" in log
+
+
+@pytest.mark.slow
+def test_every_step_left_its_outputs(runs: Runs) -> None:
+    it = runs.first / "for-loop-2-iteration-0"
+    assert (it / "data-validate" / "dataset" / f"{VARIANT}.nc").is_file()
+    assert (it / "data-validate" / "audit").read_text().startswith("#")
+    best = json.loads((it / "tune" / "best" / "best.json").read_text())
+    assert best["checkpoint"] == "model.ckpt"  # relative: the artifact can move
+    assert (it / "tune" / "best" / best["checkpoint"]).is_file()
+    assert (it / "tune" / "sweep" / "study.db").is_file()
+    assert (it / "final-fit" / "model" / "model.ckpt").is_file()
+    metrics = json.loads((it / "evaluate" / "results" / "metrics.json").read_text())
+    assert metrics["variant"] == VARIANT
+    assert (it / "evaluate" / "report_html").read_text().lstrip().startswith("<")
+    assert (it / "benchmark" / "results" / "benchmark.json").is_file()
+    assert (it / "package" / "mlflow_model" / "MLmodel").is_file()
+    assert "card" in (it / "package" / "model_card").read_text().lower()
+    receipt = json.loads((it / "publish" / "receipt").read_text())
+    assert receipt["name"] == f"aurora-{VARIANT}" and receipt["version"] == "1"
+    assert receipt["gate_passed"] is True and receipt["champion_version"] == "1"
+    assert (runs.first / "report" / "results" / "report.html").is_file()
+    assert VARIANT in (runs.first / "report" / "report_md").read_text()
+    summary = (runs.first / "failure-summary" / "summary").read_text()
+    assert "SUCCEEDED" in summary
+
+
+@pytest.mark.slow
+def test_evaluate_logs_figures_for_the_ui(runs: Runs) -> None:
+    out = json.loads((runs.first / "for-loop-2-iteration-0" / "evaluate" /
+                      "executor_output.json").read_text())
+    arts = out["artifacts"]
+    figures = arts["metrics"]["artifacts"][0]["metadata"]
+    assert 0.0 <= figures["rmse_wins_vs_persistence"] <= 1.0
+    assert any(k.startswith("rmse_") and k.endswith("h") for k in figures)
+    matrix = arts["events"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert [c["displayName"] for c in matrix["annotationSpecs"]] == ["no event", "event"]
+    assert len(matrix["rows"]) == 2 and sum(sum(r["row"]) for r in matrix["rows"]) > 0
+    assert out["parameterValues"]["Output"] == figures["rmse_wins_vs_persistence"]
+
+
+@pytest.mark.slow
+def test_one_tracking_store_for_the_whole_run(runs: Runs) -> None:
+    assert sorted(p.name for p in runs.work.rglob("mlflow.db")) == ["mlflow.db"]
+    with sqlite3.connect(runs.work / "mlflow.db") as db:
+        names = {r[0] for r in db.execute("select name from registered_models")}
+        runs_logged = db.execute("select count(*) from runs").fetchone()[0]
+    assert names == {f"aurora-{VARIANT}"}
+    assert runs_logged >= 3  # the sweep's parent run, its trial, the final fit (+ package)
+    assert not (REPO / "mlflow.db").exists() or (REPO / "mlflow.db").stat().st_mtime < \
+        runs.first.stat().st_mtime  # nothing written in the current folder by this run
+
+
+def _package_sha(run_dir: Path) -> str:
+    out = json.loads((run_dir / "for-loop-2-iteration-0" / "package" /
+                      "executor_output.json").read_text())
+    return str(out["artifacts"]["mlflow_model"]["artifacts"][0]["metadata"]["sha256"])
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_work_folder_converges(runs: Runs) -> None:
+    """Same inputs, same checkpoint: the registered version is reused; else a new one."""
+    second = runs.second
+    assert second.run_dir != runs.first  # type: ignore[attr-defined]
+    receipt = second.variants[VARIANT]["publish"]  # type: ignore[attr-defined]
+    same = _package_sha(second.run_dir) == _package_sha(runs.first)  # type: ignore[attr-defined]
+    assert (receipt["created"], receipt["version"]) == ((False, "1") if same else (True, "2"))
+    assert receipt["champion_version"] in ("1", "2")
+    with sqlite3.connect(runs.work / "mlflow.db") as db:
+        versions = db.execute("select count(*) from model_versions").fetchone()[0]
+    assert versions == (1 if same else 2)
+
+
+def test_a_failing_step_shows_its_own_error(tmp_path: Path) -> None:
+    with pytest.raises(PipelineFailed) as exc:
+        run_pipeline_locally(variants=[VARIANT], work_dir=tmp_path / "w", budget=TINY,
+                             dataset_uri=str(tmp_path / "missing.nc"), echo=lambda line: None)
+    message = str(exc.value)
+    assert message.startswith("step data-validate failed")
+    assert "aurora-mlops: error: [data-validate] dataset_uri" in message
+    assert "missing.nc does not exist" in message
+    assert str(tmp_path / "w" / "pipeline.log") in message
+    assert "\x1b[" not in message
+
+
+@pytest.mark.slow
+def test_step_timings_come_from_the_log(runs: Runs) -> None:
+    tasks = task_timings(runs.work / "pipeline.log")  # the second run's log
+    names = [t.task for t in tasks]
+    assert sorted(names) == sorted(["data-validate", "tune", "final-fit", "evaluate",
+                                    "benchmark", "package", "publish", "report",
+                                    "failure-summary"])
+    assert names[:3] == ["data-validate", "tune", "final-fit"]
+    assert names[-3:] == ["publish", "report", "failure-summary"]
+    for t in tasks:
+        assert t.queued <= t.started <= t.written <= t.finished, t
+    assert tasks[0].queued <= tasks[-1].finished
+    assert sum(t.own_s for t in tasks) <= runs.second.wall_s  # type: ignore[attr-defined]
