@@ -56,7 +56,8 @@ def _sweep(work: Path) -> Path:
     from aurora_mlops.tuning._local import run_local
 
     doc = yaml.safe_load((SPECS / "script-random.yaml").read_text())
-    doc["spec"].update(maxTrialCount=1, parallelTrialCount=1)
+    # maxFailedTrialCount <= maxTrialCount, or `tune` refuses the spec as Katib would
+    doc["spec"].update(maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=1)
     container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
     container["containers"][0]["command"] += ["--epochs=1", "--sleep=0"]
     work.mkdir(parents=True)

@@ -63,7 +63,7 @@ def _completed(work: Path) -> list[str]:
 def test_experiment_reader_substitutes_like_katib() -> None:
     exp = load_experiment(SPECS / "smoke-tpe.yaml")
     assert exp.name == "medium-res-tpe" and exp.objective.metric == "val_score"
-    assert exp.algorithm.settings == {"n_startup_trials": "1", "random_state": "3"}
+    assert exp.algorithm.settings == {"random_state": "3"}
     assert [p.name for p in exp.parameters] == ["learning_rate", "weight_decay", "loss"]
     assert exp.parameter("learning_rate").log
     cmd = exp.trial_command("medium-res-tpe-7", {"learning_rate": "0.001",
@@ -287,7 +287,8 @@ def test_cli_register_runs_the_local_backend(tmp_path: Path,
 
     work = _script_work(tmp_path)
     spec = tmp_path / "cli.yaml"
-    spec.write_text(yaml.safe_dump(_script_doc(name="cli", modes=["ok"], max_trials=2)))
+    spec.write_text(yaml.safe_dump(_script_doc(name="cli", modes=["ok"], max_trials=2,
+                                                maxFailedTrialCount=2)))
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["tune", str(spec), "--backend", "local", "--work-dir", str(work),

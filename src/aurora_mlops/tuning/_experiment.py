@@ -467,12 +467,19 @@ def parse_experiment(doc: Mapping[str, Any], source: str = "<experiment>") -> Ex
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Load and parse a Katib Experiment YAML file.
+    """Load, check and parse a Katib Experiment YAML file.
+
+    The file is read with the loader ``katib check`` uses (scalars typed as ``kubectl apply``
+    types them) and must pass :func:`~aurora_mlops.tuning.check_experiment`, so that a spec
+    the local runner accepts is one Katib accepts too.
 
     Raises:
-        ConfigError: The file is missing, is not YAML, or is not a valid Experiment.
+        ConfigError: The file is missing, is not YAML, or is not a valid Experiment (the
+            message names the first field at fault).
     """
     import yaml
+
+    from aurora_mlops.tuning._check import check_experiment, load_spec
 
     p = Path(path)
     try:
@@ -480,7 +487,14 @@ def load_experiment(path: str | Path) -> Experiment:
     except OSError as e:
         raise ConfigError(f"{p}: cannot read the Experiment spec ({e.strerror or e})") from e
     try:
-        doc = yaml.safe_load(text)
+        doc = load_spec(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from e
+        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(e).split())})") from e
+    problems = check_experiment(doc)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(
+            f"{p}: {problems[0]}{more}; Katib would refuse this spec: fix it (see "
+            f"`aurora-mlops katib check {p}`)"
+        )
     return parse_experiment(doc, source=str(p))

@@ -48,6 +48,7 @@ from aurora_mlops._io import write_json
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.katib_metrics import parse_metric_lines
 from aurora_mlops.tuning._experiment import Experiment, format_value, load_experiment
+from aurora_mlops.tuning._workdir import check_trial_data, lock_work_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -614,6 +615,19 @@ class _Runner:
                 if strategy == "max" else values[-1]
         return out
 
+    def _metric_summaries(self, run: _Running) -> list[dict[str, str]]:
+        """Each objective metric's latest, min and max reported value, as Katib's trial
+        observation lists them (over the finite values; ``unavailable`` when there are none)."""
+        obj = self.exp.objective
+        out = []
+        for name in (obj.metric, *obj.additional_metrics):
+            values = [v for v in run.values.get(name, []) if math.isfinite(v)]
+            if not values:
+                continue
+            out.append({"name": name, "latest": format_value(values[-1]),
+                        "min": format_value(min(values)), "max": format_value(max(values))})
+        return out
+
     def _finish(self, run: _Running, code: int | None, killed_reason: str | None = None) -> str:
         from optuna.trial import TrialState
 
@@ -623,6 +637,7 @@ class _Runner:
         seconds = time.monotonic() - run.started
         trial.set_user_attr(f"{_ATTR}_seconds", seconds)
         trial.set_user_attr(f"{_ATTR}_observation", obs)
+        trial.set_user_attr(f"{_ATTR}_metrics", self._metric_summaries(run))
         trial.set_user_attr(f"{_ATTR}_epochs", len(run.values.get(self.exp.objective.metric, [])))
         metric = self.exp.objective.metric
         raw = run.values.get(metric, [])
@@ -715,7 +730,8 @@ class _Runner:
                 "parameterAssignments": [
                     {"name": k, "value": v}
                     for k, v in best.user_attrs.get(f"{_ATTR}_assignments", {}).items()],
-                "observation": {"metrics": [
+                # A study from before the summaries were stored knows one value per metric.
+                "observation": {"metrics": best.user_attrs.get(f"{_ATTR}_metrics") or [
                     {"name": k, "latest": format_value(float(v)), "min": format_value(float(v)),
                      "max": format_value(float(v))} for k, v in obs.items()]},
             }
@@ -930,16 +946,19 @@ def run_local(
     exp = spec if isinstance(spec, Experiment) else load_experiment(spec)
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if data_dir is not None:
-        _link_data(work, Path(data_dir))
-    if tracking_uri is None and tracking:
-        from aurora_mlops.config import get_settings
+    with lock_work_dir(work):  # a second live runner would re-queue this one's trials
+        if data_dir is not None:
+            _link_data(work, Path(data_dir))
+        probe = exp.trial_command("probe", {p.name: "0" for p in exp.parameters})
+        check_trial_data(probe, work, spec=exp.source)
+        if tracking_uri is None and tracking:
+            from aurora_mlops.config import get_settings
 
-        tracking_uri = get_settings().resolved_tracking_uri() or f"sqlite:///{work / 'mlflow.db'}"
-    if use_forkserver and is_train_trial_command(
-            exp.trial_command("probe", {p.name: "0" for p in exp.parameters})):
-        _ForkServer.warm_up()  # it imports torch, aurora and mlflow while the runner sets up
-    runner = _Runner(exp, work, trial_timeout=trial_timeout, timeout=timeout, progress=progress,
-                     tracking=tracking, tracking_uri=tracking_uri, seed=seed,
-                     use_forkserver=use_forkserver)
-    return runner.run()
+            tracking_uri = (get_settings().resolved_tracking_uri()
+                            or f"sqlite:///{work / 'mlflow.db'}")
+        if use_forkserver and is_train_trial_command(probe):
+            _ForkServer.warm_up()  # it imports torch, aurora and mlflow while the runner sets up
+        runner = _Runner(exp, work, trial_timeout=trial_timeout, timeout=timeout,
+                         progress=progress, tracking=tracking, tracking_uri=tracking_uri,
+                         seed=seed, use_forkserver=use_forkserver)
+        return runner.run()
