@@ -95,11 +95,42 @@ def test_nan_points_skipped_and_counted(truth: xr.Dataset) -> None:
     assert _value(r.table, model="model", metric="rmse", variable="msl", lead_hours=6.0) == 0.0
 
 
-def test_all_nan_field_is_an_error(truth: xr.Dataset) -> None:
+def test_an_all_nan_field_skips_its_pair_and_is_counted_per_variable_and_lead(
+    truth: xr.Dataset, tmp_path: Path
+) -> None:
+    fc = perfect_forecast(truth, _inits(truth)) + 0.5
+    fc["2t"][1, 2] = np.nan  # init 1, lead +24 h: a missing forecast field
+    truth = truth.copy(deep=True)
+    missing_time = truth["time"].values[14]  # a missing analysis: valid time of 3 pairs
+    truth["msl"].loc[{"time": missing_time}] = np.nan
+    r = evaluate_forecasts({"model": fc}, truth, variant="medium-res", out_dir=tmp_path / "e",
+                           baselines=("persistence",))
+    assert r.nan_pairs_skipped["model"]["2t"] == {"+24 h": 1}
+    # msl at 14 is the valid time of init 13 (+6 h) and init 12 (+12 h), and init 14 itself
+    # (persistence reads it): the model skips two pairs, persistence all three leads of init 14.
+    assert r.nan_pairs_skipped["model"]["msl"] == {"+6 h": 1, "+12 h": 1}
+    assert r.nan_pairs_skipped["persistence"]["msl"] == {
+        "+6 h": 2, "+12 h": 2, "+24 h": 1}
+    # The remaining pairs are scored: the offset forecast's error is 0.5 wherever it is scored.
+    assert _value(r.table, model="model", metric="rmse", variable="2t", lead_hours=24.0) == (
+        pytest.approx(0.5, rel=1e-5))
+    assert _value(r.table, model="model", metric="rmse", variable="msl", lead_hours=6.0) == (
+        pytest.approx(0.5, rel=1e-5))
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert saved["nan_pairs_skipped"]["model"]["2t"] == {"+24 h": 1}
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "model: 2t at +24 h: 1" in report
+
+
+def test_a_variable_with_no_valid_pair_is_an_error_naming_it_and_its_leads(
+    truth: xr.Dataset,
+) -> None:
     fc = perfect_forecast(truth, _inits(truth))
-    fc["2t"][1, 2] = np.nan
-    with pytest.raises(DataError, match=r"variable 2t is NaN at every grid point"):
-        score_forecasts({"model": fc}, truth, variant="medium-res")
+    fc["2t"][:] = np.nan
+    with pytest.raises(DataError, match=r"model: variable 2t is NaN at every grid point in "
+                                        r"every \(initialisation, lead\) pair \(\+6 h, \+12 h, "
+                                        r"\+24 h; initialisations 2024-01-04T00:00:00"):
+        score_forecasts({"model": fc}, truth, variant="medium-res", baselines=())
 
 
 def test_mismatched_grid_is_an_error(truth: xr.Dataset) -> None:
@@ -129,7 +160,7 @@ def test_missing_variable_and_lead_are_reported_not_fatal(truth: xr.Dataset) -> 
     r = score_forecasts({"model": full, "untuned": partial}, truth, variant="medium-res")
     text = " ".join(r.notes)
     assert "Forecast untuned lacks variable(s) msl" in text
-    assert "Forecast untuned lacks lead time(s) [24.0] h" in text
+    assert "Forecast untuned lacks lead time(s) +24 h;" in text
     assert set(r.table["model"]) == {"model", "untuned", "persistence", "climatology"}
     card = r.scorecard["model"]
     assert set(card) == {"untuned", "persistence", "climatology"}

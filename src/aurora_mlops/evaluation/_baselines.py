@@ -6,9 +6,10 @@ with dimensions ``time`` (initialisation), ``prediction_timedelta``, [``level``]
 to :func:`aurora_mlops.evaluation.evaluate_forecasts`.
 
 * persistence: the truth at the initialisation time, for every lead;
-* climatology: the mean of the training period at the valid time's hour of day (and day of
-  year, when the climatology has a ``dayofyear`` dimension as WeatherBench2's does). Directions
-  use the circular mean.
+* climatology: the mean of the training period at the valid time's day of year and hour of
+  day, smoothed over a window of days (:mod:`aurora_mlops.evaluation._seasonal`, as
+  WeatherBench2's); by hour of day only when the training period is too short for that (a note
+  says so). Directions use the circular mean.
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ def climatology_at(clim: xr.Dataset, valid: np.ndarray) -> xr.Dataset:
         sel["hour"] = xr.DataArray(hours, dims=dims)
     if "dayofyear" in clim.dims:
         doy = np.minimum(idx.dayofyear.to_numpy(), int(clim["dayofyear"].max()))
+        missing = np.setdiff1d(np.unique(doy), clim["dayofyear"].values)
+        if missing.size:
+            raise DataError(
+                f"the climatology has no values for day(s) of year {missing.tolist()}; compute "
+                "it from a period that covers the valid times' days of year"
+            )
         sel["dayofyear"] = xr.DataArray(doy.reshape(valid.shape), dims=dims)
     if not sel:
         raise DataError("the climatology needs an `hour` or `dayofyear` dimension")

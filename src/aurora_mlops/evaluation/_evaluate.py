@@ -47,6 +47,8 @@ from aurora_mlops.evaluation._events import (
     events_for,
 )
 from aurora_mlops.evaluation._forecast import INIT_DIM, LEAD_DIM, normalise_forecast, open_truth
+from aurora_mlops.evaluation._gaps import add_empty_pairs, check_scored, lead_text
+from aurora_mlops.evaluation._seasonal import WINDOW_DAYS, seasonal_climatology
 from aurora_mlops.variables import VARIABLES
 from aurora_mlops.variants import get_variant
 
@@ -74,6 +76,13 @@ _MEAN_ORDER = (
 
 _CHUNK_BYTES = 64 * 2**20
 
+_SHORT_CLIMATOLOGY = (
+    f"The climatology period ({{period}}) leaves some valid days without a day within "
+    f"{WINDOW_DAYS} days of their day of year, so ACC and the climatology baseline use an "
+    "hour-of-day climatology: the seasonal cycle stays in the anomalies (ACC is optimistic over "
+    "long periods)."
+)
+
 
 @dataclass(frozen=True)
 class EvaluationResult:
@@ -89,6 +98,8 @@ class EvaluationResult:
         events: One dict per model and event quantity with the summed confusion counts.
         notes: Sentences on what could not be scored (missing variables, leads, levels).
         nan_skipped: ``{model: {variable: points skipped because NaN}}``.
+        nan_pairs_skipped: ``{model: {variable: {"+24 h": pairs skipped}}}``: (init, lead)
+            pairs whose forecast or truth field is NaN at every grid point (missing analyses).
         pairs: ``{model: forecast-truth pairs (initialisation x lead) scored}``.
         climatology_period: Where the climatology came from.
         files: Files written by :func:`evaluate_forecasts` (empty otherwise).
@@ -108,6 +119,7 @@ class EvaluationResult:
     climatology_period: str
     files: list[Path] = field(default_factory=list)
     checkpoint: dict[str, Any] | None = None
+    nan_pairs_skipped: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form (what ``metrics.json`` holds)."""
@@ -125,6 +137,7 @@ class EvaluationResult:
             "climatology": self.climatology_period,
             "pairs": self.pairs,
             "nan_skipped": self.nan_skipped,
+            "nan_pairs_skipped": self.nan_pairs_skipped,
             "notes": self.notes,
             "scorecard": self.scorecard,
             "events": self.events,
@@ -174,6 +187,7 @@ class _Model:
     counts: dict[str, xr.Dataset] = field(default_factory=dict)
     events: dict[str, xr.Dataset] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    empty_pairs: dict[str, dict[str, int]] = field(default_factory=dict)
     pairs: int = 0
 
 
@@ -246,20 +260,10 @@ def _accumulate(model: _Model, stats: Mapping[str, xr.Dataset], ok: xr.DataArray
 
 
 def _check_nan(model: _Model, valid: xr.Dataset, ok: xr.DataArray, npoints: int) -> None:
+    """Count NaN points, and (init, lead) pairs whose field is NaN everywhere (skipped)."""
+    add_empty_pairs(model.empty_pairs, valid, ok)
     for n in map(str, valid.data_vars):
-        v = valid[n]
-        bad = (v == 0) & ok
-        if bool(bad.any()):
-            where = {d: bad[d].values[np.nonzero(bad.values)[i][0]] for i, d in enumerate(bad.dims)}
-            text = ", ".join(
-                f"{d}={pd.Timestamp(x).isoformat() if d == INIT_DIM else x}"
-                for d, x in where.items()
-            )
-            raise DataError(
-                f"{model.name}: variable {n} is NaN at every grid point ({text}) in the forecast "
-                "or the truth; remove that field or fix the file that produced it"
-            )
-        skipped = int(((npoints - v) * ok).sum())
+        skipped = int(((npoints - valid[n]) * ok).sum())
         model.skipped[n] = model.skipped.get(n, 0) + skipped
 
 
@@ -401,8 +405,8 @@ def score_forecasts(
     for m in models:
         lost = np.setdiff1d(all_leads, m.leads)
         if lost.size:
-            hours = [float(x / np.timedelta64(1, "h")) for x in lost]
-            notes.append(f"Forecast {m.name} lacks lead time(s) {hours} h; not scored there.")
+            notes.append(f"Forecast {m.name} lacks lead time(s) "
+                         f"{', '.join(lead_text(x) for x in lost)}; not scored there.")
 
     # Truth coverage: gaps inside the truth period are errors, times outside it are dropped.
     needed = np.unique(np.concatenate([all_inits, (all_inits[:, None] + all_leads).ravel()]))
@@ -428,8 +432,16 @@ def score_forecasts(
                 "The climatology was computed from the evaluation period itself (no earlier "
                 "truth); ACC and the climatology baseline are optimistic."
             )
-        climatology = compute_climatology(source[union_vars], angles=angles)
-        clim_period = f"truth {climatology.attrs.get('period', '')}"
+        valid_times = (all_inits[:, None] + all_leads).ravel()
+        seasonal = seasonal_climatology(source[union_vars], valid_times, angles=angles)
+        if seasonal is None:
+            climatology = compute_climatology(source[union_vars], angles=angles)
+            notes.append(_SHORT_CLIMATOLOGY.format(period=climatology.attrs.get("period", "")))
+            clim_period = f"truth {climatology.attrs.get('period', '')}, by hour of day"
+        else:
+            climatology = seasonal
+            clim_period = (f"truth {climatology.attrs.get('period', '')}, by day of year x hour "
+                           f"of day (+-{WINDOW_DAYS}-day window)")
     assert climatology is not None
     if union_levels is not None and "level" in climatology.dims:
         climatology = climatology.sel(level=union_levels)
@@ -471,6 +483,7 @@ def score_forecasts(
             _score_chunk(m, inits_c, truth_chunk, climatology, t_index, weights, angles,
                          npoints, events, step)
     for m in models:
+        check_scored(m.name, m.variables, m.counts.get("mse"), m.empty_pairs, m.inits)
         if m.kind == "forecast" and m.variables and m.pairs == 0:
             raise DataError(
                 f"forecast {m.name!r}: no (initialisation, lead) pair has truth at both times "
@@ -628,6 +641,7 @@ def _finalise(variant: str, models: list[_Model], notes: list[str], clim: str) -
         events=events_out,
         notes=notes,
         nan_skipped={m.name: dict(sorted(m.skipped.items())) for m in models},
+        nan_pairs_skipped={m.name: dict(sorted(m.empty_pairs.items())) for m in models},
         pairs={m.name: m.pairs for m in models},
         climatology_period=clim,
     )

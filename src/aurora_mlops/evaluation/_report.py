@@ -171,6 +171,11 @@ def write_report(result: EvaluationResult, out_dir: Path) -> list[Path]:
     skipped = [
         f"{m}: {v} = {n}" for m, d in result.nan_skipped.items() for v, n in d.items() if n
     ]
+    empty_pairs = [
+        f"{m}: {v} at {lead}: {n}"
+        for m, d in result.nan_pairs_skipped.items() for v, leads in d.items()
+        for lead, n in leads.items()
+    ]
     summary = _summary_rows(result)
     event_lines = ["| model | quantity | hits | misses | false alarms | correct negatives |",
                    "|---|---|---|---|---|---|"]
@@ -197,6 +202,10 @@ def write_report(result: EvaluationResult, out_dir: Path) -> list[Path]:
         "## NaN points skipped (area weights renormalised)",
         "",
         *([f"- {s}" for s in skipped] or ["- none"]),
+        "",
+        "## Pairs skipped: a field NaN everywhere (missing analyses; init x lead)",
+        "",
+        *([f"- {s}" for s in empty_pairs] or ["- none"]),
         "",
         "## Events",
         "",
@@ -229,6 +238,8 @@ def write_report(result: EvaluationResult, out_dir: Path) -> list[Path]:
     body += [f"<li>{esc(n)}</li>" for n in result.notes] or ["<li>Everything was scored.</li>"]
     body.append("</ul><h2>NaN points skipped</h2><ul>")
     body += [f"<li>{esc(s)}</li>" for s in skipped] or ["<li>none</li>"]
+    body.append("</ul><h2>Pairs skipped: a field NaN everywhere</h2><ul>")
+    body += [f"<li>{esc(s)}</li>" for s in empty_pairs] or ["<li>none</li>"]
     body.append("</ul><h2>Events</h2>")
     body.append(pd.DataFrame(result.events).to_html(index=False) if result.events else
                 "<p>No event could be scored.</p>")
