@@ -20,6 +20,7 @@ import io
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -53,12 +54,11 @@ def main() -> None:
 
     package = _package(args.dir, args.variant)
     import mlflow
+    import numpy as np
     import torch
     from aurora.rollout import rollout
 
     from aurora_mlops.packaging._requests import parse_request
-
-    import numpy as np
 
     # As the scoring server hands it over: the `inputs` JSON parsed into numpy arrays (the
     # JSON parsing itself is the server's cost, the same for any model).
@@ -89,13 +89,16 @@ def main() -> None:
     for _ in range(2):  # warm-up
         bare()
         model.predict(request, params=params)
-    for _ in range(args.repeats):
+
+    def timed(fn: Callable[[], object], into: list[float]) -> None:
         t0 = time.perf_counter()
-        model.predict(request, params=params)
-        pyfunc_s.append((time.perf_counter() - t0) / args.steps)
-        t0 = time.perf_counter()
-        bare()
-        bare_s.append((time.perf_counter() - t0) / args.steps)
+        fn()
+        into.append((time.perf_counter() - t0) / args.steps)
+
+    for i in range(args.repeats):  # interleaved, the order alternating (noisy shared machine)
+        pair = [(lambda: model.predict(request, params=params), pyfunc_s), (bare, bare_s)]
+        for fn, into in pair if i % 2 == 0 else pair[::-1]:
+            timed(fn, into)
     p, b = statistics.median(pyfunc_s), statistics.median(bare_s)
     print(f"variant {args.variant}, {args.steps} steps, {args.repeats} repeats, "
           f"torch threads {torch.get_num_threads()}")
