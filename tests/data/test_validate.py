@@ -409,3 +409,35 @@ def test_validate_and_help_do_not_import_heavy_modules(
         )
         assert done.returncode == expected, (argv, done.stderr)
         assert "AssertionError" not in done.stderr
+
+
+def _waves_nan_over_land(factory: Factory) -> xr.Dataset:
+    """Ocean-waves data whose wave variables are NaN over land (lsm >= 0.5), as ERA5's are."""
+    ds = factory("ocean-waves", times=6)
+    lsm = np.zeros(ds["lsm"].shape, dtype=np.float32)
+    lsm[:4, :] = 1.0  # the northernmost rows are land
+    ds["lsm"] = (ds["lsm"].dims, lsm, ds["lsm"].attrs)
+    from aurora_mlops.variants import WAVE_VARS
+
+    for name in WAVE_VARS:
+        ds[name] = ds[name].where(lsm < 0.5)
+    return ds
+
+
+def test_wave_variables_may_be_nan_over_land_but_not_over_sea(
+    canonical_factory: Factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = _waves_nan_over_land(canonical_factory)
+    path = _write(ds, tmp_path / "waves.nc")
+    code, _, err = _run(capsys, str(path), "--variant", "ocean-waves")  # default: no NaN
+    assert code == 0, err
+    entry = validate(path, "ocean-waves").audit["variables"]["swh"]
+    assert entry["nan_count"] == 0 and entry["nan_over_land"] == 6 * 4 * ds.sizes["lon"]
+    # A NaN over sea still counts, and so does a non-wave variable's NaN over land.
+    sea = _set("swh", (2, 10, 3), float("nan"))(ds.copy(deep=True))
+    land_2t = _set("2t", (2, 0, 0), float("nan"))(ds.copy(deep=True))
+    for bad, name in ((sea, "swh"), (land_2t, "2t")):
+        path = _write(bad, tmp_path / f"bad-{name}.nc")
+        code, _, err = _run(capsys, str(path), "--variant", "ocean-waves")
+        assert code == 1
+        assert f"variable {name!r} has" in err and "NaN values (1 of" in err

@@ -35,7 +35,7 @@ from aurora_mlops._io import atomic_write
 from aurora_mlops.data._layout import ATMOS_DIMS, STATIC_DIMS, SURF_DIMS
 from aurora_mlops.errors import AuroraMLOpsError, DataFileError, ValidationFailed
 from aurora_mlops.variables import STANDARD_LEVELS, VariableSpec
-from aurora_mlops.variants import VariantSpec, get_variant
+from aurora_mlops.variants import WAVE_VARS, VariantSpec, get_variant
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -190,9 +190,13 @@ class _Stats:
     total: float = 0.0
     all_nan_times: list[int] = field(default_factory=list)
     all_nan_count: int = 0
+    land_nan: int = 0  # NaN where the land-sea mask says land (allowed for wave variables)
 
-    def update(self, a: np.ndarray, t0: int | None) -> float:
+    def update(self, a: np.ndarray, t0: int | None, land: np.ndarray | None = None) -> float:
         """Fold one chunk in (``t0``: its first time index, ``None`` for a static field).
+
+        ``land`` (``(lat, lon)``, True over land) exempts NaN there: a wave variable is NaN
+        over land by design. Those NaNs are counted apart and are not problems.
 
         Returns:
             The chunk's smallest non-NaN value (``nan`` when the chunk is all NaN), which lets
@@ -204,7 +208,9 @@ class _Stats:
         hi = float(a.max()) if a.size else math.nan
         if math.isnan(lo) or math.isnan(hi):
             mask = np.isnan(a)
-            self.nan.add(mask, a, off)
+            sea_nan = mask if land is None else mask & ~land
+            self.land_nan += int(np.count_nonzero(mask)) - int(np.count_nonzero(sea_nan))
+            self.nan.add(sea_nan, a, off)
             if t0 is not None:
                 per_time = mask.reshape(mask.shape[0], -1).all(axis=1)
                 hits = np.flatnonzero(per_time)
@@ -230,7 +236,12 @@ class _Stats:
 
     @property
     def valid_count(self) -> int:
-        return self.count - self.nan.count
+        return self.count - self.nan.count - self.land_nan
+
+    @property
+    def judged_count(self) -> int:
+        """Points whose NaN counts against the variable (all but the exempt land points)."""
+        return self.count - self.land_nan
 
     @property
     def mean(self) -> float:
@@ -571,6 +582,7 @@ class _Validator:
         """
         stats: dict[str, _Stats] = {v.store_name: _Stats(v) for v in self.present}
         tasks = self._tasks()
+        land = self._land()
 
         def read(task: tuple[list[str], slice | None]) -> dict[str, np.ndarray]:
             names, sl = task
@@ -587,7 +599,8 @@ class _Validator:
                 if sl is None or sl.start == 0:
                     log.info("checking values of %s", ", ".join(names))
                 t0 = None if sl is None else int(sl.start)
-                lows = {n: stats[n].update(arrays[n], t0) for n in names}
+                lows = {n: stats[n].update(arrays[n], t0, land if n in WAVE_VARS else None)
+                        for n in names}
                 height = names[0]
                 for period in names[1:]:
                     if not lows[period] <= 0.0:  # also skips an all-NaN chunk
@@ -597,6 +610,16 @@ class _Validator:
                     finding.add((h > 0) & (p <= 0), p, t0 or 0, other=h)
                 del arrays
         return stats
+
+    def _land(self) -> np.ndarray | None:
+        """Where the land-sea mask ``lsm`` says land (>= 0.5), if the dataset has a usable one."""
+        if "lsm" not in self.ds.data_vars or self.ds["lsm"].dims != ("lat", "lon"):
+            return None
+        lsm = np.asarray(self.ds["lsm"].values)
+        if np.isnan(lsm).any():
+            return None  # judged as a static field; no exemption from a broken mask
+        land: np.ndarray = lsm >= 0.5
+        return land
 
     def _where(self, v: VariableSpec, index: tuple[int, ...]) -> str:
         """``time index 3 (2024-01-01T18:00), level 500, lat 45, lon 90`` for a full index."""
@@ -615,7 +638,7 @@ class _Validator:
         for name, s in stats.items():
             v = s.spec
             if s.nan.count and s.nan.first is not None:
-                frac = s.nan.count / s.count
+                frac = s.nan.count / s.judged_count
                 where = self._where(v, s.nan.first)
                 if v.kind == "static":
                     self.problem(
@@ -625,7 +648,8 @@ class _Validator:
                 elif frac > self.max_nan_fraction:
                     self.problem(
                         f"variable {name!r} has {_pct(frac)} NaN values ({s.nan.count} of "
-                        f"{s.count}), more than the allowed {_pct(self.max_nan_fraction)}, the "
+                        f"{s.judged_count}{' over sea' if s.land_nan else ''}), more than the "
+                        f"allowed {_pct(self.max_nan_fraction)}, the "
                         f"first at {where}; fill the missing values or raise --max-nan-fraction."
                     )
             if s.below.count and s.below.first is not None:
@@ -665,7 +689,8 @@ class _Validator:
             entry.update(
                 count=s.count,
                 nan_count=s.nan.count,
-                nan_fraction=s.nan.count / s.count if s.count else 0.0,
+                nan_fraction=s.nan.count / s.judged_count if s.judged_count else 0.0,
+                nan_over_land=s.land_nan,
                 outlier_count=s.below.count + s.above.count,
                 below_min=s.below.count,
                 above_max=s.above.count,
