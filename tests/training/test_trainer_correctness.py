@@ -166,3 +166,20 @@ def test_the_tracker_refuses_to_log_after_end() -> None:
                  lambda: tracker.log_artifact(Path("x"))):
         with pytest.raises(RuntimeError, match="after end"):
             call()
+
+
+def test_the_tracker_never_logs_the_credentials_of_its_uri(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aurora_mlops._redact import redact_uri
+
+    # Port 9 (discard) on loopback: nothing answers, the tracker says so and turns itself off.
+    tracker = Tracker(enabled=True, uri="http://alice:s3cret@127.0.0.1:9", experiment="x")
+    with caplog.at_level("WARNING"):
+        tracker.start(run_name="r", tags={}, parent_run_id=None)
+    assert not tracker.enabled
+    text = caplog.text
+    assert "http://***@127.0.0.1:9" in text and "s3cret" not in text and "alice" not in text
+    assert redact_uri("a https://u:p@h/x and postgresql://v@db:5432/m") == (
+        "a https://***@h/x and postgresql://***@db:5432/m")
+    assert redact_uri("http://host:5000/path@x") == "http://host:5000/path@x"  # no user-info

@@ -159,3 +159,22 @@ def test_status_json_reports_latest_min_and_max_of_each_metric(tmp_path: Path) -
     assert float(metrics["val_score"]["max"]) == pytest.approx(max(scores))
     assert float(metrics["val_rmse"]["max"]) == pytest.approx(2 * max(scores), rel=1e-5)
     assert metrics["val_score"]["max"] != metrics["val_score"]["latest"]
+
+
+def test_a_sweep_that_cannot_track_does_not_print_the_uri_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.tracking
+
+    uri = "https://alice:s3cret@mlflow.example.org"
+
+    class Refusing:
+        def __init__(self, tracking_uri: str) -> None:
+            raise ConnectionError(f"API request to {tracking_uri}/api/2.0 failed")
+
+    monkeypatch.setattr(mlflow.tracking, "MlflowClient", Refusing)
+    run_local(parse_experiment(_script_doc("tracked")), work_dir=_work(tmp_path),
+              progress=False, tracking=True, tracking_uri=uri, use_forkserver=False)
+    err = capsys.readouterr().err
+    assert "MLflow tracking is off" in err and "https://***@mlflow.example.org" in err
+    assert "s3cret" not in err

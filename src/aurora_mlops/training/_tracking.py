@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops._redact import redact_uri
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Tracker"]
@@ -47,7 +49,8 @@ class Tracker:
 
     def _fail(self, what: str, e: BaseException) -> None:
         log.warning(
-            "MLflow tracking stopped (%s failed: %s); the trial goes on without it", what, e
+            "MLflow tracking stopped (%s failed: %s); the trial goes on without it", what,
+            redact_uri(str(e)),
         )
         self.enabled = False
 
@@ -61,8 +64,8 @@ class Tracker:
                 log.warning(
                     "MLflow tracking server %s is unreachable (%s); the trial trains without "
                     "tracking",
-                    self.uri,
-                    reason,
+                    redact_uri(self.uri),
+                    redact_uri(reason),
                 )
                 self.enabled = False
                 return

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aurora_mlops._io import write_json
+from aurora_mlops._redact import redact_uri
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.katib_metrics import parse_metric_lines
 from aurora_mlops.tuning._experiment import Experiment, format_value, load_experiment
@@ -536,7 +537,8 @@ class _Runner:
                     client.log_param(self.parent_run_id, f"best.{k}", v)
             client.set_terminated(self.parent_run_id, status)
         except Exception as e:
-            log.warning("MLflow: could not finish the sweep's parent run (%s)", e)
+            log.warning("MLflow: could not finish the sweep's parent run (%s)",
+                        redact_uri(str(e)))
 
     # -- trials -------------------------------------------------------------------------------
 
@@ -790,7 +792,7 @@ class _Runner:
         try:
             self._start_tracking()
         except Exception as e:  # any MLflow/store failure: the sweep runs on, untracked
-            why = (str(e).splitlines() or [type(e).__name__])[0]
+            why = redact_uri((str(e).splitlines() or [type(e).__name__])[0])
             print(f"tune: MLflow tracking is off for this sweep ({why}); trials still run",
                   file=sys.stderr)
             self.tracking = False
