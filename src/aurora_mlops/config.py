@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ARTIFACTS_PVC",
     "DATA_PVC",
+    "DEFAULT_GATE",
     "IMAGE_NAME",
     "MLFLOW_SECRET",
     "MLFLOW_SECRET_KEYS",
@@ -42,6 +43,10 @@ ARTIFACTS_PVC = "aurora-mlops-artifacts"
 MLFLOW_SECRET = "aurora-mlops-mlflow"
 #: Its keys that MLflow clients (trials, pipeline steps) read as environment variables.
 MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+#: The default promotion gate of ``aurora-mlops publish``: no worse validation score and no
+#: fewer (variable, lead time) targets beaten against persistence than the champion.
+DEFAULT_GATE = "val_score<=champion and rmse_wins_vs_persistence>=champion"
 
 
 class Settings(BaseSettings):
@@ -84,6 +89,25 @@ class Settings(BaseSettings):
         default=None, description="MLflow run that trial runs are nested under (set by sweeps)."
     )
     git_commit: str | None = Field(default=None, description="Commit baked into the image.")
+    publish_gate: str = Field(
+        default=DEFAULT_GATE, description="Promotion gate rule of `aurora-mlops publish`."
+    )
+    publish_retries: int = Field(
+        default=4, ge=0, le=10, description="Retries of a failed registry call (bounded)."
+    )
+    publish_backoff_s: float = Field(
+        default=1.0, gt=0, le=30, description="First retry delay; doubles up to 8x."
+    )
+    publish_timeout_s: int = Field(
+        default=30, ge=1, le=600, description="HTTP timeout of one registry request."
+    )
+    # MLflow's own credential variables (no prefix): publishing needs them to redact output.
+    tracking_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME")
+    )
+    tracking_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD")
+    )
 
     def resolved_tracking_uri(self) -> str | None:
         """The tracking URI to use: ours, else MLflow's own variable, else ``None``."""

@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataFileError",
+    "PublishError",
+    "RegistryError",
     "TrainingError",
     "ValidationFailed",
 ]
@@ -39,6 +41,14 @@ class DataFileError(AuroraMLOpsError, OSError):
 
 class CheckpointError(AuroraMLOpsError, ValueError):
     """A checkpoint is missing, corrupt, or does not fit the model it is loaded into."""
+
+
+class PublishError(AuroraMLOpsError, ValueError):
+    """A package, gate rule, routing spec, grant or registry state does not allow a publish."""
+
+
+class RegistryError(AuroraMLOpsError, ConnectionError):
+    """The model registry (an MLflow tracking server) could not be reached or kept failing."""
 
 
 class TrainingError(AuroraMLOpsError, RuntimeError):

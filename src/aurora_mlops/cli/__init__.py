@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # katib, tune, evaluate: each module's register() imports only argparse-level things ----
-    for module in ("_katib", "_tune", "_evaluate", "_benchmark", "_report", "_package",
+    for module in ("_katib", "_tune", "_evaluate", "_benchmark", "_report", "_package", "_publish",
                    "_pipeline"):
         importlib.import_module(f"aurora_mlops.cli.{module}").register(sub)
 
