@@ -174,3 +174,21 @@ def test_invalid_parameters_are_refused(make: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
         make()
+
+
+def test_every_trial_parameter_and_swept_knob_is_read_by_the_trainer() -> None:
+    """A knob that nothing reads would be swept for nothing (prefetch_factor once was)."""
+    import re
+    from pathlib import Path
+
+    import aurora_mlops.training as training
+    from aurora_mlops.training import MODEL_KNOBS, TrialParams
+    from aurora_mlops.tuning._space import SMOKE_SPACES, SPACES
+
+    sources = "\n".join(p.read_text() for p in Path(training.__file__).parent.glob("*.py")
+                        if p.name != "_params.py")
+    read = set(re.findall(r"params\.(\w+)", sources)) | set(MODEL_KNOBS)
+    unread = sorted(set(TrialParams.model_fields) - read)
+    assert unread == [], f"trial parameters nothing reads: {unread}"
+    swept = {p.name for s in (*SPACES.values(), *SMOKE_SPACES.values()) for p in s.parameters}
+    assert swept <= set(TrialParams.model_fields)

@@ -107,8 +107,8 @@ class TrialParams(BaseModel):
     batch_size: int = Field(ge=1, le=1024)
     accumulation_steps: int = Field(default=1, ge=1, le=1024)
     grad_clip: float = Field(default=1.0, ge=0, description="Max gradient norm; 0 turns it off.")
-    prefetch_factor: int = Field(default=2, ge=1, le=64)
-    num_workers: int = Field(default=0, ge=0, le=64)
+    # No prefetch_factor / num_workers: nothing would read them until the data path has a real
+    # DataLoader (issue #14); a swept knob must change what runs.
     torch_threads: int | None = Field(
         default=None, ge=1, le=1024,
         description="CPU threads for torch ops (default: torch's own; the smoke profile uses 1, "
