@@ -3,9 +3,10 @@
 #
 # Usage: bash tests/data/fetch_testdata.sh DEST
 #
-# Idempotent and never fails the build: a file already in DEST is not fetched again, and a
-# fetch that cannot run (offline, no apt) prints "skipped ..." and the tests that need the
-# file skip with a clear reason.
+# Idempotent: a file already in DEST is not fetched again. Locally a fetch that cannot run
+# (offline, no apt) prints "skipped ..." and the tests that need the file skip with a clear
+# reason; under CI=true (set by GitHub Actions and most CI systems) it fails the build instead,
+# so CI cannot pass without running the real-format tests.
 #   - era5-levels-members.grib / .nc: ERA5 ensemble on pressure levels, from the cfgrib sdist
 #     (PyPI, tests/sample-data/).
 #   - test_stageiv_xyt.nc: NCEP Stage IV precipitation on a curvilinear grid, from the Debian
@@ -65,6 +66,11 @@ fetch_stageiv() {
     return $rc
 }
 
-fetch_cfgrib || echo "skipped cfgrib sample data (pip download of cfgrib==$CFGRIB_VERSION failed)"
-fetch_stageiv || echo "skipped Stage IV sample (apt-get download r-cran-stars failed)"
+missing=0
+fetch_cfgrib || { echo "skipped cfgrib sample data (pip download of cfgrib==$CFGRIB_VERSION failed)"; missing=1; }
+fetch_stageiv || { echo "skipped Stage IV sample (apt-get download r-cran-stars failed)"; missing=1; }
+if [ "$missing" = 1 ] && [ "${CI:-}" = "true" ]; then
+    echo "error: CI=true and sample data is missing in $DEST: the real-format reader tests would not run" >&2
+    exit 1
+fi
 exit 0

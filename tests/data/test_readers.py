@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,12 @@ FETCH_HINT = "run `bash tests/data/fetch_testdata.sh .testdata` (needs PyPI/apt 
 
 
 def _testfile(name: str) -> Path:
+    """A fetched sample file; absent, the test skips locally and fails under ``CI=true``."""
     path = TESTDATA / name
     if not path.is_file() or path.stat().st_size == 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is absent and CI=true: the real-format test must run; "
+                        f"{FETCH_HINT}")
         pytest.skip(f"{path} is absent; {FETCH_HINT}")
     return path
 
@@ -467,3 +472,32 @@ def test_write_unknown_suffix(tmp_path: Path, canonical_factory: object) -> None
     with pytest.raises(DataFileError, match=r"unknown output suffix '\.csv'"):
         write_dataset(ds, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_missing_sample_skips_locally_and_fails_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "TESTDATA", tmp_path)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="is absent"):
+        _testfile("nope.grib")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        _testfile("nope.grib")
+
+
+def test_the_fetch_script_fails_under_ci_when_a_sample_cannot_be_fetched(tmp_path: Path) -> None:
+    import subprocess
+
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    for tool in ("apt-get", "dpkg"):  # every fetch fails at once, offline or not
+        (fakebin / tool).write_text("#!/bin/sh\nexit 1\n")
+        (fakebin / tool).chmod(0o755)
+    script = Path(__file__).parent / "fetch_testdata.sh"
+    env = {**os.environ, "PATH": f"{fakebin}:{os.environ['PATH']}", "PIP_NO_INDEX": "1"}
+    for ci, code in (("", 0), ("true", 1)):
+        out = subprocess.run(["bash", str(script), str(tmp_path / "d")], capture_output=True,
+                             text=True, env={**env, "CI": ci}, timeout=120)
+        assert out.returncode == code, out.stdout + out.stderr
+        assert "skipped cfgrib sample data" in out.stdout

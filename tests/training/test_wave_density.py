@@ -63,6 +63,8 @@ def test_smoke_wave_model_starts_on_the_scale_of_the_data(
     model = build_model(spec, profile="smoke").eval()
     with torch.no_grad():
         pred = next(iter(rollout(model, batch, 1)))
+    # Measured (seed 0): spread 0.58x (2t) and 0.32x (msl) of the target's; unscaled wmb gave
+    # ~100x. 3x is tight enough to catch that and loose enough for another platform.
     for name in ("2t", "msl"):
         spread = float(pred.surf_vars[name].std())
         assert spread < 3 * float(targets["surf"][name].std()), (name, spread)
@@ -82,6 +84,12 @@ def test_smoke_air_pollution_model_starts_near_the_scale_of_the_data(
     model = build_model(spec, profile="smoke").eval()
     with torch.no_grad():
         pred = next(iter(rollout(model, batch, 1)))
+    # An untrained model is not expected to be right: this guards against the ~100x scale error
+    # of an unnormalised static. Measured (seed 0): spread 0.25x (2t), 4.9x (tcco), 5.3x
+    # (tcno2) of the target's, error 1x / 4.8x / 5.2x of its spread. The bound 8 leaves room
+    # for another platform's rounding and fails an order of magnitude before 100x (15 did not).
     for name in ("2t", "tcco", "tcno2"):
-        ratio = float(pred.surf_vars[name].std() / targets["surf"][name].std())
-        assert ratio < 15, (name, ratio)
+        target = targets["surf"][name][:, 0]
+        ratio = float(pred.surf_vars[name][:, 0].std() / target.std())
+        error = float((pred.surf_vars[name][:, 0] - target).pow(2).mean().sqrt() / target.std())
+        assert ratio < 8 and error < 8, (name, ratio, error)

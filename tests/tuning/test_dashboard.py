@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,10 +27,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _serve(dashboard: Path, work: Path) -> tuple[subprocess.Popen[bytes], int, Any]:
+    """Start the dashboard and wait (60 s at most) for its study list. A port picked free can
+    be taken before the server binds it: then the server exits and another port is tried."""
+    for _ in range(5):
+        port = _free_port()
+        server = subprocess.Popen(
+            [str(dashboard), f"sqlite:///{work / 'study.db'}", "--port", str(port), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=5) as r:
+                    return server, port, json.loads(r.read())["study_summaries"]
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.3)
+        if server.poll() is None:
+            return server, port, None  # alive but silent: the caller fails the test
+        server.wait()
+    pytest.fail("optuna-dashboard exited on five ports: "
+                + (server.stdout.read().decode() if server.stdout else ""))
+
+
 def test_optuna_dashboard_lists_the_sweep_and_its_trials(tmp_path: Path) -> None:
     dashboard = Path(sys.executable).parent / "optuna-dashboard"
-    if not dashboard.exists():
-        pytest.skip("optuna-dashboard (a dev dependency) is not installed")
+    # A dev dependency that `make` installs: missing, the test fails rather than skips.
+    assert dashboard.exists(), "optuna-dashboard is not installed: run `make install`"
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(SPECS / "trial.py", work / "trial.py")
@@ -38,21 +63,8 @@ def test_optuna_dashboard_lists_the_sweep_and_its_trials(tmp_path: Path) -> None
     spec.write_text(yaml.safe_dump(doc))
     result = run_local(spec, work_dir=work, progress=False, tracking=False,
                        use_forkserver=False, trial_timeout=60)
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(dashboard), f"sqlite:///{work / 'study.db'}", "--port", str(port), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    server, port, studies = _serve(dashboard, work)
     try:
-        deadline, studies = time.monotonic() + 60, None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
-                    studies = json.loads(r.read())["study_summaries"]
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                time.sleep(0.3)
         assert studies is not None, "optuna-dashboard did not answer within 60 s"
         (study,) = studies
         assert study["study_name"] == doc["metadata"]["name"] == result.experiment
