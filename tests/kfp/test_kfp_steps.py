@@ -86,3 +86,23 @@ def test_failure_summary_names_the_step_and_message(tmp_path: Path) -> None:
     assert (tmp_path / "s.md").read_text() == text
     ok = failure_summary({"state": "SUCCEEDED"}, tmp_path / "ok.md")
     assert "SUCCEEDED" in ok and "failed step" not in ok
+
+
+@pytest.mark.parametrize(("code", "rc"), [("print('done')", 0), ("raise ValueError('late')", 1)])
+def test_skipping_teardown_keeps_the_exit_code(code: str, rc: int) -> None:
+    """A task that wrote its outputs exits at once; an uncaught error still exits 1."""
+    import subprocess
+    import sys
+
+    prog = ("import atexit\nfrom aurora_mlops.kfp.steps import _exit_without_teardown\n"
+            f"atexit.register(_exit_without_teardown)\n{code}\n")
+    result = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == rc, result.stderr
+    assert ("done" in result.stdout) == (rc == 0)  # stdout was flushed before os._exit
+
+
+def test_teardown_is_skipped_only_inside_the_kfp_executor() -> None:
+    from aurora_mlops.kfp.steps import _in_kfp_executor
+
+    assert _in_kfp_executor() is False  # pytest: a normal interpreter exit

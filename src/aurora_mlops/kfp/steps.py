@@ -8,9 +8,11 @@ modules (torch, aurora, mlflow) are imported inside the functions that need them
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
@@ -358,6 +360,30 @@ def reported(step: str) -> Iterator[None]:
             for problem in e.problems:
                 print(f"  {problem}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code) from e
+    if _in_kfp_executor():
+        atexit.register(_exit_without_teardown)
+
+
+def _in_kfp_executor() -> bool:
+    """Whether this process is a KFP task (``python -m kfp.dsl.executor_main``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None) == "kfp.dsl.executor_main"
+
+
+def _exit_without_teardown() -> None:
+    """End a finished task's process without the interpreter's teardown.
+
+    With torch, aurora and mlflow loaded, Python's shutdown takes 1.5-4 s on 2 cores: 12 % of
+    a local pipeline run. Registered once the step succeeded, this hook runs first at exit
+    (atexit is last-in, first-out), after KFP wrote the outputs: it flushes stdio and logging
+    and calls ``os._exit``, with code 1 when an uncaught exception is ending the process.
+    """
+    failed = getattr(sys, "last_value", None) is not None
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+    os._exit(1 if failed else 0)
 
 
 def failure_summary(status: dict[str, Any], out: str | Path) -> str:
