@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from aurora_mlops.cli import main
 from aurora_mlops.errors import PublishError
 from aurora_mlops.publishing import publish_package
-from aurora_mlops.publishing._registry import use_registry
+from aurora_mlops.publishing._http import use_registry
 
 ALICE, MALLORY = ("alice", "alice-Pw-4242"), ("mallory", "mallory-Pw-4242")
 
@@ -89,3 +89,6 @@ def test_grant_without_basic_auth_says_so(
     with pytest.raises(PublishError, match="basic-auth app"):
         publish_package(packages["high-res"], registry_uri=mlflow_server, name="no-auth-grant",
                         grants=["bob:EDIT"], gate_out=tmp_path / "g.json")
+    client = mlflow.MlflowClient(mlflow_server, mlflow_server)
+    assert not client.search_registered_models("name='no-auth-grant'")  # checked first
+    assert not (tmp_path / "g.json").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from aurora_mlops.cli import main
 from aurora_mlops.publishing import publish_package, publish_router, route
-from aurora_mlops.publishing._registry import use_registry
+from aurora_mlops.publishing._http import use_registry
 
 GATE = "val_score<=champion"
 

@@ -168,7 +168,7 @@ def test_bad_azure_uri(uri: str) -> None:
 
 
 def test_azure_without_plugin_says_what_to_install(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from aurora_mlops.publishing._publish import has_module, open_registry
+    from aurora_mlops.publishing._connect import has_module, open_registry
 
     if has_module("azureml.mlflow"):
         pytest.skip("azureml-mlflow is installed here")

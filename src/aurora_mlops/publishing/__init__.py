@@ -10,13 +10,13 @@ the checkpoint's sha256, no half-registered versions).
 from aurora_mlops.publishing._auth import Grant, Redactor, parse_grant, redact_uri
 from aurora_mlops.publishing._azure import AzureTarget, is_azure_uri, parse_azure_uri, role_commands
 from aurora_mlops.publishing._gate import GateDecision, GateRule, evaluate_gate, parse_gate
+from aurora_mlops.publishing._http import RetryPolicy
 from aurora_mlops.publishing._publish import (
     PublishResult,
     RollbackResult,
     publish_package,
     rollback,
 )
-from aurora_mlops.publishing._registry import RetryPolicy
 from aurora_mlops.publishing._router import RoutingSpec, parse_routing, route
 from aurora_mlops.publishing._routing import RouterResult, publish_router
 

@@ -13,7 +13,7 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 from aurora_mlops.errors import PublishError
-from aurora_mlops.publishing._registry import use_registry
+from aurora_mlops.publishing._http import use_registry
 from aurora_mlops.publishing._router import request_id_of, route
 
 __all__ = ["ABRouter"]

@@ -11,13 +11,9 @@ from pydantic import BaseModel, ConfigDict
 
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import PublishError
-from aurora_mlops.publishing._publish import open_registry, refused_as_error
-from aurora_mlops.publishing._registry import (
-    SHA_TAG,
-    STATE_TAG,
-    Registry,
-    use_registry,
-)
+from aurora_mlops.publishing._connect import open_registry, refused_as_error
+from aurora_mlops.publishing._http import use_registry
+from aurora_mlops.publishing._registry import SHA_TAG, STATE_TAG, Registry
 from aurora_mlops.publishing._router import RoutingSpec, parse_routing
 
 __all__ = ["RouterResult", "publish_router"]
