@@ -239,3 +239,21 @@ def test_down_server_fails_with_one_sentence(
     errors = [line for line in captured.err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "did not answer" in errors[0] and "http://127.0.0.1:" in errors[0]
 
+
+
+def test_azure_grant_prints_role_commands_even_when_publish_cannot_start(
+    packages: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    from aurora_mlops.publishing._connect import has_module
+
+    if has_module("azureml.mlflow"):
+        pytest.skip("azureml-mlflow is installed here: the publish would try to reach Azure")
+    az = ("azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/sub-1/resourceGroups/rg"
+          "/providers/Microsoft.MachineLearningServices/workspaces/ws")
+    code = main(["publish", str(packages["medium-res"]), "--registry-uri", az,
+                 "--grant", "alice@contoso.com:READ"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "aurora-mlops[azure]" in err
+    assert ("az role assignment create --role Reader --assignee alice@contoso.com --scope "
+            "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.MachineLearningServices"
+            "/workspaces/ws") in out

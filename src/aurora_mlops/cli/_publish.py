@@ -83,7 +83,16 @@ def _check_usage(args: argparse.Namespace) -> None:
 def cmd_publish(args: argparse.Namespace) -> int:
     """Handler of ``aurora-mlops publish``; returns the exit code."""
     from aurora_mlops.config import Settings
-    from aurora_mlops.publishing import Redactor, publish_package, publish_router, rollback
+    from aurora_mlops.publishing import (
+        Redactor,
+        is_azure_uri,
+        parse_azure_uri,
+        parse_grant,
+        publish_package,
+        publish_router,
+        role_commands,
+        rollback,
+    )
 
     _check_usage(args)
     settings = Settings()
@@ -106,6 +115,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
         say(f"{rr.name} v{rr.version} {verb}: {rr.spec} (A = v{rr.a_version}, "
             f"B = v{rr.b_version}); load it with models:/{rr.name}@champion")
         return 0
+    if args.grant and is_azure_uri(args.registry_uri):
+        # Printed first: they do not depend on the registry, and help even if the publish fails.
+        say("Azure ML uses Azure RBAC on the workspace; run these to give the same access:")
+        grants = [parse_grant(g) for g in args.grant]
+        for command in role_commands(parse_azure_uri(args.registry_uri), grants):
+            say(f"  {command}")
     result = publish_package(
         args.package_dir, registry_uri=args.registry_uri, name=args.name, gate=args.gate,
         force=args.force, grants=args.grant, gate_out=args.gate_out, settings=settings,
@@ -121,8 +136,4 @@ def cmd_publish(args: argparse.Namespace) -> int:
             f"v{result.champion_version} ({result.outcome})")
     for note in result.notes:
         say(f"note: {note}")
-    if result.azure_commands:
-        say("Azure ML uses Azure RBAC on the workspace; run these to give the same access:")
-        for command in result.azure_commands:
-            say(f"  {command}")
     return 0

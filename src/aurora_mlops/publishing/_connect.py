@@ -31,6 +31,15 @@ def refused_as_error(reg: Registry, action: str) -> Iterator[None]:
                 f"the registry at {reg.uri} refused to {action} ({e.error_code}: {first}); check "
                 "the name and that MLFLOW_TRACKING_USERNAME may write to it"
             )) from e
+        except Exception as e:
+            if not type(e).__module__.startswith("azure."):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+            raise PublishError(reg.redact(
+                f"Azure ML at {reg.uri} refused to {action} ({type(e).__name__}: {first}); sign "
+                "in with `az login` or set AZURE_CLIENT_ID / AZURE_TENANT_ID / "
+                "AZURE_CLIENT_SECRET, and check the workspace URI"
+            )) from e
 
 
 def has_module(name: str) -> bool:

@@ -103,6 +103,8 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
+    if type(exc).__name__ in {"ServiceRequestError", "ServiceResponseError"}:
+        return True  # azure.core's connection errors (azureml-mlflow)
     if isinstance(exc, RestException):
         return exc.error_code in _TRANSIENT_CODES
     if isinstance(exc, MlflowException):
