@@ -125,6 +125,7 @@ def test_force_promotes_and_is_recorded_then_cli_rollback(
 ) -> None:
     best, _, worst = ranked_medium_res
     name = "force-test"
+
     assert publish_package(best, registry_uri=mlflow_server, name=name, gate=GATE).version == "1"
     forced = publish_package(worst, registry_uri=mlflow_server, name=name, gate=GATE, force=True)
     assert (forced.outcome, forced.champion_version, forced.gate_passed) == ("forced", "2", False)
@@ -136,6 +137,16 @@ def test_force_promotes_and_is_recorded_then_cli_rollback(
     champion = MlflowClient(mlflow_server, mlflow_server).get_model_version_by_alias(
         name, "champion")
     assert champion.version == "1"
+    # a refused version promoted afterwards with --force: no new version, recorded
+    _, mid, _ = ranked_medium_res
+    assert publish_package(mid, registry_uri=mlflow_server, name=name, gate=GATE).outcome == (
+        "refused")
+    again = publish_package(mid, registry_uri=mlflow_server, name=name, gate=GATE, force=True)
+    assert (again.version, again.created, again.outcome, again.champion_version) == (
+        "3", False, "forced", "3")
+    tags = MlflowClient(mlflow_server, mlflow_server).get_model_version(name, "3").tags
+    assert (tags["publish.forced"], tags["publish.previous_champion"]) == ("true", "1")
+    assert len(_versions(mlflow_server, name)) == 3
 
 
 def test_server_killed_mid_publish_then_rerun_succeeds(

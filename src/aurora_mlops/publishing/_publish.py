@@ -154,6 +154,15 @@ def _register(reg: Registry, info: Any, name: str, package_dir: Path, settings: 
     )
 
 
+def _done_version(reg: Registry, name: str, sha: str) -> str | None:
+    """The finished version of ``name`` holding the checkpoint ``sha``, if any."""
+    done = [
+        v for v in reg.versions(name)
+        if v.tags.get(SHA_TAG) == sha and v.tags.get(STATE_TAG) == "done"
+    ]
+    return str(done[-1].version) if done else None
+
+
 def _champion_before(reg: Registry, name: str, mv: Any) -> str | None:
     """The champion this version is judged against (also when a re-run finds it promoted)."""
     champion = reg.get_alias(name, "champion")
@@ -231,14 +240,16 @@ def publish_package(
         if grant_list and not azure_commands:
             reg.check_grantees(grant_list)
         reg.ensure_model(name)
-        done = [
-            v for v in reg.versions(name)
-            if v.tags.get(SHA_TAG) == info.checkpoint_sha256 and v.tags.get(STATE_TAG) == "done"
-        ]
-        if done:
-            return _existing(reg, name, done[-1], grant_list, notes, azure_commands)
-        version = _register(reg, info, name, package_dir, settings)
-        _registry.after_create_version(name, version)
+        done = _done_version(reg, name, info.checkpoint_sha256)
+        # Publishing a registered checkpoint again changes nothing, except that --force
+        # promotes a version the gate refused.
+        if done is not None and not (force and reg.get_alias(name, "champion") != done):
+            return _existing(reg, name, reg.version(name, done), grant_list, notes,
+                             azure_commands)
+        created = done is None
+        version = done or _register(reg, info, name, package_dir, settings)
+        if created:
+            _registry.after_create_version(name, version)
         decision = _finish(reg, name, version, info, package_dir, rule_text, force)
         if grant_list and not azure_commands:
             reg.grant(name, grant_list, _experiment_of(reg, reg.version(name, version)))
@@ -248,7 +259,7 @@ def publish_package(
     return PublishResult(
         name=name, version=version,
         champion_version=version if decision.passed or force else decision.champion_version,
-        gate_passed=decision.passed, created=True, gate_file=out,
+        gate_passed=decision.passed, created=created, gate_file=out,
         model_uri=f"models:/{name}/{version}", outcome=decision.outcome,
         notes=tuple(notes), azure_commands=azure_commands, gate=decision,
     )
