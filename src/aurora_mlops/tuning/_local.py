@@ -212,11 +212,31 @@ def _subprocess_setup() -> None:
     _die_with_parent()
 
 
+def _release_forkserver_pipe() -> None:
+    """Close this child's copy of the forkserver's "client alive" pipe.
+
+    multiprocessing hands every forked child the write end of the pipe on which the forkserver
+    waits for EOF to learn that its client (the runner) died. A trial holding it keeps the
+    forkserver, its parent, alive after ``kill -9`` of the runner, so PR_SET_PDEATHSIG never
+    fires and the trial trains on as an orphan. Trials start no processes through the
+    forkserver, so they do not need it.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if server is not None and fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
 def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
                   threads: int) -> None:
     """Body of a trial worker forked from the preloaded forkserver (runs in the child)."""
     os.setsid()
     _die_with_parent()
+    _release_forkserver_pipe()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
