@@ -69,7 +69,7 @@ def log_package(
     all_tags = {**info.tags(), **(tags or {})}
     run = client.create_run(
         experiment_id, run_name=run_name or f"package-{info.variant}-{info.trial}",
-        tags={**all_tags, "aurora_mlops.step": "package"},
+        tags={"aurora_mlops.step": "package", **all_tags},
     )
     run_id = run.info.run_id
     try:
