@@ -54,7 +54,7 @@ class LocalBudget:
     max_trials: int = 2
     parallel_trials: int = 2
     trial_args: str = "--epochs=2 --steps_per_epoch=8"
-    final_fit_args: str = "--epochs=8 --steps_per_epoch=50 --patience=8"
+    final_fit_args: str = "--epochs=6 --steps_per_epoch=50 --patience=6"
     lead_steps: int = 4
     max_inits: int = 4
     bench_repeats: int = 2
