@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -52,17 +51,15 @@ def test_smoke_config_forward_backward_on_cpu(name: str) -> None:
     assert type(model).__name__.startswith(spec.aurora_class)
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
     batch = _batch(name, batch_size=2)
-    start = time.perf_counter()
     pred = model(batch)
     loss = sum(torch.nan_to_num(v).mean() for v in pred.surf_vars.values())
     loss.backward()  # type: ignore[union-attr]
-    elapsed = time.perf_counter() - start
     assert set(pred.surf_vars) == set(spec.surf_vars)
     for v in spec.surf_vars:
         assert pred.surf_vars[v].shape == (2, 1, *spec.smoke_grid), v
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
-    assert elapsed < 5.0  # "well under a second" on an idle core; loose for a loaded CI box
+    # Its speed ("well under a second") is a figure of bench/bench_train.py, not an assertion.
 
 
 def test_air_pollution_batches_of_two_equal_two_batches_of_one() -> None:

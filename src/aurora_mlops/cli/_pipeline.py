@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops._redact import redact_uri
+
 __all__ = ["cmd_compile", "cmd_run", "register"]
 
 
@@ -100,7 +102,7 @@ def _summary(run: Any) -> list[str]:
     lines += ["", f"combined report: {run.report}", "",
               "browse the runs, models and registry:",
               f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri "
-              f"{shlex.quote(run.tracking_uri)}",
+              f"{shlex.quote(redact_uri(run.tracking_uri))}",
               "browse the sweeps:"]
     for variant, v in sorted(run.variants.items()):
         if v["study"] is not None:
