@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import os
 import queue
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +137,7 @@ def test_a_tracked_trial_leaves_exactly_one_run_with_its_late_logs(
 
     experiment = f"one-run-{tmp_path.name}"  # an experiment of its own on the shared server
     monkeypatch.setenv("AURORA_MLOPS_EXPERIMENT_NAME", experiment)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     try:
         result = train_trial(
@@ -146,6 +148,9 @@ def test_a_tracked_trial_leaves_exactly_one_run_with_its_late_logs(
         )
     finally:
         get_settings.cache_clear()
+    # The trial's tracking URI does not outlive it in this process (nor in its environment).
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() != mlflow_server
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None

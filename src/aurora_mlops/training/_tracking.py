@@ -39,6 +39,10 @@ class Tracker:
         self.run_id: str | None = None
         self.ended = False
         self._mlflow: Any = None
+        # MLflow's global tracking URI before start() set ours (restored by end()):
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI, which would leak into everything
+        # the same process runs afterwards (an in-process pipeline step, the next test).
+        self._previous_uri: tuple[str | None] | None = None
 
     def _refuse_after_end(self, what: str) -> None:
         """A log call after :meth:`end` is a bug: MLflow would silently start a new, untagged
@@ -74,6 +78,9 @@ class Tracker:
 
             self._mlflow = mlflow
             if self.uri:
+                from mlflow.environment_variables import MLFLOW_TRACKING_URI
+
+                self._previous_uri = (MLFLOW_TRACKING_URI.get(),)
                 mlflow.set_tracking_uri(self.uri)
             mlflow.set_experiment(self.experiment)
             all_tags = dict(tags)
@@ -119,3 +126,6 @@ class Tracker:
                 self._mlflow.end_run(status=status)
             except Exception as e:
                 self._fail("end_run", e)
+        if self._previous_uri is not None and self._mlflow is not None:
+            self._mlflow.set_tracking_uri(self._previous_uri[0])
+            self._previous_uri = None
