@@ -27,6 +27,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered (for example: its port was taken)."""
+
+
 @dataclass
 class MlflowServer:
     """A running ``mlflow server`` and how to reach and restart it."""
@@ -63,10 +67,11 @@ class MlflowServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+                raise ServerExited(f"mlflow server exited: {self.log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
+                    # Ours answered, not a process that took the port before it could bind.
+                    if r.status == 200 and self.proc.poll() is None:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
@@ -124,4 +129,13 @@ def start_mlflow_server(
             "auth_cache_ttl_seconds = 600\n"
         )
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
-    return MlflowServer(root=root, port=free_port(), auth=auth, env=env).start()
+    # A free port can be taken by another process between picking it and the server binding
+    # it; then the server exits and starts again on another port.
+    for attempt in range(3):
+        server = MlflowServer(root=root, port=free_port(), auth=auth, env=env)
+        try:
+            return server.start()
+        except ServerExited:
+            if attempt == 2 or "in use" not in server.log.read_text().lower():
+                raise
+    raise AssertionError("unreachable")

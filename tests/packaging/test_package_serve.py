@@ -33,39 +33,52 @@ def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
+def _serve(package: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `mlflow models serve` on a free port and wait for /ping; a port taken between
+    picking and binding it makes the server exit, and it starts again on another one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # The server execs `uvicorn` from the PATH: this venv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for _ in range(3):
+        port = free_port()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                 str(package), "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+                 "-w", "1"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
+                    if r.status == 200 and proc.poll() is None:
+                        return proc, url
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        _stop(proc)
+        if "in use" not in log.read_text().lower():
+            break
+    raise AssertionError(f"mlflow models serve did not answer: {log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def served(packaged_models: dict[str, dict[str, Path]], tmp_path_factory: pytest.TempPathFactory,
            ) -> Iterator[tuple[str, Path]]:
     package = packaged_models["medium-res"]["package"]
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    # The server execs `uvicorn` from the PATH: this venv's.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", str(package),
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _serve(package, tmp_path_factory.mktemp("serve") / "serve.log")
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
         yield url, package
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        _stop(proc)
 
 
 def test_saved_serving_example_is_answered(served: tuple[str, Path]) -> None:
