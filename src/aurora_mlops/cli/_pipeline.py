@@ -15,18 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
+from aurora_mlops.cli import _positive_int
 
 __all__ = ["cmd_compile", "cmd_run", "register"]
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> Any:
@@ -43,7 +34,7 @@ def register(subparsers: Any) -> Any:
         "aurora-all-variants) from aurora_mlops.kfp into OUT_DIR/components and "
         "OUT_DIR/pipelines. Image, node pool, PVCs and Secret come from AURORA_MLOPS_* settings.")
     comp.add_argument("--out-dir", default=".", help="Repository root to write under (default .).")
-    comp.add_argument("--parallelism", type=_count, default=None,
+    comp.add_argument("--parallelism", type=_positive_int, default=None,
                       help="Variants at a time in aurora-all-variants (default 4).")
     comp.set_defaults(handler=cmd_compile)
 
@@ -61,9 +52,9 @@ def register(subparsers: Any) -> Any:
                      metavar="VARIANT",
                      help=f"Variants to run (default all: {' '.join(VARIANTS)}).")
     run.add_argument("--work-dir", default=None, help="Work folder (default: the settings', work).")
-    run.add_argument("--parallelism", type=_count, default=1,
+    run.add_argument("--parallelism", type=_positive_int, default=1,
                      help="Variants at a time (default 1: on 2 cores each step uses them all).")
-    run.add_argument("--max-trials", type=_count, default=None, help="Trials per sweep.")
+    run.add_argument("--max-trials", type=_positive_int, default=None, help="Trials per sweep.")
     run.add_argument("--trial-args", default=None,
                      help="Budget of every sweep trial, e.g. '--epochs=2 --steps_per_epoch=6'.")
     run.add_argument("--final-fit-args", default=None,
