@@ -163,3 +163,65 @@ def test_checkpoint_errors_are_clear(tmp_path: Path) -> None:
     torch.save(bigger.state_dict(), tmp_path / "big.ckpt")
     with pytest.raises(CheckpointError, match="does not fit"):
         load_weights(model, spec, tmp_path / "big.ckpt")
+
+
+_LOOP = {"learning_rate": 1e-3, "epochs": 1, "steps_per_epoch": 1, "batch_size": 1}
+
+
+def test_capability_fields_name_real_events_and_variables() -> None:
+    """Every per-variant fact the loss, the trainer, the evaluation and the report read."""
+    from aurora_mlops.evaluation import EVENTS
+
+    quantities = {e.quantity for e in EVENTS}
+    for spec in VARIANTS.values():
+        assert set(spec.events) <= quantities, spec.name
+        assert set(spec.event_inputs) <= set(spec.surf_vars), spec.name
+        names = {v.name for v in spec.variables()}
+        assert {var for var, _ in spec.headline} <= names, spec.name
+        for _, level in spec.headline:
+            assert level is None or level in spec.levels, spec.name
+
+
+def test_a_fifth_variant_is_one_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new registry entry with its own capabilities: the trainer, the training event, the
+    evaluation's events and the report's headline follow it with no other change."""
+    from aurora_mlops.evaluation import events_for
+    from aurora_mlops.report import headline_targets
+    from aurora_mlops.training import TrialParams, build_trial_model
+    from aurora_mlops.training._loss import event_field
+
+    fifth = VARIANTS["medium-res"].model_copy(update={
+        "name": "medium-res-spectral",
+        "loss_terms": ("spectral",),
+        "events": ("ws10",),
+        "event_inputs": ("2t",),
+        "headline": (("t", 850),),
+    })
+    monkeypatch.setitem(VARIANTS, fifth.name, fifth)
+    params = TrialParams(**_LOOP, spectral_loss_weight=0.05)
+    assert build_trial_model(fifth, params, "smoke") is not None
+    with pytest.raises(ConfigError, match="applies to ocean-waves and medium-res-spectral only"):
+        build_trial_model(VARIANTS["medium-res"], params, "smoke")
+    with pytest.raises(ConfigError, match="--log_space_loss applies to air-pollution only"):
+        build_trial_model(fifth, TrialParams(**_LOOP, log_space_loss=True), "smoke")
+    surf = {"2t": torch.full((2, 2), 3.0), "10u": torch.full((2, 2), 3.0),
+            "10v": torch.full((2, 2), 4.0)}
+    assert float(event_field(fifth.name, surf).max()) == 3.0
+    assert float(event_field("medium-res", surf).max()) == 5.0
+    assert [e.quantity for e in events_for(fifth.name)] == ["ws10"]
+    assert [e.quantity for e in events_for("ocean-waves")] == ["tp_24h", "ws10", "swh"]
+    rows = [{"model": "m", "metric": "rmse", "variable": v, "level": lv, "lead_hours": 6.0,
+             "value": 1.0} for v, lv in (("2t", None), ("t", 700), ("t", 850))]
+    assert headline_targets(fifth.name, rows, "m") == [("t", 850)]
+    assert headline_targets("medium-res", rows, "m") == [("2t", None)]
+
+
+def test_coastal_conditioning_is_an_extra_input_of_ocean_waves_only() -> None:
+    from aurora_mlops.training import TrialParams, build_trial_model
+
+    params = TrialParams(**_LOOP, coastal_conditioning=True)
+    model = build_trial_model(VARIANTS["ocean-waves"], params, "smoke")
+    assert "coast_mask" in VARIANTS["ocean-waves"].extra_inputs
+    assert "coast_mask" in model.static_vars  # type: ignore[operator]
+    with pytest.raises(ConfigError, match="--coastal_conditioning applies to ocean-waves only"):
+        build_trial_model(VARIANTS["medium-res"], params, "smoke")

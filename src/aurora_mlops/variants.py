@@ -2,7 +2,8 @@
 
 ``VARIANTS["medium-res"]`` and friends hold every fact about a variant that other steps need
 (Aurora class, published checkpoint, timestep, variables, levels, production and smoke
-configurations, GPU needs). :func:`build_model` turns a spec plus overrides into the real
+configurations, GPU needs, optional loss terms and inputs, events, headline variables): a new
+variant is one new entry. :func:`build_model` turns a spec plus overrides into the real
 ``aurora`` model; :func:`load_weights` loads a local or published checkpoint into it.
 
 Importing this module is cheap: ``aurora`` and ``torch`` are imported inside the functions.
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import pickle
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aurora_mlops.errors import CheckpointError, ConfigError
+from aurora_mlops._aurora_classes import aurora_class
+from aurora_mlops._checkpoints import load_weights
+from aurora_mlops.errors import ConfigError
 from aurora_mlops.variables import STANDARD_LEVELS, VARIABLES, VariableSpec
 
 if TYPE_CHECKING:
@@ -28,17 +29,24 @@ if TYPE_CHECKING:
 __all__ = [
     "VARIANTS",
     "WAVE_VARS",
+    "ExtraInput",
+    "LossTerm",
     "Profile",
     "VariantSpec",
     "build_model",
     "get_variant",
     "load_weights",
     "model_knobs",
+    "variants_with",
 ]
 
 log = logging.getLogger(__name__)
 
 Profile = Literal["smoke", "production"]
+#: Optional loss terms (see :attr:`VariantSpec.loss_terms`).
+LossTerm = Literal["spectral", "log_space"]
+#: Optional extra inputs (see :attr:`VariantSpec.extra_inputs`).
+ExtraInput = Literal["coast_mask"]
 
 _SMOKE_LEVELS: tuple[int, ...] = (1000, 850, 500)
 
@@ -90,6 +98,15 @@ class VariantSpec(BaseModel):
         min_history: Fewest history steps the model accepts.
         node_pool: GPU needs of a production trial.
         description: One line for model cards and reports.
+        loss_terms: Optional loss terms a trial may switch on: ``spectral``
+            (``--spectral_loss_weight``), ``log_space`` (``--log_space_loss``).
+        extra_inputs: Optional static inputs a trial may add: ``coast_mask``
+            (``--coastal_conditioning``).
+        events: Event quantities the evaluation scores (names of
+            :data:`aurora_mlops.evaluation.EVENTS`), where the data has their inputs.
+        event_inputs: Variables of the quantity whose exceedances the trainer scores: one
+            variable, or the two components of a speed.
+        headline: ``(variable, level hPa or None)`` pairs that reports show first, in order.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -111,6 +128,11 @@ class VariantSpec(BaseModel):
     min_history: int = 1
     node_pool: NodePool
     description: str
+    loss_terms: tuple[LossTerm, ...] = ()
+    extra_inputs: tuple[ExtraInput, ...] = ()
+    events: tuple[str, ...] = ("tp_24h", "ws10")
+    event_inputs: tuple[str, ...] = Field(default=("10u", "10v"), min_length=1, max_length=2)
+    headline: tuple[tuple[str, int | None], ...] = (("2t", None), ("msl", None), ("z", 500))
 
     def config(self, profile: Profile) -> dict[str, Any]:
         """Constructor keyword arguments of the ``profile`` model (a fresh dict)."""
@@ -234,6 +256,10 @@ VARIANTS: dict[str, VariantSpec] = {
                 memory="96Gi",
             ),
             description="Atmospheric chemistry at 0.4 degrees, 12-hourly, fine-tuned on CAMS.",
+            loss_terms=("log_space",),
+            events=("tp_24h", "ws10", "pm2p5"),
+            event_inputs=("pm2p5",),
+            headline=(("pm2p5", None), ("pm10", None), ("tcno2", None)),
         ),
         VariantSpec(
             name="ocean-waves",
@@ -256,6 +282,11 @@ VARIANTS: dict[str, VariantSpec] = {
                 memory="64Gi",
             ),
             description="Ocean waves at 0.25 degrees, 6-hourly, fine-tuned on HRES-WAM.",
+            loss_terms=("spectral",),
+            extra_inputs=("coast_mask",),
+            events=("tp_24h", "ws10", "swh"),
+            event_inputs=("swh",),
+            headline=(("swh", None), ("mwp", None), ("mwd", None)),
         ),
     )
 }
@@ -271,113 +302,18 @@ def get_variant(name: str) -> VariantSpec:
         ) from None
 
 
-_FIXED_CLASSES: dict[str, type[torch.nn.Module]] = {}
-
-
-def _air_pollution_per_sample() -> type[torch.nn.Module]:
-    """``AuroraAirPollution`` whose post-decoder hook works for batches larger than one.
-
-    In microsoft-aurora 2.0.1 the hook adds ``pred`` of shape ``(b, 1, h, w)`` to
-    ``prev[:, k]`` of shape ``(b, h, w)``, which broadcasts to ``(b, b, h, w)``: every batch of
-    more than one sample comes out wrong. This subclass runs the package's own hook one sample
-    at a time and stacks the results; weights and state-dict keys are unchanged.
-    """
-    import dataclasses
-
-    import torch
-    from aurora import AuroraAirPollution, Batch
-
-    def take(b: Batch, i: int) -> Batch:
-        return dataclasses.replace(
-            b,
-            surf_vars={k: v[i : i + 1] for k, v in b.surf_vars.items()},
-            atmos_vars={k: v[i : i + 1] for k, v in b.atmos_vars.items()},
-            metadata=dataclasses.replace(b.metadata, time=b.metadata.time[i : i + 1]),
-        )
-
-    class AuroraAirPollutionBatched(AuroraAirPollution):
-        def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
-            n = next(iter(pred.surf_vars.values())).shape[0]
-            if n == 1:
-                return super()._post_decoder_hook(batch, pred)
-            parts = [
-                super(AuroraAirPollutionBatched, self)._post_decoder_hook(
-                    take(batch, i), take(pred, i)
-                )
-                for i in range(n)
-            ]
-            return dataclasses.replace(
-                pred,
-                surf_vars={
-                    k: torch.cat([p.surf_vars[k] for p in parts]) for k in parts[0].surf_vars
-                },
-                atmos_vars={
-                    k: torch.cat([p.atmos_vars[k] for p in parts]) for k in parts[0].atmos_vars
-                },
-            )
-
-    return AuroraAirPollutionBatched
-
-
-def _wave_with_density_outputs() -> type[torch.nn.Module]:
-    """``AuroraWave`` that keeps, per forward pass, what its post-decoder hook throws away.
-
-    The package's hook turns each wave variable's density logit into a NaN mask ("no waves")
-    and deletes the logit, so a loss on the returned prediction can neither train the density
-    channel nor pass gradients through masked points. When ``wave_aux`` is a list (the trainer
-    sets it), every forward pass appends ``{name: (raw_prediction, density_logit)}`` with the
-    values before masking. Predictions, weights and state-dict keys are unchanged.
-    """
-    import torch
-    from aurora import AuroraWave, Batch
-    from aurora.normalisation import normalise_surf_var
-
-    class AuroraWaveTrainable(AuroraWave):
-        wave_aux: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
-
-        def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
-            if self.wave_aux is not None:
-                kept = {}
-                for name in self.density_channel_surf_vars:
-                    density = pred.surf_vars.get(f"{name}_density")
-                    if density is None:
-                        continue
-                    if f"{name}_sin" in pred.surf_vars:  # an angle: modelled as sine, cosine
-                        raw = torch.rad2deg(torch.atan2(
-                            pred.surf_vars[f"{name}_sin"], pred.surf_vars[f"{name}_cos"]
-                        )) % 360
-                    elif name in pred.surf_vars:
-                        raw = pred.surf_vars[name]
-                    else:
-                        continue
-                    # The hook runs before unnormalisation; the prediction gets the same one.
-                    raw = normalise_surf_var(raw, name, stats=self.surf_stats, unnormalise=True)
-                    kept[name] = (raw, density)
-                self.wave_aux.append(kept)
-            return super()._post_decoder_hook(batch, pred)
-
-    return AuroraWaveTrainable
-
-
-def _aurora_class(spec: VariantSpec) -> type[torch.nn.Module]:
-    import aurora
-
-    if spec.aurora_class == "AuroraAirPollution":
-        if "air" not in _FIXED_CLASSES:
-            _FIXED_CLASSES["air"] = _air_pollution_per_sample()
-        return _FIXED_CLASSES["air"]
-    if spec.aurora_class == "AuroraWave":
-        if "wave" not in _FIXED_CLASSES:
-            _FIXED_CLASSES["wave"] = _wave_with_density_outputs()
-        return _FIXED_CLASSES["wave"]
-    cls: type[torch.nn.Module] = getattr(aurora, spec.aurora_class)
-    return cls
+def variants_with(
+    capability: Literal["loss_terms", "extra_inputs", "events"], item: str
+) -> str:
+    """The names of the variants whose ``capability`` field holds ``item``, joined by "and"
+    (for messages such as "--log_space_loss applies to air-pollution only")."""
+    return " and ".join(n for n, v in VARIANTS.items() if item in getattr(v, capability))
 
 
 def model_knobs(spec: VariantSpec) -> dict[str, inspect.Parameter]:
     """Every keyword the variant's Aurora class accepts, read from the real constructors."""
     knobs: dict[str, inspect.Parameter] = {}
-    for klass in _aurora_class(spec).__mro__:
+    for klass in aurora_class(spec.aurora_class).__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
@@ -429,71 +365,10 @@ def build_model(
     kwargs.update(overrides)
     kwargs = {k: _coerce(v, knobs[k].default) for k, v in kwargs.items()}
     try:
-        model = _aurora_class(spec)(**kwargs)
+        model = aurora_class(spec.aurora_class)(**kwargs)
     except (TypeError, ValueError, AssertionError) as e:
         raise ConfigError(
             f"variant {spec.name}: {spec.aurora_class} rejected the configuration "
             f"{sorted(kwargs.items())}: {e}"
         ) from e
     return model
-
-
-def load_weights(
-    model: torch.nn.Module,
-    spec: VariantSpec,
-    source: str | Path,
-    *,
-    strict: bool = True,
-) -> None:
-    """Load weights into ``model`` from a local file or from the model hub.
-
-    Args:
-        model: A model built by :func:`build_model` for ``spec``.
-        spec: Its variant.
-        source: A local checkpoint path, or ``hub`` / ``hub:<repo>/<name>`` for the published
-            weights through ``aurora``'s own ``load_checkpoint`` (needs network access).
-        strict: Demand that every parameter is present on both sides.
-
-    Raises:
-        CheckpointError: The file is missing or unreadable, or its tensors do not fit the model
-            (the message names the first parameter that differs and both shapes).
-    """
-    source = str(source)
-    try:
-        if source == "hub" or source.startswith("hub:"):
-            repo, name = spec.checkpoint_repo, spec.checkpoint_name
-            if source.startswith("hub:"):
-                repo, _, name = source[4:].rpartition("/")
-            model.load_checkpoint(repo, name, strict=strict)  # type: ignore[operator]
-            return
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
-        if spec.aurora_class == "AuroraAirPollution":
-            # The package's adapter for this class rewrites keys of published checkpoints and
-            # needs all 13 levels; our own checkpoints are plain state dicts.
-            import torch
-
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state, strict=strict)
-        else:
-            model.load_checkpoint_local(str(path), strict=strict)  # type: ignore[operator]
-    except CheckpointError:
-        raise
-    except (
-        RuntimeError,
-        KeyError,
-        AssertionError,
-        EOFError,
-        OSError,
-        ValueError,
-        pickle.UnpicklingError,
-    ) as e:
-        raise CheckpointError(
-            f"checkpoint {source} does not fit variant {spec.name}: {_first_line(e)}"
-        ) from e
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -8,9 +8,9 @@ quantities are either a variable of :mod:`aurora_mlops.variables` or derived fro
   all be present; truth: over the truth times in ``(valid - 24 h, valid]``);
 * ``ws10``: 10 m wind speed ``sqrt(10u**2 + 10v**2)``.
 
-:data:`EVENTS` is the one table of thresholds; :func:`events_for` picks the generic ones plus
-those of a variant. Scores come from a confusion table summed over grid points, times and
-initialisations (unweighted counts, NaN points skipped).
+:data:`EVENTS` is the one table of thresholds; :func:`events_for` picks those a variant scores
+(:attr:`aurora_mlops.variants.VariantSpec.events`). Scores come from a confusion table summed
+over grid points, times and initialisations (unweighted counts, NaN points skipped).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 from pydantic import BaseModel, ConfigDict
+
+from aurora_mlops.variants import get_variant
 
 __all__ = [
     "EVENTS",
@@ -44,7 +46,8 @@ class EventSpec(BaseModel):
         threshold: Event threshold, in ``units``.
         units: Units of the quantity and threshold.
         label: Human-readable description for reports.
-        variants: Variants the event applies to; ``None`` for every variant that has the inputs.
+
+    Which variants score an event is a fact of the variant: :attr:`VariantSpec.events`.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -55,7 +58,6 @@ class EventSpec(BaseModel):
     threshold: float
     units: str
     label: str
-    variants: tuple[str, ...] | None = None
 
 
 #: The event thresholds, defined once.
@@ -71,18 +73,18 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec(
         quantity="pm2p5", inputs=("pm2p5",), derive="identity", threshold=35e-9,
         units="kg m-3", label="PM2.5 > 35 ug/m3 (US EPA 24 h standard)",
-        variants=("air-pollution",),
     ),
     EventSpec(
         quantity="swh", inputs=("swh",), derive="identity", threshold=4.0, units="m",
-        label="significant wave height > 4 m (rough sea)", variants=("ocean-waves",),
+        label="significant wave height > 4 m (rough sea)",
     ),
 )
 
 
 def events_for(variant: str) -> list[EventSpec]:
-    """The generic events plus those defined for ``variant``."""
-    return [e for e in EVENTS if e.variants is None or variant in e.variants]
+    """The events that ``variant`` scores (:attr:`VariantSpec.events`), in :data:`EVENTS` order."""
+    wanted = get_variant(variant).events
+    return [e for e in EVENTS if e.quantity in wanted]
 
 
 def derive_quantity(event: EventSpec, fields: xr.Dataset) -> xr.DataArray:

@@ -20,6 +20,7 @@ from typing import Any
 from aurora_mlops._version import __version__
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.report._entries import BENCH_FILE, EVAL_FILE, SWEEP_FILE, ReportEntry
+from aurora_mlops.variants import VARIANTS
 
 __all__ = ["HEADLINE_VARIABLES", "SCHEMA", "collect_report", "headline_targets"]
 
@@ -31,11 +32,9 @@ SCHEMA = "aurora-mlops/report/v1"
 #: curves and the headline table show. A level the evaluation lacks is replaced by the nearest
 #: one it has; a variant none of whose headline variables were scored falls back to the first
 #: three targets of its table.
+#: Each is the variant's :attr:`~aurora_mlops.variants.VariantSpec.headline`.
 HEADLINE_VARIABLES: dict[str, tuple[tuple[str, int | None], ...]] = {
-    "medium-res": (("2t", None), ("msl", None), ("z", 500)),
-    "high-res": (("2t", None), ("msl", None), ("z", 500)),
-    "air-pollution": (("pm2p5", None), ("pm10", None), ("tcno2", None)),
-    "ocean-waves": (("swh", None), ("mwp", None), ("mwd", None)),
+    name: spec.headline for name, spec in VARIANTS.items()
 }
 
 _MADE_BY = {
@@ -92,7 +91,7 @@ def headline_targets(variant: str, rows: Sequence[dict[str, Any]], model: str) -
             if r["level"] not in levels:
                 levels.append(r["level"])
     out: list[Target] = []
-    for var, level in HEADLINE_VARIABLES.get(variant, ()):
+    for var, level in VARIANTS[variant].headline if variant in VARIANTS else ():
         levels = have.get(var, [])
         numeric = [lv for lv in levels if lv is not None]
         if level in levels:

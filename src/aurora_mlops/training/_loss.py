@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aurora_mlops.variables import VARIABLES
-from aurora_mlops.variants import WAVE_VARS
+from aurora_mlops.variants import WAVE_VARS, get_variant
 
 if TYPE_CHECKING:
     from aurora import Batch
@@ -279,12 +279,12 @@ def rollout_loss(
 
 
 def event_field(variant: str, surf: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The quantity whose exceedances are the variant's events (wind speed, PM2.5, wave height)."""
-    if variant == "air-pollution":
-        return surf["pm2p5"]
-    if variant == "ocean-waves":
-        return surf["swh"]
-    return torch.sqrt(surf["10u"] ** 2 + surf["10v"] ** 2)
+    """The quantity whose exceedances are the variant's events (wind speed, PM2.5, wave height):
+    one variable or the speed of two components, as :attr:`VariantSpec.event_inputs` says."""
+    names = get_variant(variant).event_inputs
+    if len(names) == 2:
+        return torch.sqrt(surf[names[0]] ** 2 + surf[names[1]] ** 2)
+    return surf[names[0]]
 
 
 @dataclass

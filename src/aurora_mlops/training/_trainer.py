@@ -45,7 +45,13 @@ from aurora_mlops.training._loss import (
 )
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.training._tracking import Tracker
-from aurora_mlops.variants import Profile, VariantSpec, build_model, load_weights
+from aurora_mlops.variants import (
+    Profile,
+    VariantSpec,
+    build_model,
+    load_weights,
+    variants_with,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +124,19 @@ def build_trial_model(spec: VariantSpec, params: TrialParams, profile: Profile) 
             f"not to {spec.name}"
         )
     if params.coastal_conditioning:
-        if spec.name != "ocean-waves":
+        if COAST_VAR not in spec.extra_inputs:
             raise ConfigError(
-                f"--coastal_conditioning applies to ocean-waves only, not {spec.name}"
+                f"--coastal_conditioning applies to {variants_with('extra_inputs', COAST_VAR)} "
+                f"only, not {spec.name}"
             )
         overrides["static_vars"] = (*spec.static_vars, COAST_VAR)
         overrides["surf_stats"] = {**base.get("surf_stats", {}), COAST_VAR: (0.0, 1.0)}
-    if params.spectral_loss_weight > 0 and spec.name != "ocean-waves":
-        raise ConfigError(f"--spectral_loss_weight applies to ocean-waves only, not {spec.name}")
-    if params.log_space_loss and spec.name != "air-pollution":
-        raise ConfigError(f"--log_space_loss applies to air-pollution only, not {spec.name}")
+    if params.spectral_loss_weight > 0 and "spectral" not in spec.loss_terms:
+        raise ConfigError(f"--spectral_loss_weight applies to "
+                          f"{variants_with('loss_terms', 'spectral')} only, not {spec.name}")
+    if params.log_space_loss and "log_space" not in spec.loss_terms:
+        raise ConfigError(f"--log_space_loss applies to "
+                          f"{variants_with('loss_terms', 'log_space')} only, not {spec.name}")
     embed = overrides.get("embed_dim", base.get("embed_dim", defaults["embed_dim"]))
     heads = overrides.get("num_heads", base.get("num_heads", defaults["num_heads"]))
     if embed % heads:
