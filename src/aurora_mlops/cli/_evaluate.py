@@ -6,6 +6,8 @@ Cheap to import: xarray, torch and matplotlib are imported inside the handler on
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Handler of ``aurora-mlops evaluate``; returns the exit code."""
+    """Handler of ``aurora-mlops evaluate``; returns the exit code.
+
+    With ``--model`` the forecasts are streamed into Zarr stores in a scratch directory next to
+    ``--out`` (memory flat in the length of the test split) and removed after scoring.
+    """
+    if args.model is None:
+        return _evaluate(args, None)
+    out = Path(args.out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.forecasts-", dir=out.parent))
+    try:
+        return _evaluate(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _evaluate(args: argparse.Namespace, scratch: Path | None) -> int:
     import aurora_mlops.evaluation as ev
     from aurora_mlops.data import open_dataset, split_times
     from aurora_mlops.variables import VARIABLES
@@ -79,8 +97,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         checkpoint = checkpoint_record(trained)
         data = open_dataset(args.data)
         rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
-        forecasts["model"] = ev.forecast_from_checkpoint(trained, data, args.variant, **rollout)
-        untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned, **rollout)
+        assert scratch is not None
+        forecasts["model"] = ev.forecast_from_checkpoint(
+            trained, data, args.variant, store=scratch / "model.zarr", **rollout)
+        untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned,
+                                      store=scratch / "untuned.zarr", **rollout)
         if untuned is not None:
             forecasts["untuned"] = untuned
         else:

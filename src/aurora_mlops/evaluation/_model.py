@@ -8,8 +8,7 @@ files, so a model, its baselines and any other forecast are judged identically.
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LEAD_STEPS = 4
 
 
-def _progress_printer(total: int, label: str) -> Callable[[int], None]:
-    stream = sys.stderr
-
-    def show(done: int) -> None:
-        if stream.isatty() or done == total:
-            stream.write(f"\r{label}: {done}/{total} initialisations")
-            if done == total:
-                stream.write("\n")
-            stream.flush()
-
-    return show
-
-
 def rollout_forecast(
     model: Any,
     ds: xr.Dataset,
@@ -60,6 +46,7 @@ def rollout_forecast(
     max_inits: int | None = None,
     static_extra: dict[str, Any] | None = None,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> xr.Dataset:
     """Forecasts of ``model`` from every initialisation time of one split of ``ds``.
 
@@ -74,7 +61,9 @@ def rollout_forecast(
         batch_size: Initialisations rolled out together.
         max_inits: At most this many initialisations, evenly spaced over the split.
         static_extra: Extra static fields (e.g. the coastal mask of a coastal-conditioned model).
-        progress: Print progress on stderr.
+        progress: Show a progress bar on stderr.
+        store: Zarr store to stream the forecast into, one batch at a time (memory flat in the
+            length of the split); the result is then read lazily from it. ``None``: in memory.
 
     Returns:
         Dataset with dims ``time`` (initialisation, the newest history step),
@@ -84,11 +73,13 @@ def rollout_forecast(
         DataError: The split is too short for the history and lead times.
     """
     from aurora_mlops.data import WindowDataset, split_times
+    from aurora_mlops.evaluation._forecast import open_forecast
+    from aurora_mlops.evaluation._stream import ForecastStore
+    from aurora_mlops.evaluation._stream import progress as progress_bar
     from aurora_mlops.variants import get_variant
 
     spec = get_variant(variant)
-    splits = split_times(int(ds.sizes["time"]))
-    bounds = getattr(splits, split)
+    bounds = getattr(split_times(int(ds.sizes["time"])), split)
     windows = WindowDataset(
         ds, spec, bounds, history=history, rollout_steps=lead_steps,
         levels=list(levels) if levels else None,
@@ -99,21 +90,31 @@ def rollout_forecast(
     if max_inits is not None and max_inits < len(items):
         picks = np.linspace(0, len(items) - 1, max_inits).round().astype(int)
         items = sorted({int(i) for i in picks})
-    show = _progress_printer(len(items), f"rolling out {variant}") if progress else None
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(items), batch_size):
-        batch, _ = windows.batch(items[start : start + batch_size])
-        parts.append(rollout_arrays(model, batch, lead_steps))
-        if show is not None:
-            show(min(start + batch_size, len(items)))
-    if not parts:
+    if not items:
         raise DataError(f"the {split} split has no initialisation time to forecast from")
-    inits = np.asarray([ds["time"].values[windows.init_index(i)] for i in items])
-    arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return forecast_dataset(
-        arrays, spec, inits=inits, lat=windows.lat.numpy(), lon=windows.lon.numpy(),
-        levels=windows.levels,
-    )
+    times = ds["time"].values
+    lat, lon = windows.lat.numpy(), windows.lon.numpy()
+
+    def batches() -> Iterator[xr.Dataset]:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            batch, _ = windows.batch(chunk)
+            inits = np.asarray([times[windows.init_index(i)] for i in chunk])
+            yield forecast_dataset(rollout_arrays(model, batch, lead_steps), spec,
+                                   inits=inits, lat=lat, lon=lon, levels=windows.levels)
+
+    with progress_bar(len(items), f"rolling out {variant}", enabled=progress) as advance:
+        if store is None:
+            parts = []
+            for part in batches():
+                parts.append(part)
+                advance(part.sizes["time"])
+            return xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
+        with ForecastStore(store) as out:
+            for part in batches():
+                out.append(part)
+                advance(part.sizes["time"])
+    return open_forecast(store)
 
 
 def rollout_arrays(model: Any, batch: Any, steps: int) -> dict[str, np.ndarray]:
@@ -206,9 +207,11 @@ def forecast_from_checkpoint(
     batch_size: int = 4,
     max_inits: int | None = None,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> xr.Dataset:
     """Load a ``train-trial`` checkpoint (or take a loaded ``TrainedModel``) and roll it out
-    over ``data`` (see :func:`rollout_forecast`); the forecast's attributes name the checkpoint."""
+    over ``data`` (see :func:`rollout_forecast`; ``store`` streams the forecast into a Zarr
+    store); the forecast's attributes name the checkpoint."""
     from aurora_mlops.variables import static_store_name
 
     trained = _trained(model_path, variant)
@@ -219,7 +222,7 @@ def forecast_from_checkpoint(
     fc = rollout_forecast(
         trained.model, ds, variant, history=trained.history, levels=trained.levels or None,
         split=split, lead_steps=lead_steps, batch_size=batch_size, max_inits=max_inits,
-        static_extra=extra, progress=progress,
+        static_extra=extra, progress=progress, store=store,
     )
     fc.attrs["checkpoint"] = str(trained.checkpoint)
     fc.attrs["checkpoint_sha256"] = str(trained.trial.get("checkpoint", {}).get("sha256", ""))
@@ -249,6 +252,7 @@ def untuned_forecast(
     batch_size: int = 4,
     max_inits: int | None = None,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> xr.Dataset | None:
     """The untuned variant's forecast: the trial's architecture with the weights it started
     from (``init``, or the trial's recorded ``--init``), rolled out like the tuned model.
@@ -269,7 +273,7 @@ def untuned_forecast(
     fc = rollout_forecast(
         model, _dataset(data), variant, history=trained.history,
         levels=trained.levels or None, split=split, lead_steps=lead_steps,
-        batch_size=batch_size, max_inits=max_inits, progress=progress,
+        batch_size=batch_size, max_inits=max_inits, progress=progress, store=store,
     )
     fc.attrs["checkpoint"] = str(source)
     return fc
