@@ -23,6 +23,10 @@ def test_cells_escape_pipes_and_newlines_and_show_missing_values() -> None:
     assert markdown_cell(None) == "-"
 
 
+def test_empty_cells_are_one_space() -> None:
+    assert markdown_table(["", ""], [["a", ""]]).splitlines() == ["| | |", "|---|---|", "| a | |"]
+
+
 def test_alignment_rules() -> None:
     text = markdown_table(["a", "b", "c", "d"], [], align=["default", "left", "right", "center"])
     assert text.splitlines()[1] == "|---|:---|---:|:---:|"

@@ -46,10 +46,15 @@ def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]], *
     rules = ["default"] * width if align is None else list(align)
     if len(rules) != width:
         raise ValueError(f"align has {len(rules)} entries for {width} columns")
-    lines = ["| " + " | ".join(markdown_cell(h, missing="") for h in header) + " |",
+    lines = [_row([markdown_cell(h, missing="") for h in header]),
              "|" + "|".join(_RULES[r] for r in rules) + "|"]
     for i, row in enumerate(rows):
         if len(row) != width:
             raise ValueError(f"row {i} has {len(row)} cells for {width} columns")
-        lines.append("| " + " | ".join(markdown_cell(c, missing=missing) for c in row) + " |")
+        lines.append(_row([markdown_cell(c, missing=missing) for c in row]))
     return "\n".join(lines)
+
+
+def _row(cells: Sequence[str]) -> str:
+    """``| a | b |``; an empty cell is one space (``| | |``), as people write it."""
+    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"

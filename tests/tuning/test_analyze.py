@@ -183,8 +183,8 @@ def test_spearman_states_a_direction_only_when_significant(analysis: SweepAnalys
     ([1, 1, 1, 1, 1, 1, 1, 1], "minimize", "no clear direction (too few distinct values"),
 ], ids=["up-min", "up-max", "down-min", "down-max", "noise", "constant"])
 def test_direction_sentence(ys: list[float], goal: str, expected: str) -> None:
-    from aurora_mlops.tuning._analyze import _direction
     from aurora_mlops.tuning._experiment import Parameter
+    from aurora_mlops.tuning._stats import _direction
 
     p = Parameter(name="x", type="double", min=0.0, max=10.0)
     rho, pval, sentence = _direction(p, [1, 2, 3, 4, 5, 6, 7, 8], ys, "m", goal == "minimize")
@@ -275,8 +275,8 @@ def test_outputs_are_json_markdown_plots_and_next_spec(analysis: SweepAnalysis,
     ({"type": "discrete", "values": ("1", "2", "4")}, "lower", None),  # 0.5 is no integer
 ], ids=lambda v: str(v) if not isinstance(v, dict) else v["type"])
 def test_expanding_a_bound(space: dict[str, Any], side: str, expected: Any) -> None:
-    from aurora_mlops.tuning._analyze import _expand, _expand_list
     from aurora_mlops.tuning._experiment import Parameter
+    from aurora_mlops.tuning._proposals import _expand, _expand_list
 
     p = Parameter(name="x", **space)
     value, why = _expand_list(p, side) if p.type == "discrete" else _expand(p, side)

@@ -1,0 +1,166 @@
+"""What ``tune analyze`` finds: its thresholds and its frozen result types.
+
+:class:`SweepAnalysis` is the whole analysis (``analysis.json`` holds its ``to_dict()``);
+:class:`ParameterAnalysis` what was found about one parameter; :class:`Suggestion` one change
+to the next sweep. The thresholds below decide when a bound is expanded, a range narrowed and a
+value fixed (see :mod:`aurora_mlops.tuning._analyze`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aurora_mlops.tuning._states import State
+
+__all__ = [
+    "CategoryStats",
+    "ParameterAnalysis",
+    "Suggestion",
+    "SweepAnalysis",
+    "TrialRecord",
+]
+
+#: Elites: this fraction of the completed trials, best first ...
+ELITE_FRACTION = 0.2
+#: ... but at least this many.
+MIN_ELITES = 3
+#: An elite is "at a bound" within this fraction of the range (log range for log parameters).
+EDGE_BAND = 0.10
+#: Expand a bound when more than this fraction of the elites is at it.
+EDGE_MAJORITY = 0.5
+#: Expand by this fraction of the current width (in log10 space for log parameters).
+EXPAND_FRACTION = 0.5
+#: Narrow when the elites' interquartile range is below this fraction of the range ...
+NARROW_IQR = 0.25
+#: ... to the elites' span plus this fraction of the range on each side ...
+NARROW_MARGIN = 0.10
+#: ... and only when that removes at least a quarter of the range.
+NARROW_MAX_WIDTH = 0.75
+#: Completed trials needed before a bound is expanded, a range narrowed, a value fixed.
+MIN_TRIALS_EXPAND = 2 * MIN_ELITES
+MIN_TRIALS_NARROW = 10
+MIN_TRIALS_FIX = 10
+#: fANOVA's random forest needs some trials; below this the variance share is used.
+MIN_TRIALS_FANOVA = 10
+IMPORTANCE_SEED = 0
+ALPHA = 0.05
+
+Action = Literal["expand_lower", "expand_upper", "narrow", "fix", "keep"]
+Method = Literal["fanova", "variance"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of the study: ``params`` holds numbers, or the Katib string of a categorical."""
+
+    number: int
+    name: str
+    state: State
+    value: float | None
+    params: dict[str, int | float | str]
+
+
+
+@dataclass(frozen=True)
+class CategoryStats:
+    """How the completed trials with one value of a categorical or discrete parameter did."""
+
+    value: str
+    count: int
+    elites: int
+    mean: float | None
+    median: float | None
+    best: float | None
+
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One change to the next sweep (or, ``keep``, why a parameter stays as it is)."""
+
+    parameter: str
+    action: Action
+    message: str
+
+
+
+@dataclass(frozen=True)
+class ParameterAnalysis:
+    """Everything the analysis found about one parameter.
+
+    ``low``/``high`` are the current bounds (the smallest and largest listed value of a discrete
+    parameter); ``elite_iqr`` is the elites' interquartile range as a fraction of the range (in
+    log10 space for log parameters). ``proposed`` is the next ``feasibleSpace`` (Katib strings),
+    ``None`` when it stays as it is.
+    """
+
+    name: str
+    type: str
+    log: bool
+    trials: int
+    importance: float | None
+    low: float | None = None
+    high: float | None = None
+    rho: float | None = None
+    p_value: float | None = None
+    direction: str = ""
+    elite_low: float | None = None
+    elite_high: float | None = None
+    elite_iqr: float | None = None
+    elites_at_lower: int = 0
+    elites_at_upper: int = 0
+    categories: tuple[CategoryStats, ...] = ()
+    best_vs_worst: str = ""
+    proposed: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+
+
+@dataclass(frozen=True)
+class SweepAnalysis:
+    """The result of :func:`analyze_sweep`; :meth:`to_dict` is what ``analysis.json`` holds."""
+
+    experiment: str
+    work_dir: Path
+    spec_path: Path | None
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    counts: dict[str, int]
+    best: TrialRecord
+    elite_count: int
+    importance_method: Method
+    parameters: tuple[ParameterAnalysis, ...]
+    suggestions: tuple[Suggestion, ...]
+    notes: tuple[str, ...]
+    trials: tuple[TrialRecord, ...]
+    next_spec: dict[str, Any] | None = None
+    next_spec_problems: tuple[str, ...] = ()
+    elites: tuple[int, ...] = field(default=())
+
+    @property
+    def completed(self) -> list[TrialRecord]:
+        """Completed trials with a finite objective, the ones every statistic uses."""
+        return [t for t in self.trials if usable(t)]
+
+    def parameter(self, name: str) -> ParameterAnalysis:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def suggestions_for(self, name: str) -> list[Suggestion]:
+        return [s for s in self.suggestions if s.parameter == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["work_dir"] = str(self.work_dir)
+        doc["spec_path"] = str(self.spec_path) if self.spec_path else None
+        return doc
+
+
+
+def usable(t: TrialRecord) -> bool:
+    return t.state == "complete" and t.value is not None and math.isfinite(t.value)
