@@ -17,10 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -690,13 +686,15 @@ def evaluate_forecasts(
 
     See :func:`score_forecasts` for the arguments; ``checkpoint`` (``path``, ``sha256``,
     ``trial``) says which checkpoint made the ``model`` forecast. Every file is first written into a
-    temporary directory next to ``out_dir`` and moved into place only when all are complete,
-    so a failure leaves nothing half-written.
+    temporary folder next to ``out_dir``, which takes ``out_dir``'s place in one step only when
+    all are complete (:func:`aurora_mlops._io.atomic_dir`), so a failure leaves nothing
+    half-written.
 
     Returns:
         The result, with ``files`` listing what was written.
     """
-    from aurora_mlops.evaluation._report import write_report
+    from aurora_mlops._io import atomic_dir
+    from aurora_mlops.evaluation._page import write_page
 
     result = score_forecasts(
         forecasts, truth, variant=variant, climatology=climatology, baselines=baselines,
@@ -705,21 +703,12 @@ def evaluate_forecasts(
     if checkpoint is not None:
         result = dataclasses.replace(result, checkpoint=dict(checkpoint))
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(
             json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         result.table.to_parquet(tmp / "metrics.parquet", engine="pyarrow", index=False)
-        write_report(result, tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        for src in sorted(tmp.iterdir()):
-            dst = out / src.name
-            os.replace(src, dst)
-            written.append(dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_page(result, tmp)
+        written = [out / p.name for p in sorted(tmp.iterdir())]
     logger.info("wrote %d files to %s", len(written), out)
     return EvaluationResult(**{**result.__dict__, "files": written})

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from aurora_mlops._templates import render
 
 __all__ = ["card_context", "f1", "fmt", "metrics_rows", "render_card"]
 
-_TEMPLATES = Path(__file__).parent / "templates"
 #: Baselines the card compares against, in column order (those the evaluation scored).
 CARD_BASELINES = ("persistence", "climatology", "untuned")
 
@@ -133,27 +133,19 @@ def card_context(sources: Any, info: Any, contract: Any, request_example: str) -
 
 
 def render_card(context: dict[str, Any]) -> tuple[str, str]:
-    """``(markdown, html)`` of the model card."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    env = Environment(
-        loader=FileSystemLoader(_TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["fmt"] = fmt
-    env.filters["f1"] = f1
-    env.filters["target"] = lambda row: (
-        row["variable"] if row["level"] is None else f"{row['variable']}{row['level']}"
-    )
+    """``(markdown, html)`` of the model card (templates and stylesheet shared with every page,
+    see :mod:`aurora_mlops._templates`)."""
     from markdown_it import MarkdownIt
 
-    css = (_TEMPLATES / "style.css").read_text(encoding="utf-8")
-    markdown = env.get_template("model_card.md.j2").render(**context)
+    filters = {
+        "fmt": fmt,
+        "f1": f1,
+        "target": lambda row: (
+            row["variable"] if row["level"] is None else f"{row['variable']}{row['level']}"
+        ),
+    }
+    markdown = render("model_card.md.j2", context, filters=filters)
     # The page is the same text rendered (escaped, raw HTML off), so both say the same.
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-    html = env.get_template("model_card.html.j2").render(**context, css=css, body=body)
+    html = render("model_card.html.j2", {**context, "body": body}, filters=filters)
     return markdown, html
