@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for tests: an ``mlflow server`` (plain or basic-auth).
+"""Real servers on 127.0.0.1 for tests: an ``mlflow server`` (plain or basic-auth), and
+moto's S3-compatible ``moto_server``.
 
 Started once per test session by the fixtures in ``conftest.py``; ``start_mlflow_server`` is
 also used directly by tests that need to kill and restart a server.
@@ -133,6 +134,79 @@ def start_mlflow_server(
     # it; then the server exits and starts again on another port.
     for attempt in range(3):
         server = MlflowServer(root=root, port=free_port(), auth=auth, env=env)
+        try:
+            return server.start()
+        except ServerExited:
+            if attempt == 2 or "in use" not in server.log.read_text().lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class MotoServer:
+    """A running ``moto_server``: a real S3-compatible HTTP server (moto's server mode)."""
+
+    root: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "moto.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> MotoServer:
+        """Start the server and wait until it answers an S3 request."""
+        cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerExited(f"moto_server exited: {self.log.read_text()[-3000:]}")
+            try:
+                # Moto's dashboard answers only on moto itself, not on another port holder.
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as r:
+                    if r.status == 200 and self.proc.poll() is None:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"moto_server did not answer: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Kill the server."""
+        if self.proc is None:
+            return
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def start_moto_server(root: Path, *, auth_after: int | None = None) -> MotoServer:
+    """Start ``moto_server`` (an S3-compatible server, in memory) on a free port of 127.0.0.1.
+
+    With ``auth_after`` the server checks credentials after that many AWS requests (moto's
+    ``INITIAL_NO_AUTH_ACTION_COUNT``): the first ones create an IAM user and its access key,
+    every later request must be signed with a key the server knows.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    if auth_after is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(auth_after)
+    for attempt in range(3):
+        server = MotoServer(root=root, port=free_port(), env=env)
         try:
             return server.start()
         except ServerExited:

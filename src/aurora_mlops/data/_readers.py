@@ -39,7 +39,10 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from aurora_mlops._redact import redact_uri
 from aurora_mlops.data._layout import LAYOUT_TAG
+from aurora_mlops.data._remote import is_remote, open_remote
+from aurora_mlops.data._units import conversion, spells, unit_key
 from aurora_mlops.errors import DataError, DataFileError
 from aurora_mlops.variables import VARIABLES, VariableSpec, alias_table
 
@@ -48,9 +51,6 @@ __all__ = ["open_dataset", "to_canonical", "write_dataset"]
 logger = logging.getLogger(__name__)
 
 Regrid = float | Literal["auto"] | None
-
-#: Standard gravity (m s-2), to turn geopotential height (gpm) into geopotential (m2 s-2).
-G0 = 9.80665
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NC3_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -75,38 +75,7 @@ _STANDARD_NAMES = {
     "sea_surface_wave_significant_height": "swh",
 }
 
-#: Spellings of a vocabulary unit that need no conversion (compared after _unit_key).
-_SAME_UNITS: dict[str, set[str]] = {
-    "1": {"", "1", "~", "(0-1)", "0-1", "dimensionless", "fraction", "proportion", "code",
-          "codetable4.213", "numeric"},
-    "m": {"m", "metre", "meter", "metres", "meters", "mofwaterequivalent"},
-    "K": {"k", "kelvin"},
-    "Pa": {"pa", "pascal"},
-    "m s-1": {"ms-1", "m/s"},
-    "m2 s-2": {"m2s-2", "m2/s2"},
-    "kg kg-1": {"kgkg-1", "kg/kg"},
-    "degree": {"degree", "degrees", "degreetrue", "degree_true", "deg"},
-    "s": {"s", "second", "seconds"},
-    "kg m-2": {"kgm-2", "kg/m2"},
-    "kg m-3": {"kgm-3", "kg/m3"},
-    "kg m-2 s-1": {"kgm-2s-1"},
-}
-
-#: (vocabulary unit, source unit key) -> (scale, offset): canonical = source * scale + offset.
-_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
-    ("m2 s-2", "gpm"): (G0, 0.0),
-    ("m2 s-2", "m"): (G0, 0.0),
-    ("m", "mm"): (1e-3, 0.0),
-    ("m", "kgm-2"): (1e-3, 0.0),
-    ("m", "kg/m2"): (1e-3, 0.0),
-    ("Pa", "hpa"): (100.0, 0.0),
-    ("Pa", "mb"): (100.0, 0.0),
-    ("Pa", "millibars"): (100.0, 0.0),
-    ("K", "degc"): (1.0, 273.15),
-    ("K", "c"): (1.0, 273.15),
-    ("K", "celsius"): (1.0, 273.15),
-    ("m s-1", "kmh-1"): (1.0 / 3.6, 0.0),
-}
+#: Unit spellings and conversions: :mod:`aurora_mlops.data._units` (shared with the validator).
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +95,9 @@ def open_dataset(
     Nothing is loaded: variables are read when indexed, so a file larger than memory opens.
 
     Args:
-        path: File or Zarr directory.
+        path: File or Zarr directory, or an object-store URI (``s3://``, ``gs://``,
+            ``abfs://``/``az://``: a Zarr store or netCDF-4 object, read lazily through fsspec
+            with credentials from the environment; see :mod:`aurora_mlops.data._remote`).
         member: Ensemble member to keep (the value of ``number``/``member``) when the data
             holds an ensemble; ``None`` refuses ensembles.
         regrid: For curvilinear grids only: ``"auto"`` or a resolution in degrees for a
@@ -139,10 +110,13 @@ def open_dataset(
         DataFileError: The path is missing, empty, truncated or in no readable format.
         DataError: The content cannot be mapped onto the canonical layout.
     """
-    p = Path(path)
-    raw = _open_raw(p)
+    if is_remote(path):
+        raw, source = open_remote(str(path)), redact_uri(str(path))
+    else:
+        p = Path(path)
+        raw, source = _open_raw(p), str(p)
     try:
-        return to_canonical(raw, member=member, source=str(p), regrid=regrid)
+        return to_canonical(raw, member=member, source=source, regrid=regrid)
     except Exception:
         raw.close()
         raise
@@ -577,10 +551,6 @@ def _fix_static_fields(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _unit_key(units: str) -> str:
-    return units.replace("**", "").replace("^", "").replace(" ", "").lower()
-
-
 def _fix_units_and_dtypes(ds: xr.Dataset, source: str) -> xr.Dataset:
     for name in list(ds.data_vars):
         spec = _SPEC_BY_STORE.get(str(name))
@@ -589,15 +559,13 @@ def _fix_units_and_dtypes(ds: xr.Dataset, source: str) -> xr.Dataset:
         attrs = {k: v for k, v in var.attrs.items() if not str(k).startswith("_")}
         if spec is not None:
             raw_units = attrs.get("units")
-            key = _unit_key(str(raw_units)) if raw_units is not None else None
-            same = {_unit_key(u) for u in _SAME_UNITS.get(spec.units, set())}
-            same.add(_unit_key(spec.units))
+            key = unit_key(str(raw_units)) if raw_units is not None else None
             if name == "z" and str(attrs.get("GRIB_shortName", "")) == "gh":
                 key = "gpm"
-            if key is None or key in same:
+            if key is None or spells(key, spec.units):
                 attrs["units"] = spec.units
-            elif (spec.units, key) in _CONVERSIONS:
-                scale, offset = _CONVERSIONS[(spec.units, key)]
+            elif (found := conversion(key, spec.units)) is not None:
+                scale, offset = found
                 logger.info("%s: converting %s from %r to %r", source, name, raw_units,
                             spec.units)
                 attrs["units"] = spec.units

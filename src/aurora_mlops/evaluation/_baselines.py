@@ -126,7 +126,7 @@ def climatology_at(clim: xr.Dataset, valid: np.ndarray) -> xr.Dataset:
             )
         sel["hour"] = xr.DataArray(hours, dims=dims)
     if "dayofyear" in clim.dims:
-        doy = np.minimum(idx.dayofyear.to_numpy(), int(clim["dayofyear"].max()))
+        doy = np.minimum(idx.day_of_year.to_numpy(), int(clim["dayofyear"].max()))
         missing = np.setdiff1d(np.unique(doy), clim["dayofyear"].values)
         if missing.size:
             raise DataError(

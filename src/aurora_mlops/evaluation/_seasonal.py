@@ -29,7 +29,7 @@ _YEAR = 366
 
 def _bins(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = pd.DatetimeIndex(times)
-    return idx.dayofyear.to_numpy(), idx.hour.to_numpy()
+    return idx.day_of_year.to_numpy(), idx.hour.to_numpy()
 
 
 def _window(doys: np.ndarray, hours: np.ndarray, keys: np.ndarray,

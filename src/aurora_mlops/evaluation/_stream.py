@@ -74,7 +74,8 @@ class ForecastStore:
                     str(name): {"chunks": _chunks(part[name])} for name in part.data_vars
                 }
                 encoding["time"] = dict(_TIME_ENCODING)
-                part.to_zarr(self.tmp, mode="w", encoding=encoding, consolidated=True)
+                part.to_zarr(self.tmp, mode="w", encoding=encoding, consolidated=True,
+                             zarr_format=2)
             else:
                 part.to_zarr(self.tmp, append_dim="time", consolidated=True)
         except OSError as e:
