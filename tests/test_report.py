@@ -19,14 +19,14 @@ import xarray as xr
 import yaml
 
 from aurora_mlops.cli import main
-from aurora_mlops.errors import ConfigError
-from aurora_mlops.report import (
+from aurora_mlops.comparison import (
     ReportEntry,
     build_report,
     discover_entries,
     headline_targets,
     parse_entry,
 )
+from aurora_mlops.errors import ConfigError
 
 SPECS = Path(__file__).parent / "tuning" / "specs"
 #: Lead times (hours) scored per variant: 6-hourly weather, 12-hourly air pollution.
@@ -235,7 +235,8 @@ def test_html_is_self_contained_and_markdown_has_the_tables(
 ) -> None:
     out, report = built
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["lead_rmse_air-pollution_cams.png", "lead_rmse_medium-res_era5.png"]
+    assert pngs == ["lead_rmse_air-pollution_cams.png", "lead_rmse_medium-res_era5.png",
+                    "scorecard_air-pollution_cams.png", "scorecard_medium-res_era5.png"]
     assert sorted(report["files"]) == sorted(["report.json", "report.md", "report.html", *pngs])
     assert all((out / p).read_bytes().startswith(PNG_MAGIC) for p in pngs)
     page = (out / "report.html").read_text()
@@ -244,8 +245,8 @@ def test_html_is_self_contained_and_markdown_has_the_tables(
         assert external not in page
     md = (out / "report.md").read_text()
     assert md.startswith("# Test report\n")
-    for section in ("Entries", "Scorecard summary", "Headline metrics", "Events", "Efficiency",
-                    "Sweeps", "Lead-time curves", "Notes"):
+    for section in ("Scorecards", "Lead-time curves", "Entries", "Scorecard summary",
+                    "Headline metrics", "Events", "Efficiency", "Sweeps", "Notes"):
         assert f"\n## {section}\n" in md
     assert "| entry | vs persistence (RMSE) | vs persistence (ACC) |" in md
     assert "| entry | target | metric | lead (h) | model | persistence | climatology |" in md
@@ -365,7 +366,7 @@ def test_cli_needs_an_entry(tmp_path: Path) -> None:
 def test_a_failure_while_writing_leaves_nothing(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aurora_mlops.report._build as build
+    import aurora_mlops.comparison._build as build
 
     def boom(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("disk full")

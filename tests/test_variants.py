@@ -185,8 +185,8 @@ def test_capability_fields_name_real_events_and_variables() -> None:
 def test_a_fifth_variant_is_one_new_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A new registry entry with its own capabilities: the trainer, the training event, the
     evaluation's events and the report's headline follow it with no other change."""
+    from aurora_mlops.comparison import headline_targets
     from aurora_mlops.evaluation import events_for
-    from aurora_mlops.report import headline_targets
     from aurora_mlops.training import TrialParams, build_trial_model
     from aurora_mlops.training._loss import event_field
 

@@ -43,8 +43,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Handler of ``aurora-mlops report``; returns the exit code."""
+    from aurora_mlops.comparison import DEFAULT_TITLE, build_report, discover_entries, parse_entry
     from aurora_mlops.errors import ConfigError
-    from aurora_mlops.report import DEFAULT_TITLE, build_report, discover_entries, parse_entry
 
     entries = [parse_entry(text) for text in args.entry]
     notes: list[str] = []

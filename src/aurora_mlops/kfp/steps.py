@@ -220,7 +220,7 @@ def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: 
 
 
 def _summarise_eval(doc: dict[str, Any], variant: str) -> dict[str, Any]:
-    from aurora_mlops.report import headline_targets
+    from aurora_mlops.comparison import headline_targets
 
     rows = doc.get("rows") or []
     figures: dict[str, float] = {}
@@ -334,7 +334,7 @@ def combine_report(*, evals: dict[str, str], benches: dict[str, str], sweeps: di
     Raises:
         ConfigError: No evaluation was given.
     """
-    from aurora_mlops.report import ReportEntry, build_report
+    from aurora_mlops.comparison import ReportEntry, build_report
 
     if not evals:
         raise ConfigError("report needs at least one variant's evaluation")

@@ -45,8 +45,8 @@ def _rmse_lookup(rows: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], float]
 
 def metrics_rows(metrics: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     """The card's metrics table: RMSE of the model and each baseline, per headline variable
-    (see :data:`aurora_mlops.report.HEADLINE_VARIABLES`) and lead time."""
-    from aurora_mlops.report import headline_targets
+    (see :data:`aurora_mlops.comparison.HEADLINE_VARIABLES`) and lead time."""
+    from aurora_mlops.comparison import headline_targets
 
     rows = metrics.get("rows", [])
     rmse = _rmse_lookup(rows)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._version import __version__
+from aurora_mlops.comparison._entries import BENCH_FILE, EVAL_FILE, SWEEP_FILE, ReportEntry
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.report._entries import BENCH_FILE, EVAL_FILE, SWEEP_FILE, ReportEntry
 from aurora_mlops.variants import VARIANTS
 
 __all__ = ["HEADLINE_VARIABLES", "SCHEMA", "collect_report", "headline_targets"]
@@ -165,8 +165,31 @@ def _evaluation(entry: ReportEntry) -> tuple[dict[str, Any], list[str]]:
         "lead_rmse": curves,
         "headline": headline,
         "scorecard": m["scorecard"].get(primary, {}),
+        "skill": _skill(rows, primary, list(m["scorecard"].get(primary, {}))),
         "events": events,
     }, notes
+
+
+def _skill(rows: Sequence[dict[str, Any]], model: str,
+           references: list[str]) -> dict[str, Any] | None:
+    """``model``'s ``rmse_skill_vs_<reference>`` rows as a grid, targets x lead times (what the
+    scorecard heatmap shows): against persistence when it was scored, else the first reference.
+    ``None`` when there is no reference."""
+    if not references:
+        return None
+    ref = "persistence" if "persistence" in references else references[0]
+    metric = f"rmse_skill_vs_{ref}"
+    at = {(target_name(r["variable"], r["level"]), float(r["lead_hours"])): r["value"]
+          for r in rows if r["model"] == model and r["metric"] == metric}
+    targets = list(dict.fromkeys(t for t, _ in at))
+    leads = sorted({h for _, h in at})
+    return {
+        "reference": ref,
+        "metric": metric,
+        "targets": targets,
+        "lead_hours": leads,
+        "skill": [[at.get((t, h)) for h in leads] for t in targets],
+    }
 
 
 def _events(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,19 +1,18 @@
-"""``build_report``: collect, render, and move every file into place only when all are written."""
+"""``build_report``: collect, render, and let the folder appear only when every file is written."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from aurora_mlops._io import atomic_dir
+from aurora_mlops.comparison._collect import collect_report
+from aurora_mlops.comparison._entries import ReportEntry
+from aurora_mlops.comparison._pages import render_html, render_markdown
+from aurora_mlops.comparison._plots import lead_plots, scorecard_plots
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.report._collect import collect_report
-from aurora_mlops.report._entries import ReportEntry
-from aurora_mlops.report._render import lead_plots, render_html, render_markdown
 
 __all__ = ["DEFAULT_TITLE", "build_report"]
 
@@ -32,10 +31,11 @@ def build_report(
     """Combine the entries' evaluations, benchmarks and sweeps into one report in ``out_dir``.
 
     Writes ``report.json`` (every number shown, see :func:`collect_report`), ``report.md``,
-    a self-contained ``report.html`` and one ``lead_rmse_<variant>[_<dataset>].png`` per entry.
-    All files are written into a temporary directory beside ``out_dir`` first and moved into
-    place (one rename each) only when every one is complete; on any error nothing is left
-    behind. Other files in ``out_dir`` are left alone.
+    a self-contained ``report.html``, one ``scorecard_<variant>[_<dataset>].png`` and one
+    ``lead_rmse_<variant>[_<dataset>].png`` per entry. All files are written into a temporary
+    folder beside ``out_dir``, which takes ``out_dir``'s place in one step only when every one
+    is complete (:func:`aurora_mlops._io.atomic_dir`); on any error nothing is left behind.
+    Other files in ``out_dir`` are kept.
 
     Args:
         entries: One per variant and dataset.
@@ -53,10 +53,8 @@ def build_report(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a directory: pass a directory")
     report = collect_report(entries, title=title, notes=notes)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        images = lead_plots(report)
+    with atomic_dir(out) as tmp:
+        images = {**scorecard_plots(report), **lead_plots(report)}
         names = ["report.json", "report.md", "report.html", *images]
         report["files"] = names
         for name, data in images.items():
@@ -66,10 +64,5 @@ def build_report(
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
-        out.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote %d files to %s", len(names), out)
     return [out / name for name in names]
