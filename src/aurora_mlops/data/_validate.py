@@ -68,7 +68,7 @@ class ValidationReport:
             raise ValidationFailed(self.problems)
 
 
-def _open(path: Path) -> xr.Dataset:
+def _open(path: Path | str) -> xr.Dataset:
     from aurora_mlops.data._readers import open_dataset
 
     try:
@@ -120,7 +120,9 @@ def validate(
         raise ConfigError(f"max_nan_fraction must lie in [0, 1], got {max_nan_fraction}")
     if chunk_bytes < 1:
         raise ConfigError(f"chunk_bytes must be positive, got {chunk_bytes}")
-    path = Path(path)
+    from aurora_mlops.data._remote import is_remote
+
+    path = path if is_remote(path) else Path(path)  # an object-store URI stays a string
     started = time.perf_counter()
     ds = _open(path)
     try:

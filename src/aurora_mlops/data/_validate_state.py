@@ -69,8 +69,12 @@ def join(items: Sequence[object]) -> str:
     return ", ".join(str(i) for i in items)
 
 
-def file_size(path: Path) -> int:
+def file_size(path: Path | str) -> int:
     """Bytes of a file, or of every file under a directory (a Zarr store); 0 otherwise."""
+    if isinstance(path, str):  # an object-store URI
+        from aurora_mlops.data._remote import remote_size
+
+        return remote_size(path)
     if path.is_file():
         return path.stat().st_size
     if path.is_dir():
@@ -104,7 +108,7 @@ class Checks:
     """
 
     ds: xr.Dataset
-    path: Path
+    path: Path | str
     spec: VariantSpec
     max_nan_fraction: float
     chunk_bytes: int
