@@ -1,24 +1,29 @@
-"""From a canonical dataset to ``aurora.Batch`` windows: splits, statistics, a torch Dataset.
+"""From a canonical dataset to ``aurora.Batch`` windows: splits and a torch Dataset.
 
 A *window* at initialisation index ``i`` holds ``history`` input steps ``i-history+1 .. i``
 (oldest first, as Aurora wants) and ``rollout_steps`` targets ``i+1 .. i+rollout_steps``, one
 model step apart. Splits are contiguous blocks of time, and no window crosses a split boundary,
 so validation and test windows never see training times.
+
+Windows are read lazily: taking a window reads only its own ``history + rollout_steps`` time
+steps of each variable from the file or store (with Zarr, only the time chunks that hold
+them), so memory does not grow with the length of the split. A split smaller than
+:data:`PRELOAD_BYTES` (the smoke datasets) is read into memory once instead, which makes a
+window a tensor slice.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xarray as xr
 
+from aurora_mlops.data._stats import NormStats, compute_stats
 from aurora_mlops.errors import DataError
 from aurora_mlops.variables import static_store_name
 from aurora_mlops.variants import VariantSpec
@@ -28,15 +33,21 @@ if TYPE_CHECKING:
     from aurora import Batch
 
 __all__ = [
+    "PRELOAD_BYTES",
     "NormStats",
     "Splits",
     "WindowDataset",
     "collate_windows",
     "compute_stats",
     "split_times",
+    "stack_windows",
 ]
 
 SplitName = Literal["train", "val", "test"]
+#: Splits up to this size (all variables, float32) are read into memory once.
+PRELOAD_BYTES = 64 * 2**20
+#: A window item: ``(time index, inputs, targets)`` with ``{"surf": {...}, "atmos": {...}}``.
+Window = tuple[int, dict[str, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -82,87 +93,35 @@ def split_times(n_times: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)) ->
     )
 
 
-@dataclass(frozen=True)
-class NormStats:
-    """Per-variable mean and standard deviation from the training split.
-
-    Surface and static variables have one value; atmospheric variables one per level, keyed
-    ``"<name>_<level>"`` (Aurora's convention, e.g. ``t_850``).
-    """
-
-    mean: dict[str, float]
-    std: dict[str, float]
-    split: tuple[int, int]
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write the statistics as JSON, atomically."""
-        from aurora_mlops._io import write_json
-
-        return write_json(path, {"mean": self.mean, "std": self.std, "split": list(self.split)})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> NormStats:
-        """Read statistics written by :meth:`to_json`."""
-        try:
-            payload = json.loads(Path(path).read_text())
-            return cls(
-                mean={k: float(v) for k, v in payload["mean"].items()},
-                std={k: float(v) for k, v in payload["std"].items()},
-                split=(int(payload["split"][0]), int(payload["split"][1])),
-            )
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
-            raise DataError(f"normalisation statistics {path} are unreadable: {e}") from e
-
-
-def compute_stats(ds: xr.Dataset, spec: VariantSpec, split: tuple[int, int]) -> NormStats:
-    """Mean and standard deviation of every variable of ``spec`` over the ``split`` times.
-
-    Reads one variable at a time; NaNs are ignored; a zero spread becomes 1 so that
-    normalising never divides by zero.
-    """
-    mean: dict[str, float] = {}
-    std: dict[str, float] = {}
-    sel = ds.isel(time=slice(*split))
-    levels = [int(x) for x in ds["level"].values] if "level" in ds.coords else []
-
-    def put(key: str, values: np.ndarray) -> None:
-        m = float(np.nanmean(values, dtype=np.float64))
-        s = float(np.nanstd(values, dtype=np.float64))
-        mean[key], std[key] = m, (s if s > 0 and math.isfinite(s) else 1.0)
-
-    for name in spec.surf_vars:
-        put(name, np.asarray(sel[name].values))
-    for name in spec.static_vars:
-        put(name, np.asarray(ds[static_store_name(name)].values))
-    for name in spec.atmos_vars:
-        arr = np.asarray(sel[name].transpose("time", "level", "lat", "lon").values)
-        for k, level in enumerate(levels):
-            put(f"{name}_{level}", arr[:, k])
-    return NormStats(mean=mean, std=std, split=split)
-
-
 def _to_datetime(value: np.datetime64) -> datetime:
     seconds = value.astype("datetime64[s]").astype(np.int64)
     return datetime.fromtimestamp(int(seconds), tz=UTC).replace(tzinfo=None)
 
 
-class WindowDataset:
-    """A torch-style dataset of (history, targets) windows over one split of a dataset.
 
-    The variables of the split are loaded into memory once as ``float32`` tensors (the smoke
-    datasets are small; production sweeps shard the time axis across trials), so that taking
-    a window is tensor slicing and costs next to nothing per step.
+
+class WindowDataset:
+    """A ``torch.utils.data`` map-style dataset of (history, targets) windows over one split.
+
+    Item ``k`` reads only its own time steps (see the module docstring); under DDP the trainer's
+    sampler gives each rank its own windows, so each rank reads only its shard. A dataset
+    opened in one process and used in a DataLoader worker (a forked or spawned process) is
+    opened again there through ``reopen`` when given, so that no file handle is shared across
+    processes.
 
     Args:
-        ds: Canonical dataset.
+        ds: Canonical dataset (lazy).
         spec: The variant whose variables are taken.
         split: ``[start, stop)`` time indices the windows must stay inside.
         history: Input steps per window (Aurora's ``max_history_size`` or fewer).
         rollout_steps: Target steps per window.
         levels: Pressure levels to take (default: all levels in ``ds``).
+        preload: Read the split into memory once (default: when it is under
+            :data:`PRELOAD_BYTES`).
+        reopen: Opens the dataset again (in a DataLoader worker process).
 
-    Items are ``(index, history_surf, history_atmos, target_surf, target_atmos)`` tensors; use
-    :func:`collate_windows` to stack them into ``aurora.Batch`` objects.
+    Items are ``(index, inputs, targets)``; :func:`stack_windows` stacks items into tensors
+    and :func:`collate_windows` into an ``aurora.Batch``.
     """
 
     def __init__(
@@ -174,6 +133,8 @@ class WindowDataset:
         history: int = 2,
         rollout_steps: int = 1,
         levels: Sequence[int] | None = None,
+        preload: bool | None = None,
+        reopen: Callable[[], xr.Dataset] | None = None,
     ) -> None:
         import torch
 
@@ -193,31 +154,92 @@ class WindowDataset:
                 f"split {list(split)} has {stop - start} time steps, fewer than history "
                 f"{history} + rollout {rollout_steps}: use a longer dataset or a shorter window"
             )
+        self.levels: tuple[int, ...] = ()
         if "level" in ds.coords:
             all_levels = [int(x) for x in ds["level"].values]
             wanted = list(levels) if levels is not None else all_levels
             missing = [lv for lv in wanted if lv not in all_levels]
             if missing:
                 raise DataError(f"dataset has no pressure level(s) {missing}: it has {all_levels}")
-            ds = ds.sel(level=wanted)
-            self.levels: tuple[int, ...] = tuple(wanted)
-        else:
-            self.levels = ()
-        part = ds.isel(time=slice(start, stop))
+            self.levels = tuple(wanted)
+        absent = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
+        absent += [static_store_name(n) for n in spec.static_vars
+                   if static_store_name(n) not in ds]
+        if absent:
+            raise DataError(f"dataset has no variable {absent[0]!r} needed by {spec.name}")
+        self._split = (start, stop)
+        self._reopen = reopen
+        self._pid = os.getpid()
+        self._ds = self._select(ds)
         self._offset = start
-        self.times = np.asarray(part["time"].values)
+        self.times = np.asarray(ds["time"].values[start:stop])
         self.lat = torch.as_tensor(np.asarray(ds["lat"].values, dtype=np.float32))
         self.lon = torch.as_tensor(np.asarray(ds["lon"].values, dtype=np.float32))
+        self.static = {
+            n: torch.from_numpy(np.ascontiguousarray(
+                np.asarray(ds[static_store_name(n)].transpose("lat", "lon").values,
+                           dtype=np.float32)))
+            for n in spec.static_vars
+        }
+        if preload is None:
+            preload = self.split_bytes() <= PRELOAD_BYTES
+        self._memory: dict[str, dict[str, torch.Tensor]] | None = None
+        if preload:
+            self._memory = self._read(start, stop)
+
+    def _select(self, ds: xr.Dataset) -> xr.Dataset:
+        names = [*self.spec.surf_vars, *self.spec.atmos_vars]
+        part = ds[names]
+        return part.sel(level=list(self.levels)) if self.levels else part
+
+    def split_bytes(self) -> int:
+        """Bytes of the split's variables as ``float32`` (what preloading would hold)."""
+        steps = self._split[1] - self._split[0]
+        per_step = sum(
+            int(np.prod([n for d, n in self._ds[v].sizes.items() if d != "time"]))
+            for v in self._ds.data_vars
+        )
+        return steps * per_step * 4
+
+    @property
+    def dataset(self) -> xr.Dataset:
+        """The lazy dataset, opened again first in a process other than the one that made it."""
+        if os.getpid() != self._pid and self._reopen is not None:
+            self._ds = self._select(self._reopen())
+            self._pid = os.getpid()
+        return self._ds
+
+    def _in_memory(self) -> dict[str, dict[str, torch.Tensor]]:
+        if self._memory is None:
+            self._memory = self._read(*self._split)
+        return self._memory
+
+    @property
+    def surf(self) -> dict[str, torch.Tensor]:
+        """The whole split's surface variables ``(time, lat, lon)`` (reads the split into
+        memory: for small datasets only)."""
+        return self._in_memory()["surf"]
+
+    @property
+    def atmos(self) -> dict[str, torch.Tensor]:
+        """The whole split's atmospheric variables ``(time, level, lat, lon)`` (reads the split
+        into memory: for small datasets only)."""
+        return self._in_memory()["atmos"]
+
+    def _read(self, a: int, b: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Time steps ``[a, b)`` (dataset indices) of every variable, as float32 tensors."""
+        import torch
+
+        part = self.dataset.isel(time=slice(a, b))
 
         def load(name: str, dims: tuple[str, ...]) -> torch.Tensor:
-            if name not in part:
-                raise DataError(f"dataset has no variable {name!r} needed by {spec.name}")
             arr = np.asarray(part[name].transpose(*dims).values, dtype=np.float32)
             return torch.from_numpy(np.ascontiguousarray(arr))
 
-        self.surf = {n: load(n, ("time", "lat", "lon")) for n in spec.surf_vars}
-        self.atmos = {n: load(n, ("time", "level", "lat", "lon")) for n in spec.atmos_vars}
-        self.static = {n: load(static_store_name(n), ("lat", "lon")) for n in spec.static_vars}
+        return {
+            "surf": {n: load(n, ("time", "lat", "lon")) for n in self.spec.surf_vars},
+            "atmos": {n: load(n, ("time", "level", "lat", "lon")) for n in self.spec.atmos_vars},
+        }
 
     def __len__(self) -> int:
         return self.last - self.first + 1
@@ -228,18 +250,19 @@ class WindowDataset:
             raise IndexError(item)
         return self.first + item
 
-    def __getitem__(self, item: int) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        t = self.init_index(item) - self._offset
-        h0, h1, t1 = t - self.history + 1, t + 1, t + 1 + self.rollout_steps
-        inputs = {
-            "surf": {k: v[h0:h1] for k, v in self.surf.items()},
-            "atmos": {k: v[h0:h1] for k, v in self.atmos.items()},
-        }
-        targets = {
-            "surf": {k: v[h1:t1] for k, v in self.surf.items()},
-            "atmos": {k: v[h1:t1] for k, v in self.atmos.items()},
-        }
-        return t + self._offset, inputs, targets
+    def __getitem__(self, item: int) -> Window:
+        t = self.init_index(item)
+        a, b = t - self.history + 1, t + 1 + self.rollout_steps
+        if self._memory is not None:
+            o = self._offset
+            steps = {g: {k: v[a - o : b - o] for k, v in d.items()}
+                     for g, d in self._memory.items()}
+        else:
+            steps = self._read(a, b)
+        h = self.history
+        inputs = {g: {k: v[:h] for k, v in d.items()} for g, d in steps.items()}
+        targets = {g: {k: v[h:] for k, v in d.items()} for g, d in steps.items()}
+        return t, inputs, targets
 
     def time_of(self, index: int) -> datetime:
         """The timestamp of dataset time index ``index``."""
@@ -249,9 +272,47 @@ class WindowDataset:
         """The windows ``items`` as one input ``aurora.Batch`` and target tensors."""
         return collate_windows(self, [self[i] for i in items])
 
+    def to_batch(
+        self, stacked: tuple[list[int], dict[str, Any], dict[str, Any]]
+    ) -> tuple[Batch, dict[str, dict[str, torch.Tensor]]]:
+        """An ``aurora.Batch`` and targets from :func:`stack_windows`'s output."""
+        from aurora import Batch, Metadata
+
+        index, inputs, targets = stacked
+        batch = Batch(
+            surf_vars=inputs["surf"],
+            static_vars=dict(self.static),
+            atmos_vars=inputs["atmos"],
+            metadata=Metadata(
+                lat=self.lat,
+                lon=self.lon,
+                time=tuple(self.time_of(int(i)) for i in index),
+                atmos_levels=self.levels,
+            ),
+        )
+        return batch, targets
+
+
+def stack_windows(windows: Sequence[Window]) -> tuple[list[int], dict[str, Any], dict[str, Any]]:
+    """Stack window items into ``(indices, inputs, targets)`` of batched tensors.
+
+    Plain containers of tensors only, so a DataLoader can pin them and send them between
+    processes; :meth:`WindowDataset.to_batch` turns the result into an ``aurora.Batch``.
+    """
+    import torch
+
+    def stack(parts: list[dict[str, Any]]) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            g: {n: torch.stack([p[g][n] for p in parts]) for n in parts[0][g]}
+            for g in ("surf", "atmos")
+        }
+
+    return ([int(w[0]) for w in windows], stack([w[1] for w in windows]),
+            stack([w[2] for w in windows]))
+
 
 def collate_windows(
-    ds: WindowDataset, windows: Sequence[tuple[Any, dict[str, Any], dict[str, Any]]]
+    ds: WindowDataset, windows: Sequence[Window]
 ) -> tuple[Batch, dict[str, dict[str, torch.Tensor]]]:
     """Stack windows into an ``aurora.Batch`` (inputs) and target tensors.
 
@@ -260,22 +321,4 @@ def collate_windows(
         ``(b, history, c, h, w)`` tensors, and ``targets["surf"][name]`` is
         ``(b, rollout_steps, h, w)``, ``targets["atmos"][name]`` ``(b, rollout_steps, c, h, w)``.
     """
-    import torch
-    from aurora import Batch, Metadata
-
-    def stack(group: str, part: int) -> dict[str, torch.Tensor]:
-        names = windows[0][part][group].keys()
-        return {n: torch.stack([w[part][group][n] for w in windows]) for n in names}
-
-    batch = Batch(
-        surf_vars=stack("surf", 1),
-        static_vars=dict(ds.static),
-        atmos_vars=stack("atmos", 1),
-        metadata=Metadata(
-            lat=ds.lat,
-            lon=ds.lon,
-            time=tuple(ds.time_of(w[0]) for w in windows),
-            atmos_levels=ds.levels,
-        ),
-    )
-    return batch, {"surf": stack("surf", 2), "atmos": stack("atmos", 2)}
+    return ds.to_batch(stack_windows(windows))

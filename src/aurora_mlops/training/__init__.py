@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
 from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
+from aurora_mlops.training._model import COAST_VAR, build_trial_model, coast_mask
 from aurora_mlops.training._params import (
     ARCHITECTURE_KNOBS,
     MODEL_KNOBS,
@@ -15,10 +16,11 @@ from aurora_mlops.training._params import (
     parse_param_args,
     resolve_params,
 )
-from aurora_mlops.training._trainer import TrialResult, build_trial_model, train_trial
+from aurora_mlops.training._trainer import TrialResult, train_trial
 
 __all__ = [
     "ARCHITECTURE_KNOBS",
+    "COAST_VAR",
     "MODEL_KNOBS",
     "PROFILE_DEFAULTS",
     "LossConfig",
@@ -27,6 +29,7 @@ __all__ = [
     "TrialResult",
     "build_trial_model",
     "checkpoint_record",
+    "coast_mask",
     "lat_weights",
     "load_trained",
     "parse_param_args",

@@ -84,6 +84,13 @@ class Distributed:
         """
         return [(r, v) for r, v in enumerate(self.gather(value)) if not math.isfinite(v)]
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here (nothing for one process)."""
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def close(self) -> None:
         """Destroy the process group if this helper made it."""
         if self._owns_group:

@@ -107,8 +107,15 @@ class TrialParams(BaseModel):
     batch_size: int = Field(ge=1, le=1024)
     accumulation_steps: int = Field(default=1, ge=1, le=1024)
     grad_clip: float = Field(default=1.0, ge=0, description="Max gradient norm; 0 turns it off.")
-    # No prefetch_factor / num_workers: nothing would read them until the data path has a real
-    # DataLoader (issue #14); a swept knob must change what runs.
+    num_workers: int = Field(
+        default=0, ge=0, le=64,
+        description="DataLoader worker processes that read training windows (0: read in the "
+        "training process, best for small in-memory datasets).",
+    )
+    prefetch_factor: int = Field(
+        default=2, ge=1, le=64,
+        description="Batches each DataLoader worker reads ahead (used when num_workers > 0).",
+    )
     torch_threads: int | None = Field(
         default=None, ge=1, le=1024,
         description="CPU threads for torch ops (default: torch's own; the smoke profile uses 1, "
@@ -172,6 +179,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_steps": 500,
         "t0": 5000,
         "activation_checkpointing": True,
+        "num_workers": 4,
     },
 }
 

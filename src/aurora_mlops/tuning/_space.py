@@ -393,6 +393,8 @@ SPACES: dict[str, SearchSpace] = {
         integer("lora_steps", 20, 60),
         discrete("accumulation_steps", (2, 4, 8)),
         discrete("batch_size", (1, 2)),
+        discrete("num_workers", (2, 4)),
+        discrete("prefetch_factor", (2, 4)),
     ),
     "high-res": _space(
         discrete("patch_size", (8, 10, 12)),

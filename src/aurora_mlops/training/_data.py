@@ -1,0 +1,167 @@
+"""The trial's data: the dataset, its splits, cached statistics and the training DataLoader.
+
+Training windows come through a real ``torch.utils.data.DataLoader`` (``num_workers``,
+``prefetch_factor``, pinned memory on CUDA). Their order is an endless run of seeded
+permutations of the training windows (a ``torch.Generator`` seeded with the trial's seed);
+each optimiser micro-step takes the next ``batch_size * world`` indices, and each DDP rank
+reads only its own ``batch_size`` of them, so the ranks read disjoint shards and together see
+exactly what one process with the global batch would see.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from aurora_mlops.data import (
+    NormStats,
+    Splits,
+    WindowDataset,
+    cached_split_stats,
+    open_dataset,
+    split_times,
+    stack_windows,
+)
+from aurora_mlops.training._distributed import Distributed
+from aurora_mlops.training._loss import EVENT_QUANTILE, event_field
+from aurora_mlops.training._params import TrialParams
+from aurora_mlops.variants import Profile, VariantSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrialData", "WindowSampler", "load_trial_data", "train_batches"]
+
+
+@dataclass
+class TrialData:
+    """Everything a trial reads from its dataset."""
+
+    ds: xr.Dataset
+    splits: Splits
+    levels: tuple[int, ...]
+    history: int
+    train: WindowDataset
+    val: WindowDataset
+    stats: NormStats
+    threshold: float
+    stats_source: str
+
+
+def _levels(ds: xr.Dataset, variant: VariantSpec, profile: Profile) -> tuple[int, ...]:
+    levels = variant.pressure_levels(profile)
+    if "level" in ds.coords:
+        have = [int(x) for x in ds["level"].values]
+        if not set(levels) <= set(have):
+            log.info("dataset levels %s used instead of the profile's", have)
+            return tuple(have)
+    return tuple(levels)
+
+
+def _event(variant: VariantSpec) -> Any:
+    def field(surf: Any) -> np.ndarray:
+        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in surf.items()}
+        return event_field(variant.name, tensors).numpy()
+
+    return field
+
+
+def load_trial_data(
+    data: str | Path,
+    variant: VariantSpec,
+    params: TrialParams,
+    profile: Profile,
+    history: int,
+    dist: Distributed,
+) -> TrialData:
+    """Open ``data`` lazily, split it, and get the training split's statistics from the cache
+    next to the data (rank 0 computes them in one streaming pass when they are not there; the
+    other ranks wait for it and read the cache).
+
+    Raises:
+        DataError: The dataset is unreadable, too short, or lacks a variable or level.
+    """
+    ds = open_dataset(data)
+    levels = _levels(ds, variant, profile)
+    splits = split_times(int(ds.sizes["time"]))
+
+    def windows(split: tuple[int, int]) -> WindowDataset:
+        return WindowDataset(
+            ds, variant, split, history=history, rollout_steps=params.rollout_steps,
+            levels=levels, reopen=functools.partial(open_dataset, data),
+        )
+
+    train, val = windows(splits.train), windows(splits.val)
+
+    def stats() -> Any:
+        return cached_split_stats(
+            data, ds, variant, splits.train, event=_event(variant),
+            event_name=f"event_field:{variant.name}", quantile=EVENT_QUANTILE,
+        )
+
+    if dist.main:
+        found = stats()
+        dist.barrier()
+    else:
+        dist.barrier()
+        found = stats()
+    assert found.event_threshold is not None
+    return TrialData(
+        ds=ds, splits=splits, levels=levels, history=history, train=train, val=val,
+        stats=found.norm, threshold=found.event_threshold, stats_source=found.source,
+    )
+
+
+class WindowSampler(torch.utils.data.Sampler[list[int]]):
+    """Endless micro-batches of window indices for one rank (see the module docstring)."""
+
+    def __init__(self, n: int, *, seed: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.batch_size, self.rank, self.world = n, seed, batch_size, rank, world
+
+    def _stream(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield from (int(i) for i in torch.randperm(self.n, generator=gen))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        stream = self._stream()
+        lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        while True:
+            global_batch = [next(stream) for _ in range(self.batch_size * self.world)]
+            yield global_batch[lo:hi]
+
+
+def train_batches(
+    train: WindowDataset, params: TrialParams, dist: Distributed
+) -> Generator[tuple[Any, dict[str, dict[str, torch.Tensor]]], None, None]:
+    """Endless ``(aurora.Batch, targets)`` micro-batches of this rank's training windows, on
+    this rank's device, read through a DataLoader with the trial's workers and prefetch."""
+    sampler = WindowSampler(
+        len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
+        world=dist.world,
+    )
+    workers = params.num_workers
+    loader = torch.utils.data.DataLoader(
+        train,
+        batch_sampler=sampler,
+        collate_fn=stack_windows,
+        num_workers=workers,
+        prefetch_factor=params.prefetch_factor if workers > 0 else None,
+        pin_memory=dist.device.type == "cuda",
+        persistent_workers=False,
+    )
+    device = dist.device
+    for stacked in loader:
+        batch, targets = train.to_batch(stacked)
+        yield (
+            batch.to(device),
+            {g: {k: v.to(device, non_blocking=True) for k, v in d.items()}
+             for g, d in targets.items()},
+        )

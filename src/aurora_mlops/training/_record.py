@@ -1,0 +1,128 @@
+"""What a trial leaves behind: ``model.ckpt``, ``config.json``, ``trial.json`` (or
+``failure.json``), and the system metrics logged to MLflow. Only rank 0 writes."""
+
+from __future__ import annotations
+
+import platform
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aurora_mlops._io import atomic_write, sha256_file, write_json
+from aurora_mlops._version import __version__
+from aurora_mlops.training._data import TrialData
+from aurora_mlops.training._distributed import Distributed
+from aurora_mlops.training._loop import LoopResult
+from aurora_mlops.training._params import TrialParams
+from aurora_mlops.training._tracking import Tracker
+from aurora_mlops.variants import Profile, VariantSpec
+
+__all__ = ["TrialRecord", "init_ref", "write_failure"]
+
+
+def init_ref(init: str | Path | None) -> str | None:
+    """How ``trial.json`` records ``--init``: an absolute path for files, else as given."""
+    if init is None:
+        return None
+    path = Path(init)
+    return str(path.resolve()) if path.is_file() else str(init)
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_failure(output_dir: Path, error: Exception, history: list[dict[str, float]]) -> None:
+    """``failure.json``: the error and the epochs that finished before it."""
+    write_json(output_dir / "failure.json",
+               {"status": "failed", "error": str(error), "history": history})
+
+
+@dataclass
+class TrialRecord:
+    """The facts of a finished trial that its files record."""
+
+    variant: VariantSpec
+    profile: Profile
+    params: TrialParams
+    data_path: str
+    data: TrialData
+    init: str | Path | None
+    dist: Distributed
+
+    def config(self) -> dict[str, Any]:
+        """``config.json``: what rebuilds the trained model."""
+        return {
+            "variant": self.variant.name,
+            "aurora_class": self.variant.aurora_class,
+            "profile": self.profile,
+            "model_overrides": self.params.model_overrides(),
+            "history": self.data.history,
+            "levels": list(self.data.levels),
+        }
+
+    def system(self, loop: LoopResult, duration: float) -> dict[str, Any]:
+        """Timings and peak memory of the trial."""
+        secs = loop.train_seconds
+        return {
+            "duration_s": duration,
+            "train_seconds": secs,
+            "train_steps": loop.steps,
+            "samples_per_s": loop.samples / secs if secs > 0 else 0.0,
+            "peak_cpu_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_cuda_mib": (
+                torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+            ),
+        }
+
+    def write(self, output_dir: Path, loop: LoopResult, duration: float,
+              tracker: Tracker) -> Path:
+        """Write the best weights, ``config.json`` and ``trial.json``; returns the checkpoint."""
+        ckpt = output_dir / "model.ckpt"
+        best = loop.best_state
+        assert best is not None
+        atomic_write(ckpt, lambda f: torch.save(best, f))
+        system = self.system(loop, duration)
+        tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
+        config = self.config()
+        write_json(output_dir / "config.json", config)
+        tracker.log_artifact(output_dir / "config.json")
+        d = self.data
+        write_json(output_dir / "trial.json", {
+            "status": "succeeded",
+            "variant": self.variant.name,
+            "profile": self.profile,
+            "params": self.params.model_dump(mode="json"),
+            "config": config,
+            "data": {"path": self.data_path, "splits": d.splits.as_dict(),
+                     "levels": list(d.levels)},
+            "event_threshold": d.threshold,
+            "metrics": {k: float(v) for k, v in loop.best_metrics.items()},
+            "best_epoch": loop.best_epoch,
+            "history": loop.history,
+            "step_losses": loop.step_losses,
+            "timings": system,
+            "checkpoint": {"path": ckpt.name, "sha256": sha256_file(ckpt),
+                           "bytes": ckpt.stat().st_size},
+            "norm_stats": "norm_stats.json",
+            "norm_stats_source": d.stats_source,
+            "init": init_ref(self.init),
+            "mlflow_run_id": tracker.run_id,
+            "versions": {
+                "aurora_mlops": __version__,
+                "torch": torch.__version__,
+                "aurora": _dist_version("microsoft-aurora"),
+                "python": platform.python_version(),
+                "world_size": self.dist.world,
+                "device": str(self.dist.device),
+            },
+        })
+        return ckpt

@@ -1,0 +1,88 @@
+"""Validation during training: scores over evenly spaced validation windows.
+
+See :mod:`aurora_mlops.training._loss` for the definitions of the scores.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from aurora_mlops.errors import TrainingError
+from aurora_mlops.training._loss import ScoreAccumulator
+from aurora_mlops.training._params import TrialParams
+
+__all__ = ["REPORTED", "check_validation", "validate"]
+
+#: The validation metrics that a trial prints for Katib (and so must be finite).
+REPORTED = ("epoch", "train_loss", "val_rmse", "val_persistence_rmse", "val_event_f1", "val_score")
+
+
+def check_validation(metrics: dict[str, float], epoch: int) -> None:
+    """Fail the trial like a NaN loss when a reported validation metric is not finite.
+
+    Raises:
+        TrainingError: ``val_score`` (or another reported metric) is NaN or infinite.
+    """
+    bad = {k: metrics[k] for k in REPORTED if k in metrics and not math.isfinite(metrics[k])}
+    if bad:
+        listed = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingError(
+            f"validation at epoch {epoch} gave {listed}: the model's predictions on the "
+            "validation windows are not finite; lower --learning_rate, set --grad_clip, or "
+            "check the validation data with `aurora-mlops data validate`"
+        )
+
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    val: Any,
+    stats: Any,
+    weights: torch.Tensor,
+    threshold: float,
+    lead_weights: list[float],
+    device: torch.device,
+    params: TrialParams,
+    variant: str,
+    rollout: Any,
+) -> dict[str, float]:
+    """Validation scores over evenly spaced validation windows (see ``_loss`` for definitions)."""
+    model.eval()
+    n = len(val)
+    count = min(n, params.val_windows)
+    picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    acc = ScoreAccumulator(variant=variant, stats=stats, weights=weights, threshold=threshold)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params.amp)
+    for start in range(0, len(picks), params.batch_size):
+        batch, targets = val.batch(picks[start : start + params.batch_size])
+        batch = batch.to(device)
+        with amp:
+            preds = list(rollout(model, batch, params.rollout_steps))
+        for k, pred in enumerate(preds):
+            pred32 = pred.type(torch.float32) if hasattr(pred, "type") else pred
+            acc.add(
+                k,
+                pred32,
+                batch,
+                {n_: v[:, k].to(device) for n_, v in targets["surf"].items()},
+                {n_: v[:, k].to(device) for n_, v in targets["atmos"].items()},
+            )
+    rmse = acc.rmse_by_lead()
+    pers = acc.persistence_rmse_by_lead()
+    out = {
+        "val_score": acc.score(lead_weights),
+        "val_rmse": rmse[0],
+        "val_persistence_rmse": pers[0],
+        "val_event_f1": acc.f1(),
+    }
+    for k in range(1, len(rmse)):
+        out[f"val_rmse_lead{k + 1}"] = rmse[k]
+    for name, value in acc.rmse_by_variable().items():
+        out[f"val_rmse_{name}"] = value
+    for name, value in acc.rmse_by_variable(persistence=True).items():
+        out[f"val_persistence_rmse_{name}"] = value
+    return out
