@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 
+from aurora_mlops._io import atomic_write
 from aurora_mlops.benchmark import CPU_FALLBACK_NOTE, SCHEMA, run_benchmark, summarise
-from aurora_mlops.benchmark._report import write_text_atomic
 from aurora_mlops.cli import main
 from aurora_mlops.data import synthesize, write_dataset
 from aurora_mlops.training import load_trained, resolve_params, train_trial
@@ -305,7 +305,7 @@ def test_interrupted_run_leaves_no_report(
     def killed(*args: object, **kwargs: object) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_mod, "_time_training", killed)
+    monkeypatch.setattr(run_mod, "time_training", killed)
     trial_dir, _ = trial("medium-res")
     out = tmp_path / "out"
     code = main(
@@ -325,7 +325,7 @@ def test_atomic_write_leaves_nothing_on_failure(
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
-        write_text_atomic(tmp_path / "benchmark.json", "{}")
+        atomic_write(tmp_path / "benchmark.json", "{}")
     assert list(tmp_path.iterdir()) == []
 
 

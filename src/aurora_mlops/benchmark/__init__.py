@@ -12,14 +12,9 @@ Import cost: this package imports torch; the CLI imports it only for ``benchmark
 from __future__ import annotations
 
 from aurora_mlops.benchmark._env import env_ref, environment_record
-from aurora_mlops.benchmark._report import render_markdown
-from aurora_mlops.benchmark._run import (
-    CPU_FALLBACK_NOTE,
-    SCHEMA,
-    resolve_device,
-    run_benchmark,
-    summarise,
-)
+from aurora_mlops.benchmark._page import render_markdown
+from aurora_mlops.benchmark._run import CPU_FALLBACK_NOTE, SCHEMA, resolve_device, run_benchmark
+from aurora_mlops.benchmark._timing import summarise
 
 __all__ = [
     "CPU_FALLBACK_NOTE",

@@ -20,20 +20,16 @@ runs on the CPU and says so.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import functools
 import json
 import logging
-import math
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from aurora_mlops._io import atomic_write
 from aurora_mlops.benchmark._env import (
     cpu_rss_now_bytes,
     cpu_rss_peak_bytes,
@@ -41,11 +37,23 @@ from aurora_mlops.benchmark._env import (
     environment_record,
 )
 from aurora_mlops.benchmark._inputs import BenchInput, make_input
-from aurora_mlops.benchmark._report import render_markdown, write_text_atomic
+from aurora_mlops.benchmark._page import render_markdown
+from aurora_mlops.benchmark._timing import (
+    measured,
+    precision_name,
+    time_inference,
+    time_training,
+)
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.training import LossConfig, TrainedModel, lat_weights, load_trained, rollout_loss
+from aurora_mlops.training import TrainedModel, load_trained
 
-__all__ = ["CPU_FALLBACK_NOTE", "SCHEMA", "resolve_device", "run_benchmark", "summarise"]
+__all__ = [
+    "CPU_FALLBACK_NOTE",
+    "SCHEMA",
+    "report_json",
+    "resolve_device",
+    "run_benchmark",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +61,6 @@ SCHEMA = "aurora-mlops/benchmark/v1"
 CPU_FALLBACK_NOTE = "no CUDA device: measured on the CPU (fallback)"
 
 Progress = Callable[[str], None]
-
-
-def summarise(values: Sequence[float]) -> dict[str, Any]:
-    """Median, 95th percentile (linear interpolation), mean, min, max and count of ``values``."""
-    a = np.asarray(values, dtype=np.float64)
-    return {
-        "median": float(np.median(a)),
-        "p95": float(np.percentile(a, 95)),
-        "mean": float(a.mean()),
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "n": int(a.size),
-    }
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -97,152 +92,6 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
                 f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible"
             )
     return device
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def _section(device: torch.device) -> Iterator[dict[str, Any]]:
-    """Reset the CUDA peak counter, run the body, then fill in the memory figures."""
-    mem: dict[str, Any] = {}
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    yield mem
-    _sync(device)
-    mem["cuda_peak_bytes"] = (
-        int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
-    )
-    mem["cpu_rss_peak_bytes"] = cpu_rss_peak_bytes()
-    mem["cpu_rss_now_bytes"] = cpu_rss_now_bytes()
-
-
-def _precision(amp: bool) -> str:
-    return "bf16-autocast" if amp else "fp32"
-
-
-def _time_inference(
-    model: torch.nn.Module,
-    inputs: BenchInput,
-    *,
-    batch_size: int,
-    amp: bool,
-    steps: int,
-    repeats: int,
-    warmup: int,
-    device: torch.device,
-) -> dict[str, Any]:
-    from aurora.rollout import rollout
-
-    batch, _ = inputs.batch(batch_size)
-    batch = batch.to(device)
-    latencies: list[list[float]] = []
-    totals: list[float] = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-    with torch.no_grad(), autocast:
-        for run in range(warmup + repeats):
-            _sync(device)
-            start = prev = time.perf_counter()
-            per_step: list[float] = []
-            for _pred in rollout(model, batch, steps):
-                _sync(device)
-                now = time.perf_counter()
-                per_step.append(now - prev)
-                prev = now
-            if run >= warmup:
-                latencies.append(per_step)
-                totals.append(prev - start)
-    flat = [x for row in latencies for x in row]
-    step = summarise(flat)
-    return {
-        "rollout_steps": steps,
-        "repeats": repeats,
-        "warmup": warmup,
-        "step_latency_s": step,
-        "per_step_median_s": [
-            float(np.median([row[k] for row in latencies])) for k in range(steps)
-        ],
-        "rollout_s": summarise(totals),
-        "samples_per_s": batch_size / step["median"],
-    }
-
-
-def _time_training(
-    tm: TrainedModel,
-    inputs: BenchInput,
-    *,
-    batch_size: int,
-    amp: bool,
-    steps: int,
-    warmup: int,
-    device: torch.device,
-) -> dict[str, Any]:
-    from aurora.rollout import rollout
-
-    p = tm.params
-    horizon = p.rollout_steps
-    model = copy.deepcopy(tm.model)
-    activation_checkpointing = bool(p.activation_checkpointing)
-    if activation_checkpointing:
-        model.configure_activation_checkpointing()  # type: ignore[operator]
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(
-        [q for q in model.parameters() if q.requires_grad],
-        lr=p.learning_rate,
-        weight_decay=p.weight_decay,
-    )
-    stats = inputs.norm_stats()
-    cfg = LossConfig.from_params(tm.params)
-    lead_weights = list(p.lead_weights or [1.0] * horizon)
-    batch, targets = inputs.batch(batch_size)
-    batch = batch.to(device)
-    targets = {g: {k: v.to(device) for k, v in d.items()} for g, d in targets.items()}
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-    times: list[float] = []
-    losses: list[float] = []
-    crop: tuple[int, int] | None = None
-    weights = torch.ones(1, 1, device=device)
-    cropped = targets
-    try:
-        for step in range(warmup + steps):
-            _sync(device)
-            t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                preds = list(rollout(model, batch, horizon))
-                if crop is None:
-                    # rollout crops the grid to the patch size: crop targets and weights alike.
-                    h, w = next(iter(preds[0].surf_vars.values())).shape[-2:]
-                    crop = (int(h), int(w))
-                    cropped = {
-                        g: {k: v[..., :h, :w] for k, v in d.items()} for g, d in targets.items()
-                    }
-                    weights = lat_weights(preds[0].metadata.lat.cpu()).to(device)
-                loss = rollout_loss(preds, cropped, stats, weights, cfg, lead_weights)
-            loss.backward()
-            if p.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
-            optimizer.step()
-            _sync(device)
-            if step >= warmup:
-                times.append(time.perf_counter() - t0)
-                losses.append(float(loss.detach()))
-    finally:
-        del optimizer, model
-    step_s = summarise(times)
-    return {
-        "rollout_steps": horizon,
-        "steps": steps,
-        "warmup": warmup,
-        "activation_checkpointing": activation_checkpointing,
-        "optimizer": "AdamW",
-        "step_time_s": step_s,
-        "samples_per_s": batch_size / step_s["median"],
-        "loss_last": losses[-1] if math.isfinite(losses[-1]) else None,
-    }
 
 
 def _amp_comparison(figures: list[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]]:
@@ -350,11 +199,136 @@ def run_benchmark(
     try:
         return _run(
             model_path, variant, data=data, out_dir=Path(out_dir), batch_sizes=batch_sizes,
-            rollout_steps=rollout_steps, repeats=repeats, warmup=warmup, train_steps=train_steps,
             amp_modes=amp_modes, device=device, say=progress or log.info,
+            settings={"rollout_steps": rollout_steps, "repeats": repeats, "warmup": warmup,
+                      "train_steps": train_steps},
         )
     finally:
         torch.set_num_threads(before)
+
+
+def _modes(tm: TrainedModel, dev: torch.device, amp_modes: Sequence[bool] | None,
+           notes: list[str]) -> list[bool]:
+    """The precisions to measure: those asked for (else the trial's own), bf16 only where the
+    device has it (a note says when it was dropped)."""
+    modes = [bool(a) for a in dict.fromkeys(amp_modes)] if amp_modes else [bool(tm.params.amp)]
+    if dev.type == "cuda" and True in modes and not torch.cuda.is_bf16_supported():
+        modes = [m for m in modes if not m] or [False]
+        notes.append(f"{torch.cuda.get_device_name(dev)} lacks bf16: AMP was not measured")
+    return modes
+
+
+def _device_block(dev: torch.device, say: Progress) -> dict[str, Any]:
+    """What ran the measurements: CUDA, or the CPU and why."""
+    if dev.type == "cuda":
+        return {"type": str(dev), "cuda": True, "note": None}
+    cuda_available = torch.cuda.is_available()
+    note = (
+        CPU_FALLBACK_NOTE
+        if not cuda_available
+        else "a CUDA device is present but the CPU was asked for (--device cpu)"
+    )
+    say(note)
+    return {"type": "cpu", "cuda": False, "cuda_available": cuda_available, "note": note}
+
+
+def _model_block(tm: TrainedModel, env: dict[str, str]) -> dict[str, Any]:
+    """The checkpoint measured: size, parameters, and the trial settings that matter."""
+    model = tm.model
+    checkpoint = tm.trial.get("checkpoint", {})
+    return {
+        "path": str(tm.checkpoint),
+        "variant": tm.variant.name,
+        "aurora_class": tm.variant.aurora_class,
+        "profile": tm.profile,
+        "parameters_total": sum(p.numel() for p in model.parameters()),
+        "parameters_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "checkpoint_bytes": tm.checkpoint.stat().st_size,
+        "checkpoint_sha256": checkpoint.get("sha256"),
+        "checkpoint_sha256_verified": bool(checkpoint.get("sha256")),
+        "trial_amp": bool(tm.params.amp),
+        "trial_batch_size": tm.params.batch_size,
+        "env": env,
+    }
+
+
+def _figure(section: str, amp: bool, size: int, dev: torch.device, env: dict[str, str],
+            measure: Callable[[], dict[str, Any]], say: Progress) -> dict[str, Any]:
+    """One measurement as a figure: its id, settings, result (or error) and memory."""
+    label = f"{section} {precision_name(amp)} batch {size}"
+    say(f"{label}: measuring")
+    figure: dict[str, Any] = {
+        "id": f"{section}/{precision_name(amp)}/bs{size}",
+        "section": section,
+        "amp": amp,
+        "precision": precision_name(amp),
+        "batch_size": size,
+        "device": str(dev),
+    }
+    with measured(dev) as mem:
+        try:
+            figure.update(measure())
+        except torch.cuda.OutOfMemoryError as e:
+            figure["error"] = f"CUDA out of memory: {str(e).splitlines()[0]}"
+    figure.update(mem)
+    figure["env"] = env
+    if "error" in figure:
+        say(f"{label}: {figure['error']}")
+    else:
+        key = "step_latency_s" if section == "inference" else "step_time_s"
+        say(
+            f"{label}: median {figure[key]['median'] * 1e3:.1f} ms, "
+            f"p95 {figure[key]['p95'] * 1e3:.1f} ms, {figure['samples_per_s']:.2f} samples/s"
+        )
+    return figure
+
+
+def _measure_all(tm: TrainedModel, inputs: BenchInput, *, modes: list[bool], sizes: list[int],
+                 settings: dict[str, Any], dev: torch.device, env: dict[str, str],
+                 say: Progress) -> list[dict[str, Any]]:
+    """Every inference figure, then every training figure (so that the CPU high-water mark
+    grows section by section)."""
+    figures: list[dict[str, Any]] = []
+    model = tm.model
+    model.to(dev).eval()
+    for amp in modes:
+        for size in sizes:
+            figures.append(_figure("inference", amp, size, dev, env, functools.partial(
+                time_inference, model, inputs, batch_size=size, amp=amp,
+                steps=settings["rollout_steps"], repeats=settings["repeats"],
+                warmup=settings["warmup"], device=dev,
+            ), say))
+    model.to("cpu")  # one model on the device at a time: training works on a copy
+    for amp in modes:
+        for size in sizes:
+            figures.append(_figure("training", amp, size, dev, env, functools.partial(
+                time_training, tm, inputs, batch_size=size, amp=amp,
+                steps=settings["train_steps"], warmup=settings["warmup"], device=dev,
+            ), say))
+    return figures
+
+
+def _memory_block(figures: list[dict[str, Any]], device_block: dict[str, Any],
+                  env: dict[str, str]) -> dict[str, Any]:
+    cuda_peaks = [f["cuda_peak_bytes"] for f in figures if f["cuda_peak_bytes"] is not None]
+    return {
+        "cpu_rss_peak_bytes": cpu_rss_peak_bytes(),
+        "cpu_rss_now_bytes": cpu_rss_now_bytes(),
+        "cuda_peak_bytes": max(cuda_peaks) if cuda_peaks else None,
+        "cuda": device_block["cuda"],
+        "note": device_block["note"],
+        "env": env,
+    }
+
+
+def _busy_note(env_record: dict[str, Any]) -> str | None:
+    load = env_record["load_average_1m"]
+    if load is None or load <= env_record["cpu"]["usable_cores"]:
+        return None
+    return (
+        f"the machine was busy when the run started (1-minute load {load:.1f} on "
+        f"{env_record['cpu']['usable_cores']} usable cores): CPU timings are pessimistic"
+    )
 
 
 def _run(
@@ -364,132 +338,30 @@ def _run(
     data: str | Path | None,
     out_dir: Path,
     batch_sizes: Sequence[int],
-    rollout_steps: int,
-    repeats: int,
-    warmup: int,
-    train_steps: int,
     amp_modes: Sequence[bool] | None,
     device: str | torch.device | None,
+    settings: dict[str, Any],
     say: Progress,
 ) -> dict[str, Any]:
     """The body of :func:`run_benchmark` (arguments already checked)."""
     dev = resolve_device(device)
     tm = load_trained(model_path, variant=variant)
     sizes = sorted({int(b) for b in batch_sizes})
-    modes = [bool(a) for a in dict.fromkeys(amp_modes)] if amp_modes else [bool(tm.params.amp)]
     notes: list[str] = []
-    if dev.type == "cuda" and True in modes and not torch.cuda.is_bf16_supported():
-        modes = [m for m in modes if not m] or [False]
-        notes.append(f"{torch.cuda.get_device_name(dev)} lacks bf16: AMP was not measured")
+    modes = _modes(tm, dev, amp_modes, notes)
     env_record = environment_record(dev)
     env = env_ref(env_record)
     say(f"environment {env['id']}: {env['summary']}")
-    load = env_record["load_average_1m"]
-    if load is not None and load > env_record["cpu"]["usable_cores"]:
-        notes.append(
-            f"the machine was busy when the run started (1-minute load {load:.1f} on "
-            f"{env_record['cpu']['usable_cores']} usable cores): CPU timings are pessimistic"
-        )
-        say(notes[-1])
-    cuda_available = torch.cuda.is_available()
-    if dev.type == "cuda":
-        device_block: dict[str, Any] = {"type": str(dev), "cuda": True, "note": None}
-    else:
-        note = (
-            CPU_FALLBACK_NOTE
-            if not cuda_available
-            else "a CUDA device is present but the CPU was asked for (--device cpu)"
-        )
-        device_block = {
-            "type": "cpu", "cuda": False, "cuda_available": cuda_available, "note": note
-        }
-        say(note)
-
+    busy = _busy_note(env_record)
+    if busy:
+        notes.append(busy)
+        say(busy)
+    device_block = _device_block(dev, say)
     say(f"building {'the synthetic' if data is None else 'the test-split'} input batch")
     inputs = make_input(tm, data=data, max_batch=max(sizes), target_steps=tm.params.rollout_steps)
-    model = tm.model
-    parameters_total = sum(p.numel() for p in model.parameters())
-    parameters_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    checkpoint = tm.trial.get("checkpoint", {})
-    model_block = {
-        "path": str(tm.checkpoint),
-        "variant": tm.variant.name,
-        "aurora_class": tm.variant.aurora_class,
-        "profile": tm.profile,
-        "parameters_total": parameters_total,
-        "parameters_trainable": parameters_trainable,
-        "checkpoint_bytes": tm.checkpoint.stat().st_size,
-        "checkpoint_sha256": checkpoint.get("sha256"),
-        "checkpoint_sha256_verified": bool(checkpoint.get("sha256")),
-        "trial_amp": bool(tm.params.amp),
-        "trial_batch_size": tm.params.batch_size,
-        "env": env,
-    }
-
-    figures: list[dict[str, Any]] = []
-
-    def record(section: str, amp: bool, size: int, measure: Callable[[], dict[str, Any]]) -> None:
-        label = f"{section} {_precision(amp)} batch {size}"
-        say(f"{label}: measuring")
-        figure: dict[str, Any] = {
-            "id": f"{section}/{_precision(amp)}/bs{size}",
-            "section": section,
-            "amp": amp,
-            "precision": _precision(amp),
-            "batch_size": size,
-            "device": str(dev),
-        }
-        with _section(dev) as mem:
-            try:
-                figure.update(measure())
-            except torch.cuda.OutOfMemoryError as e:
-                figure["error"] = f"CUDA out of memory: {str(e).splitlines()[0]}"
-        figure.update(mem)
-        figure["env"] = env
-        figures.append(figure)
-        if "error" in figure:
-            say(f"{label}: {figure['error']}")
-        else:
-            key = "step_latency_s" if section == "inference" else "step_time_s"
-            say(
-                f"{label}: median {figure[key]['median'] * 1e3:.1f} ms, "
-                f"p95 {figure[key]['p95'] * 1e3:.1f} ms, {figure['samples_per_s']:.2f} samples/s"
-            )
-
-    model.to(dev).eval()
-    for amp in modes:
-        for size in sizes:
-            record(
-                "inference",
-                amp,
-                size,
-                functools.partial(
-                    _time_inference, model, inputs, batch_size=size, amp=amp,
-                    steps=rollout_steps, repeats=repeats, warmup=warmup, device=dev,
-                ),
-            )
-    model.to("cpu")  # one model on the device at a time: training works on a copy
-    for amp in modes:
-        for size in sizes:
-            record(
-                "training",
-                amp,
-                size,
-                functools.partial(
-                    _time_training, tm, inputs, batch_size=size, amp=amp, steps=train_steps,
-                    warmup=warmup, device=dev,
-                ),
-            )
-
-    cuda_peaks = [f["cuda_peak_bytes"] for f in figures if f["cuda_peak_bytes"] is not None]
-    memory = {
-        "cpu_rss_peak_bytes": cpu_rss_peak_bytes(),
-        "cpu_rss_now_bytes": cpu_rss_now_bytes(),
-        "cuda_peak_bytes": max(cuda_peaks) if cuda_peaks else None,
-        "cuda": device_block["cuda"],
-        "note": device_block["note"],
-        "env": env,
-    }
+    model_block = _model_block(tm, env)
+    figures = _measure_all(tm, inputs, modes=modes, sizes=sizes, settings=settings, dev=dev,
+                           env=env, say=say)
     if any("error" in f for f in figures):
         notes.append("some measurements failed (see the figures' `error`)")
     report: dict[str, Any] = {
@@ -500,22 +372,18 @@ def _run(
         "input": inputs.describe,
         "settings": {
             "batch_sizes": sizes,
-            "rollout_steps": rollout_steps,
-            "repeats": repeats,
-            "warmup": warmup,
-            "train_steps": train_steps,
+            **settings,
             "train_rollout_steps": tm.params.rollout_steps,
-            "amp_modes": [_precision(a) for a in modes],
+            "amp_modes": [precision_name(a) for a in modes],
         },
         "figures": figures,
         "amp_comparison": _amp_comparison(figures, env),
-        "memory": memory,
+        "memory": _memory_block(figures, device_block, env),
         "notes": notes,
     }
-    out = out_dir
-    write_text_atomic(out / "benchmark.md", render_markdown(report))
-    write_text_atomic(out / "benchmark.json", report_json(report))
-    say(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")
+    atomic_write(out_dir / "benchmark.md", render_markdown(report))
+    atomic_write(out_dir / "benchmark.json", report_json(report))
+    say(f"wrote {out_dir / 'benchmark.json'} and {out_dir / 'benchmark.md'}")
     return report
 
 
