@@ -94,7 +94,7 @@ def test_skipping_teardown_keeps_the_exit_code(code: str, rc: int) -> None:
     import subprocess
     import sys
 
-    prog = ("import atexit\nfrom aurora_mlops.kfp.steps import _exit_without_teardown\n"
+    prog = ("import atexit\nfrom aurora_mlops.kfp._exit import _exit_without_teardown\n"
             f"atexit.register(_exit_without_teardown)\n{code}\n")
     result = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
                             timeout=120)
@@ -103,6 +103,6 @@ def test_skipping_teardown_keeps_the_exit_code(code: str, rc: int) -> None:
 
 
 def test_teardown_is_skipped_only_inside_the_kfp_executor() -> None:
-    from aurora_mlops.kfp.steps import _in_kfp_executor
+    from aurora_mlops.kfp._exit import _in_kfp_executor
 
     assert _in_kfp_executor() is False  # pytest: a normal interpreter exit

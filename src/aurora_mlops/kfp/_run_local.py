@@ -231,17 +231,9 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     from kfp import local
 
     from aurora_mlops.kfp.all_variants import build
-    from aurora_mlops.kfp.steps import SYNTHETIC
-    from aurora_mlops.variants import VARIANTS
 
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ConfigError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose "
-                          f"from {', '.join(VARIANTS)}")
-    b = budget or LocalBudget()
-    if echo is None:
-        out = sys.stdout
-        echo = lambda line: print(line, file=out, flush=True)  # noqa: E731
+    _require_variants(variants)
+    echo = echo or _stdout_echo()
     work = Path(work_dir).resolve()
     root = work / "kfp"
     root.mkdir(parents=True, exist_ok=True)
@@ -251,6 +243,54 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                raise_on_error=True)
     before = set(root.iterdir())
+    arguments = _arguments(variants, budget or LocalBudget(), uri, dataset_uri)
+    wall = _run_logged(pipeline, arguments, root=root, log=log, uri=uri, echo=echo)
+    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise PipelineFailed(f"kfp.local wrote no run folder under {root}; see {log}")
+    run_dir = new[-1]
+    return LocalRun(work_dir=work, run_dir=run_dir, tracking_uri=uri, log=log, wall_s=wall,
+                    variants=_collect(run_dir),
+                    report=_first(run_dir.glob("report/results/report.html")))
+
+
+def _require_variants(variants: Sequence[str]) -> None:
+    from aurora_mlops.variants import VARIANTS
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ConfigError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose "
+                          f"from {', '.join(VARIANTS)}")
+
+
+def _stdout_echo() -> Callable[[str], None]:
+    """Print to this process's stdout as it is now (the run later redirects ``sys.stdout``)."""
+    out = sys.stdout
+    return lambda line: print(line, file=out, flush=True)
+
+
+def _arguments(variants: Sequence[str], b: LocalBudget, uri: str,
+               dataset_uri: str) -> dict[str, Any]:
+    """The ``aurora-all-variants`` arguments of a local smoke run with budget ``b``."""
+    from aurora_mlops.kfp.steps import SYNTHETIC
+
+    return dict(variants=list(variants), algorithm="random",
+                dataset_uri=dataset_uri or SYNTHETIC,
+                max_trials=b.max_trials, parallel_trials=b.parallel_trials,
+                profile="smoke", backend="local", registry_uri=uri, gate="",
+                min_skill=b.min_skill, trial_args=b.trial_args,
+                final_fit_args=b.final_fit_args, lead_steps=b.lead_steps,
+                max_inits=b.max_inits, bench_repeats=b.bench_repeats,
+                bench_train_steps=b.bench_train_steps, tracking_uri=uri, namespace="")
+
+
+def _run_logged(pipeline: Callable[..., Any], arguments: dict[str, Any], *, root: Path,
+                log: Path, uri: str, echo: Callable[[str], None]) -> float:
+    """Run the pipeline with its output in ``log`` and a progress feed; returns the wall time.
+
+    Raises:
+        PipelineFailed: A step failed.
+    """
     stop = threading.Event()
     feed = threading.Thread(target=_follow, args=(root, time.time(), echo, stop), daemon=True)
     t0 = time.perf_counter()
@@ -259,24 +299,10 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
         with log.open("w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f), \
                 _environment({"MLFLOW_TRACKING_URI": uri, "AURORA_MLOPS_TRACKING_URI": uri,
                               "PYTHONUNBUFFERED": "1"}):
-            pipeline(variants=list(variants), algorithm="random",
-                     dataset_uri=dataset_uri or SYNTHETIC,
-                     max_trials=b.max_trials, parallel_trials=b.parallel_trials,
-                     profile="smoke", backend="local", registry_uri=uri, gate="",
-                     min_skill=b.min_skill, trial_args=b.trial_args,
-                     final_fit_args=b.final_fit_args, lead_steps=b.lead_steps,
-                     max_inits=b.max_inits, bench_repeats=b.bench_repeats,
-                     bench_train_steps=b.bench_train_steps, tracking_uri=uri, namespace="")
+            pipeline(**arguments)
     except RuntimeError as e:
         raise _failure(log, e) from None
     finally:
         stop.set()
         feed.join()
-    wall = time.perf_counter() - t0
-    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
-    if not new:
-        raise PipelineFailed(f"kfp.local wrote no run folder under {root}; see {log}")
-    run_dir = new[-1]
-    return LocalRun(work_dir=work, run_dir=run_dir, tracking_uri=uri, log=log, wall_s=wall,
-                    variants=_collect(run_dir),
-                    report=_first(run_dir.glob("report/results/report.html")))
+    return time.perf_counter() - t0

@@ -8,20 +8,16 @@ modules (torch, aurora, mlflow) are imported inside the functions that need them
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import logging
-import os
 import shlex
 import shutil
-import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError, DataFileError, ValidationFailed
+from aurora_mlops.kfp._exit import failure_summary, reported
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +152,7 @@ def sweep(*, variant: str, algorithm: str, profile: str, data_dir: str | Path,
     Returns:
         The ``best.json`` written into ``best_dir``.
     """
-    from aurora_mlops.tuning._katib_client import export_trial, pipeline_experiment
+    from aurora_mlops.tuning import export_trial, pipeline_experiment
 
     exp = pipeline_experiment(variant=variant, algorithm=algorithm, profile=profile,
                               max_trials=max_trials, parallel_trials=parallel_trials,
@@ -164,7 +160,7 @@ def sweep(*, variant: str, algorithm: str, profile: str, data_dir: str | Path,
                               name_suffix=run_id[:8] if backend == "katib" else "")
     if backend == "katib":
         from aurora_mlops.config import get_settings
-        from aurora_mlops.tuning._katib_client import run_katib
+        from aurora_mlops.tuning import run_katib
 
         _stage(Path(data_dir) / f"{variant}.nc", Path(data_root) / f"{variant}.nc")
         k = run_katib(exp, namespace=namespace or get_settings().namespace, api=katib_api,
@@ -175,7 +171,7 @@ def sweep(*, variant: str, algorithm: str, profile: str, data_dir: str | Path,
         trial_dir, best, params, metrics = (Path(ckpt).parent, k.best_trial, k.parameters,
                                             k.metrics)
     elif backend == "local":
-        from aurora_mlops.tuning._local import run_local
+        from aurora_mlops.tuning import run_local
 
         r = run_local(exp, work_dir=sweep_dir, data_dir=data_dir, progress=False,
                       tracking_uri=tracking_uri or None)
@@ -343,67 +339,3 @@ def combine_report(*, evals: dict[str, str], benches: dict[str, str], sweeps: di
                            sweep_dir=Path(sweeps[v]) if v in sweeps else None)
                for v, e in sorted(evals.items())]
     return build_report(entries, out_dir)
-
-
-@contextlib.contextmanager
-def reported(step: str) -> Iterator[None]:
-    """Turn a user-caused error inside a step into one line and exit code 1 (no traceback).
-
-    The line (``aurora-mlops: error: [STEP] message``) is what ``pipeline run --local`` shows
-    when the step fails, and what a reader of the pod's log looks for.
-    """
-    try:
-        yield
-    except AuroraMLOpsError as e:
-        print(f"aurora-mlops: error: [{step}] {e}", file=sys.stderr, flush=True)
-        if isinstance(e, ValidationFailed):
-            for problem in e.problems:
-                print(f"  {problem}", file=sys.stderr, flush=True)
-        raise SystemExit(e.exit_code) from e
-    if _in_kfp_executor():
-        atexit.register(_exit_without_teardown)
-
-
-def _in_kfp_executor() -> bool:
-    """Whether this process is a KFP task (``python -m kfp.dsl.executor_main``)."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(spec, "name", None) == "kfp.dsl.executor_main"
-
-
-def _exit_without_teardown() -> None:
-    """End a finished task's process without the interpreter's teardown.
-
-    With torch, aurora and mlflow loaded, Python's shutdown takes 1.5-4 s on 2 cores: 12 % of
-    a local pipeline run. Registered once the step succeeded, this hook runs first at exit
-    (atexit is last-in, first-out), after KFP wrote the outputs: it flushes stdio and logging
-    and calls ``os._exit``, with code 1 when an uncaught exception is ending the process.
-    """
-    failed = getattr(sys, "last_value", None) is not None
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        logging.shutdown()
-    os._exit(1 if failed else 0)
-
-
-def failure_summary(status: dict[str, Any], out: str | Path) -> str:
-    """Markdown summary of how the pipeline ended (the exit handler's step).
-
-    Args:
-        status: KFP's ``PipelineTaskFinalStatus`` as a dict (``state``, ``pipeline_task_name``,
-            ``error_code``, ``error_message``, ``pipeline_job_resource_name``).
-        out: Markdown file to write.
-
-    Returns:
-        The summary text.
-    """
-    state = str(status.get("state") or "UNKNOWN")
-    lines = [f"# Pipeline {status.get('pipeline_job_resource_name') or ''}: {state}", ""]
-    if state not in ("SUCCEEDED", "SUCCESS"):
-        lines += [f"- failed step: `{status.get('pipeline_task_name') or 'unknown'}`",
-                  f"- error code: {status.get('error_code')}",
-                  f"- message: {status.get('error_message') or 'none given'}", "",
-                  "The failing step's own log ends with a line starting `aurora-mlops: error:`."]
-    text = "\n".join(lines) + "\n"
-    Path(out).write_text(text, encoding="utf-8")
-    return text
