@@ -21,8 +21,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Combine the best trials of every variant across datasets into one report: "
         "headline RMSE/ACC, a scorecard summary against the baselines, events, lead-time "
         "curves side by side, an efficiency table and the sweeps' best trials. Writes "
-        "OUT/report.json, OUT/report.md, a self-contained OUT/report.html and "
-        "OUT/lead_rmse_*.png.",
+        "OUT/report.json, OUT/report.md, a self-contained OUT/report.html, "
+        "OUT/scorecard_*.png (skill against persistence) and OUT/lead_rmse_*.png.",
     )
     p.add_argument("--out", required=True, help="Output directory.")
     p.add_argument(

@@ -14,7 +14,7 @@ import pandas as pd
 from aurora_mlops._figures import new_figure, png_bytes, safe_name, skill_heatmap
 
 if TYPE_CHECKING:
-    from aurora_mlops.evaluation._evaluate import EvaluationResult
+    from aurora_mlops.evaluation._result import EvaluationResult
 
 __all__ = ["confusion_plots", "lead_curves", "scorecard_plots", "target_label"]
 
@@ -22,8 +22,8 @@ _CURVE_METRICS = ("rmse", "acc", "crps")
 
 
 def target_label(variable: str, level: Any) -> str:
-    """``2t``, ``z 500``: a variable and its level (hPa) as the pictures name them."""
-    return variable if level is None or pd.isna(level) else f"{variable} {int(level)}"
+    """``2t``, ``z500``: a variable and its level (hPa) as the pictures name them."""
+    return variable if level is None or pd.isna(level) else f"{variable}{int(level)}"
 
 
 def scorecard_plots(result: EvaluationResult) -> dict[str, bytes]:
