@@ -100,6 +100,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     import sys
 
     from aurora_mlops.benchmark import run_benchmark
+    from aurora_mlops.cli._profile import require_model_data_profile
+
+    if args.data is not None:
+        require_model_data_profile(args.data, args.model, "benchmark")
 
     def progress(line: str) -> None:
         print(f"benchmark: {line}", file=sys.stderr, flush=True)

@@ -67,6 +67,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """
     if args.model is None:
         return _evaluate(args, None)
+    if args.data is not None:
+        from aurora_mlops.cli._profile import require_model_data_profile
+
+        require_model_data_profile(args.data, args.model, "evaluate")
     out = Path(args.out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.forecasts-", dir=out.parent))
@@ -78,58 +82,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, scratch: Path | None) -> int:
     import aurora_mlops.evaluation as ev
-    from aurora_mlops.data import open_dataset, split_times
-    from aurora_mlops.variables import VARIABLES
 
-    forecasts: dict[str, Any] = {}
-    checkpoint: dict[str, Any] | None = None
     if args.model is not None:
-        if args.data is None or args.forecast is not None:
-            raise ConfigError("--model needs --data and excludes --forecast")
-        if args.lead_steps < 1:
-            raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
-        if args.max_inits is not None and args.max_inits < 1:
-            raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
-        from aurora_mlops.training import checkpoint_record, load_trained
-
-        # Load the trial and open the data once; both rollouts share them.
-        trained = load_trained(args.model, args.variant)
-        checkpoint = checkpoint_record(trained)
-        data = open_dataset(args.data)
-        rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
         assert scratch is not None
-        forecasts["model"] = ev.forecast_from_checkpoint(
-            trained, data, args.variant, store=scratch / "model.zarr", **rollout)
-        untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned,
-                                      store=scratch / "untuned.zarr", **rollout)
-        if untuned is not None:
-            forecasts["untuned"] = untuned
-        else:
-            print("note: no untuned baseline: the trial trained from scratch (pass --untuned CKPT)")
-        truth: Any = args.truth or args.data
+        forecasts, checkpoint, truth = _model_forecasts(args, scratch)
     else:
-        if args.forecast is None or args.truth is None:
-            raise ConfigError("evaluate needs --forecast F --truth T, or --model CKPT --data PATH")
-        if args.untuned is not None:
-            raise ConfigError("--untuned needs --model (score an untuned forecast file with a "
-                              "second evaluate run)")
-        forecasts["model"] = args.forecast
-        truth = args.truth
-
-    climatology = None
-    if args.climatology_from is not None:
-        src = open_dataset(args.climatology_from)
-        train = split_times(src.sizes["time"]).train
-        src = src.isel(time=slice(*train))
-        angles = {v.name for v in VARIABLES.values() if v.angle}
-        climatology = ev.compute_climatology(src, angles=angles)
-
+        forecasts, checkpoint, truth = _file_forecasts(args)
     result = ev.evaluate_forecasts(
         forecasts,
         truth,
         variant=args.variant,
         out_dir=Path(args.out),
-        climatology=climatology,
+        climatology=_climatology(args.climatology_from),
         baselines=tuple(args.baseline or ev.BASELINES),
         checkpoint=checkpoint,
     )
@@ -143,3 +107,60 @@ def _evaluate(args: argparse.Namespace, scratch: Path | None) -> int:
         print(f"note: {note}")
     print(f"wrote {len(result.files)} files to {args.out}")
     return 0
+
+
+Forecasts = tuple[dict[str, Any], "dict[str, Any] | None", Any]
+
+
+def _model_forecasts(args: argparse.Namespace, scratch: Path) -> Forecasts:
+    """``--model``: the trial's and the untuned model's rollouts (streamed into ``scratch``),
+    the checkpoint record and the truth."""
+    import aurora_mlops.evaluation as ev
+    from aurora_mlops.data import open_dataset
+
+    if args.data is None or args.forecast is not None:
+        raise ConfigError("--model needs --data and excludes --forecast")
+    if args.lead_steps < 1:
+        raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
+    if args.max_inits is not None and args.max_inits < 1:
+        raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
+    from aurora_mlops.training import checkpoint_record, load_trained
+
+    # Load the trial and open the data once; both rollouts share them.
+    trained = load_trained(args.model, args.variant)
+    data = open_dataset(args.data)
+    rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
+    forecasts: dict[str, Any] = {"model": ev.forecast_from_checkpoint(
+        trained, data, args.variant, store=scratch / "model.zarr", **rollout)}
+    untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned,
+                                  store=scratch / "untuned.zarr", **rollout)
+    if untuned is not None:
+        forecasts["untuned"] = untuned
+    else:
+        print("note: no untuned baseline: the trial trained from scratch (pass --untuned CKPT)")
+    return forecasts, checkpoint_record(trained), args.truth or args.data
+
+
+def _file_forecasts(args: argparse.Namespace) -> Forecasts:
+    """``--forecast F --truth T``: the forecast file as the model, and the truth."""
+    if args.forecast is None or args.truth is None:
+        raise ConfigError("evaluate needs --forecast F --truth T, or --model CKPT --data PATH")
+    if args.untuned is not None:
+        raise ConfigError("--untuned needs --model (score an untuned forecast file with a "
+                          "second evaluate run)")
+    return {"model": args.forecast}, None, args.truth
+
+
+def _climatology(source: str | None) -> Any:
+    """The climatology of ``source``'s training split, or ``None`` (the truth's own)."""
+    if source is None:
+        return None
+    import aurora_mlops.evaluation as ev
+    from aurora_mlops.data import open_dataset, split_times
+    from aurora_mlops.variables import VARIABLES
+
+    src = open_dataset(source)
+    train = split_times(src.sizes["time"]).train
+    src = src.isel(time=slice(*train))
+    angles = {v.name for v in VARIABLES.values() if v.angle}
+    return ev.compute_climatology(src, angles=angles)

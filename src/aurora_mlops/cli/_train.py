@@ -63,6 +63,9 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
     if args.from_sweep is not None:
         given = {**sweep_params(args.from_sweep), **given}
     params = resolve_params(args.profile, given)
+    from aurora_mlops.cli._profile import require_train_data_profile
+
+    require_train_data_profile(args.data, args.profile)
     from aurora_mlops.training import train_trial
 
     logging.getLogger("aurora_mlops").setLevel(logging.INFO if args.verbose else logging.WARNING)

@@ -1,0 +1,72 @@
+"""Refuse a data/profile mismatch before any model is built.
+
+``data synth`` records the profile it generated for in the dataset's ``profile`` attribute
+(smoke data has 3 pressure levels on a coarse grid). A dataset without that attribute is real
+data, which is production data. ``train-trial`` (its ``--profile``), ``evaluate --model`` and
+``benchmark --data`` (the profile the model was trained with) refuse a dataset of the other
+profile with one sentence that names the dataset, its profile and the flag to pass: otherwise a
+forgotten ``--profile smoke`` silently builds the full model on smoke data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aurora_mlops.errors import ConfigError
+
+__all__ = ["data_profile", "require_model_data_profile", "require_train_data_profile",
+           "trial_profile"]
+
+#: The profile of a dataset without a ``profile`` attribute (real data).
+DEFAULT_PROFILE = "production"
+
+
+def data_profile(path: str | Path) -> str:
+    """The profile a dataset was made for: its ``profile`` attribute, else ``production``."""
+    from aurora_mlops.data import open_dataset
+
+    ds = open_dataset(path)
+    try:
+        value = ds.attrs.get("profile")
+    finally:
+        ds.close()
+    return DEFAULT_PROFILE if value is None else str(value)
+
+
+def trial_profile(model: str | Path) -> str | None:
+    """The profile recorded in a train-trial output (its directory or its ``model.ckpt``);
+    ``None`` when there is no readable ``trial.json`` (loading the model reports that)."""
+    path = Path(model)
+    trial = (path if path.is_dir() else path.parent) / "trial.json"
+    try:
+        value = json.loads(trial.read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
+
+def require_train_data_profile(data: str | Path, profile: str) -> None:
+    """Raise :class:`ConfigError` unless ``data`` was made for ``train-trial --profile``."""
+    found = data_profile(data)
+    if found != profile:
+        raise ConfigError(
+            f"dataset {data} was made for the {found} profile but train-trial runs the "
+            f"{profile} profile; pass --profile {found} (or use {profile} data: a dataset "
+            "without a 'profile' attribute counts as production)"
+        )
+
+
+def require_model_data_profile(data: str | Path, model: str | Path, command: str) -> None:
+    """Raise :class:`ConfigError` unless ``data`` has the profile ``model`` was trained with."""
+    wanted = trial_profile(model)
+    if wanted is None:
+        return
+    found = data_profile(data)
+    if found != wanted:
+        raise ConfigError(
+            f"dataset {data} was made for the {found} profile but the model {model} was "
+            f"trained with the {wanted} profile; pass {command} --data with {wanted}-profile "
+            f"data (`aurora-mlops data synth --profile {wanted}`) or a model trained with "
+            f"--profile {found}"
+        )
