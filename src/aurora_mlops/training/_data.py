@@ -37,7 +37,9 @@ from aurora_mlops.variants import Profile, VariantSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrialData", "WindowSampler", "load_trial_data", "train_batches"]
+__all__ = ["TrialData", "WindowSampler", "fit_to_patches", "load_trial_data", "train_batches"]
+
+Targets = dict[str, dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -138,11 +140,26 @@ class WindowSampler(torch.utils.data.Sampler[list[int]]):
             yield global_batch[lo:hi]
 
 
+def fit_to_patches(batch: Any, targets: Targets, patch_size: int) -> tuple[Any, Targets]:
+    """``batch`` cropped as Aurora crops it, and ``targets`` cropped alike.
+
+    Aurora drops the last latitude row of a grid with one row more than its patches cover
+    (721 rows at 0.25 degrees); the targets lose the same row, so predictions and targets align.
+    """
+    rows = batch.spatial_shape[0]
+    cropped = batch.crop(patch_size)
+    h = cropped.spatial_shape[0]
+    if h == rows:
+        return batch, targets
+    return cropped, {g: {k: v[..., :h, :] for k, v in d.items()} for g, d in targets.items()}
+
+
 def train_batches(
-    train: WindowDataset, params: TrialParams, dist: Distributed
-) -> Generator[tuple[Any, dict[str, dict[str, torch.Tensor]]], None, None]:
+    train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int
+) -> Generator[tuple[Any, Targets], None, None]:
     """Endless ``(aurora.Batch, targets)`` micro-batches of this rank's training windows, on
-    this rank's device, read through a DataLoader with the trial's workers and prefetch."""
+    this rank's device, read through a DataLoader with the trial's workers and prefetch, and
+    fitted to the model's patches (see :func:`fit_to_patches`)."""
     sampler = WindowSampler(
         len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
         world=dist.world,
@@ -159,7 +176,7 @@ def train_batches(
     )
     device = dist.device
     for stacked in loader:
-        batch, targets = train.to_batch(stacked)
+        batch, targets = fit_to_patches(*train.to_batch(stacked), patch_size)
         yield (
             batch.to(device),
             {g: {k: v.to(device, non_blocking=True) for k, v in d.items()}

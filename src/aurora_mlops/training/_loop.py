@@ -114,12 +114,15 @@ class Loop:
             weight_decay=params.weight_decay,
         )
         self.scheduler = make_scheduler(self.optimizer, params)
-        self.weights = lat_weights(self.data.train.lat).to(self.dist.device)
+        patch = int(getattr(module, "patch_size", 1))
+        lat = self.data.train.lat
+        rows = len(lat) - 1 if len(lat) % patch == 1 else len(lat)  # as fit_to_patches crops
+        self.weights = lat_weights(lat[:rows]).to(self.dist.device)
         self.loss_cfg = LossConfig.from_params(params)
         self.amp = torch.autocast(self.dist.device.type, dtype=torch.bfloat16,
                                   enabled=params.amp)
         result = self.result = LoopResult()
-        batches = train_batches(self.data.train, params, self.dist)
+        batches = train_batches(self.data.train, params, self.dist, patch)
         stale, best = 0, math.inf
         total = params.epochs * params.steps_per_epoch
         try:
