@@ -49,7 +49,10 @@ def write_store(path: Path, steps: int, grid: tuple[int, int]) -> float:
     h, w = grid
     levels = np.asarray(spec.levels, dtype=np.int64)
     coords = {
-        "lat": np.linspace(90.0, -90.0, h), "lon": np.linspace(0.0, 360.0, w, endpoint=False),
+        # 90 .. -90 + spacing: the rows Aurora keeps of a grid with both poles (721 x 1440 at
+        # 0.25 degrees loses its last row), so no patch's mean latitude is near 0.
+        "lat": 90.0 - (180.0 / h) * np.arange(h),
+        "lon": np.linspace(0.0, 360.0, w, endpoint=False),
         "level": levels,
     }
     times = pd.date_range("2024-01-01", periods=steps, freq=f"{spec.timestep_hours}h")

@@ -176,7 +176,8 @@ def train_batches(
     )
     device = dist.device
     for stacked in loader:
-        batch, targets = fit_to_patches(*train.to_batch(stacked), patch_size)
+        batch, targets = train.to_batch(stacked)
+        batch, targets = fit_to_patches(batch, targets, patch_size)
         yield (
             batch.to(device),
             {g: {k: v.to(device, non_blocking=True) for k, v in d.items()}

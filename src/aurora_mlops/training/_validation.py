@@ -59,8 +59,8 @@ def validate(
     acc = ScoreAccumulator(variant=variant, stats=stats, weights=weights, threshold=threshold)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params.amp)
     for start in range(0, len(picks), params.batch_size):
-        batch, targets = fit_to_patches(*val.batch(picks[start : start + params.batch_size]),
-                                        int(getattr(model, "patch_size", 1)))
+        batch, targets = val.batch(picks[start : start + params.batch_size])
+        batch, targets = fit_to_patches(batch, targets, int(getattr(model, "patch_size", 1)))
         batch = batch.to(device)
         with amp:
             preds = list(rollout(model, batch, params.rollout_steps))
