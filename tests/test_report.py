@@ -258,6 +258,32 @@ def test_html_is_self_contained_and_markdown_has_the_tables(
 
 
 @pytest.mark.slow
+def test_pages_open_with_scorecards_of_the_evaluations_skill(
+    root: Path, built: tuple[Path, dict[str, Any]]
+) -> None:
+    out, report = built
+    for label, name in (("medium-res / era5", "medium-res-era5"),
+                        ("air-pollution / cams", "air-pollution-cams")):
+        metrics = json.loads((root / "eval" / name / "metrics.json").read_text())
+        want = {
+            (r["variable"] + ("" if r["level"] is None else str(r["level"])), r["lead_hours"]):
+            r["value"] for r in metrics["rows"]
+            if r["model"] == "model" and r["metric"] == "rmse_skill_vs_persistence"
+        }
+        skill = _entry(report, label)["evaluation"]["skill"]
+        assert skill["reference"] == "persistence" and len(want) > 0
+        got = {(t, h): v for t, row in zip(skill["targets"], skill["skill"], strict=True)
+               for h, v in zip(skill["lead_hours"], row, strict=True)}
+        assert {k: v for k, v in got.items() if v is not None} == {
+            k: v for k, v in want.items() if v is not None}
+    page = (out / "report.html").read_text()
+    assert page.index('<img alt="scorecard_') < page.index("<img alt=\"lead_rmse_") < (
+        page.index("<table"))
+    md = (out / "report.md").read_text()
+    assert md.index("![scorecard_") < md.index("![lead_rmse_") < md.index("\n| entry |")
+
+
+@pytest.mark.slow
 def test_missing_benchmark_and_sweep_are_noted_not_fatal(
     built: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -11,9 +11,10 @@ Import cost: this package imports torch; the CLI imports it only for ``benchmark
 
 from __future__ import annotations
 
+from aurora_mlops.benchmark._device import CPU_FALLBACK_NOTE, resolve_device
 from aurora_mlops.benchmark._env import env_ref, environment_record
 from aurora_mlops.benchmark._page import render_markdown
-from aurora_mlops.benchmark._run import CPU_FALLBACK_NOTE, SCHEMA, resolve_device, run_benchmark
+from aurora_mlops.benchmark._run import SCHEMA, run_benchmark
 from aurora_mlops.benchmark._timing import summarise
 
 __all__ = [

@@ -101,9 +101,67 @@ def _grid_for(tm: TrainedModel) -> tuple[tuple[int, int], str]:
 def _add_coast_mask(tm: TrainedModel, windows: WindowDataset) -> None:
     """``coastal_conditioning`` trials read one more static field: derive it as training did."""
     if tm.params.coastal_conditioning:
-        from aurora_mlops.training._trainer import COAST_VAR, coast_mask
+        from aurora_mlops.training import COAST_VAR, coast_mask
 
         windows.static[COAST_VAR] = coast_mask(windows.static["lsm"])
+
+
+def _test_windows(tm: TrainedModel, data: str | Path,
+                  target_steps: int) -> tuple[WindowDataset, dict[str, Any]]:
+    """Windows of the test split of ``data`` (which must hold the checkpoint's levels)."""
+    from aurora_mlops.data import WindowDataset, open_dataset, split_times
+
+    levels = tm.levels
+    ds = open_dataset(data)
+    have = [int(x) for x in ds["level"].values] if "level" in ds.coords else []
+    missing = [lv for lv in levels if lv not in have]
+    if missing:
+        raise DataError(
+            f"{data} has pressure levels {have} but the checkpoint was trained on "
+            f"{list(levels)} (missing {missing}): pass a dataset with those levels"
+        )
+    test = split_times(int(ds.sizes["time"])).test
+    windows = WindowDataset(
+        ds, tm.variant, test, history=tm.history, rollout_steps=target_steps,
+        levels=levels or None,
+    )
+    return windows, {
+        "source": "data",
+        "path": str(data),
+        "split": "test",
+        "split_times": list(test),
+        "windows_available": len(windows),
+        "grid_source": f"the dataset {data}",
+    }
+
+
+def _synthetic_windows(tm: TrainedModel, max_batch: int,
+                       target_steps: int) -> tuple[WindowDataset, dict[str, Any]]:
+    """``max_batch`` synthetic windows on the trial's grid and levels."""
+    from aurora_mlops.data import WindowDataset, synthesize
+
+    spec, levels = tm.variant, tm.levels
+    grid, grid_source = _grid_for(tm)
+    profile = tm.profile
+    if not set(levels) <= set(spec.pressure_levels(profile)):
+        profile = "production"  # the 13 standard levels hold any level a trial may use
+    if not set(levels) <= set(spec.pressure_levels(profile)):
+        raise DataError(
+            f"the checkpoint's pressure levels {list(levels)} cannot be synthesised: "
+            "pass --data with a dataset on those levels"
+        )
+    times = tm.history + target_steps + max_batch - 1
+    ds = synthesize(spec, times=times, grid=grid, seed=0, profile=profile)
+    windows = WindowDataset(
+        ds, spec, (0, times), history=tm.history, rollout_steps=target_steps,
+        levels=levels or None,
+    )
+    return windows, {
+        "source": "synthetic",
+        "path": None,
+        "generator": "aurora_mlops.data.synthesize (seed 0)",
+        "grid_source": grid_source,
+    }
 
 
 def make_input(
@@ -125,54 +183,10 @@ def make_input(
         DataError: The dataset lacks the trial's levels, or its test split is too short.
         DataFileError: ``data`` is missing or unreadable.
     """
-    from aurora_mlops.data import WindowDataset, open_dataset, split_times, synthesize
-
-    spec = tm.variant
-    levels = tm.levels
     if data is not None:
-        ds = open_dataset(data)
-        have = [int(x) for x in ds["level"].values] if "level" in ds.coords else []
-        missing = [lv for lv in levels if lv not in have]
-        if missing:
-            raise DataError(
-                f"{data} has pressure levels {have} but the checkpoint was trained on "
-                f"{list(levels)} (missing {missing}): pass a dataset with those levels"
-            )
-        test = split_times(int(ds.sizes["time"])).test
-        windows = WindowDataset(
-            ds, spec, test, history=tm.history, rollout_steps=target_steps,
-            levels=levels or None,
-        )
-        describe = {
-            "source": "data",
-            "path": str(data),
-            "split": "test",
-            "split_times": list(test),
-            "windows_available": len(windows),
-            "grid_source": f"the dataset {data}",
-        }
+        windows, describe = _test_windows(tm, data, target_steps)
     else:
-        grid, grid_source = _grid_for(tm)
-        profile = tm.profile
-        if not set(levels) <= set(spec.pressure_levels(profile)):
-            profile = "production"  # the 13 standard levels hold any level a trial may use
-        if not set(levels) <= set(spec.pressure_levels(profile)):
-            raise DataError(
-                f"the checkpoint's pressure levels {list(levels)} cannot be synthesised: "
-                "pass --data with a dataset on those levels"
-            )
-        times = tm.history + target_steps + max_batch - 1
-        ds = synthesize(spec, times=times, grid=grid, seed=0, profile=profile)
-        windows = WindowDataset(
-            ds, spec, (0, times), history=tm.history, rollout_steps=target_steps,
-            levels=levels or None,
-        )
-        describe = {
-            "source": "synthetic",
-            "path": None,
-            "generator": "aurora_mlops.data.synthesize (seed 0)",
-            "grid_source": grid_source,
-        }
+        windows, describe = _synthetic_windows(tm, max_batch, target_steps)
     _add_coast_mask(tm, windows)
     describe.update(
         grid=[int(windows.lat.numel()), int(windows.lon.numel())],

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from aurora_mlops._io import atomic_write
+from aurora_mlops.benchmark._device import device_block, resolve_device
 from aurora_mlops.benchmark._env import (
     cpu_rss_now_bytes,
     cpu_rss_peak_bytes,
@@ -47,51 +48,13 @@ from aurora_mlops.benchmark._timing import (
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.training import TrainedModel, load_trained
 
-__all__ = [
-    "CPU_FALLBACK_NOTE",
-    "SCHEMA",
-    "report_json",
-    "resolve_device",
-    "run_benchmark",
-]
+__all__ = ["SCHEMA", "report_json", "run_benchmark"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "aurora-mlops/benchmark/v1"
-CPU_FALLBACK_NOTE = "no CUDA device: measured on the CPU (fallback)"
 
 Progress = Callable[[str], None]
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``auto``/``None`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Raises:
-        ConfigError: An unknown device, or CUDA asked for where torch sees none.
-    """
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"--device {name!r} is not a device: use cpu, cuda or auto") from e
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name!r} is not supported: use cpu, cuda or auto")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"--device {name} asked for CUDA but torch sees no CUDA device here "
-            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}): "
-            "use --device cpu or --device auto"
-        )
-    if (
-        device.type == "cuda"
-        and device.index is not None
-        and device.index >= torch.cuda.device_count()
-    ):
-            raise ConfigError(
-                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible"
-            )
-    return device
 
 
 def _amp_comparison(figures: list[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]]:
@@ -128,7 +91,8 @@ def _amp_comparison(figures: list[dict[str, Any]], env: dict[str, str]) -> list[
 
 
 def _check_settings(
-    batch_sizes: Sequence[int], rollout_steps: int, repeats: int, warmup: int, train_steps: int
+    batch_sizes: Sequence[int], rollout_steps: int, repeats: int, warmup: int, train_steps: int,
+    threads: int | None, out_dir: str | Path,
 ) -> None:
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
         raise ConfigError(f"--batch-sizes must be positive integers, got {list(batch_sizes)}")
@@ -140,6 +104,10 @@ def _check_settings(
     ):
         if value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a directory: pass a directory")
 
 
 def run_benchmark(
@@ -173,9 +141,8 @@ def run_benchmark(
         amp_modes: Precisions to measure (``False`` fp32, ``True`` bf16 autocast); ``None`` for
             the trial's own ``amp`` setting only.
         device: ``auto``/``None``, ``cpu``, ``cuda`` or ``cuda:N``.
-        threads: torch intra-op threads during the run (restored afterwards); ``None`` keeps
-            torch's choice. On a shared CPU, fewer threads than cores avoids the stalls of
-            oversubscribed OpenMP workers that inflate timings many times over.
+        threads: torch intra-op threads during the run (restored afterwards; ``None``: torch's
+            choice). On a shared CPU, fewer threads than cores avoids oversubscription stalls.
         progress: Called with one line per step of the work (default: the module logger).
 
     Returns:
@@ -188,11 +155,7 @@ def run_benchmark(
         ConfigError: A bad setting, or CUDA asked for where there is none.
         DataError, DataFileError: ``data`` is unreadable or too short.
     """
-    _check_settings(batch_sizes, rollout_steps, repeats, warmup, train_steps)
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ConfigError(f"--out {out_dir} is a file, not a directory: pass a directory")
+    _check_settings(batch_sizes, rollout_steps, repeats, warmup, train_steps, threads, out_dir)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -216,20 +179,6 @@ def _modes(tm: TrainedModel, dev: torch.device, amp_modes: Sequence[bool] | None
         modes = [m for m in modes if not m] or [False]
         notes.append(f"{torch.cuda.get_device_name(dev)} lacks bf16: AMP was not measured")
     return modes
-
-
-def _device_block(dev: torch.device, say: Progress) -> dict[str, Any]:
-    """What ran the measurements: CUDA, or the CPU and why."""
-    if dev.type == "cuda":
-        return {"type": str(dev), "cuda": True, "note": None}
-    cuda_available = torch.cuda.is_available()
-    note = (
-        CPU_FALLBACK_NOTE
-        if not cuda_available
-        else "a CUDA device is present but the CPU was asked for (--device cpu)"
-    )
-    say(note)
-    return {"type": "cpu", "cuda": False, "cuda_available": cuda_available, "note": note}
 
 
 def _model_block(tm: TrainedModel, env: dict[str, str]) -> dict[str, Any]:
@@ -308,15 +257,15 @@ def _measure_all(tm: TrainedModel, inputs: BenchInput, *, modes: list[bool], siz
     return figures
 
 
-def _memory_block(figures: list[dict[str, Any]], device_block: dict[str, Any],
+def _memory_block(figures: list[dict[str, Any]], device: dict[str, Any],
                   env: dict[str, str]) -> dict[str, Any]:
     cuda_peaks = [f["cuda_peak_bytes"] for f in figures if f["cuda_peak_bytes"] is not None]
     return {
         "cpu_rss_peak_bytes": cpu_rss_peak_bytes(),
         "cpu_rss_now_bytes": cpu_rss_now_bytes(),
         "cuda_peak_bytes": max(cuda_peaks) if cuda_peaks else None,
-        "cuda": device_block["cuda"],
-        "note": device_block["note"],
+        "cuda": device["cuda"],
+        "note": device["note"],
         "env": env,
     }
 
@@ -356,7 +305,7 @@ def _run(
     if busy:
         notes.append(busy)
         say(busy)
-    device_block = _device_block(dev, say)
+    device_info = device_block(dev, say)
     say(f"building {'the synthetic' if data is None else 'the test-split'} input batch")
     inputs = make_input(tm, data=data, max_batch=max(sizes), target_steps=tm.params.rollout_steps)
     model_block = _model_block(tm, env)
@@ -367,7 +316,7 @@ def _run(
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "env": env_record,
-        "device": device_block,
+        "device": device_info,
         "model": model_block,
         "input": inputs.describe,
         "settings": {
@@ -378,7 +327,7 @@ def _run(
         },
         "figures": figures,
         "amp_comparison": _amp_comparison(figures, env),
-        "memory": _memory_block(figures, device_block, env),
+        "memory": _memory_block(figures, device_info, env),
         "notes": notes,
     }
     atomic_write(out_dir / "benchmark.md", render_markdown(report))

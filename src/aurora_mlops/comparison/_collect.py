@@ -304,6 +304,32 @@ def _sweep(entry: ReportEntry, sweep_dir: Path) -> tuple[dict[str, Any], list[st
     }, notes
 
 
+def _entry(e: ReportEntry) -> dict[str, Any]:
+    """One entry of ``report.json``: its evaluation, efficiency, sweep and notes."""
+    evaluation, notes = _evaluation(e)
+    efficiency: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None
+    if e.bench_dir is None:
+        notes.append(f"{e.label}: no benchmark given; efficiency not reported.")
+    else:
+        efficiency, n = _efficiency(e, e.bench_dir)
+        notes += n
+    if e.sweep_dir is None:
+        notes.append(f"{e.label}: no sweep given; best trial not reported.")
+    else:
+        sweep, n = _sweep(e, e.sweep_dir)
+        notes += n
+    return {
+        "variant": e.variant,
+        "dataset": e.dataset,
+        "label": e.label,
+        "evaluation": evaluation,
+        "efficiency": efficiency,
+        "sweep": sweep,
+        "notes": notes,
+    }
+
+
 def collect_report(
     entries: Sequence[ReportEntry], *, title: str, notes: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -334,33 +360,8 @@ def collect_report(
             raise ConfigError(f"entry {e.label} is given twice: give each variant and dataset "
                               "once")
         seen.add(key)
-    all_notes = list(notes)
-    out_entries: list[dict[str, Any]] = []
-    for e in entries:
-        evaluation, n_eval = _evaluation(e)
-        entry_notes = list(n_eval)
-        efficiency: dict[str, Any] | None = None
-        sweep: dict[str, Any] | None = None
-        if e.bench_dir is None:
-            entry_notes.append(f"{e.label}: no benchmark given; efficiency not reported.")
-        else:
-            efficiency, n = _efficiency(e, e.bench_dir)
-            entry_notes += n
-        if e.sweep_dir is None:
-            entry_notes.append(f"{e.label}: no sweep given; best trial not reported.")
-        else:
-            sweep, n = _sweep(e, e.sweep_dir)
-            entry_notes += n
-        all_notes += entry_notes
-        out_entries.append({
-            "variant": e.variant,
-            "dataset": e.dataset,
-            "label": e.label,
-            "evaluation": evaluation,
-            "efficiency": efficiency,
-            "sweep": sweep,
-            "notes": entry_notes,
-        })
+    out_entries = [_entry(e) for e in entries]
+    all_notes = list(notes) + [n for e in out_entries for n in e["notes"]]
     references = list(dict.fromkeys(
         ref for e in out_entries for ref in e["evaluation"]["scorecard"]
     ))
