@@ -115,20 +115,24 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def _publish_dir(tmp: Path, path: Path) -> None:
     """Put the finished folder ``tmp`` at ``path`` (see :func:`atomic_dir`)."""
     if not path.exists():
-        with contextlib.suppress(FileExistsError, OSError):
-            os.rename(tmp, path)  # fails only if someone created ``path`` meanwhile
+        try:
+            os.rename(tmp, path)
             return
+        except OSError as e:  # someone made ``path`` meanwhile: exchange with it below
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    written = sorted(os.listdir(tmp))
     for entry in path.iterdir():
         if not os.path.lexists(tmp / entry.name):
             _link_tree(entry, tmp / entry.name)
     if _exchange(tmp, path):
         return  # ``tmp`` now names the old folder; the caller removes it
     logger.info("cannot exchange %s atomically; moving its entries one at a time", path)
-    for entry in tmp.iterdir():
-        dst = path / entry.name
-        if dst.is_dir() and not dst.is_symlink() and entry.is_dir():
+    for name in written:
+        src, dst = tmp / name, path / name
+        if dst.is_dir() and not dst.is_symlink():
             shutil.rmtree(dst)
-        os.replace(entry, dst)
+        os.replace(src, dst)
 
 
 def _link_tree(src: Path, dst: Path) -> None:
