@@ -148,3 +148,18 @@ def test_a_read_only_data_directory_falls_back_to_the_cache_directory(
     second = cached_split_stats(dataset, ds, spec, split)
     assert second.source == "cache" and second.path == first.path
     assert second.norm == first.norm
+
+
+def _stats_source(path: str) -> str:
+    ds = open_dataset(path)
+    split = split_times(int(ds.sizes["time"])).train
+    return cached_split_stats(path, ds, get_variant("medium-res"), split, event=_wind,
+                              event_name="wind").source
+
+
+def test_trials_that_start_together_make_one_pass_and_the_other_waits(dataset: Path) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        sources = pool.map(_stats_source, [str(dataset)] * 2)
+    assert sorted(sources) == ["cache", "computed"]

@@ -11,10 +11,13 @@ When the dataset's directory is not writable the file goes to the user cache dir
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,12 +135,46 @@ def cached_split_stats(
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
     name = _cache_name(p, spec, split, key)
     places = [p.parent / name, stats_cache_dir() / name]
-    if not recompute:
-        for candidate in places:
-            found = _read(candidate, key)
-            if found is not None:
-                log.info("normalisation statistics read from %s", candidate)
-                return found
+    if not recompute and (found := _lookup(places, key)) is not None:
+        return found
+    with _lock(places):  # trials of one sweep that start together: one pass, the rest wait
+        if not recompute and (found := _lookup(places, key)) is not None:
+            return found
+        return _compute(places, key_doc, key, ds, spec, split, event, quantile)
+
+
+def _lookup(places: list[Path], key: str) -> SplitStats | None:
+    for candidate in places:
+        found = _read(candidate, key)
+        if found is not None:
+            log.info("normalisation statistics read from %s", candidate)
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def _lock(places: list[Path]) -> Iterator[None]:
+    """An exclusive ``flock`` on a lock file beside the first writable cache place."""
+    for candidate in places:
+        lock = candidate.with_name(candidate.name + ".lock")
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock; the empty lock file stays for the next trial
+        return
+    yield
+
+
+def _compute(
+    places: list[Path], key_doc: dict[str, Any], key: str, ds: xr.Dataset, spec: VariantSpec,
+    split: tuple[int, int], event: EventField | None, quantile: float,
+) -> SplitStats:
     norm, threshold = stream_stats(ds, spec, split, event=event, quantile=quantile)
     payload = {
         "key": key,
