@@ -11,12 +11,12 @@ import io
 import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["new_figure", "png_bytes", "safe_name", "skill_heatmap"]
+__all__ = ["lead_axis", "new_figure", "png_bytes", "safe_name", "skill_heatmap"]
 
 #: Skill is coloured between -1 and +1 (numbers are printed unclipped).
 _SKILL_RANGE = 1.0
@@ -34,6 +34,14 @@ def new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height))
+
+
+def lead_axis(ax: Any, title: str) -> None:
+    """Title, lead-time label, small ticks and a light grid: every lead-time curve's axes."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("lead (h)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
 
 
 def png_bytes(fig: Figure, *, dpi: int = 90) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_mlops._figures import new_figure, png_bytes, safe_name, skill_heatmap
+from aurora_mlops._figures import lead_axis, new_figure, png_bytes, safe_name, skill_heatmap
 from aurora_mlops.variables import VARIABLES
 
 __all__ = ["lead_plots", "scorecard_plots"]
@@ -53,10 +53,7 @@ def lead_plots(report: dict[str, Any]) -> dict[str, bytes]:
                     ax.plot(c["lead_hours"], c["rmse"], style, marker="o", ms=3, label=c["model"])
                     spec = VARIABLES.get(("surf" if c["level"] is None else "atmos", c["variable"]))
                     units = f" ({spec.units})" if spec else ""
-            ax.set_title(f"{e['label']}: {target} RMSE{units}", fontsize=9)
-            ax.set_xlabel("lead (h)", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
+            lead_axis(ax, f"{e['label']}: {target} RMSE{units}")
         axes[0][0].legend(fontsize=7)
         out[f"lead_rmse_{_stem(e)}.png"] = png_bytes(fig)
     return out

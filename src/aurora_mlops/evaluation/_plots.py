@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aurora_mlops._figures import new_figure, png_bytes, safe_name, skill_heatmap
+from aurora_mlops._figures import lead_axis, new_figure, png_bytes, safe_name, skill_heatmap
 
 if TYPE_CHECKING:
     from aurora_mlops.evaluation._result import EvaluationResult
@@ -68,10 +68,7 @@ def lead_curves(table: pd.DataFrame) -> dict[str, bytes]:
                     g = g.sort_values("lead_hours")
                     ax.plot(g["lead_hours"], g["value"], marker="o", ms=3, label=str(model))
                 title = f"{var}" + (f" {int(lev)} hPa" if lev is not None else "")
-                ax.set_title(f"{title}: {metric.upper()}", fontsize=9)
-                ax.set_xlabel("lead (h)", fontsize=8)
-                ax.tick_params(labelsize=7)
-                ax.grid(alpha=0.3)
+                lead_axis(ax, f"{title}: {metric.upper()}")
         axes[0][0].legend(fontsize=7)
         out[f"lead_{safe_name(var)}.png"] = png_bytes(fig)
     return out
