@@ -11,14 +11,15 @@ folder is moved. Tables are built once as a :class:`Table` of strings and writte
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aurora_mlops._markdown import markdown_table
 
-__all__ = ["TEMPLATES", "Picture", "Table", "pictures", "render", "stylesheet"]
+__all__ = ["TEMPLATES", "Picture", "Table", "render", "stylesheet", "tidy_markdown"]
 
 #: Where the templates and the stylesheet live (package data).
 TEMPLATES = Path(__file__).parent / "templates"
@@ -86,8 +87,6 @@ def render(
     return env.get_template(name).render(**extra, **context)
 
 
-def pictures(items: Mapping[str, bytes], captions: Sequence[str] | None = None) -> list[Picture]:
-    """:class:`Picture` objects of ``{file name: PNG}`` (captions default to the file names)."""
-    names = list(items)
-    labels = list(captions) if captions is not None else names
-    return [Picture(name=n, caption=c, png=items[n]) for n, c in zip(names, labels, strict=True)]
+def tidy_markdown(text: str) -> str:
+    """``text`` with runs of blank lines made one (what macros leave between sections)."""
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_mlops._templates import Picture, render
+from aurora_mlops._templates import Picture, render, tidy_markdown
 from aurora_mlops.comparison._tables import tables
 
 __all__ = ["render_html", "render_markdown"]
@@ -36,7 +36,7 @@ def _context(report: dict[str, Any], images: dict[str, bytes]) -> dict[str, Any]
 
 def render_markdown(report: dict[str, Any], images: dict[str, bytes]) -> str:
     """The Markdown page (PNGs embedded as ``data:`` URIs)."""
-    return render("comparison.md.j2", _context(report, images)).rstrip() + "\n"
+    return tidy_markdown(render("comparison.md.j2", _context(report, images)))
 
 
 def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from aurora_mlops._templates import Picture, Table, render
+from aurora_mlops._templates import Picture, Table, render, tidy_markdown
 from aurora_mlops.evaluation._plots import confusion_plots, lead_curves, scorecard_plots
 
 if TYPE_CHECKING:
-    from aurora_mlops.evaluation._evaluate import EvaluationResult
+    from aurora_mlops.evaluation._result import EvaluationResult
 
 __all__ = ["write_page"]
 
@@ -108,8 +108,9 @@ def write_page(result: EvaluationResult, out_dir: Path) -> list[Path]:
         (out_dir / name).write_bytes(data)
         written.append(out_dir / name)
     context = _context(result, images)
-    for name, template in (("report.md", "evaluation.md.j2"),
-                           ("report.html", "evaluation.html.j2")):
-        (out_dir / name).write_text(render(template, context), encoding="utf-8")
+    pages = {"report.md": tidy_markdown(render("evaluation.md.j2", context)),
+             "report.html": render("evaluation.html.j2", context)}
+    for name, text in pages.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
         written.append(out_dir / name)
     return written
