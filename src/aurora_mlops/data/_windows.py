@@ -100,6 +100,24 @@ def _to_datetime(value: np.datetime64) -> datetime:
 
 
 
+def _checked_levels(
+    ds: xr.Dataset, spec: VariantSpec, levels: Sequence[int] | None
+) -> tuple[int, ...]:
+    """The pressure levels to take; raises :class:`DataError` for a missing level or variable."""
+    absent = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
+    absent += [static_store_name(n) for n in spec.static_vars if static_store_name(n) not in ds]
+    if absent:
+        raise DataError(f"dataset has no variable {absent[0]!r} needed by {spec.name}")
+    if "level" not in ds.coords:
+        return ()
+    all_levels = [int(x) for x in ds["level"].values]
+    wanted = list(levels) if levels is not None else all_levels
+    missing = [lv for lv in wanted if lv not in all_levels]
+    if missing:
+        raise DataError(f"dataset has no pressure level(s) {missing}: it has {all_levels}")
+    return tuple(wanted)
+
+
 class WindowDataset:
     """A ``torch.utils.data`` map-style dataset of (history, targets) windows over one split.
 
@@ -154,19 +172,7 @@ class WindowDataset:
                 f"split {list(split)} has {stop - start} time steps, fewer than history "
                 f"{history} + rollout {rollout_steps}: use a longer dataset or a shorter window"
             )
-        self.levels: tuple[int, ...] = ()
-        if "level" in ds.coords:
-            all_levels = [int(x) for x in ds["level"].values]
-            wanted = list(levels) if levels is not None else all_levels
-            missing = [lv for lv in wanted if lv not in all_levels]
-            if missing:
-                raise DataError(f"dataset has no pressure level(s) {missing}: it has {all_levels}")
-            self.levels = tuple(wanted)
-        absent = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
-        absent += [static_store_name(n) for n in spec.static_vars
-                   if static_store_name(n) not in ds]
-        if absent:
-            raise DataError(f"dataset has no variable {absent[0]!r} needed by {spec.name}")
+        self.levels = _checked_levels(ds, spec, levels)
         self._split = (start, stop)
         self._reopen = reopen
         self._pid = os.getpid()
