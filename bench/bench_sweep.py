@@ -26,17 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from aurora_mlops.tuning._experiment import parse_experiment
-from aurora_mlops.tuning._local import run_local
+from aurora_mlops.tuning import load_spec, parse_experiment, run_local
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "katib" / "smoke"
 
 
 def _spec(name: str, **spec: Any) -> dict[str, Any]:
-    doc = yaml.safe_load((SMOKE / name).read_text())
+    doc = load_spec((SMOKE / name).read_text())
     doc = copy.deepcopy(doc)
     doc["spec"].update(spec)
     return doc

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aurora_mlops.tuning._local import run_local
+from aurora_mlops.tuning import run_local
 
 SPECS = Path(__file__).parent / "specs"
 

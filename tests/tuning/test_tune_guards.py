@@ -16,8 +16,7 @@ import yaml
 
 from aurora_mlops.cli import main
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning._experiment import parse_experiment
-from aurora_mlops.tuning._local import run_local
+from aurora_mlops.tuning import parse_experiment, run_local
 from aurora_mlops.tuning._workdir import lock_work_dir
 
 SPECS = Path(__file__).parent / "specs"

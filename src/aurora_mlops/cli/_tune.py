@@ -1,28 +1,63 @@
-"""``aurora-mlops tune SPEC --backend local|katib``: run a Katib Experiment here or on a cluster.
+"""``aurora-mlops tune``: run a Katib Experiment here or on a cluster, or analyze a local sweep.
 
-``aurora-mlops tune analyze WORKDIR [--spec FILE] [--out DIR]`` analyses a local sweep and
-proposes the next spec. Both live on one parser: ``tune`` takes a positional that is either the
-spec or the word ``analyze`` (argparse cannot have a subcommand and a free positional in one
-place), and :func:`cmd_tune` dispatches on it; options of the other form are usage errors.
+Two subcommands: ``tune run SPEC --backend local|katib`` and ``tune analyze WORKDIR [--spec FILE]
+[--out DIR]``. ``run`` is the default: a first word that is not a subcommand is the spec, so
+``tune SPEC ...`` (the form the README documents) is ``tune run SPEC ...``; a spec file named
+``analyze`` or ``run`` is given with a path (``./analyze``).
 
-Cheap to import: optuna, yaml, mlflow and kubernetes are imported by the handler only.
+Cheap to import: optuna, yaml, mlflow and kubernetes are imported by the handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ANALYZE", "cmd_analyze", "cmd_tune", "register"]
+__all__ = ["cmd_analyze", "cmd_tune", "register"]
 
-#: The first positional that turns ``tune`` into ``tune analyze``.
-ANALYZE = "analyze"
-#: Options of ``tune SPEC`` (dest -> flag) that ``tune analyze`` does not take.
-_RUN_OPTIONS = {"backend": "--backend", "work_dir": "--work-dir", "data_dir": "--data-dir",
-                "timeout": "--timeout", "trial_timeout": "--trial-timeout",
-                "namespace": "--namespace"}
+#: The subcommand a first word that is no subcommand belongs to (as its SPEC).
+DEFAULT_SUBCOMMAND = "run"
+
+
+class _AnyWord(Mapping[str, Any]):
+    """The subcommand table as argparse's choice check sees it: every first word passes."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> Any:
+        return self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+class _RunByDefault(argparse._SubParsersAction):
+    """``tune``'s subcommands; ``tune SPEC ...`` is read as ``tune run SPEC ...``.
+
+    argparse has no default subcommand, and a subcommand and a free positional cannot share a
+    place, so this action checks the first word itself (it subclasses argparse's subcommand
+    action, the documented ``action=`` hook of ``add_subparsers``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = _AnyWord(self._name_parser_map)  # type: ignore[assignment]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if values and values[0] not in self._name_parser_map:
+            values = [DEFAULT_SUBCOMMAND, *values]
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _seconds(text: str) -> float:
@@ -36,24 +71,30 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``tune`` subcommand to the CLI's subparsers."""
+    """Add the ``tune`` subcommand (``tune run``, ``tune analyze``) to the CLI's subparsers."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tune",
         help="Run a Katib Experiment (locally on Optuna, or through Katib); analyze a sweep.",
-        usage="%(prog)s SPEC [--backend {local,katib}] [options]\n"
+        usage="%(prog)s [run] SPEC [--backend {local,katib}] [options]\n"
         "       %(prog)s analyze WORKDIR [--spec FILE] [--out DIR]",
-        description="Run a Katib Experiment YAML (katib/<spec>.yaml). --backend local runs it "
-        "on this machine with a Katib-compatible Optuna runner (re-run the same command to "
-        "resume); --backend katib creates it on the cluster and waits for the best trial. "
+        description="`tune [run] SPEC` runs a Katib Experiment YAML (katib/<spec>.yaml): "
+        "--backend local on this machine with a Katib-compatible Optuna runner (re-run the same "
+        "command to resume), --backend katib on the cluster, waiting for the best trial. "
         "`tune analyze WORKDIR` reads a local sweep's work dir and writes parameter "
         "importance, directions, plots and a proposed next spec (next-spec.yaml).",
     )
-    p.add_argument("spec", metavar="SPEC",
-                   help="Katib Experiment YAML (kubeflow.org/v1beta1), or `analyze` (a spec file "
-                   "named analyze: ./analyze).")
-    p.add_argument("analyze_work_dir", nargs="?", default=None, metavar="WORKDIR",
-                   help="analyze: the sweep's work dir (study.db, status.json, best.json).")
-    run = p.add_argument_group("tune SPEC")
+    p.set_defaults(analyze_work_dir=None)
+    sub = p.add_subparsers(dest="tune_command", required=True, metavar="{run,analyze}", prog=p.prog,
+                           action=_RunByDefault)
+    _register_run(sub)
+    _register_analyze(sub)
+    return p
+
+
+def _register_run(sub: Any) -> None:
+    run: argparse.ArgumentParser = sub.add_parser(
+        "run", help="Run a Katib Experiment YAML (the default: `tune SPEC` is `tune run SPEC`).")
+    run.add_argument("spec", metavar="SPEC", help="Katib Experiment YAML (kubeflow.org/v1beta1).")
     run.add_argument("--backend", choices=["local", "katib"], default=None,
                      help="Where the trials run (default local).")
     run.add_argument("--work-dir", default=None,
@@ -68,29 +109,25 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                      help="Local: seconds per trial before it is killed and failed.")
     run.add_argument("--namespace", default=None,
                      help="Katib: namespace (default: the spec's, else the settings').")
-    analyze = p.add_argument_group("tune analyze WORKDIR")
+    run.set_defaults(handler=cmd_tune)
+
+
+def _register_analyze(sub: Any) -> None:
+    analyze: argparse.ArgumentParser = sub.add_parser(
+        "analyze", help="Analyze a local sweep and propose the next spec.")
+    analyze.add_argument("analyze_work_dir", metavar="WORKDIR",
+                         help="The sweep's work dir (study.db, status.json, best.json).")
     analyze.add_argument("--spec", dest="analyze_spec", default=None, metavar="FILE",
                          help="The Experiment YAML the sweep ran (needed for next-spec.yaml; "
                          "default: a spec path recorded in best.json/status.json).")
     analyze.add_argument("--out", dest="analyze_out", default=None, metavar="DIR",
                          help="Output directory (default WORKDIR/analysis).")
-    p.set_defaults(handler=cmd_tune, tune_parser=p)
-    return p
-
-
-def _usage_error(args: argparse.Namespace, message: str) -> None:
-    """argparse's usage error (exit 2) on the ``tune`` parser."""
-    parser = getattr(args, "tune_parser", None)
-    if parser is None:
-        from aurora_mlops.errors import ConfigError
-
-        raise ConfigError(message)
-    parser.error(message)
+    analyze.set_defaults(handler=cmd_analyze)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``tune analyze WORKDIR``: write the analysis, print the top suggestions and the paths."""
-    from aurora_mlops.tuning._analyze import analyze_sweep, write_analysis
+    from aurora_mlops.tuning import analyze_sweep, write_analysis
 
     work = Path(args.analyze_work_dir)
     analysis = analyze_sweep(work, spec=args.analyze_spec)
@@ -120,31 +157,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """``tune SPEC``, or ``tune analyze WORKDIR`` when the first positional is ``analyze``."""
-    extra_analyze = [flag for dest, flag in (("analyze_spec", "--spec"), ("analyze_out", "--out"))
-                     if getattr(args, dest, None) is not None]
-    if args.spec == ANALYZE:
-        given = [flag for dest, flag in _RUN_OPTIONS.items()
-                 if getattr(args, dest, None) is not None]
-        if given:
-            _usage_error(args, f"tune analyze does not take {', '.join(given)}; usage: "
-                         "tune analyze WORKDIR [--spec FILE] [--out DIR]")
-        if getattr(args, "analyze_work_dir", None) is None:
-            _usage_error(args, "tune analyze needs WORKDIR, the work dir of a local sweep")
-        return cmd_analyze(args)
-    unexpected = extra_analyze + ([args.analyze_work_dir]
-                                  if getattr(args, "analyze_work_dir", None) else [])
-    if unexpected:
-        _usage_error(args, f"unrecognized arguments: {' '.join(unexpected)} (they belong to "
-                     "`tune analyze WORKDIR`)")
+    """``tune [run] SPEC``: run the Experiment; print the best trial as JSON (exit 1: none)."""
     from aurora_mlops.config import get_settings
-    from aurora_mlops.tuning._experiment import load_experiment
+    from aurora_mlops.tuning import load_experiment
 
     exp = load_experiment(args.spec)
     settings = get_settings()
     backend = args.backend or "local"
     if backend == "katib":
-        from aurora_mlops.tuning._katib_client import run_katib
+        from aurora_mlops.tuning import run_katib
 
         k = run_katib(exp, namespace=args.namespace or exp.namespace or settings.namespace,
                       timeout=args.timeout or 24 * 3600.0)
@@ -154,7 +175,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             "checkpoint": k.checkpoint,
         }
     else:
-        from aurora_mlops.tuning._local import run_local
+        from aurora_mlops.tuning import run_local
 
         work = Path(args.work_dir) if args.work_dir else settings.work_dir / "tune" / exp.name
         r = run_local(exp, work_dir=work, data_dir=args.data_dir, timeout=args.timeout,

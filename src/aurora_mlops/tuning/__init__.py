@@ -1,22 +1,41 @@
-"""Hyperparameter sweeps: typed search spaces, Katib Experiment rendering and checking.
+"""Hyperparameter sweeps: typed search spaces, Katib Experiments, the local runner, the analysis.
 
 One search space per variant (:data:`SPACES`, :data:`SMOKE_SPACES`) is rendered both into the
 Katib Experiment specs under ``katib/`` (:func:`render_all`) and into Optuna distributions
 (:meth:`SearchSpace.to_optuna`). :func:`check_experiment` validates a spec the way Katib's
-admission webhook would, before anything reaches a cluster. :func:`analyze_sweep` reads a finished
-local sweep (importance, directions, elites against the bounds) and proposes the next spec.
+admission webhook would, before anything reaches a cluster; :func:`load_experiment` reads one
+into an :class:`Experiment`. :func:`run_local` runs it on this machine (Optuna, Katib's
+semantics), :func:`run_katib` on a cluster. :func:`analyze_sweep` reads a finished local sweep
+(importance, directions, elites against the bounds) and proposes the next spec.
 """
 
-from aurora_mlops.tuning._analyze import (
+from aurora_mlops.tuning._analysis_model import (
     CategoryStats,
     ParameterAnalysis,
     Suggestion,
     SweepAnalysis,
     TrialRecord,
-    analyze_sweep,
-    write_analysis,
 )
+from aurora_mlops.tuning._analysis_report import write_analysis
+from aurora_mlops.tuning._analyze import analyze_sweep
 from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
+from aurora_mlops.tuning._experiment import (
+    Experiment,
+    Objective,
+    Parameter,
+    load_experiment,
+    parse_experiment,
+)
+from aurora_mlops.tuning._katib_client import (
+    KatibError,
+    KatibResult,
+    export_trial,
+    pipeline_experiment,
+    run_katib,
+)
+from aurora_mlops.tuning._katib_status import SweepResult
+from aurora_mlops.tuning._local import run_local
+from aurora_mlops.tuning._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning._render import (
     STUDIES,
     TRIAL_NAME_PARAMETER,
@@ -34,6 +53,7 @@ from aurora_mlops.tuning._space import (
     format_value,
     get_space,
 )
+from aurora_mlops.tuning._trial_proc import is_train_trial_command
 
 __all__ = [
     "SMOKE_SPACES",
@@ -41,22 +61,37 @@ __all__ = [
     "STUDIES",
     "TRIAL_NAME_PARAMETER",
     "CategoryStats",
+    "Experiment",
+    "KatibError",
+    "KatibResult",
+    "Objective",
+    "Parameter",
     "ParameterAnalysis",
     "SearchParameter",
     "SearchSpace",
     "Study",
     "Suggestion",
     "SweepAnalysis",
+    "SweepResult",
     "TrialRecord",
     "analyze_sweep",
     "build_experiment",
     "check_experiment",
     "check_file",
     "dump_yaml",
+    "export_trial",
     "format_value",
     "get_space",
+    "is_train_trial_command",
+    "load_experiment",
     "load_spec",
+    "make_pruner",
+    "make_sampler",
+    "parse_experiment",
+    "pipeline_experiment",
     "render_all",
     "rendered_specs",
+    "run_katib",
+    "run_local",
     "write_analysis",
 ]

@@ -12,137 +12,19 @@ Katib converts). Each problem is one sentence that starts with its field path, f
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aurora_mlops.tuning._check_common import _Ctx, _float, _kind, _map, _seq, _str
+from aurora_mlops.tuning._check_rules import ALGORITHMS, EARLY_STOPPING, Rule
+from aurora_mlops.tuning._check_trial import check_trial_template
+from aurora_mlops.tuning._katib_model import load_spec, schema_problems
+
 __all__ = ["check_experiment", "check_file", "load_spec"]
-
-# Field schema ---------------------------------------------------------------------------------
-_STR, _INT, _NUM, _BOOL, _STRMAP, _ANY = "string", "integer", "number", "boolean", "strmap", "any"
-
-
-@dataclass(frozen=True)
-class _Obj:
-    fields: dict[str, Any]
-    open: bool = False  # unknown keys allowed (status, unstructured objects)
-
-
-@dataclass(frozen=True)
-class _List:
-    item: Any
-
-
-_SETTING = _Obj({"name": _STR, "value": _STR})
-_OBJECT_META = _Obj({
-    "name": _STR, "namespace": _STR, "generateName": _STR, "labels": _STRMAP,
-    "annotations": _STRMAP, "uid": _STR, "resourceVersion": _STR, "generation": _INT,
-    "creationTimestamp": _ANY, "deletionTimestamp": _ANY, "deletionGracePeriodSeconds": _INT,
-    "ownerReferences": _ANY, "finalizers": _List(_STR), "managedFields": _ANY, "selfLink": _STR,
-})
-_PARAMETER = _Obj({
-    "name": _STR,
-    "parameterType": _STR,
-    "feasibleSpace": _Obj({
-        "min": _STR, "max": _STR, "step": _STR, "list": _List(_STR), "distribution": _STR,
-    }),
-})
-_EXPERIMENT = _Obj({
-    "apiVersion": _STR,
-    "kind": _STR,
-    "metadata": _OBJECT_META,
-    "status": _ANY,
-    "spec": _Obj({
-        "algorithm": _Obj({"algorithmName": _STR, "algorithmSettings": _List(_SETTING)}),
-        "earlyStopping": _Obj({"algorithmName": _STR, "algorithmSettings": _List(_SETTING)}),
-        "maxFailedTrialCount": _INT,
-        "maxTrialCount": _INT,
-        "parallelTrialCount": _INT,
-        "metricsCollectorSpec": _Obj({
-            "collector": _Obj({"kind": _STR, "customCollector": _ANY}),
-            "source": _Obj({
-                "fileSystemPath": _Obj({"format": _STR, "kind": _STR, "path": _STR}),
-                "filter": _Obj({"metricsFormat": _List(_STR)}),
-                "httpGet": _ANY,
-            }),
-        }),
-        "nasConfig": _Obj({"graphConfig": _ANY, "operations": _ANY}),
-        "objective": _Obj({
-            "additionalMetricNames": _List(_STR),
-            "goal": _NUM,
-            "metricStrategies": _List(_SETTING),
-            "objectiveMetricName": _STR,
-            "type": _STR,
-        }),
-        "parameters": _List(_PARAMETER),
-        "resumePolicy": _STR,
-        "trialTemplate": _Obj({
-            "configMap": _Obj({"configMapName": _STR, "configMapNamespace": _STR,
-                               "templatePath": _STR}),
-            "failureCondition": _STR,
-            "primaryContainerName": _STR,
-            "primaryPodLabels": _STRMAP,
-            "retain": _BOOL,
-            "successCondition": _STR,
-            "trialParameters": _List(_Obj({"name": _STR, "reference": _STR,
-                                           "description": _STR})),
-            "trialSpec": _Obj({}, open=True),
-        }),
-    }),
-})
-
-# Kubernetes fields of what Katib converts to a batch/v1 Job (anything else is refused).
-_CONTAINER_FIELDS = (
-    "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
-    "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
-    "restartPolicy", "securityContext", "startupProbe", "stdin", "stdinOnce",
-    "terminationMessagePath", "terminationMessagePolicy", "tty", "volumeDevices",
-    "volumeMounts", "workingDir",
-)
-_POD_SPEC_FIELDS = (
-    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "dnsConfig",
-    "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases", "hostIPC",
-    "hostNetwork", "hostPID", "hostUsers", "hostname", "hostnameOverride",
-    "imagePullSecrets", "nodeName", "os", "overhead", "preemptionPolicy", "priority",
-    "priorityClassName", "readinessGates", "resourceClaims", "resources", "runtimeClassName",
-    "schedulerName", "schedulingGates", "securityContext", "serviceAccount",
-    "serviceAccountName", "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
-    "terminationGracePeriodSeconds", "topologySpreadConstraints", "volumes",
-)
-_JOB_SPEC_FIELDS = (
-    "activeDeadlineSeconds", "backoffLimit", "backoffLimitPerIndex", "completionMode",
-    "completions", "managedBy", "manualSelector", "maxFailedIndexes", "parallelism",
-    "podFailurePolicy", "podReplacementPolicy", "selector", "successPolicy", "suspend",
-    "ttlSecondsAfterFinished",
-)
-_CONTAINER = _Obj(dict.fromkeys(_CONTAINER_FIELDS, _ANY) | {
-    "command": _List(_STR), "args": _List(_STR), "name": _STR, "image": _STR,
-})
-_TOLERATION = _Obj(dict.fromkeys(("key", "operator", "value", "effect"), _STR)
-                   | {"tolerationSeconds": _INT})
-_POD_SPEC = _Obj(dict.fromkeys(_POD_SPEC_FIELDS, _ANY) | {
-    "containers": _List(_CONTAINER), "initContainers": _List(_CONTAINER),
-    "nodeSelector": _STRMAP, "restartPolicy": _STR, "tolerations": _List(_TOLERATION),
-})
-_POD_TEMPLATE = _Obj({"metadata": _OBJECT_META, "spec": _POD_SPEC})
-_JOB = _Obj({
-    "apiVersion": _STR, "kind": _STR, "metadata": _OBJECT_META, "status": _ANY,
-    "spec": _Obj(dict.fromkeys(_JOB_SPEC_FIELDS, _ANY) | {"template": _POD_TEMPLATE}),
-})
-_PYTORCH_REPLICA = _Obj({"replicas": _INT, "restartPolicy": _STR, "template": _POD_TEMPLATE})
-_PYTORCHJOB = _Obj({
-    "apiVersion": _STR, "kind": _STR, "metadata": _OBJECT_META, "status": _ANY,
-    "spec": _Obj({
-        "pytorchReplicaSpecs": _Obj({"Master": _PYTORCH_REPLICA, "Worker": _PYTORCH_REPLICA}),
-        "elasticPolicy": _ANY, "nprocPerNode": _ANY, "runPolicy": _ANY,
-    }),
-})
 
 # Katib's vocabulary ---------------------------------------------------------------------------
 _PARAMETER_TYPES = ("double", "int", "discrete", "categorical")
@@ -151,183 +33,9 @@ _OBJECTIVE_TYPES = ("minimize", "maximize")
 _STRATEGIES = ("min", "max", "latest")
 _RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
 _COLLECTORS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None", "Push")
-_NAS_ALGORITHMS = ("enas", "darts")
-_META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
+_NASALGORITHMS = ("enas", "darts")
 _NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_PLACEHOLDER_RE = re.compile(r"\$\{trialParameters\.(.+?)\}")
-_META_RE = re.compile(r"\$\{trialSpec\.(.+?)\}")
 
-Rule = Callable[[str], str | None]
-
-
-def _int_at_least(lo: int) -> Rule:
-    def rule(v: str) -> str | None:
-        try:
-            ok = int(v) >= lo
-        except ValueError:
-            ok = False
-        return None if ok else f"must be an integer >= {lo}, got {v!r}"
-    return rule
-
-
-def _float_in(lo: float, hi: float, *, lo_open: bool = True, hi_open: bool = True) -> Rule:
-    def rule(v: str) -> str | None:
-        try:
-            x = float(v)
-        except ValueError:
-            return f"must be a number, got {v!r}"
-        ok = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
-        if not ok:
-            return (f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
-                    f"got {v!r}")
-        return None
-    return rule
-
-
-def _one_of(*choices: str) -> Rule:
-    def rule(v: str) -> str | None:
-        return None if v in choices else f"must be one of {', '.join(choices)}, got {v!r}"
-    return rule
-
-
-def _nonempty(v: str) -> str | None:
-    return None if v else "must not be empty"
-
-
-_POSITIVE = _float_in(0, math.inf)
-_SEED = _int_at_least(0)
-#: Settings each algorithm's default suggestion service accepts (Katib's default katib-config:
-#: random and tpe on hyperopt, grid and multivariate-tpe on Optuna, cmaes and sobol on goptuna,
-#: bayesianoptimization on skopt).
-_ALGORITHMS: dict[str, dict[str, Rule]] = {
-    "random": {"random_state": _SEED},
-    "grid": {"random_state": _SEED},
-    "tpe": {"gamma": _float_in(0, 1), "prior_weight": _POSITIVE,
-            "n_EI_candidates": _int_at_least(1), "random_state": _SEED},
-    "multivariate-tpe": {"n_startup_trials": _int_at_least(0),
-                         "n_ei_candidates": _int_at_least(1), "random_state": _SEED},
-    "cmaes": {"restart_strategy": _one_of("none", "ipop", "bipop"), "sigma": _POSITIVE,
-              "random_state": _SEED},
-    "sobol": {"random_state": _SEED},
-    "bayesianoptimization": {
-        "base_estimator": _one_of("GP", "RF", "ET", "GBRT"),
-        "n_initial_points": _int_at_least(0),
-        "acq_func": _one_of("gp_hedge", "LCB", "EI", "PI", "EIps", "PIps"),
-        "acq_optimizer": _one_of("auto", "sampling", "lbfgs"),
-        "random_state": _SEED,
-    },
-    "hyperband": {"resource_name": _nonempty, "eta": _float_in(1, math.inf),
-                  "r_l": _int_at_least(1)},
-    "pbt": {"suggestion_trial_dir": _nonempty, "n_population": _int_at_least(5),
-            "truncation_threshold": _float_in(0, 1),
-            "resample_probability": _float_in(0, 1, lo_open=False, hi_open=False)},
-}
-_EARLY_STOPPING: dict[str, dict[str, Rule]] = {
-    "medianstop": {"min_trials_required": _int_at_least(1), "start_step": _int_at_least(1)},
-}
-
-
-# Helpers --------------------------------------------------------------------------------------
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"the boolean {value}"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _walk(value: Any, node: Any, path: str, out: list[str]) -> None:
-    """Type and unknown-field problems of ``value`` against the schema ``node``."""
-    if node == _ANY:
-        return
-    if isinstance(node, _Obj):
-        if not isinstance(value, dict):
-            out.append(f"{path}: must be a mapping, got {_kind(value)}")
-            return
-        for key, sub in value.items():
-            where = _join(path, str(key))
-            if key not in node.fields:
-                if not node.open:
-                    known = ", ".join(sorted(node.fields))
-                    out.append(f"{where}: unknown field (known fields: {known})")
-                continue
-            _walk(sub, node.fields[key], where, out)
-    elif isinstance(node, _List):
-        if not isinstance(value, list):
-            out.append(f"{path}: must be a list, got {_kind(value)}")
-            return
-        for i, item in enumerate(value):
-            _walk(item, node.item, f"{path}[{i}]", out)
-    elif node == _STR:
-        if isinstance(value, bool | int | float):
-            text = format(value).lower() if isinstance(value, bool) else repr(value)
-            out.append(f"{path}: must be a string, got {_kind(value)}; quote it (\"{text}\")")
-        elif not isinstance(value, str):
-            out.append(f"{path}: must be a string, got {_kind(value)}")
-    elif node == _INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            out.append(f"{path}: must be an integer, got {_kind(value)}")
-    elif node == _NUM:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            out.append(f"{path}: must be a number, got {_kind(value)}")
-    elif node == _BOOL:
-        if not isinstance(value, bool):
-            out.append(f"{path}: must be true or false, got {_kind(value)}")
-    elif node == _STRMAP:
-        if not isinstance(value, dict):
-            out.append(f"{path}: must be a mapping of strings, got {_kind(value)}")
-            return
-        for k, v in value.items():
-            if not isinstance(v, str):
-                out.append(f"{_join(path, str(k))}: must be a string, got {_kind(v)}")
-
-
-def _map(x: Any) -> dict[str, Any]:
-    return x if isinstance(x, dict) else {}
-
-
-def _seq(x: Any) -> list[Any]:
-    return x if isinstance(x, list) else []
-
-
-def _str(x: Any) -> str:
-    return x if isinstance(x, str) else ""
-
-
-def _float(text: str) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-@dataclass
-class _Ctx:
-    doc: dict[str, Any]
-    out: list[str] = field(default_factory=list)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return _map(self.doc.get("spec"))
-
-    def add(self, path: str, message: str) -> None:
-        self.out.append(f"{path}: {message}")
-
-
-# Checks ---------------------------------------------------------------------------------------
 def _check_header(c: _Ctx) -> None:
     if c.doc.get("apiVersion") != "kubeflow.org/v1beta1":
         c.add("apiVersion", f"must be kubeflow.org/v1beta1, got {_kind(c.doc.get('apiVersion'))}")
@@ -343,9 +51,11 @@ def _check_header(c: _Ctx) -> None:
         c.add("spec", "must be specified")
 
 
+
 def _budget(c: _Ctx, key: str) -> int | None:
     value = c.spec.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
 
 
 def _check_budgets(c: _Ctx) -> None:
@@ -368,6 +78,7 @@ def _check_budgets(c: _Ctx) -> None:
         if failed is not None and failed > max_trials:
             c.add("spec.maxFailedTrialCount", f"{failed} should be less than or equal to "
                   f"spec.maxTrialCount ({max_trials})")
+
 
 
 def _check_objective(c: _Ctx) -> None:
@@ -396,6 +107,7 @@ def _check_objective(c: _Ctx) -> None:
             c.add(f"{where}.value", f"must be one of min, max, latest, got {_kind(s.get('value'))}")
 
 
+
 def _check_settings(c: _Ctx, path: str, settings: Any, rules: dict[str, Rule],
                     algorithm: str) -> None:
     seen: set[str] = set()
@@ -419,6 +131,7 @@ def _check_settings(c: _Ctx, path: str, settings: Any, rules: dict[str, Rule],
                 c.add(f"{where}.value", f"{name} {problem}")
 
 
+
 def _check_algorithm(c: _Ctx) -> None:
     if "algorithm" not in c.spec:
         c.add("spec.algorithm", "must be specified")
@@ -428,17 +141,18 @@ def _check_algorithm(c: _Ctx) -> None:
     if not name:
         c.add("spec.algorithm.algorithmName", "must be specified")
         return
-    if name in _NAS_ALGORITHMS:
+    if name in _NASALGORITHMS:
         if c.spec.get("parameters"):
             c.add("spec.algorithm.algorithmName", f"{name} is a neural-architecture-search "
                   "algorithm: it needs spec.nasConfig, not spec.parameters")
         return
-    if name not in _ALGORITHMS:
+    if name not in ALGORITHMS:
         c.add("spec.algorithm.algorithmName", f"unknown algorithm {name!r}; Katib knows "
-              f"{', '.join([*_ALGORITHMS, *_NAS_ALGORITHMS])}")
+              f"{', '.join([*ALGORITHMS, *_NASALGORITHMS])}")
         return
     _check_settings(c, "spec.algorithm.algorithmSettings", algo.get("algorithmSettings"),
-                    _ALGORITHMS[name], name)
+                    ALGORITHMS[name], name)
+
 
 
 def _check_early_stopping(c: _Ctx) -> None:
@@ -449,12 +163,13 @@ def _check_early_stopping(c: _Ctx) -> None:
     if not name:
         c.add("spec.earlyStopping.algorithmName", "must be specified")
         return
-    if name not in _EARLY_STOPPING:
+    if name not in EARLY_STOPPING:
         c.add("spec.earlyStopping.algorithmName", f"unknown early-stopping algorithm {name!r}; "
-              f"Katib knows {', '.join(_EARLY_STOPPING)}")
+              f"Katib knows {', '.join(EARLY_STOPPING)}")
         return
     _check_settings(c, "spec.earlyStopping.algorithmSettings", es.get("algorithmSettings"),
-                    _EARLY_STOPPING[name], name)
+                    EARLY_STOPPING[name], name)
+
 
 
 def _check_resume(c: _Ctx) -> None:
@@ -462,6 +177,7 @@ def _check_resume(c: _Ctx) -> None:
     if policy not in (None, "", *_RESUME_POLICIES):
         c.add("spec.resumePolicy", f"must be one of {', '.join(_RESUME_POLICIES)}, "
               f"got {_kind(policy)}")
+
 
 
 def _check_parameter(c: _Ctx, i: int, param: dict[str, Any]) -> list[str] | None:
@@ -483,30 +199,41 @@ def _check_parameter(c: _Ctx, i: int, param: dict[str, Any]) -> list[str] | None
         c.add(f"{fsw}.distribution", f"{dist!r} is not supported; use one of "
               f"{', '.join(_DISTRIBUTIONS)}")
     if ptype in ("discrete", "categorical"):
-        for key in ("min", "max", "step"):
-            if key in fs:
-                c.add(f"{fsw}.{key}", f"is not supported for parameterType {ptype}; give a list")
-        if isinstance(dist, str) and dist:
-            c.add(f"{fsw}.distribution", f"is not supported for parameterType {ptype}")
-        values = fs.get("list")
-        if not isinstance(values, list):
-            if "list" not in fs:
-                c.add(f"{fsw}.list", f"must be specified for parameterType {ptype}")
-            return None
-        if not values:
-            c.add(f"{fsw}.list", "must not be empty")
-            return None
-        texts = [v for v in values if isinstance(v, str)]
-        dupes = sorted({v for v in texts if texts.count(v) > 1})
-        if dupes:
-            c.add(f"{fsw}.list", f"has duplicate values {dupes}")
-        if ptype == "discrete":
-            for j, v in enumerate(values):
-                if isinstance(v, str) and _float(v) is None:
-                    c.add(f"{fsw}.list[{j}]", f"{v!r} is not a number (discrete values are "
-                          "numbers; use categorical for labels)")
-        return texts
-    # double / int
+        return _check_list_space(c, fsw, ptype, fs, dist)
+    return _check_range_space(c, fsw, ptype, fs, dist)
+
+
+def _check_list_space(c: _Ctx, fsw: str, ptype: str, fs: dict[str, Any],
+                      dist: Any) -> list[str] | None:
+    """A discrete or categorical ``feasibleSpace``; returns its values (``None``: invalid)."""
+    for key in ("min", "max", "step"):
+        if key in fs:
+            c.add(f"{fsw}.{key}", f"is not supported for parameterType {ptype}; give a list")
+    if isinstance(dist, str) and dist:
+        c.add(f"{fsw}.distribution", f"is not supported for parameterType {ptype}")
+    values = fs.get("list")
+    if not isinstance(values, list):
+        if "list" not in fs:
+            c.add(f"{fsw}.list", f"must be specified for parameterType {ptype}")
+        return None
+    if not values:
+        c.add(f"{fsw}.list", "must not be empty")
+        return None
+    texts = [v for v in values if isinstance(v, str)]
+    dupes = sorted({v for v in texts if texts.count(v) > 1})
+    if dupes:
+        c.add(f"{fsw}.list", f"has duplicate values {dupes}")
+    if ptype == "discrete":
+        for j, v in enumerate(values):
+            if isinstance(v, str) and _float(v) is None:
+                c.add(f"{fsw}.list[{j}]", f"{v!r} is not a number (discrete values are "
+                      "numbers; use categorical for labels)")
+    return texts
+
+
+def _check_range_space(c: _Ctx, fsw: str, ptype: str, fs: dict[str, Any],
+                       dist: Any) -> list[str] | None:
+    """A double or int ``feasibleSpace``; returns its grid (``None``: continuous or invalid)."""
     if "list" in fs:
         c.add(f"{fsw}.list", f"is not supported for parameterType {ptype}; give min and max")
     bounds: dict[str, float] = {}
@@ -552,6 +279,7 @@ def _check_parameter(c: _Ctx, i: int, param: dict[str, Any]) -> list[str] | None
     return [f"{lo + k * step:g}" for k in range(n)]
 
 
+
 def _check_parameters(c: _Ctx) -> list[str]:
     params = _seq(c.spec.get("parameters"))
     if not params and "nasConfig" not in c.spec:
@@ -593,6 +321,7 @@ def _check_parameters(c: _Ctx) -> list[str]:
     return names
 
 
+
 def _check_metrics_collector(c: _Ctx) -> None:
     mc = _map(c.spec.get("metricsCollectorSpec"))
     kind = _map(mc.get("collector")).get("kind", "StdOut")
@@ -617,140 +346,6 @@ def _check_metrics_collector(c: _Ctx) -> None:
             c.add(where, f"{fmt!r} needs two top subexpressions (metric name, value)")
 
 
-def _containers(obj: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every ``(path, container)`` under any ``containers`` list of an unstructured object."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            where = _join(path, str(key))
-            if key == "containers" and isinstance(value, list):
-                for i, item in enumerate(value):
-                    if isinstance(item, dict):
-                        yield f"{where}[{i}]", item
-            else:
-                yield from _containers(value, where)
-    elif isinstance(obj, list):
-        for i, item in enumerate(obj):
-            yield from _containers(item, f"{path}[{i}]")
-
-
-def _check_trial_spec(c: _Ctx, trial: dict[str, Any], primary: str) -> None:
-    base = "spec.trialTemplate.trialSpec"
-    api, kind = trial.get("apiVersion"), trial.get("kind")
-    if not api or not kind:
-        c.add(base, "apiVersion and kind must be specified")
-    meta = _map(trial.get("metadata"))
-    if meta.get("name") or meta.get("namespace"):
-        c.add(f"{base}.metadata", "name and namespace must be omitted (Katib sets them)")
-    if api == "batch/v1" and kind == "Job":
-        _walk(trial, _JOB, base, c.out)
-        pod = _map(_map(_map(trial.get("spec")).get("template")).get("spec"))
-        if not _seq(pod.get("containers")):
-            c.add(f"{base}.spec.template.spec.containers", "must list at least one container")
-        restart = pod.get("restartPolicy")
-        if restart not in ("Never", "OnFailure"):
-            c.add(f"{base}.spec.template.spec.restartPolicy",
-                  f"a Job needs Never or OnFailure, got {_kind(restart)}")
-        scope = f"{base}.spec.template.spec.containers"
-    elif kind == "PyTorchJob":
-        _walk(trial, _PYTORCHJOB, base, c.out)
-        replicas = _map(_map(trial.get("spec")).get("pytorchReplicaSpecs"))
-        if "Master" not in replicas:
-            c.add(f"{base}.spec.pytorchReplicaSpecs.Master", "must be specified")
-        for role, replica in replicas.items():
-            names = [ct.get("name") for _, ct in _containers(replica, "")]
-            if "pytorch" not in names:
-                c.add(f"{base}.spec.pytorchReplicaSpecs.{role}", "needs a container named "
-                      "pytorch (the training operator's convention)")
-        scope = f"{base}.spec.pytorchReplicaSpecs.Master"
-    else:
-        scope = base
-    found = False
-    for where, container in _containers(trial, base):
-        if container.get("name") == primary and where.startswith(scope):
-            found = True
-        image = container.get("image")
-        if isinstance(image, str):
-            tag = image.rsplit("/", 1)[-1].partition(":")[2]
-            if "@" not in image and tag in ("", "latest"):
-                c.add(f"{where}.image", f"{image!r} must carry a pinned tag, not latest")
-        elif "image" not in container:
-            c.add(f"{where}.image", "must be specified")
-    if primary and not found:
-        c.add("spec.trialTemplate.primaryContainerName",
-              f"container {primary!r} does not exist in {scope}")
-
-
-def _check_trial_template(c: _Ctx, parameter_names: list[str]) -> None:
-    path = "spec.trialTemplate"
-    if "trialTemplate" not in c.spec:
-        c.add(path, "must be specified")
-        return
-    tt = _map(c.spec.get("trialTemplate"))
-    primary = _str(tt.get("primaryContainerName"))
-    if not primary:
-        c.add(f"{path}.primaryContainerName", "must be specified")
-    for key in ("successCondition", "failureCondition"):
-        if not tt.get(key):
-            c.add(f"{path}.{key}", "must be specified")
-    has_spec, has_cm = "trialSpec" in tt, "configMap" in tt
-    if has_spec == has_cm:
-        c.add(path, "exactly one of trialSpec and configMap must be specified")
-        return
-    if "trialParameters" not in tt:
-        c.add(f"{path}.trialParameters", "must be specified")
-        return
-    if has_cm:
-        cm = _map(tt.get("configMap"))
-        for key in ("configMapName", "configMapNamespace", "templatePath"):
-            if not cm.get(key):
-                c.add(f"{path}.configMap.{key}", "must be specified")
-        return  # the template itself lives on the cluster
-    trial = _map(tt.get("trialSpec"))
-    template = json.dumps(trial)
-    defined: set[str] = set()
-    refs: set[str] = set()
-    for i, raw in enumerate(_seq(tt.get("trialParameters"))):
-        tp = _map(raw)
-        where = f"{path}.trialParameters[{i}]"
-        name, ref = _str(tp.get("name")), _str(tp.get("reference"))
-        if not name or not ref or "{" in name or "}" in name:
-            c.add(where, "name and reference must be specified and name must not contain "
-                  "'{' or '}'")
-            continue
-        if name in defined:
-            c.add(f"{where}.name", f"trial parameter {name} is defined twice")
-            continue
-        if ref in refs:
-            c.add(f"{where}.reference", f"reference {ref} is used twice")
-            continue
-        defined.add(name)
-        refs.add(ref)
-        meta = _META_RE.fullmatch(ref)
-        if meta:
-            key = meta.group(1)
-            labelled = re.fullmatch(r"(Labels|Annotations)\[(.+)\]", key)
-            if key not in _META_KEYS and not labelled:
-                c.add(f"{where}.reference", f"{ref} is not trial metadata Katib can substitute "
-                      "(Name, Namespace, Kind, APIVersion, Labels[k], Annotations[k])")
-        elif parameter_names and ref not in parameter_names:
-            c.add(f"{where}.reference", f"{ref!r} is not a parameter in spec.parameters "
-                  f"({', '.join(parameter_names)})")
-        if f"${{trialParameters.{name}}}" not in template:
-            c.add(f"{where}.name", f"${{trialParameters.{name}}} is not used in the trial "
-                  "template")
-    for used in sorted(set(_PLACEHOLDER_RE.findall(template)) - defined):
-        c.add(f"{path}.trialSpec", f"${{trialParameters.{used}}} is used but not defined in "
-              f"{path}.trialParameters")
-    for meta_use in sorted(set(_META_RE.findall(template))):
-        c.add(f"{path}.trialSpec", f"${{trialSpec.{meta_use}}} is substituted only through a "
-              f"trial parameter (reference: ${{trialSpec.{meta_use}}}); used directly it stays "
-              "literal")
-    for i, pname in enumerate(_map(p).get("name") for p in _seq(c.spec.get("parameters"))):
-        if isinstance(pname, str) and pname and pname not in refs:
-            c.add(f"spec.parameters[{i}]", f"no trial parameter references {pname}: Katib "
-                  "fails every trial (assignments and trial parameters must match)")
-    _check_trial_spec(c, trial, primary)
-
 
 def check_experiment(doc: Any) -> list[str]:
     """Every problem of a Katib v1beta1 Experiment, one sentence each, field path first.
@@ -765,7 +360,7 @@ def check_experiment(doc: Any) -> list[str]:
     if not isinstance(doc, dict):
         return [f"(document): expected a Katib Experiment (a mapping), got {_kind(doc)}"]
     c = _Ctx(doc)
-    _walk(doc, _EXPERIMENT, "", c.out)
+    c.out += schema_problems(doc)
     _check_header(c)
     if not isinstance(doc.get("spec"), dict):
         return c.out
@@ -776,33 +371,12 @@ def check_experiment(doc: Any) -> list[str]:
     _check_resume(c)
     names = _check_parameters(c)
     _check_metrics_collector(c)
-    _check_trial_template(c, names)
+    check_trial_template(c, names)
     return c.out
 
 
 # Loading --------------------------------------------------------------------------------------
-class _KubeLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a number, as Kubernetes' YAML reader does."""
 
-
-_KubeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"),
-    list("-+0123456789."),
-)
-
-
-def load_spec(text: str) -> Any:
-    """Parse one YAML document the way ``kubectl apply`` would type its scalars.
-
-    Raises:
-        yaml.YAMLError: Not YAML, or more than one document.
-    """
-    docs = list(yaml.load_all(text, Loader=_KubeLoader))
-    docs = [d for d in docs if d is not None] or [None]
-    if len(docs) > 1:
-        raise yaml.YAMLError(f"expected one YAML document, found {len(docs)}")
-    return docs[0]
 
 
 def check_file(path: str | Path) -> list[str]:

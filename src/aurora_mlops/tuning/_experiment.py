@@ -7,7 +7,8 @@ the budgets, and the trial template (its trial parameters and the primary contai
 :meth:`Experiment.trial_command` substitutes ``${trialParameters.X}`` and ``${trialSpec.Name}``
 the way Katib's trial controller does.
 
-Cheap to import: PyYAML is imported inside :func:`load_experiment`.
+The document is validated into the typed :class:`~aurora_mlops.tuning._katib_model.KatibExperiment`
+(kept as :attr:`Experiment.model`, what the cluster backend sends).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from aurora_mlops.errors import ConfigError
+from aurora_mlops.tuning._katib_model import KatibExperiment, schema_problems
 
 __all__ = [
     "Algorithm",
@@ -180,9 +184,11 @@ class Experiment:
     max_trial_count: int | None
     max_failed_trial_count: int | None
     trial_template: TrialTemplate
-    #: The document as loaded (what the cluster backend submits).
+    #: The document as loaded.
     raw: Mapping[str, Any]
     source: str = "<experiment>"
+    #: The typed Katib object the document validated into (what the cluster backend submits).
+    model: KatibExperiment | None = None
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -400,6 +406,11 @@ def parse_experiment(doc: Mapping[str, Any], source: str = "<experiment>") -> Ex
     """
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{source}: not a YAML mapping")
+    try:
+        model = KatibExperiment.model_validate(dict(doc))
+    except ValidationError:
+        problems = schema_problems(dict(doc))
+        raise ConfigError(f"{source}: {problems[0]}") from None
     if doc.get("kind") != "Experiment" or not str(doc.get("apiVersion", "")).startswith(
             "kubeflow.org/"):
         raise ConfigError(f"{source}: expected apiVersion kubeflow.org/v1beta1, kind Experiment; "
@@ -463,6 +474,7 @@ def parse_experiment(doc: Mapping[str, Any], source: str = "<experiment>") -> Ex
         trial_template=_template(spec, parameters, source),
         raw=doc,
         source=source,
+        model=model,
     )
 
 

@@ -266,7 +266,7 @@ def run_katib(
     """
     exp = spec if isinstance(spec, Experiment) else load_experiment(spec)
     ns = namespace or exp.namespace or "kubeflow"
-    body = copy.deepcopy(dict(exp.raw))
+    body = exp.model.body() if exp.model is not None else copy.deepcopy(dict(exp.raw))
     body.setdefault("metadata", {})["namespace"] = ns
     api = api if api is not None else _default_api()
     created = _create(api, body, ns, exp.name, sleep)

@@ -42,6 +42,7 @@ from aurora_mlops.config import (
     image_ref,
 )
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
+from aurora_mlops.tuning._katib_model import KatibExperiment
 from aurora_mlops.tuning._space import SearchSpace, get_space
 from aurora_mlops.variants import VARIANTS
 
@@ -460,7 +461,7 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
             "trialSpec": trial_spec,
         },
     })
-    return {
+    doc: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
         "metadata": {
@@ -476,6 +477,8 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
         },
         "spec": spec,
     }
+    KatibExperiment.model_validate(doc)  # the one model of an Experiment: fields and types
+    return doc
 
 
 # Dumping --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Guards a local sweep passes before its first trial: one runner per work dir, data present.
+"""A local sweep's work dir: its guards (one runner, data present), data link, trial outputs.
 
 The work-dir lock is an advisory ``flock`` on ``WORKDIR/.tune.lock``: the kernel drops it when
 the holder dies, even by ``kill -9``, so a stale lock file never blocks a resume. The file only
@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -18,8 +19,17 @@ from pathlib import Path
 from typing import IO
 
 from aurora_mlops.errors import ConfigError
+from aurora_mlops.tuning._experiment import Experiment
 
-__all__ = ["LOCK_NAME", "check_trial_data", "lock_work_dir", "trial_data_paths"]
+__all__ = [
+    "LOCK_NAME",
+    "check_trial_data",
+    "link_data",
+    "lock_work_dir",
+    "spec_path",
+    "trial_checkpoint",
+    "trial_data_paths",
+]
 
 #: The lock file inside a sweep's work dir.
 LOCK_NAME = ".tune.lock"
@@ -104,3 +114,48 @@ def check_trial_data(argv: Sequence[str], work: Path, *, spec: str) -> None:
         else:
             hint = f"fix {flag} in {spec}, or put the data at {path}"
         raise ConfigError(f"the trial command's {flag} {value} does not exist ({path}): {hint}")
+
+
+def spec_path(exp: Experiment) -> str | None:
+    """The Experiment YAML's absolute path (``tune analyze`` reads it), if it came from a file."""
+    path = Path(exp.source)
+    return str(path.resolve()) if path.is_file() else None
+
+
+
+def link_data(work: Path, data_dir: Path) -> None:
+    """Make ``WORKDIR/data`` the user's data directory (a symlink, or a copy where not allowed)."""
+    target = work / "data"
+    src = data_dir.resolve()
+    if not src.exists():
+        raise ConfigError(f"--data-dir {data_dir} does not exist")
+    if target.is_symlink():
+        if target.resolve() == src:
+            return
+        target.unlink()
+    elif target.exists():
+        if target.resolve() == src:
+            return
+        raise ConfigError(f"{target} already exists and is not a link to {src}; remove it or "
+                          "drop --data-dir")
+    try:
+        target.symlink_to(src, target_is_directory=src.is_dir())
+    except OSError:
+        if src.is_dir():
+            shutil.copytree(src, target)
+        else:
+            shutil.copy2(src, target)
+
+
+def trial_checkpoint(exp: Experiment, work: Path, name: str) -> Path | None:
+    """The checkpoint trial ``name`` wrote in its ``--output`` dir (``trial.json`` names it)."""
+    out = exp.trial_output_dir(name)
+    if out is None:
+        return None
+    d = (work / out).resolve()
+    tj = d / "trial.json"
+    if tj.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return d / json.loads(tj.read_text())["checkpoint"]["path"]
+    ckpt = d / "model.ckpt"
+    return ckpt if ckpt.is_file() else None

@@ -1,0 +1,123 @@
+"""The Optuna side of a Katib Experiment: its algorithm as a sampler, its early stopping a pruner.
+
+Katib's algorithm settings are honoured where Optuna has them (``random_state``,
+``n_startup_trials``, ``n_ei_candidates``, ``sigma``, ``restart_strategy``,
+``n_initial_points``); ``medianstop`` becomes a :class:`~optuna.pruners.MedianPruner` with the
+same settings.
+
+Cheap to import: optuna is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aurora_mlops.errors import ConfigError
+from aurora_mlops.tuning._experiment import Experiment
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["grid_size", "make_pruner", "make_sampler"]
+
+
+def _setting(settings: Mapping[str, str], name: str, cast: Callable[[str], Any],
+             default: Any) -> Any:
+    if name not in settings or settings[name] in ("", None):
+        return default
+    try:
+        return cast(settings[name])
+    except ValueError:
+        raise ConfigError(f"algorithm setting {name}={settings[name]!r} is not valid") from None
+
+
+
+def make_sampler(exp: Experiment, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for the Experiment's ``algorithm`` (Katib settings honoured).
+
+    ``seed`` overrides the ``random_state`` setting.
+
+    Raises:
+        ConfigError: An algorithm the local runner cannot run (hyperband, pbt, NAS).
+    """
+    import optuna
+
+    name = exp.algorithm.name.lower()
+    s = exp.algorithm.settings
+    seed = seed if seed is not None else _setting(s, "random_state", int, None)
+    startup = _setting(s, "n_startup_trials", int, None)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+
+        class KatibGridSampler(optuna.samplers.GridSampler):
+            """Grid search whose end the runner decides (at the grid's size), as Katib does.
+
+            Optuna's ``after_trial`` calls ``study.stop()``, which only works inside
+            ``Study.optimize``; this runner asks and tells trials itself.
+            """
+
+            def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+                return None
+
+        return KatibGridSampler(
+            {p.name: list(p.grid_values()) for p in exp.parameters}, seed=seed)
+    if name in ("tpe", "multivariate-tpe"):
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=name == "multivariate-tpe",
+            n_startup_trials=startup if startup is not None else 10,
+            n_ei_candidates=_setting(s, "n_ei_candidates", int, 24))
+    if name == "cmaes":
+        restart = _setting(s, "restart_strategy", str, None)
+        kwargs: dict[str, Any] = {}
+        if _setting(s, "sigma", float, None) is not None:
+            kwargs["sigma0"] = _setting(s, "sigma", float, None)
+        if restart not in (None, "none"):
+            kwargs["restart_strategy"] = restart
+        with warnings.catch_warnings():  # sigma0/restart_strategy are deprecated in Optuna 4.9+
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, n_startup_trials=startup if startup is not None else 1, **kwargs)
+    if name == "sobol":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=seed is not None,
+                                              seed=seed)
+    if name == "bayesianoptimization":
+        initial = _setting(s, "n_initial_points", int, startup if startup is not None else 10)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=initial)
+    raise ConfigError(
+        f"{exp.source}: algorithm {exp.algorithm.name!r} cannot run locally; use random, grid, "
+        "tpe, multivariate-tpe, cmaes, sobol or bayesianoptimization (or --backend katib)"
+    )
+
+
+
+def make_pruner(exp: Experiment) -> optuna.pruners.BasePruner:
+    """``medianstop`` as a median pruner; no early stopping as a no-op pruner.
+
+    Katib's ``start_step`` counts reported values before the rule applies; Optuna's
+    ``n_warmup_steps`` counts 0-based steps (epochs), hence ``start_step - 1``.
+    """
+    import optuna
+
+    es = exp.early_stopping
+    if es is None:
+        return optuna.pruners.NopPruner()
+    if es.name.lower() != "medianstop":
+        raise ConfigError(f"{exp.source}: early stopping {es.name!r} is not supported locally; "
+                          "use medianstop")
+    min_trials = _setting(es.settings, "min_trials_required", int, 3)
+    start_step = _setting(es.settings, "start_step", int, 4)
+    return optuna.pruners.MedianPruner(n_startup_trials=min_trials,
+                                       n_warmup_steps=max(start_step - 1, 0))
+
+
+
+def grid_size(exp: Experiment) -> int:
+    size = 1
+    for p in exp.parameters:
+        size *= len(p.grid_values())
+    return size

@@ -1,0 +1,67 @@
+"""The MLflow parent run of a local sweep, which every trial's run nests under.
+
+The parent run's id is kept on the Optuna study (``katib_mlflow_parent_run_id``), so a resumed
+sweep goes on logging under the same run. A tracking failure never stops the sweep: it runs
+on untracked (see :func:`aurora_mlops.tuning._local.run_local`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aurora_mlops._redact import redact_uri
+from aurora_mlops.tuning._experiment import Experiment
+from aurora_mlops.tuning._states import attr
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ParentRun"]
+
+
+class ParentRun:
+    """The sweep's MLflow parent run (created once per study, found again on resume)."""
+
+    def __init__(self, exp: Experiment, study: Any, tracking_uri: str | None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from aurora_mlops.config import get_settings
+
+        key = attr("mlflow_parent_run_id")
+        self.exp = exp
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        run_id = study.user_attrs.get(key)
+        if run_id is None:
+            run_id = self._create(get_settings().experiment_name)
+            study.set_user_attr(key, run_id)
+        self.run_id: str = run_id
+
+    def _create(self, experiment_name: str) -> str:
+        client, exp = self._client, self.exp
+        experiment = client.get_experiment_by_name(experiment_name)
+        exp_id = experiment.experiment_id if experiment else \
+            client.create_experiment(experiment_name)
+        run = client.create_run(exp_id, run_name=exp.name, tags={
+            "katib.experiment": exp.name, "sweep.algorithm": exp.algorithm.name,
+            "sweep.backend": "local", "sweep.spec": exp.source})
+        run_id: str = run.info.run_id
+        client.log_param(run_id, "algorithm", exp.algorithm.name)
+        client.log_param(run_id, "objective", f"{exp.objective.type} {exp.objective.metric}")
+        client.log_param(run_id, "max_trial_count", str(exp.max_trial_count))
+        client.log_param(run_id, "parallel_trial_count", str(exp.parallel_trial_count))
+        return run_id
+
+    def finish(self, best: Any | None, status: str) -> None:
+        """Log the best trial onto the run and end it (a failure is logged, not raised)."""
+        client = self._client
+        try:
+            if best is not None:
+                client.set_tag(self.run_id, "best_trial", best.user_attrs[attr("name")])
+                client.log_metric(self.run_id, f"best_{self.exp.objective.metric}",
+                                  float(best.value))
+                for k, v in best.user_attrs.get(attr("assignments"), {}).items():
+                    client.log_param(self.run_id, f"best.{k}", v)
+            client.set_terminated(self.run_id, status)
+        except Exception as e:
+            log.warning("MLflow: could not finish the sweep's parent run (%s)",
+                        redact_uri(str(e)))

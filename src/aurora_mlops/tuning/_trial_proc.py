@@ -1,0 +1,244 @@
+"""The processes of local trials: a preloaded forkserver for ``train-trial``, else a subprocess.
+
+Importing torch + aurora + mlflow costs ~10 s, more than a smoke trial trains. So a recognised
+``aurora-mlops train-trial`` command runs in a process forked from a forkserver that has
+imported those modules once (:data:`PRELOAD`); the child sets its environment, working dir and
+output, then calls :func:`aurora_mlops.cli.main` with the command's arguments, so the trial is
+still exactly the template's command. Any other command runs as a plain subprocess. Either way
+the trial is its own process group, dies with the runner (Linux ``PR_SET_PDEATHSIG``), and
+:meth:`TrialProcess.stop` ends it with SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PRELOAD",
+    "ForkServer",
+    "TrialProcess",
+    "is_train_trial_command",
+    "log_tail",
+    "signal_text",
+]
+
+#: Modules the forkserver imports once, before it forks trial workers.
+PRELOAD: tuple[str, ...] = (
+    "torch", "aurora", "aurora.rollout", "mlflow", "xarray", "aurora_mlops.cli",
+    "aurora_mlops.training", "aurora_mlops.data._readers", "aurora_mlops.data._windows",
+)
+#: Seconds between SIGTERM and SIGKILL when a trial is stopped.
+KILL_GRACE_S = 3.0
+LOG_TAIL_LINES = 20
+
+
+def is_train_trial_command(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` is ``aurora-mlops train-trial ...`` (or ``python -m aurora_mlops ...``)."""
+    if not argv:
+        return False
+    head = os.path.basename(argv[0])
+    if head == "aurora-mlops":
+        return len(argv) > 1 and argv[1] == "train-trial"
+    if head.startswith("python") and len(argv) > 3 and argv[1:3] == ["-m", "aurora_mlops"]:
+        return argv[3] == "train-trial"
+    return False
+
+
+
+def _cli_args(argv: Sequence[str]) -> list[str]:
+    return list(argv[1:]) if os.path.basename(argv[0]) == "aurora-mlops" else list(argv[3:])
+
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed runner leaves no trials)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: best effort
+        pass
+
+
+
+def _subprocess_setup() -> None:
+    os.setsid()
+    _die_with_parent()
+
+
+
+def _release_forkserver_pipe() -> None:
+    """Close this child's copy of the forkserver's "client alive" pipe.
+
+    multiprocessing hands every forked child the write end of the pipe on which the forkserver
+    waits for EOF to learn that its client (the runner) died. A trial holding it keeps the
+    forkserver, its parent, alive after ``kill -9`` of the runner, so PR_SET_PDEATHSIG never
+    fires and the trial trains on as an orphan. Trials start no processes through the
+    forkserver, so they do not need it.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if server is not None and fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+
+def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
+                  threads: int) -> None:
+    """Body of a trial worker forked from the preloaded forkserver (runs in the child)."""
+    os.setsid()
+    _die_with_parent()
+    _release_forkserver_pipe()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    code = 1
+    try:
+        import torch
+
+        torch.set_num_threads(max(threads, 1))
+        from aurora_mlops.cli import main
+        from aurora_mlops.config import get_settings
+
+        get_settings.cache_clear()
+        code = main(_cli_args(argv))
+    except SystemExit as e:  # argparse usage errors
+        code = e.code if isinstance(e.code, int) else 2
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    sys.exit(code)
+
+
+
+class ForkServer:
+    """multiprocessing's forkserver with :data:`PRELOAD` imported once (shared per process)."""
+
+    _ctx: Any = None
+
+    @classmethod
+    def context(cls) -> Any:
+        if cls._ctx is None:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(list(PRELOAD))
+            cls._ctx = ctx
+        return cls._ctx
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Start the server now (it imports in the background while the runner sets up)."""
+        from multiprocessing import forkserver
+
+        cls.context()
+        forkserver.ensure_running()
+
+
+
+class TrialProcess:
+    """A running trial process, forked or plain, polled without blocking."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
+                 threads: int, fork: bool) -> None:
+        self.forked = fork
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._process: Any = None
+        if fork:
+            ctx = ForkServer.context()
+            self._process = ctx.Process(
+                target=_forked_trial, args=(argv, str(cwd), env, str(log_path), threads),
+                daemon=False)
+            self._process.start()
+            self.pid: int = self._process.pid
+        else:
+            with log_path.open("ab") as out:
+                try:
+                    self._popen = subprocess.Popen(
+                        argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, preexec_fn=_subprocess_setup)
+                except OSError as e:
+                    out.write(f"cannot start {argv[0]!r}: {e}\n".encode())
+                    self._popen = None
+                    self.pid = -1
+                    self._start_error = 127
+                    return
+            self.pid = self._popen.pid
+
+    def poll(self) -> int | None:
+        if self.forked:
+            code = self._process.exitcode
+            return None if code is None else int(code)
+        if self._popen is None:
+            return self._start_error
+        return self._popen.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.pid <= 0 or self.poll() is not None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, sig)
+
+    def stop(self, grace: float = KILL_GRACE_S) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.poll() is None:
+            self.signal(signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while self.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if self.forked:
+            with contextlib.suppress(ValueError, AttributeError):
+                self._process.join(timeout=0)
+        return self.poll()
+
+
+
+def signal_text(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = " (the OOM killer, or another SIGKILL)" if -code == signal.SIGKILL else ""
+    return f"was killed by {name}{hint}"
+
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 16384, 0))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
