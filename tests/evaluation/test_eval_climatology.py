@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,3 +91,26 @@ def test_seasonal_climatology_is_the_window_mean_at_each_day_and_hour() -> None:
     wrap = clim["x"].sel(dayofyear=366, hour=0).values
     np.testing.assert_allclose(wrap, np.mean([d * 1000 for d in (364, 365, 1, 2)]), rtol=1e-6)
     assert seasonal_climatology(truth.isel(time=slice(0, 40)), valid) is None
+
+
+def test_a_seasonal_climatology_over_its_budget_is_built_in_groups_into_a_store(
+    tmp_path: Path,
+) -> None:
+    times = pd.date_range("2023-01-01", periods=365 * 4, freq="6h")
+    rng = np.random.default_rng(3)
+    truth = xr.Dataset(
+        {"x": (("time", "lat", "lon"), rng.normal(280.0, 10.0, (times.size, 3, 4))),
+         "wd": (("time", "lat", "lon"), rng.uniform(0.0, 360.0, (times.size, 3, 4)))},
+        coords={"time": times, "lat": [10.0, 0.0, -10.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+    valid = pd.date_range("2024-02-01", periods=40, freq="6h").values
+    whole = seasonal_climatology(truth, valid, angles={"wd"}, window_days=5)
+    # One day of year's sums (4 hours x 12 points x 8 bytes x 4 terms) is 1536 bytes: the
+    # budget holds three days, so the ten days take four passes, each appended to the store.
+    store = tmp_path / "clim.zarr"
+    grouped = seasonal_climatology(truth, valid, angles={"wd"}, window_days=5, store=store,
+                                   budget_bytes=3 * 1536)
+    assert whole is not None and grouped is not None
+    assert store.is_dir() and grouped["x"].variable._in_memory is False
+    assert grouped.sizes == whole.sizes == {"dayofyear": 10, "hour": 4, "lat": 3, "lon": 4}
+    xr.testing.assert_allclose(grouped.load(), whole, rtol=1e-6)
+    assert grouped.attrs["period"] == whole.attrs["period"]

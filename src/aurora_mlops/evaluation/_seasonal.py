@@ -8,13 +8,16 @@ WeatherBench2 smooths its climatology over a 61-day window. When the source peri
 needed (day of year, hour) without any time in its window, :func:`seasonal_climatology` returns
 ``None`` and the caller falls back to the hour-of-day climatology and says so.
 
-Memory: one field per distinct (day of year, hour) of the source and per needed one, so pass
-only the valid times that will be scored.
+Memory: the running sums of the needed (day of year, hour) bins only, whatever the length of
+the source; past a budget they are computed in groups of days into a Zarr store, so pass only
+the valid times that will be scored.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Collection
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,22 +47,52 @@ def _window(doys: np.ndarray, hours: np.ndarray, keys: np.ndarray,
                         coords={"dayofyear": doys, "hour": hours, "key": keys})
 
 
-def _sum_by_key(part: xr.Dataset, names: list[str], angles: Collection[str],
-                sums: dict[str, xr.DataArray]) -> None:
+def _field_bytes(truth: xr.Dataset, names: list[str]) -> int:
+    """Bytes of one time step of ``names`` as float64."""
+    return sum(int(np.prod([n for d, n in truth[v].sizes.items() if d != "time"])) * 8
+               for v in names)
+
+
+def _accumulate(
+    truth: xr.Dataset, names: list[str], angles: Collection[str], w: xr.DataArray,
+    src_keys: np.ndarray, chunk: int,
+) -> dict[str, xr.DataArray]:
+    """Window-weighted sums (and counts) over the source times, for the target bins of ``w``
+    (``dayofyear, hour, key``), reading ``chunk`` source times at a time."""
+    sums: dict[str, xr.DataArray] = {}
+    for start in range(0, truth.sizes["time"], chunk):
+        part = truth[names].isel(time=slice(start, start + chunk)).load()
+        wt = w.sel(key=xr.DataArray(src_keys[start : start + chunk], dims="time"))
+        wt = wt.drop_vars("key")
+        for n in names:
+            v = part[n].astype(np.float64)
+            terms = {"": v, "\0n": v.notnull().astype(np.float64)}
+            if n in angles:
+                rad = v * (np.pi / 180.0)
+                terms = {"\0sin": xr.apply_ufunc(np.sin, rad),
+                         "\0cos": xr.apply_ufunc(np.cos, rad), "\0n": terms["\0n"]}
+            for suffix, t in terms.items():
+                s = xr.dot(wt, t.fillna(0.0), dim="time")
+                prev = sums.get(n + suffix)
+                sums[n + suffix] = s if prev is None else prev + s
+    return sums
+
+
+def _finish(sums: dict[str, xr.DataArray], names: list[str],
+            angles: Collection[str]) -> xr.Dataset | None:
+    out: dict[str, xr.DataArray] = {}
     for n in names:
-        v = part[n].astype(np.float64)
-        terms = {"": v, "\0n": v.notnull().astype(np.float64)}
+        count = sums[n + "\0n"]
+        if bool((count.sum([d for d in count.dims if d not in ("dayofyear", "hour")]) == 0)
+                .any()):
+            return None
         if n in angles:
-            rad = v * (np.pi / 180.0)
-            terms = {"\0sin": xr.apply_ufunc(np.sin, rad), "\0cos": xr.apply_ufunc(np.cos, rad),
-                     "\0n": terms["\0n"]}
-        for suffix, t in terms.items():
-            s = t.groupby("key").sum("time", skipna=True)
-            prev = sums.get(n + suffix)
-            if prev is not None:
-                keys = np.union1d(prev["key"].values, s["key"].values)
-                s = prev.reindex(key=keys, fill_value=0) + s.reindex(key=keys, fill_value=0)
-            sums[n + suffix] = s
+            s, c = sums[n + "\0sin"], sums[n + "\0cos"]
+            deg = xr.apply_ufunc(np.arctan2, s, c) * (180.0 / np.pi)
+            out[n] = (deg % 360.0).where(count > 0).astype(np.float32)
+        else:
+            out[n] = (sums[n] / count.where(count > 0)).astype(np.float32)
+    return xr.Dataset(out)
 
 
 def seasonal_climatology(
@@ -69,8 +102,15 @@ def seasonal_climatology(
     angles: Collection[str] = (),
     chunk: int = 64,
     window_days: int = WINDOW_DAYS,
+    store: str | Path | None = None,
+    budget_bytes: int = 512 * 2**20,
 ) -> xr.Dataset | None:
     """Mean fields by day of year and hour of day over ``truth``, at the bins of ``valid_times``.
+
+    Sums go straight into the needed (day of year, hour) bins, so memory does not grow with the
+    length of ``truth``. When the bins' sums would exceed ``budget_bytes`` they are computed in
+    groups of days of year, one pass over ``truth`` per group, and each finished group is
+    written to the Zarr ``store`` (required then); the result is read lazily from it.
 
     Args:
         truth: Canonical dataset (time, [level], lat, lon): the training period.
@@ -78,6 +118,8 @@ def seasonal_climatology(
         angles: Variables averaged as directions (circular mean, in degrees).
         chunk: Times read per step.
         window_days: Half-width of the smoothing window, in days.
+        store: Zarr store for a climatology larger than ``budget_bytes`` (else in memory).
+        budget_bytes: Memory for the running sums.
 
     Returns:
         Dataset with dims ``dayofyear``, ``hour``, [``level``], ``lat``, ``lon`` and
@@ -93,26 +135,35 @@ def seasonal_climatology(
     weights = _window(doys, hours, np.unique(src_keys), window_days)
     if bool((weights.sum("key") == 0).any()):
         return None
-    sums: dict[str, xr.DataArray] = {}
-    for start in range(0, truth.sizes["time"], chunk):
-        part = truth[names].isel(time=slice(start, start + chunk)).load()
-        part = part.assign_coords(key=("time", src_keys[start : start + chunk]))
-        _sum_by_key(part, names, angles, sums)
-    out: dict[str, xr.DataArray] = {}
-    for n in names:
-        w = weights.sel(key=sums[n + "\0n"]["key"])
-        count = xr.dot(w, sums[n + "\0n"], dim="key")
-        if bool((count.sum([d for d in count.dims if d not in ("dayofyear", "hour")]) == 0)
-                .any()):
-            return None
-        if n in angles:
-            s, c = xr.dot(w, sums[n + "\0sin"], dim="key"), xr.dot(w, sums[n + "\0cos"], dim="key")
-            deg = xr.apply_ufunc(np.arctan2, s, c) * (180.0 / np.pi)
-            out[n] = (deg % 360.0).where(count > 0).astype(np.float32)
-        else:
-            out[n] = (xr.dot(w, sums[n], dim="key") / count.where(count > 0)).astype(np.float32)
-    clim = xr.Dataset(out)
+    per_doy = hours.size * _field_bytes(truth, names) * (4 if set(names) & set(angles) else 2)
+    group = max(1, budget_bytes // max(per_doy, 1))
     tv = truth["time"].values
-    clim.attrs["period"] = (f"{pd.Timestamp(tv[0]).isoformat()} .. "
-                            f"{pd.Timestamp(tv[-1]).isoformat()}")
-    return clim
+    period = f"{pd.Timestamp(tv[0]).isoformat()} .. {pd.Timestamp(tv[-1]).isoformat()}"
+    if group >= doys.size or store is None:
+        clim = _finish(_accumulate(truth, names, angles, weights, src_keys, chunk), names,
+                       angles)
+        if clim is not None:
+            clim.attrs["period"] = period
+        return clim
+    return _to_store(truth, names, angles, weights, src_keys, chunk, int(group), Path(store),
+                     period)
+
+
+def _to_store(
+    truth: xr.Dataset, names: list[str], angles: Collection[str], weights: xr.DataArray,
+    src_keys: np.ndarray, chunk: int, group: int, store: Path, period: str,
+) -> xr.Dataset | None:
+    """The climatology computed ``group`` days of year at a time into a Zarr store."""
+    doys = weights["dayofyear"].values
+    for g in range(0, doys.size, group):
+        w = weights.isel(dayofyear=slice(g, g + group))
+        part = _finish(_accumulate(truth, names, angles, w, src_keys, chunk), names, angles)
+        if part is None:
+            shutil.rmtree(store, ignore_errors=True)
+            return None
+        part.attrs["period"] = period
+        if g == 0:
+            part.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
+        else:
+            part.to_zarr(store, append_dim="dayofyear", consolidated=True, zarr_format=2)
+    return xr.open_zarr(store, chunks=None, consolidated=True)
