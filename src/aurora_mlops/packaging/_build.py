@@ -252,22 +252,8 @@ def package_model(
         PackageError: An input is missing or describes another checkpoint.
         CheckpointError: The checkpoint is missing, corrupt or of another variant.
     """
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    from aurora_mlops.data import open_dataset
-    from aurora_mlops.packaging._requirements import pinned_requirements
-
     src = gather_sources(model, variant, eval_dir=eval_dir, bench_dir=bench_dir, data=data)
-    ds = open_dataset(src.data)
-    try:
-        statics = grid_and_statics(ds, src.trained)
-        contract = _contract(src, statics)
-        n_values = sum(int(np.prod(contract.state_shape(v))) for v in contract.state_vars)
-        example = example_state(ds, src.trained) if n_values <= EXAMPLE_MAX_VALUES else None
-    finally:
-        ds.close()
+    statics, contract, example = _read_data(src)
     info = _info(src, contract)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -276,19 +262,7 @@ def package_model(
         stage = work / "artifacts"
         stage.mkdir()
         artifacts = _write_artifacts(src, info, contract, statics, stage)
-        requirements, lock = pinned_requirements()
-        signature = ModelSignature(inputs=None, params=ParamSchema(
-            [ParamSpec("steps", "long", contract.default_steps)]))
-        mlflow.pyfunc.save_model(
-            path=str(work / "model"),
-            python_model=str(Path(__file__).with_name("model_code.py")),
-            artifacts=artifacts,
-            code_paths=[str(_stage_code(work))],
-            signature=signature,
-            input_example=(example, {"steps": EXAMPLE_STEPS}) if example else None,
-            pip_requirements=[*requirements, *([f"-c {lock}"] if lock else [])],
-            metadata={METADATA_KEY: info.stored()},
-        )
+        _save_pyfunc(work, artifacts, info, contract, example)
         _replace_dir(work / "model", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -300,3 +274,43 @@ def package_model(
         logged = log_package(out, log_to, tags={"trial": info.trial})
         result = PackageResult(path=out, info=result.info, model_uri=logged.model_uri)
     return result
+
+
+def _read_data(src: Sources) -> tuple[dict[str, np.ndarray], ModelContract, Any]:
+    """The grid and static fields, the model contract and the input example (``None`` when
+    the initial state is over :data:`EXAMPLE_MAX_VALUES`) from the trial's dataset."""
+    from aurora_mlops.data import open_dataset
+
+    ds = open_dataset(src.data)
+    try:
+        statics = grid_and_statics(ds, src.trained)
+        contract = _contract(src, statics)
+        n_values = sum(int(np.prod(contract.state_shape(v))) for v in contract.state_vars)
+        example = example_state(ds, src.trained) if n_values <= EXAMPLE_MAX_VALUES else None
+    finally:
+        ds.close()
+    return statics, contract, example
+
+
+def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
+                 contract: ModelContract, example: Any) -> None:
+    """``mlflow.pyfunc.save_model`` into ``work/model``: models from code, pinned requirements."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    from aurora_mlops.packaging._requirements import pinned_requirements
+
+    requirements, lock = pinned_requirements()
+    signature = ModelSignature(inputs=None, params=ParamSchema(
+        [ParamSpec("steps", "long", contract.default_steps)]))
+    mlflow.pyfunc.save_model(
+        path=str(work / "model"),
+        python_model=str(Path(__file__).with_name("model_code.py")),
+        artifacts=artifacts,
+        code_paths=[str(_stage_code(work))],
+        signature=signature,
+        input_example=(example, {"steps": EXAMPLE_STEPS}) if example else None,
+        pip_requirements=[*requirements, *([f"-c {lock}"] if lock else [])],
+        metadata={METADATA_KEY: info.stored()},
+    )

@@ -197,23 +197,32 @@ def parse_request(
     steps = parse_steps(params, contract)
     cols = _columns(model_input)
     if any(k in cols for k in _REFERENCE_KEYS):
-        extra = sorted(set(cols) - {*_REFERENCE_KEYS, *_META_KEYS})
-        if extra:
-            raise RequestError(
-                f"unexpected field(s) {extra} in a reference request: give input_uri, "
-                "output_uri and optionally init_time"
-            )
-        missing = [k for k in _REFERENCE_KEYS if k not in cols]
-        if missing:
-            raise RequestError(f"a reference request needs {missing[0]} as well")
-        uris = {k: _text(k, cols[k]) for k in _REFERENCE_KEYS}
-        if len(uris["input_uri"]) != 1 or len(uris["output_uri"]) != 1:
-            raise RequestError("a reference request names one input_uri and one output_uri")
-        init = _text("init_time", cols["init_time"])[0] if "init_time" in cols else None
-        return ReferenceRequest(
-            input_uri=uris["input_uri"][0], output_uri=uris["output_uri"][0],
-            init_time=_time("init_time", init) if init else None, steps=steps,
+        return _reference_request(cols, steps)
+    return _array_request(cols, steps, contract, grid)
+
+
+def _reference_request(cols: dict[str, list[Any]], steps: int) -> ReferenceRequest:
+    extra = sorted(set(cols) - {*_REFERENCE_KEYS, *_META_KEYS})
+    if extra:
+        raise RequestError(
+            f"unexpected field(s) {extra} in a reference request: give input_uri, "
+            "output_uri and optionally init_time"
         )
+    missing = [k for k in _REFERENCE_KEYS if k not in cols]
+    if missing:
+        raise RequestError(f"a reference request needs {missing[0]} as well")
+    uris = {k: _text(k, cols[k]) for k in _REFERENCE_KEYS}
+    if len(uris["input_uri"]) != 1 or len(uris["output_uri"]) != 1:
+        raise RequestError("a reference request names one input_uri and one output_uri")
+    init = _text("init_time", cols["init_time"])[0] if "init_time" in cols else None
+    return ReferenceRequest(
+        input_uri=uris["input_uri"][0], output_uri=uris["output_uri"][0],
+        init_time=_time("init_time", init) if init else None, steps=steps,
+    )
+
+
+def _array_request(cols: dict[str, list[Any]], steps: int, contract: ModelContract,
+                   grid: Mapping[str, np.ndarray]) -> ArrayRequest:
     allowed = {*contract.state_vars, *_GRID_KEYS, *_META_KEYS}
     extra = sorted(set(cols) - allowed)
     if extra:

@@ -224,20 +224,15 @@ def publish_package(
     """
     settings = settings or Settings()
     package_dir = Path(package_dir)
-    rule_text = gate or settings.publish_gate
-    parse_gate(rule_text)  # fail on a bad rule before any registry work
-    grant_list = _grants(grants)
-    info = _read(package_dir)
-    name = name or f"aurora-{info.variant}"
-    if not _NAME.match(name):
-        raise PublishError(f"--name {name!r} must be letters, digits, '.', '_' or '-'")
+    rule_text, grant_list, info, name = _inputs(package_dir, name, gate, grants, settings)
     reg, notes = open_registry(registry_uri, settings)
     azure_commands = (
         tuple(role_commands(parse_azure_uri(reg.uri), grant_list))
         if is_azure_uri(reg.uri) else ()
     )
+    direct_grants = bool(grant_list) and not azure_commands
     with refused_as_error(reg, f"publish {name}"):
-        if grant_list and not azure_commands:
+        if direct_grants:
             reg.check_grantees(grant_list)
         reg.ensure_model(name)
         done = _done_version(reg, name, info.checkpoint_sha256)
@@ -246,20 +241,38 @@ def publish_package(
         if done is not None and not (force and reg.get_alias(name, "champion") != done):
             return _existing(reg, name, reg.version(name, done), grant_list, notes,
                              azure_commands)
-        created = done is None
         version = done or _register(reg, info, name, package_dir, settings)
-        if created:
+        if done is None:
             _registry.after_create_version(name, version)
         decision = _finish(reg, name, version, info, package_dir, rule_text, force)
-        if grant_list and not azure_commands:
+        if direct_grants:
             reg.grant(name, grant_list, _experiment_of(reg, reg.version(name, version)))
     out = Path(gate_out) if gate_out else package_dir / "gate.json"
     write_gate(decision, out)
     logger.info("%s", decision.summary())
+    return _result(name, version, decision, force=force, created=done is None, gate_file=out,
+                   notes=notes, azure_commands=azure_commands)
+
+
+def _inputs(package_dir: Path, name: str | None, gate: str | None, grants: Any,
+            settings: Settings) -> tuple[str, list[Grant], Any, str]:
+    """The gate rule, grants, package info and model name, checked before any registry work."""
+    rule_text = gate or settings.publish_gate
+    parse_gate(rule_text)
+    grant_list = _grants(grants)
+    info = _read(package_dir)
+    name = name or f"aurora-{info.variant}"
+    if not _NAME.match(name):
+        raise PublishError(f"--name {name!r} must be letters, digits, '.', '_' or '-'")
+    return rule_text, grant_list, info, name
+
+
+def _result(name: str, version: str, decision: GateDecision, *, force: bool, created: bool,
+            gate_file: Path, notes: list[str], azure_commands: tuple[str, ...]) -> PublishResult:
     return PublishResult(
         name=name, version=version,
         champion_version=version if decision.passed or force else decision.champion_version,
-        gate_passed=decision.passed, created=created, gate_file=out,
+        gate_passed=decision.passed, created=created, gate_file=gate_file,
         model_uri=f"models:/{name}/{version}", outcome=decision.outcome,
         notes=tuple(notes), azure_commands=azure_commands, gate=decision,
     )
