@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
-from aurora_mlops.cli import _positive_int
+from aurora_mlops.cli._args import positive_int as _positive_int
 
 __all__ = ["cmd_compile", "cmd_run", "register"]
 

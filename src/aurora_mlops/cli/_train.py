@@ -12,6 +12,40 @@ from aurora_mlops.errors import ConfigError
 from aurora_mlops.variants import get_variant
 
 
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``train-trial`` to ``subparsers`` (from ``add_subparsers``)."""
+    from aurora_mlops.variants import VARIANTS
+
+    trial: argparse.ArgumentParser = subparsers.add_parser(
+        "train-trial",
+        help="Fine-tune one variant with one set of hyperparameters (one Katib trial).",
+        description="Fine-tune one variant with one set of hyperparameters (one Katib trial). "
+        "Any further --NAME=VALUE is a trial parameter (e.g. --learning_rate=3e-4 "
+        "--encoder_depths=6,10,8); `aurora-mlops train-trial --list-params` lists them.",
+    )
+    trial.add_argument("--variant", choices=list(VARIANTS), help="Aurora variant (required).")
+    trial.add_argument("--data", help="Dataset (canonical, CDS, WB2 or GRIB) (required).")
+    trial.add_argument("--output", help="The trial's own output directory (required).")
+    trial.add_argument(
+        "--list-params", action="store_true",
+        help="List the trial parameters with their defaults and bounds, then exit.",
+    )
+    trial.add_argument(
+        "--profile", choices=["smoke", "production"], default="production",
+        help="smoke: CPU-sized model and budget; production: the published configuration.",
+    )
+    trial.add_argument("--init", default=None, help="Checkpoint to start from (path or `hub`).")
+    trial.add_argument(
+        "--from-sweep", default=None, metavar="WORKDIR",
+        help="Start from the best parameters of a local sweep (its best.json); --NAME=VALUE "
+        "given here override them. The final fit after a short-budget sweep.",
+    )
+    trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
+    trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
+    trial.set_defaults(handler=cmd_train_trial, accepts_params=True, subparser=trial)
+    return trial
+
+
 def sweep_params(work_dir: str) -> dict[str, Any]:
     """The best trial's parameter assignments of a local sweep, parsed like --NAME=VALUE."""
     from aurora_mlops.training._params import parse_param_args
