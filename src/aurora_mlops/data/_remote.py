@@ -26,7 +26,7 @@ import xarray as xr
 from aurora_mlops._redact import redact_uri
 from aurora_mlops.errors import DataFileError
 
-__all__ = ["is_remote", "open_remote", "remote_size"]
+__all__ = ["is_remote", "open_remote", "remote_identity", "remote_size"]
 
 #: Schemes opened through fsspec (``file://`` and plain paths stay local).
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl", "http", "https")
@@ -159,3 +159,23 @@ def remote_size(uri: str) -> int:
         return int(fs.du(root, total=True))
     except Exception:  # the size is only reported; reading already succeeded or failed
         return 0
+
+
+def remote_identity(uri: str) -> dict[str, list[str]]:
+    """What identifies the data behind ``uri`` now: size, ETag and modification time of the
+    object, or of each metadata file of a Zarr store (``{"": [...], "zarr.json": [...]}``)."""
+    fs, root = _filesystem(uri)
+
+    def stat(path: str) -> list[str]:
+        info = fs.info(path)
+        return [str(info.get(k, "")) for k in ("size", "ETag", "LastModified", "mtime",
+                                               "etag", "last_modified")]
+
+    try:
+        files = {"": stat(root)}
+        if fs.isdir(root):
+            files.update({m: stat(f"{root}/{m}") for m in _ZARR_META
+                          if fs.exists(f"{root}/{m}")})
+    except Exception as e:  # botocore, azure and google errors share no base class
+        raise _failure(uri, e) from e
+    return files

@@ -25,6 +25,7 @@ from typing import Any
 import xarray as xr
 
 from aurora_mlops._io import write_json
+from aurora_mlops.data._remote import is_remote, remote_identity
 from aurora_mlops.data._stats import EVENT_SAMPLE, EVENT_SEED, EventField, NormStats, stream_stats
 from aurora_mlops.errors import DataError
 from aurora_mlops.variants import VariantSpec
@@ -54,17 +55,21 @@ def stats_cache_dir() -> Path:
     return Path(base) / "aurora-mlops" / "stats"
 
 
-def _identity(path: Path, ds: xr.Dataset) -> dict[str, Any]:
+def _identity(path: Path | str, ds: xr.Dataset) -> dict[str, Any]:
     def stat(p: Path) -> list[int]:
         st = p.stat()
         return [st.st_size, st.st_ino, st.st_mtime_ns]
 
-    files = {"": stat(path)}
-    if path.is_dir():
-        files.update({m: stat(path / m) for m in _ZARR_META if (path / m).is_file()})
+    files: dict[str, Any]
+    if isinstance(path, str):  # an object-store URI: size, ETag and times of its objects
+        files = remote_identity(path)
+    else:
+        files = {"": stat(path)}
+        if path.is_dir():
+            files.update({m: stat(path / m) for m in _ZARR_META if (path / m).is_file()})
     times: Any = ds["time"].values if "time" in ds.coords else []
     return {
-        "path": str(path.resolve()),
+        "path": path if isinstance(path, str) else str(path.resolve()),
         "files": files,
         "sizes": {str(k): int(v) for k, v in ds.sizes.items()},
         "variables": sorted(str(v) for v in ds.data_vars),
@@ -119,9 +124,10 @@ def cached_split_stats(
         quantile: The threshold's quantile.
         recompute: Ignore a cached file (it is replaced).
     """
+    remote = is_remote(path)
     p = Path(path)
     try:
-        ident = _identity(p, ds)
+        ident = _identity(str(path) if remote else p, ds)
     except OSError as e:
         raise DataError(f"{p}: cannot read the dataset's file information ({e})") from e
     key_doc = {
@@ -134,7 +140,8 @@ def cached_split_stats(
     }
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
     name = _cache_name(p, spec, split, key)
-    places = [p.parent / name, stats_cache_dir() / name]
+    # Object storage is not written to: its statistics live in the per-user cache.
+    places = ([] if remote else [p.parent / name]) + [stats_cache_dir() / name]
     if not recompute and (found := _lookup(places, key)) is not None:
         return found
     with _lock(places):  # trials of one sweep that start together: one pass, the rest wait

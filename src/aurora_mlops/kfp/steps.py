@@ -67,7 +67,9 @@ def prepare_data(dataset_uri: str, variant: str, out_dir: str | Path,
 
     Args:
         dataset_uri: ``synthetic`` (the variant's smoke dataset), a local or mounted path, an
-            ``http(s)://`` URL (downloaded; the pipeline retries this step), or empty for
+            ``http(s)://`` URL (downloaded; the pipeline retries this step), an object-store
+            URI (``s3://``, ``gs://``, ``abfs://``, ``az://``: a Zarr store or netCDF-4), or
+            empty for
             ``/mnt/data/<variant>.nc`` (the data volume).
         variant: Variant registry name.
         out_dir: Directory that receives ``<variant>.nc`` (what trial commands read as
@@ -95,6 +97,12 @@ def prepare_data(dataset_uri: str, variant: str, out_dir: str | Path,
                 shutil.copyfileobj(r, f)
         except OSError as e:
             raise DataFileError(f"dataset_uri {dataset_uri}: download failed ({e})") from e
+    elif "://" in dataset_uri:
+        # Object storage (s3://, gs://, abfs://, az://; credentials from the environment): read
+        # lazily and written into the data volume, where the trials read it.
+        from aurora_mlops.data import open_dataset
+
+        write_dataset(open_dataset(dataset_uri), target)
     else:
         src = Path(dataset_uri)
         if not src.exists():
