@@ -7,21 +7,36 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aurora_mlops.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
 
-    from aurora_mlops.variants import VariantSpec
+__all__ = ["CheckpointSource", "load_weights"]
 
-__all__ = ["load_weights"]
+
+class CheckpointSource(Protocol):
+    """What loading needs of a :class:`~aurora_mlops.variants.VariantSpec` (which has it all;
+    a protocol keeps this module from importing the registry it serves)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def aurora_class(self) -> str: ...
+
+    @property
+    def checkpoint_repo(self) -> str: ...
+
+    @property
+    def checkpoint_name(self) -> str: ...
 
 
 def load_weights(
     model: torch.nn.Module,
-    spec: VariantSpec,
+    spec: CheckpointSource,
     source: str | Path,
     *,
     strict: bool = True,
