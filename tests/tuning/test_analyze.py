@@ -17,8 +17,15 @@ import yaml
 
 from aurora_mlops.cli import main
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning import SweepAnalysis, analyze_sweep, check_experiment, check_file
-from aurora_mlops.tuning._experiment import Experiment, format_value, load_experiment
+from aurora_mlops.tuning import (
+    Experiment,
+    SweepAnalysis,
+    analyze_sweep,
+    check_experiment,
+    check_file,
+    load_experiment,
+)
+from aurora_mlops.tuning._experiment import format_value
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "katib" / "smoke" / "medium-res-tpe.yaml"
@@ -415,3 +422,18 @@ def test_cli_still_parses_tune_spec() -> None:
                                       "--work-dir", "w"])
     assert args.spec == "katib/x.yaml" and args.backend == "local" and args.work_dir == "w"
     assert args.analyze_work_dir is None and args.handler is cmd_tune
+
+
+def test_tune_run_is_the_default_subcommand() -> None:
+    from aurora_mlops.cli import build_parser
+    from aurora_mlops.cli._tune import cmd_analyze, cmd_tune
+
+    parser = build_parser()
+    plain = parser.parse_args(["tune", "katib/x.yaml", "--backend", "katib"])
+    explicit = parser.parse_args(["tune", "run", "katib/x.yaml", "--backend", "katib"])
+    assert vars(plain) == vars(explicit) and plain.handler is cmd_tune
+    analyze = parser.parse_args(["tune", "analyze", "w", "--out", "o"])
+    assert analyze.handler is cmd_analyze and analyze.analyze_work_dir == "w"
+    assert analyze.analyze_out == "o" and analyze.tune_command == "analyze"
+    spec_named_analyze = parser.parse_args(["tune", "./analyze"])
+    assert spec_named_analyze.spec == "./analyze" and spec_named_analyze.handler is cmd_tune

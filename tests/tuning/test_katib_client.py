@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from aurora_mlops.kfp.steps import sweep
-from aurora_mlops.tuning._experiment import load_experiment
+from aurora_mlops.tuning import load_experiment
 from aurora_mlops.tuning._katib_client import (
     KatibError,
     export_trial,

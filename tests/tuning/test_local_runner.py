@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning import is_train_trial_command, run_local
-from aurora_mlops.tuning._experiment import load_experiment, parse_experiment
+from aurora_mlops.tuning import is_train_trial_command, load_experiment, parse_experiment, run_local
 
 SPECS = Path(__file__).parent / "specs"
 FAMILIES = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization"]

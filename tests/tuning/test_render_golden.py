@@ -21,10 +21,10 @@ from aurora_mlops.tuning import (
     build_experiment,
     check_experiment,
     check_file,
+    load_spec,
     render_all,
     rendered_specs,
 )
-from aurora_mlops.tuning._check import load_spec
 from aurora_mlops.variants import VARIANTS
 
 KATIB_DIR = Path(__file__).resolve().parents[2] / "katib"
@@ -227,3 +227,17 @@ def test_cli_module_stays_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_variants_trial_flags_and_grids_come_from_its_spec() -> None:
+    for study in STUDIES:
+        spec = VARIANTS[study.variant]
+        command = build_experiment(study)["spec"]["trialTemplate"]["trialSpec"]
+        text = str(command)
+        assert all(flag in text for flag in spec.trial_flags), study.relpath
+        grid = spec.sweep_grid if study.profile == "production" else spec.smoke_sweep_grid
+        if study.algorithm == "grid":
+            assert set(study.parameters) == set(grid), study.relpath
+        if study.algorithm == "random" and study.profile == "production":
+            assert not set(study.parameters) & set(spec.sweep_random_leave_out), study.relpath
+    assert any("--amp=on" in str(build_experiment(s)) for s in STUDIES if s.variant == "high-res")

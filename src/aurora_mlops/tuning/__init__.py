@@ -19,13 +19,8 @@ from aurora_mlops.tuning._analysis_model import (
 from aurora_mlops.tuning._analysis_report import write_analysis
 from aurora_mlops.tuning._analyze import analyze_sweep
 from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
-from aurora_mlops.tuning._experiment import (
-    Experiment,
-    Objective,
-    Parameter,
-    load_experiment,
-    parse_experiment,
-)
+from aurora_mlops.tuning._experiment import Experiment, Objective, Parameter
+from aurora_mlops.tuning._experiment_load import load_experiment, parse_experiment
 from aurora_mlops.tuning._katib_client import (
     KatibError,
     KatibResult,
@@ -37,9 +32,7 @@ from aurora_mlops.tuning._katib_status import SweepResult
 from aurora_mlops.tuning._local import run_local
 from aurora_mlops.tuning._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning._render import (
-    STUDIES,
     TRIAL_NAME_PARAMETER,
-    Study,
     build_experiment,
     dump_yaml,
     render_all,
@@ -53,6 +46,7 @@ from aurora_mlops.tuning._space import (
     format_value,
     get_space,
 )
+from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.tuning._trial_proc import is_train_trial_command
 
 __all__ = [

@@ -53,7 +53,8 @@ from aurora_mlops.tuning._analysis_model import (
     usable,
 )
 from aurora_mlops.tuning._analysis_report import write_analysis
-from aurora_mlops.tuning._experiment import Experiment, Parameter, load_experiment
+from aurora_mlops.tuning._experiment import Experiment, Parameter
+from aurora_mlops.tuning._experiment_load import load_experiment
 from aurora_mlops.tuning._next_spec import _next_spec
 from aurora_mlops.tuning._proposals import _analyze_parameter
 from aurora_mlops.tuning._states import COUNT_KEYS, attr, live_trials, trial_state

@@ -27,7 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError
-from aurora_mlops.tuning._experiment import Experiment, load_experiment
+from aurora_mlops.tuning._experiment import Experiment
+from aurora_mlops.tuning._experiment_load import load_experiment
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ def pipeline_experiment(*, variant: str, algorithm: str, profile: str, max_trial
     Raises:
         ConfigError: No such rendered Experiment, or a budget below 1.
     """
-    from aurora_mlops.tuning._experiment import parse_experiment
+    from aurora_mlops.tuning._experiment_load import parse_experiment
     from aurora_mlops.tuning._render import STUDIES, build_experiment
 
     if max_trials < 1 or parallel_trials < 1:

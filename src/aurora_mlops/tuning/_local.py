@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
-from aurora_mlops.tuning._experiment import Experiment, format_value, load_experiment
+from aurora_mlops.tuning._experiment import Experiment, format_value
+from aurora_mlops.tuning._experiment_load import load_experiment
 from aurora_mlops.tuning._katib_status import (
     SweepResult,
     best_trial,

@@ -33,7 +33,7 @@ def _bump_name(name: str) -> str:
 
 def _next_spec(exp: Experiment, parameters: Sequence[ParameterAnalysis],
                suggestions: Sequence[Suggestion], notes: list[str]) -> dict[str, Any]:
-    from aurora_mlops.tuning._experiment import parse_experiment
+    from aurora_mlops.tuning._experiment_load import parse_experiment
 
     doc: dict[str, Any] = copy.deepcopy(dict(exp.raw))
     doc.pop("status", None)

@@ -27,10 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from aurora_mlops._io import atomic_write
 from aurora_mlops.config import (
@@ -43,24 +42,19 @@ from aurora_mlops.config import (
 )
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._katib_model import KatibExperiment
-from aurora_mlops.tuning._space import SearchSpace, get_space
+from aurora_mlops.tuning._space import SearchSpace
+from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.variants import VARIANTS
 
 __all__ = [
     "ARTIFACTS_CLAIM",
     "DATA_CLAIM",
-    "STUDIES",
     "TRIAL_NAME_PARAMETER",
-    "Study",
     "build_experiment",
     "dump_yaml",
     "render_all",
     "rendered_specs",
 ]
-
-Algorithm = Literal["grid", "random", "tpe"]
-Launcher = Literal["job", "pytorchjob"]
-SpecProfile = Literal["smoke", "production"]
 
 #: PersistentVolumeClaims a production trial mounts (read-only data, read-write artifacts); the
 #: defaults of ``Settings.data_pvc`` / ``Settings.artifacts_pvc``, which the specs use.
@@ -75,13 +69,6 @@ JOB_CONTAINER = "training-container"
 PYTORCH_CONTAINER = "pytorch"
 #: Literal budget flags of smoke trials (smaller than the smoke profile's defaults).
 SMOKE_BUDGET = ("--epochs=3", "--steps_per_epoch=8")
-#: Literal flags a variant always runs with (not searched).
-FIXED_FLAGS: dict[str, tuple[str, ...]] = {
-    "medium-res": (),
-    "high-res": ("--amp=on",),
-    "air-pollution": ("--positivity=on",),
-    "ocean-waves": (),
-}
 #: How Katib reads each metric over a trial's epochs.
 METRIC_STRATEGIES: dict[str, str] = {
     OBJECTIVE_METRIC: "min", "val_rmse": "min", "val_event_f1": "max", "train_loss": "min",
@@ -95,137 +82,6 @@ _SMOKE_NOTE = (
     "by fine-tune parameters (learning rate, regularisation, LoRA). --data and --output are "
     "relative to the trial's working directory (the local runner's work dir)."
 )
-
-
-class Study(BaseModel):
-    """One rendered Experiment: which variant, algorithm, parameters and budgets.
-
-    Attributes:
-        variant: Variant registry name.
-        algorithm: Katib suggestion algorithm.
-        profile: ``production`` (GPU node pool) or ``smoke`` (CPU, tiny budgets).
-        parameters: Names from the variant's search space for ``profile``.
-        max_trial_count: ``spec.maxTrialCount``.
-        parallel_trial_count: ``spec.parallelTrialCount``.
-        max_failed_trial_count: ``spec.maxFailedTrialCount``.
-        init: ``train-trial --init`` (``hub``: the published checkpoint), ``None``: from scratch.
-        early_stopping: Add ``medianstop``.
-        launcher: ``job`` (``batch/v1`` Job) or ``pytorchjob`` (one pod per GPU).
-        purpose: One sentence, written into the spec's annotations.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    variant: str
-    algorithm: Algorithm
-    profile: SpecProfile
-    parameters: tuple[str, ...] = Field(min_length=1)
-    max_trial_count: int = Field(ge=1)
-    parallel_trial_count: int = Field(ge=1)
-    max_failed_trial_count: int = Field(ge=0)
-    init: str | None = None
-    early_stopping: bool = False
-    launcher: Launcher = "job"
-    purpose: str
-
-    @property
-    def space(self) -> SearchSpace:
-        """The searched parameters."""
-        return get_space(self.variant, self.profile).subset(self.parameters)
-
-    @property
-    def experiment_name(self) -> str:
-        """``metadata.name``: ``aurora-[smoke-]<variant>-<algorithm>[-pytorchjob]``."""
-        smoke = "smoke-" if self.profile == "smoke" else ""
-        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
-        return f"aurora-{smoke}{self.variant}-{self.algorithm}{suffix}"
-
-    @property
-    def relpath(self) -> str:
-        """Where the spec lives under ``katib/``."""
-        if self.profile == "smoke":
-            return f"smoke/{self.variant}-{self.algorithm}.yaml"
-        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
-        return f"{self.variant}/{self.algorithm}{suffix}.yaml"
-
-
-# The plan -------------------------------------------------------------------------------------
-#: Architecture combinations of each production grid (the other knobs keep profile values;
-#: ``num_heads`` stays at 16, which divides every ``embed_dim``).
-_GRID: dict[str, tuple[str, ...]] = {
-    "medium-res": ("encoder_depths", "embed_dim", "mlp_ratio"),
-    "high-res": ("patch_size", "encoder_depths", "embed_dim"),
-    "air-pollution": ("patch_size", "separate_perceiver"),
-    "ocean-waves": ("embed_dim", "mlp_ratio", "coastal_conditioning"),
-}
-#: Left out of the production random sweep: Katib cannot exclude embed_dim=512 with
-#: num_heads=12, so embed_dim is swept in the grid and num_heads here.
-_RANDOM_LEAVE_OUT: dict[str, tuple[str, ...]] = {
-    "medium-res": ("embed_dim",), "high-res": ("embed_dim",), "air-pollution": (),
-    "ocean-waves": ("embed_dim",),
-}
-_SMOKE_GRID: dict[str, tuple[str, ...]] = {
-    "medium-res": ("weight_decay", "lora_mode"),
-    "high-res": ("weight_decay", "max_history_size"),
-    "air-pollution": ("lora_mode", "log_space_loss"),
-    "ocean-waves": ("weight_decay", "lora_mode"),
-}
-
-
-def _studies() -> tuple[Study, ...]:
-    out: list[Study] = []
-    for variant in VARIANTS:
-        space = get_space(variant, "production")
-        gpus = VARIANTS[variant].node_pool.gpus_per_trial
-        parallel = 2 if gpus > 1 else 4
-        grid = space.subset(_GRID[variant])
-        grid_size = grid.grid_size() or 1
-        out.append(Study(
-            variant=variant, algorithm="grid", profile="production", parameters=grid.names,
-            max_trial_count=grid_size, parallel_trial_count=min(parallel, grid_size),
-            max_failed_trial_count=max(1, grid_size // 4),
-            purpose="Architecture grid trained from scratch (proxy-scale sweep).",
-        ))
-        out.append(Study(
-            variant=variant, algorithm="random", profile="production",
-            parameters=space.without(_RANDOM_LEAVE_OUT[variant]).names,
-            max_trial_count=24, parallel_trial_count=parallel, max_failed_trial_count=6,
-            purpose="Random search over architecture and fine-tune knobs, from scratch.",
-        ))
-        tpe = Study(
-            variant=variant, algorithm="tpe", profile="production",
-            parameters=space.by_tag("fine-tune").names, max_trial_count=40,
-            parallel_trial_count=parallel, max_failed_trial_count=8, init="hub",
-            early_stopping=True,
-            purpose="TPE over fine-tune knobs from the published checkpoint, median stopping.",
-        )
-        out.append(tpe)
-        if gpus > 1:
-            out.append(tpe.model_copy(update={"launcher": "pytorchjob"}))
-    for variant in VARIANTS:
-        space = get_space(variant, "smoke")
-        grid = space.subset(_SMOKE_GRID[variant])
-        common: dict[str, Any] = dict(
-            variant=variant, profile="smoke", parallel_trial_count=2, max_failed_trial_count=1,
-        )
-        out.append(Study(
-            algorithm="grid", parameters=grid.names,
-            max_trial_count=min(4, grid.grid_size() or 4),
-            purpose="Smoke grid over discrete fine-tune knobs (CPU).", **common,
-        ))
-        out.append(Study(
-            algorithm="random", parameters=space.names, max_trial_count=4,
-            purpose="Smoke random search over fine-tune knobs (CPU).", **common,
-        ))
-        out.append(Study(
-            algorithm="tpe", parameters=space.names, max_trial_count=6, early_stopping=True,
-            purpose="Smoke TPE over fine-tune knobs with median stopping (CPU).", **common,
-        ))
-    return tuple(out)
-
-
-#: Every spec ``katib render`` writes.
-STUDIES: tuple[Study, ...] = _studies()
 
 
 # Building -------------------------------------------------------------------------------------
@@ -243,7 +99,7 @@ def _trial_command(study: Study, *, launcher_prefix: tuple[str, ...] = ()) -> li
     ]
     if study.init is not None:
         cmd += ["--init", study.init]
-    cmd += list(FIXED_FLAGS[study.variant])
+    cmd += list(VARIANTS[study.variant].trial_flags)
     if smoke:
         cmd += list(SMOKE_BUDGET)
     cmd += [f"--{name}=${{trialParameters.{name}}}" for name in study.parameters]
@@ -384,28 +240,7 @@ def _pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_experiment(study: Study, settings: Settings | None = None) -> dict[str, Any]:
-    """The Katib v1beta1 Experiment of ``study`` as plain data (dicts in a fixed key order).
-
-    Args:
-        study: What to render.
-        settings: Node pool, registry and namespace; the process settings if ``None``.
-
-    Raises:
-        ValueError: The study's parameters hold a combination the model refuses.
-    """
-    settings = settings or get_settings()
-    space = study.space
-    conflicts = space.conflicts()
-    if conflicts:
-        raise ValueError(f"{study.relpath}: {'; '.join(conflicts)}")
-    if study.launcher == "pytorchjob":
-        trial_spec = _pytorchjob_spec(study, settings)
-        primary, success = PYTORCH_CONTAINER, _PYTORCH_SUCCESS
-    else:
-        trial_spec = _job_spec(study, settings)
-        primary, success = JOB_CONTAINER, _JOB_SUCCESS
-
+def _annotations(study: Study, space: SearchSpace) -> dict[str, str]:
     tags = sorted({p.tag for p in space.parameters})
     annotations = {
         "aurora-mlops/generated-by": "aurora-mlops katib render (do not edit by hand)",
@@ -415,6 +250,11 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
     }
     if study.profile == "smoke":
         annotations["aurora-mlops/smoke"] = _SMOKE_NOTE
+    return annotations
+
+
+def _search(study: Study) -> dict[str, Any]:
+    """``spec.objective``, ``spec.algorithm`` and (with median stopping) ``spec.earlyStopping``."""
     spec: dict[str, Any] = {
         "objective": {
             "type": "minimize",
@@ -438,6 +278,52 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
                 {"name": "start_step", "value": "2" if study.profile == "smoke" else "3"},
             ],
         }
+    return spec
+
+
+def _trial_template(study: Study, space: SearchSpace, settings: Settings) -> dict[str, Any]:
+    if study.launcher == "pytorchjob":
+        trial_spec = _pytorchjob_spec(study, settings)
+        primary, success = PYTORCH_CONTAINER, _PYTORCH_SUCCESS
+    else:
+        trial_spec = _job_spec(study, settings)
+        primary, success = JOB_CONTAINER, _JOB_SUCCESS
+    return {
+        "primaryContainerName": primary,
+        **({"primaryPodLabels": {"training.kubeflow.org/job-role": "master"}}
+           if study.launcher == "pytorchjob" else {}),
+        "successCondition": success,
+        "failureCondition": _FAILURE,
+        "trialParameters": [
+            {"name": TRIAL_NAME_PARAMETER, "reference": "${trialSpec.Name}",
+             "description": "Katib's trial name: the trial's own output directory."},
+            *({"name": p.name, "reference": p.name,
+               "description": f"{p.tag} parameter" + (f": {p.help}" if p.help else "")}
+              for p in space.parameters),
+        ],
+        "trialSpec": trial_spec,
+    }
+
+
+def build_experiment(study: Study, settings: Settings | None = None) -> dict[str, Any]:
+    """The Katib v1beta1 Experiment of ``study`` as plain data (dicts in a fixed key order).
+
+    The document is validated by :class:`~aurora_mlops.tuning._katib_model.KatibExperiment`,
+    the one model of an Experiment.
+
+    Args:
+        study: What to render.
+        settings: Node pool, registry and namespace; the process settings if ``None``.
+
+    Raises:
+        ValueError: The study's parameters hold a combination the model refuses.
+    """
+    settings = settings or get_settings()
+    space = study.space
+    conflicts = space.conflicts()
+    if conflicts:
+        raise ValueError(f"{study.relpath}: {'; '.join(conflicts)}")
+    spec = _search(study)
     spec.update({
         "parallelTrialCount": study.parallel_trial_count,
         "maxTrialCount": study.max_trial_count,
@@ -445,22 +331,9 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
         "resumePolicy": "Never",
         "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
         "parameters": space.to_katib(),
-        "trialTemplate": {
-            "primaryContainerName": primary,
-            **({"primaryPodLabels": {"training.kubeflow.org/job-role": "master"}}
-               if study.launcher == "pytorchjob" else {}),
-            "successCondition": success,
-            "failureCondition": _FAILURE,
-            "trialParameters": [
-                {"name": TRIAL_NAME_PARAMETER, "reference": "${trialSpec.Name}",
-                 "description": "Katib's trial name: the trial's own output directory."},
-                *({"name": p.name, "reference": p.name,
-                   "description": f"{p.tag} parameter" + (f": {p.help}" if p.help else "")}
-                  for p in space.parameters),
-            ],
-            "trialSpec": trial_spec,
-        },
+        "trialTemplate": _trial_template(study, space, settings),
     })
+    annotations = _annotations(study, space)
     doc: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",

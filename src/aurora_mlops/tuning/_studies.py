@@ -1,0 +1,143 @@
+"""Which Katib Experiments ``katib render`` writes: one :class:`Study` per spec, :data:`STUDIES`.
+
+Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
+(its space without ``sweep_random_leave_out``), TPE over the fine-tune knobs from the published
+checkpoint (and a PyTorchJob copy where a trial needs several GPUs), and three CPU smoke sweeps
+(grid over ``smoke_sweep_grid``, random, TPE). The variant's facts live on its
+:class:`~aurora_mlops.variants.VariantSpec`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aurora_mlops.tuning._space import SearchSpace, get_space
+from aurora_mlops.variants import VARIANTS
+
+__all__ = ["STUDIES", "Study"]
+
+Algorithm = Literal["grid", "random", "tpe"]
+Launcher = Literal["job", "pytorchjob"]
+SpecProfile = Literal["smoke", "production"]
+
+
+class Study(BaseModel):
+    """One rendered Experiment: which variant, algorithm, parameters and budgets.
+
+    Attributes:
+        variant: Variant registry name.
+        algorithm: Katib suggestion algorithm.
+        profile: ``production`` (GPU node pool) or ``smoke`` (CPU, tiny budgets).
+        parameters: Names from the variant's search space for ``profile``.
+        max_trial_count: ``spec.maxTrialCount``.
+        parallel_trial_count: ``spec.parallelTrialCount``.
+        max_failed_trial_count: ``spec.maxFailedTrialCount``.
+        init: ``train-trial --init`` (``hub``: the published checkpoint), ``None``: from scratch.
+        early_stopping: Add ``medianstop``.
+        launcher: ``job`` (``batch/v1`` Job) or ``pytorchjob`` (one pod per GPU).
+        purpose: One sentence, written into the spec's annotations.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variant: str
+    algorithm: Algorithm
+    profile: SpecProfile
+    parameters: tuple[str, ...] = Field(min_length=1)
+    max_trial_count: int = Field(ge=1)
+    parallel_trial_count: int = Field(ge=1)
+    max_failed_trial_count: int = Field(ge=0)
+    init: str | None = None
+    early_stopping: bool = False
+    launcher: Launcher = "job"
+    purpose: str
+
+    @property
+    def space(self) -> SearchSpace:
+        """The searched parameters."""
+        return get_space(self.variant, self.profile).subset(self.parameters)
+
+    @property
+    def experiment_name(self) -> str:
+        """``metadata.name``: ``aurora-[smoke-]<variant>-<algorithm>[-pytorchjob]``."""
+        smoke = "smoke-" if self.profile == "smoke" else ""
+        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
+        return f"aurora-{smoke}{self.variant}-{self.algorithm}{suffix}"
+
+    @property
+    def relpath(self) -> str:
+        """Where the spec lives under ``katib/``."""
+        if self.profile == "smoke":
+            return f"smoke/{self.variant}-{self.algorithm}.yaml"
+        suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
+        return f"{self.variant}/{self.algorithm}{suffix}.yaml"
+
+
+# The plan ------------------------------------------------------------------------------------
+def _production_studies(variant: str) -> list[Study]:
+    spec = VARIANTS[variant]
+    space = get_space(variant, "production")
+    parallel = 2 if spec.node_pool.gpus_per_trial > 1 else 4
+    out: list[Study] = []
+    if spec.sweep_grid:
+        grid = space.subset(spec.sweep_grid)
+        grid_size = grid.grid_size() or 1
+        out.append(Study(
+            variant=variant, algorithm="grid", profile="production", parameters=grid.names,
+            max_trial_count=grid_size, parallel_trial_count=min(parallel, grid_size),
+            max_failed_trial_count=max(1, grid_size // 4),
+            purpose="Architecture grid trained from scratch (proxy-scale sweep).",
+        ))
+    out.append(Study(
+        variant=variant, algorithm="random", profile="production",
+        parameters=space.without(spec.sweep_random_leave_out).names,
+        max_trial_count=24, parallel_trial_count=parallel, max_failed_trial_count=6,
+        purpose="Random search over architecture and fine-tune knobs, from scratch.",
+    ))
+    tpe = Study(
+        variant=variant, algorithm="tpe", profile="production",
+        parameters=space.by_tag("fine-tune").names, max_trial_count=40,
+        parallel_trial_count=parallel, max_failed_trial_count=8, init="hub",
+        early_stopping=True,
+        purpose="TPE over fine-tune knobs from the published checkpoint, median stopping.",
+    )
+    out.append(tpe)
+    if spec.node_pool.gpus_per_trial > 1:
+        out.append(tpe.model_copy(update={"launcher": "pytorchjob"}))
+    return out
+
+
+def _smoke_studies(variant: str) -> list[Study]:
+    space = get_space(variant, "smoke")
+    common: dict[str, Any] = dict(
+        variant=variant, profile="smoke", parallel_trial_count=2, max_failed_trial_count=1,
+    )
+    out: list[Study] = []
+    if VARIANTS[variant].smoke_sweep_grid:
+        grid = space.subset(VARIANTS[variant].smoke_sweep_grid)
+        out.append(Study(
+            algorithm="grid", parameters=grid.names,
+            max_trial_count=min(4, grid.grid_size() or 4),
+            purpose="Smoke grid over discrete fine-tune knobs (CPU).", **common,
+        ))
+    out.append(Study(
+        algorithm="random", parameters=space.names, max_trial_count=4,
+        purpose="Smoke random search over fine-tune knobs (CPU).", **common,
+    ))
+    out.append(Study(
+        algorithm="tpe", parameters=space.names, max_trial_count=6, early_stopping=True,
+        purpose="Smoke TPE over fine-tune knobs with median stopping (CPU).", **common,
+    ))
+    return out
+
+
+def _studies() -> tuple[Study, ...]:
+    """Every variant's production studies, then every variant's smoke studies."""
+    production = [s for v in VARIANTS for s in _production_studies(v)]
+    return tuple(production + [s for v in VARIANTS for s in _smoke_studies(v)])
+
+
+#: Every spec ``katib render`` writes.
+STUDIES: tuple[Study, ...] = _studies()
