@@ -1,0 +1,104 @@
+"""Does tuning pay? The sweep's best parameters against the defaults, same final-fit budget.
+
+For each variant: synthesise its smoke dataset, run the local sweep exactly as ``make run`` does
+(``aurora_mlops.kfp.steps.sweep``, backend ``local``, the smoke search space, ``make run``'s
+trial budget), then train the final fit twice per seed, once with the sweep's best parameters
+and once with the smoke profile's defaults, with the same budget (``make run``'s final fit by
+default). Prints, per variant, the best parameters and the final fits' ``val_score`` (lower is
+better) as mean +- standard deviation over the seeds, and their difference.
+
+Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3]
+                                    [--max-trials N] [--trial-args '--epochs=2 ...']
+                                    [--final-fit-args '--epochs=6 ...'] [--work DIR]
+
+Heavy: per variant, one sweep plus 2 x seeds final fits (about 2 x 3 x 80 s for air pollution
+on one free core with the default budget). Run it with OMP_NUM_THREADS=1 on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aurora_mlops.data import synthesize, write_dataset
+from aurora_mlops.kfp import LocalBudget
+from aurora_mlops.kfp.steps import sweep
+from aurora_mlops.training import parse_param_args, resolve_params, train_trial
+from aurora_mlops.variants import VARIANTS, get_variant
+
+
+def _fit(variant: str, data: Path, out: Path, given: dict[str, Any]) -> float:
+    """``val_score`` of one smoke final fit of ``given`` (no tracking)."""
+    result = train_trial(variant=get_variant(variant), data=data, output_dir=out,
+                         params=resolve_params("smoke", given), profile="smoke",
+                         tracking=False, stdout=io.StringIO())
+    return float(result.metrics["val_score"])
+
+
+def _spread(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} +- {sd:.4f}"
+
+
+def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Sweep once, then the tuned and default final fits over the seeds."""
+    root = work / variant
+    data_dir = root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
+    tic = time.perf_counter()
+    best = sweep(variant=variant, algorithm="random", profile="smoke", data_dir=data_dir,
+                 best_dir=root / "best", sweep_dir=root / "sweep", max_trials=args.max_trials,
+                 parallel_trials=1, backend="local", trial_args=args.trial_args,
+                 tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    sweep_s = time.perf_counter() - tic
+    tuned = parse_param_args([f"--{a['name']}={a['value']}"
+                              for a in best.get("parameterAssignments") or []])
+    budget = parse_param_args(shlex.split(args.final_fit_args))
+    scores: dict[str, list[float]] = {"tuned": [], "default": []}
+    tic = time.perf_counter()
+    for seed in range(args.seeds):
+        for kind, params in (("tuned", tuned), ("default", {})):
+            given = {**params, **budget, "seed": seed}
+            scores[kind].append(_fit(variant, data, root / f"{kind}-{seed}", given))
+    return {"variant": variant, "best": tuned, "sweep_s": sweep_s,
+            "fits_s": time.perf_counter() - tic, **scores}
+
+
+def main(argv: list[str] | None = None) -> int:
+    budget = LocalBudget()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--seeds", type=int, default=3, help="Final-fit seeds per arm (>= 3).")
+    p.add_argument("--max-trials", type=int, default=budget.max_trials)
+    p.add_argument("--trial-args", default=budget.trial_args)
+    p.add_argument("--final-fit-args", default=budget.final_fit_args)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
+    args = p.parse_args(argv)
+    print(f"sweep: {args.max_trials} random trials of {args.trial_args!r}; final fits: "
+          f"{args.final_fit_args!r}, seeds 0..{args.seeds - 1}; val_score, lower is better")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
+        work = args.work or Path(tmp)
+        for variant in args.variants:
+            r = bench_variant(variant, args, work)
+            rows.append(r)
+            gain = statistics.fmean(r["default"]) - statistics.fmean(r["tuned"])
+            print(f"{variant:14s} tuned {_spread(r['tuned'])}  default {_spread(r['default'])}"
+                  f"  default - tuned {gain:+.4f}  (sweep {r['sweep_s']:.0f} s, "
+                  f"fits {r['fits_s']:.0f} s)", flush=True)
+            print(f"{'':14s} best: {json.dumps(r['best'], sort_keys=True)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
