@@ -1,0 +1,208 @@
+"""Per-variant skill floors of a short smoke fit, and one test per cause found in issue 13.
+
+Each variant is trained briefly (:data:`SKILL_FIT`) on the session's synthetic data (seed 1),
+evaluated through the real ``aurora-mlops evaluate`` against persistence and climatology, and
+held to :data:`FLOORS`: the fraction of variable x level x lead RMSE targets won against
+climatology, the headline variables' first-lead RMSE against persistence, and events in every
+event table (a defined F1). The floors
+sit below what this code measured on this seed (in the comments) so that small numerical
+differences between machines do not flip them, and far above what the defects of issue 13
+gave (air pollution's first lead 80x worse than persistence, high-res 21 % of targets, empty
+event tables).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from aurora_mlops.cli import main
+from aurora_mlops.training import resolve_params, train_trial
+from aurora_mlops.variants import VARIANTS, get_variant
+
+#: The fit: 80 steps, a few seconds to half a minute per variant on one core.
+SKILL_FIT = {"epochs": 2, "steps_per_epoch": 40, "patience": 2, "seed": 0}
+#: Its evaluation.
+SKILL_EVAL = ["--lead-steps", "2", "--max-inits", "3"]
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What the :data:`SKILL_FIT` model of a variant must reach (measured values in FLOORS).
+
+    Attributes:
+        vs_climatology: Fewest RMSE targets won against climatology (a fraction).
+        headline: Largest first-lead RMSE ratio model / persistence per headline variable.
+    """
+
+    vs_climatology: float
+    headline: dict[str, float]
+
+
+#: Floors set below the values this code measured with seed 0 on the session data (seed 1):
+#: medium-res won 61 % vs climatology, 2t 0.95x and msl 1.72x persistence at 6 h; high-res
+#: 55 %, 0.94x, 1.83x; air pollution 27 %, pm2p5 0.98x at 12 h; ocean waves 42 %, swh 3.45x
+#: at 6 h. Eighty steps are not enough to beat persistence on msl or swh: the longer final fit
+#: of ``make run`` is (see the README's skill table).
+FLOORS: dict[str, Floor] = {
+    "medium-res": Floor(0.45, {"2t": 1.15, "msl": 2.1}),
+    "high-res": Floor(0.40, {"2t": 1.15, "msl": 2.2}),
+    "air-pollution": Floor(0.18, {"pm2p5": 1.25}),
+    "ocean-waves": Floor(0.30, {"swh": 4.2}),
+}
+
+
+@pytest.fixture(scope="module")
+def skill_evals(
+    synthetic_data: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """``{variant: metrics.json}`` of the :data:`SKILL_FIT` model of every variant."""
+    root = tmp_path_factory.mktemp("skill")
+    out: dict[str, dict[str, Any]] = {}
+    for variant in VARIANTS:
+        data = synthetic_data(variant)
+        trial, evald = root / "trials" / variant, root / "eval" / variant
+        train_trial(variant=get_variant(variant), data=data, output_dir=trial,
+                    params=resolve_params("smoke", SKILL_FIT), profile="smoke",
+                    tracking=False, stdout=io.StringIO())
+        assert main(["evaluate", "--model", str(trial), "--data", str(data), "--variant",
+                     variant, "--out", str(evald), *SKILL_EVAL]) == 0
+        out[variant] = json.loads((evald / "metrics.json").read_text())
+    return out
+
+
+def _rmse(doc: dict[str, Any]) -> pd.DataFrame:
+    """RMSE by target (variable, level, lead) and model, targets the model scored."""
+    rows = pd.DataFrame([r for r in doc["rows"] if r["metric"] == "rmse"])
+    rows["level"] = rows["level"].fillna(-1)
+    table = rows.pivot_table(index=["variable", "level", "lead_hours"], columns="model",
+                             values="value")
+    return table.dropna(subset=["model"])
+
+
+def _f1(doc: dict[str, Any], quantity: str) -> float:
+    (e,) = [e for e in doc["events"] if e["model"] == "model" and e["quantity"] == quantity]
+    hits, misses, false_alarms = e["hits"], e["misses"], e["false_alarms"]
+    assert hits + misses > 0, f"no {quantity} event in the truth: the event table is empty"
+    return float(2 * hits / (2 * hits + misses + false_alarms))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_skill_floors(variant: str, skill_evals: dict[str, dict[str, Any]]) -> None:
+    doc = skill_evals[variant]
+    floor = FLOORS[variant]
+    table = _rmse(doc)
+    won_c = float((table["model"] < table["climatology"]).mean())
+    leads = sorted(set(table.index.get_level_values("lead_hours")))
+    ratio = {v: float(table.loc[(v, -1, leads[0]), "model"]
+                      / table.loc[(v, -1, leads[0]), "persistence"]) for v in floor.headline}
+    f1 = {e["quantity"]: _f1(doc, e["quantity"]) for e in doc["events"]
+          if e["model"] == "model" and e["quantity"] != "tp_24h"}
+    print(f"{variant}: won {won_c:.2f} vs climatology; first lead / persistence {ratio}; "
+          f"F1 {f1}")
+    assert won_c >= floor.vs_climatology, won_c
+    for v, most in floor.headline.items():
+        assert ratio[v] <= most, (v, ratio[v], most)
+    # Every event the variant is scored on happens, so its F1 is defined.
+    assert "ws10" in f1 and (variant != "air-pollution" or "pm2p5" in f1), f1
+    assert variant != "ocean-waves" or "swh" in f1, f1
+    assert max(f1.values()) > 0.3, f1
+
+
+def test_air_pollution_first_lead_error_is_not_an_outlier(
+    skill_evals: dict[str, dict[str, Any]]
+) -> None:
+    """Issue 13: the 12 h pm2p5 error was 80x the 24 h one (unclamped negative values)."""
+    table = _rmse(skill_evals["air-pollution"])
+    for v in ("pm1", "pm2p5", "pm10", "tcno2"):
+        first, second = (float(table.loc[(v, -1, lead), "model"]) for lead in (12.0, 24.0))
+        assert first < 2 * second, (v, first, second)
+
+
+# -- the causes found in issue 13, one test each ---------------------------------------------
+
+
+def _real_batch(variant: str):  # type: ignore[no-untyped-def]
+    """A one-sample batch of the first two synthetic times of ``variant`` (real magnitudes)."""
+    import torch
+    from aurora import Batch, Metadata
+
+    from aurora_mlops.data import synthesize
+
+    spec = VARIANTS[variant]
+    ds = synthesize(variant, times=2, seed=1)
+
+    def t(name: str) -> torch.Tensor:
+        return torch.from_numpy(ds[name].values.astype("float32"))
+
+    return Batch(
+        surf_vars={v: t(v)[None] for v in spec.surf_vars},
+        static_vars={v: t("z_static" if v == "z" else v) for v in spec.static_vars},
+        atmos_vars={v: t(v)[None] for v in spec.atmos_vars},
+        metadata=Metadata(
+            lat=torch.from_numpy(ds["lat"].values.astype("float32")),
+            lon=torch.from_numpy(ds["lon"].values.astype("float32")),
+            time=(ds["time"].values[-1].astype("datetime64[s]").item(),),
+            atmos_levels=tuple(int(x) for x in ds["level"].values),
+        ),
+    )
+
+
+def test_air_pollution_first_lead_is_clamped_like_the_others() -> None:
+    """Cause of the 12 h error 5-50x the 24 h one: Aurora clamps the positive species from the
+    second roll-out step on only (``clamp_at_first_step=False``), so an untrained model's
+    negative first-step concentrations were scored as they were. The smoke model clamps them
+    at every step."""
+    import torch
+
+    from aurora_mlops.variants import build_model
+
+    spec = VARIANTS["air-pollution"]
+    batch = _real_batch("air-pollution")
+    positive = [v for v in spec.surf_vars if v not in ("2t", "10u", "10v", "msl")]
+    torch.manual_seed(0)
+    fixed = build_model("air-pollution").eval()
+    torch.manual_seed(0)
+    unclamped = build_model("air-pollution", {"clamp_at_first_step": False}).eval()
+    with torch.no_grad():
+        ok, bad = fixed(batch), unclamped(batch)
+    assert all(float(ok.surf_vars[v].min()) >= 0 for v in positive)
+    assert all(float(ok.atmos_vars[v].min()) >= 0 for v in ("co", "no", "no2", "go3", "so2"))
+    assert any(float(bad.surf_vars[v].min()) < 0 for v in positive)  # what the fix removes
+
+
+def test_air_pollution_surface_species_are_normalised_to_their_own_size() -> None:
+    """Cause of pm2p5 48x worse than persistence: Aurora's CAMS scales (pm2p5 2.3e-6 kg m-3)
+    are ~300x the fields' spread, so a from-scratch model's output noise swamped the signal.
+    The smoke model's ``surf_stats`` bring every surface species to order one."""
+    from aurora.normalisation import scales
+
+    from aurora_mlops.data import synthesize
+
+    spec = VARIANTS["air-pollution"]
+    stats = spec.config("smoke")["surf_stats"]
+    ds = synthesize("air-pollution", seed=1)
+    for v in ("pm1", "pm2p5", "pm10", "tcco", "tc_no", "tcno2", "tcso2"):
+        x = ds[v].values.astype("float64")
+        typical = float(abs(x).mean())
+        assert 0.1 < typical / stats[v][1] < 10, (v, typical, stats[v])
+        assert typical / scales[v] < 0.2, (v, "Aurora's own scale was not the problem?")
+
+
+def test_high_res_smoke_model_sees_as_many_tokens_as_medium_res() -> None:
+    """Cause of high-res losing on 79 % of targets: patch 10 on the 40x80 smoke grid left 4x8
+    tokens, each decoding 100 points of every variable from 32 channels."""
+    tokens = {}
+    for name in ("medium-res", "high-res"):
+        spec = VARIANTS[name]
+        patch = spec.config("smoke").get("patch_size", 4)
+        h, w = spec.smoke_grid
+        tokens[name] = (h // patch) * (w // patch)
+    assert tokens["high-res"] >= tokens["medium-res"] == 128, tokens
