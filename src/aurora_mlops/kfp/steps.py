@@ -12,6 +12,8 @@ import json
 import logging
 import shlex
 import shutil
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -49,14 +51,19 @@ class StepFailed(AuroraMLOpsError, RuntimeError):
 
 
 def run_cli(argv: list[str]) -> None:
-    """Run ``aurora-mlops ARGV`` in this process (the same code and errors as the CLI).
+    """Run ``aurora-mlops ARGV`` in a child interpreter (the same code and errors as the CLI).
+
+    The child shares this process's stdout, stderr and environment, so its lines land in the
+    step's log. A child rather than ``aurora_mlops.cli.main`` in this process: the pipeline
+    layer sits below the CLI and does not import it (this process has loaded nothing heavy
+    yet, so the child costs an interpreter start, not a second torch import).
 
     Raises:
         StepFailed: The command exited non-zero (its one-line error is on stderr).
     """
-    from aurora_mlops.cli import main
-
-    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    code = subprocess.run([sys.executable, "-m", "aurora_mlops", *argv], check=False).returncode
     if code != 0:
         raise StepFailed(f"`aurora-mlops {shlex.join(argv)}` failed with exit code {code}")
 
