@@ -69,9 +69,7 @@ def make_variant_steps(retries: int = NETWORK_RETRIES) -> Any:
     ) -> VariantOutputs:
         """data-validate -> tune -> final-fit -> evaluate -> benchmark -> package -> publish."""
         s = get_settings()
-        data = c.data_validate(dataset_uri=dataset_uri, variant=variant)
-        cpu_step(data, s, memory="8G", secret=False, volumes=True).set_retry(
-            num_retries=retries, backoff_duration="10s", backoff_factor=2)
+        data = _validated_data(s, retries, dataset_uri=dataset_uri, variant=variant)
         sweep = c.tune(variant=variant, algorithm=algorithm, profile=profile,
                        backend=backend, max_trials=max_trials, parallel_trials=parallel_trials,
                        trial_args=trial_args, tracking_uri=tracking_uri, namespace=namespace,
@@ -91,18 +89,35 @@ def make_variant_steps(retries: int = NETWORK_RETRIES) -> Any:
         pkg = c.package(variant=variant, tracking_uri=tracking_uri, model=fit.outputs["model"],
                         evaluation=ev.outputs["results"], bench=bench.outputs["results"])
         cpu_step(pkg, s, memory="8G")
-        # The quality gate: publish only a model that beats persistence on at least `min_skill` of
-        # the (variable, level, lead) targets. (kfp.local resolves a condition on a task output
-        # only when the output is the component's single return value, named "Output".)
-        with dsl.If(ev.outputs["Output"] >= min_skill, name="quality-gate"):
-            pub = c.publish(registry_uri=registry_uri, model_name=model_name, gate=gate,
-                            mlflow_model=pkg.outputs["mlflow_model"])
-            cpu_step(pub, s).set_caching_options(False).set_retry(
-                num_retries=retries, backoff_duration="30s", backoff_factor=2)
+        _publish_if_skilled(s, retries, ev, pkg, min_skill=min_skill, registry_uri=registry_uri,
+                            model_name=model_name, gate=gate)
         return VariantOutputs(evaluation=ev.outputs["results"], benchmark=bench.outputs["results"],
                               best_trial=sweep.outputs["best"])
 
     return variant_steps
+
+
+def _validated_data(s: Any, retries: int, *, dataset_uri: Any, variant: Any) -> Any:
+    """The data-validate task (retried: it may download the dataset)."""
+    data = c.data_validate(dataset_uri=dataset_uri, variant=variant)
+    cpu_step(data, s, memory="8G", secret=False, volumes=True).set_retry(
+        num_retries=retries, backoff_duration="10s", backoff_factor=2)
+    return data
+
+
+def _publish_if_skilled(s: Any, retries: int, ev: Any, pkg: Any, *, min_skill: Any,
+                        registry_uri: Any, model_name: Any, gate: Any) -> None:
+    """The quality gate: publish only a model that beats persistence on at least ``min_skill``
+    of the (variable, level, lead) targets.
+
+    kfp.local resolves a condition on a task output only when the output is the component's
+    single return value, named "Output".
+    """
+    with dsl.If(ev.outputs["Output"] >= min_skill, name="quality-gate"):
+        pub = c.publish(registry_uri=registry_uri, model_name=model_name, gate=gate,
+                        mlflow_model=pkg.outputs["mlflow_model"])
+        cpu_step(pub, s).set_caching_options(False).set_retry(
+            num_retries=retries, backoff_duration="30s", backoff_factor=2)
 
 
 #: One variant's steps, as both compiled pipelines run them.
