@@ -58,7 +58,7 @@ def main() -> None:
     import torch
     from aurora.rollout import rollout
 
-    from aurora_mlops.packaging._requests import parse_request
+    from aurora_mlops.packaging import parse_request
 
     # As the scoring server hands it over: the `inputs` JSON parsed into numpy arrays (the
     # JSON parsing itself is the server's cost, the same for any model).

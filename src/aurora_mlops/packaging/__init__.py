@@ -15,7 +15,7 @@ from aurora_mlops.packaging._contract import ModelContract
 from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
 from aurora_mlops.packaging._log import LoggedPackage, log_package
 from aurora_mlops.packaging._pyfunc import AuroraForecaster, load_forecaster
-from aurora_mlops.packaging._requests import RequestError
+from aurora_mlops.packaging._requests import RequestError, parse_request
 
 __all__ = [
     "AuroraForecaster",
@@ -28,5 +28,6 @@ __all__ = [
     "load_forecaster",
     "log_package",
     "package_model",
+    "parse_request",
     "read_package",
 ]
