@@ -48,7 +48,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def sweep_params(work_dir: str) -> dict[str, Any]:
     """The best trial's parameter assignments of a local sweep, parsed like --NAME=VALUE."""
-    from aurora_mlops.training._params import parse_param_args
+    from aurora_mlops.training import parse_param_args
 
     best = Path(work_dir) / "best.json"
     try:
@@ -85,7 +85,7 @@ def report_device(profile: str) -> str:
 
 def cmd_train_trial(args: argparse.Namespace) -> int:
     # Parameters are checked before torch and aurora are imported: a typo fails in a second.
-    from aurora_mlops.training._params import describe_params, parse_param_args, resolve_params
+    from aurora_mlops.training import describe_params, parse_param_args, resolve_params
 
     if args.list_params:
         print(describe_params(args.profile))

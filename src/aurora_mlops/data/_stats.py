@@ -215,6 +215,17 @@ def stream_stats(
                                                                               per_step)])
         if on_block is not None:
             on_block(done, len(blocks))
+    threshold = None
+    if event is not None:
+        threshold = float(np.nanquantile(np.concatenate(sample), quantile))
+    return _norm_stats(ds, spec, split, surf, atmos, levels), threshold
+
+
+def _norm_stats(
+    ds: xr.Dataset, spec: VariantSpec, split: tuple[int, int], surf: dict[str, _Moments],
+    atmos: dict[str, _Moments], levels: list[int],
+) -> NormStats:
+    """The finished moments as :class:`NormStats` (static variables are read here, once)."""
     mean: dict[str, float] = {}
     std: dict[str, float] = {}
     for n, mom in surf.items():
@@ -227,10 +238,7 @@ def stream_stats(
         ms, ss = mom.finish()
         for lv, m, s in zip(levels, ms, ss, strict=True):
             mean[f"{n}_{lv}"], std[f"{n}_{lv}"] = m, s
-    threshold = None
-    if event is not None:
-        threshold = float(np.nanquantile(np.concatenate(sample), quantile))
-    return NormStats(mean=mean, std=std, split=split), threshold
+    return NormStats(mean=mean, std=std, split=split)
 
 
 def compute_stats(ds: xr.Dataset, spec: VariantSpec, split: tuple[int, int]) -> NormStats:

@@ -1,22 +1,30 @@
 """Training: one Katib trial (``aurora-mlops train-trial``) and its pieces.
 
-Import cost: this package imports torch; the CLI imports it only for ``train-trial``.
+Import cost: the trial parameters (``TrialParams``, ``parse_param_args``, ``resolve_params``,
+``describe_params`` ...) need only pydantic; everything else imports torch, and is imported
+only when first used, so a typo in a parameter fails before torch is loaded.
 """
 
 from __future__ import annotations
 
-from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
-from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
-from aurora_mlops.training._model import COAST_VAR, build_trial_model, coast_mask
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from aurora_mlops.training._params import (
     ARCHITECTURE_KNOBS,
     MODEL_KNOBS,
     PROFILE_DEFAULTS,
     TrialParams,
+    describe_params,
     parse_param_args,
     resolve_params,
 )
-from aurora_mlops.training._trainer import TrialResult, train_trial
+
+if TYPE_CHECKING:
+    from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
+    from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
+    from aurora_mlops.training._model import COAST_VAR, build_trial_model, coast_mask
+    from aurora_mlops.training._trainer import TrialResult, train_trial
 
 __all__ = [
     "ARCHITECTURE_KNOBS",
@@ -30,6 +38,7 @@ __all__ = [
     "build_trial_model",
     "checkpoint_record",
     "coast_mask",
+    "describe_params",
     "lat_weights",
     "load_trained",
     "parse_param_args",
@@ -37,3 +46,24 @@ __all__ = [
     "rollout_loss",
     "train_trial",
 ]
+
+_LAZY = {
+    "TrainedModel": "_load",
+    "checkpoint_record": "_load",
+    "load_trained": "_load",
+    "LossConfig": "_loss",
+    "lat_weights": "_loss",
+    "rollout_loss": "_loss",
+    "COAST_VAR": "_model",
+    "build_trial_model": "_model",
+    "coast_mask": "_model",
+    "TrialResult": "_trainer",
+    "train_trial": "_trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aurora_mlops.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"aurora_mlops.training.{module}"), name)

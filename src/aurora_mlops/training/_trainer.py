@@ -111,9 +111,13 @@ def _add_coast_mask(data: TrialData) -> None:
 
 
 def _start_tracker(
-    tracker: Tracker, variant: VariantSpec, profile: Profile, params: TrialParams,
-    data: str | Path, trial_data: TrialData,
-) -> None:
+    enabled: bool, uri: str | None, variant: VariantSpec, profile: Profile,
+    params: TrialParams, data: str | Path, trial_data: TrialData,
+) -> Tracker:
+    """The trial's MLflow run, started with its tags and parameters (a no-op when disabled)."""
+    settings = get_settings()
+    tracker = Tracker(enabled=enabled, uri=uri or settings.resolved_tracking_uri(),
+                      experiment=settings.experiment_name)
     tags = {
         "variant": variant.name,
         "profile": profile,
@@ -127,9 +131,10 @@ def _start_tracker(
     tracker.start(
         run_name=katib_context().get("katib.trial", f"{variant.name}-trial"),
         tags=tags,
-        parent_run_id=get_settings().parent_run_id,
+        parent_run_id=settings.parent_run_id,
     )
     tracker.log_params(params.model_dump())
+    return tracker
 
 
 @_torch_threads
@@ -177,20 +182,22 @@ def train_trial(
     if params.coastal_conditioning:
         _add_coast_mask(trial_data)
     trial_model = prepare_model(model, variant, params, init, dist)
-    settings = get_settings()
-    tracker = Tracker(
-        enabled=tracking and dist.main,
-        uri=tracking_uri or settings.resolved_tracking_uri(),
-        experiment=settings.experiment_name,
-    )
-    _start_tracker(tracker, variant, profile, params, data, trial_data)
+    tracker = _start_tracker(tracking and dist.main, tracking_uri, variant, profile, params,
+                             data, trial_data)
     if dist.main:
         output_dir.mkdir(parents=True, exist_ok=True)
         trial_data.stats.to_json(output_dir / "norm_stats.json")
     loop = Loop(trial_model, trial_data, params, dist, lead_weights, tracker,
                 out=stdout or sys.stdout, fail_on_step=fail_on_step)
     record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist)
-    status = "FAILED"
+    return _run(loop, record, output_dir, tracker, t_start)
+
+
+def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
+         t_start: float) -> TrialResult:
+    """Run the loop and write the trial's files (``failure.json`` on a training error); the
+    tracking run and the process group end either way."""
+    dist, status = loop.dist, "FAILED"
     try:
         result = loop.run()
         # Written before the run ends: after end() MLflow would start a new, untagged run.
