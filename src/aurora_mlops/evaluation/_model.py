@@ -234,7 +234,7 @@ def extra_statics(trained: Any, lsm: np.ndarray) -> dict[str, Any]:
     coastal-conditioned ocean-waves model), computed from the land-sea mask ``lsm`` (h, w)."""
     import torch
 
-    from aurora_mlops.training._trainer import COAST_VAR, coast_mask
+    from aurora_mlops.training import COAST_VAR, coast_mask
 
     if not trained.params.coastal_conditioning:
         return {}
