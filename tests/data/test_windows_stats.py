@@ -163,3 +163,27 @@ def test_trials_that_start_together_make_one_pass_and_the_other_waits(dataset: P
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         sources = pool.map(_stats_source, [str(dataset)] * 2)
     assert sorted(sources) == ["cache", "computed"]
+
+
+def test_the_pass_reads_whole_time_chunks_of_a_chunked_store(
+    canonical_factory: Callable[..., xr.Dataset], tmp_path: Path
+) -> None:
+    from aurora_mlops.data._stats import store_time_chunk, time_blocks
+
+    ds = canonical_factory(times=30, seed=5)
+    for name in ds.data_vars:
+        if "time" in ds[name].dims:
+            ds[name].encoding["chunks"] = tuple(
+                4 if d == "time" else n for d, n in ds[name].sizes.items())
+    store = write_dataset(ds, tmp_path / "d.zarr")
+    assert store_time_chunk(store) == 4
+    opened = open_dataset(store)
+    split = split_times(30).train
+    blocks = time_blocks(opened, ["2t", "t"], split, block_bytes=16 * 32 * 4 * 9, chunk=4)
+    assert blocks[0][0] == split[0] and blocks[-1][1] == split[1]
+    assert all(b % 4 == 0 for _, b in blocks[:-1])  # every border is a chunk border
+    spec = get_variant("medium-res")
+    streamed = cached_split_stats(store, opened, spec, split).norm
+    whole = ds.isel(time=slice(*split))
+    assert streamed.mean["2t"] == pytest.approx(float(whole["2t"].mean(dtype=np.float64)),
+                                                rel=1e-6)

@@ -35,6 +35,7 @@ __all__ = [
     "EventField",
     "NormStats",
     "compute_stats",
+    "store_time_chunk",
     "stream_stats",
     "time_blocks",
 ]
@@ -135,14 +136,36 @@ def _time_chunk(ds: xr.Dataset, names: list[str]) -> int:
     return 1
 
 
+def store_time_chunk(path: str | Path) -> int:
+    """The time-chunk length of a local Zarr store or netCDF-4 file (1 when unchunked, remote
+    or unknown), read from its own metadata: the canonical view drops the storage encoding."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raw = xr.open_dataset(p, engine="zarr", chunks=None, consolidated=False)
+        elif p.is_file():
+            raw = xr.open_dataset(p, engine="netcdf4", chunks=None)
+        else:
+            return 1
+    except Exception:  # unreadable metadata: no alignment known
+        return 1
+    with raw:
+        names = [str(n) for n in raw.data_vars if "time" in raw[n].dims]
+        return _time_chunk(raw, names)
+
+
 def time_blocks(
-    ds: xr.Dataset, names: list[str], split: tuple[int, int], block_bytes: int = BLOCK_BYTES
+    ds: xr.Dataset, names: list[str], split: tuple[int, int], block_bytes: int = BLOCK_BYTES,
+    chunk: int | None = None,
 ) -> list[tuple[int, int]]:
-    """``[start, stop)`` blocks covering ``split``, whole chunks each, about ``block_bytes``."""
+    """``[start, stop)`` blocks covering ``split``, whole chunks each, about ``block_bytes``.
+
+    ``chunk`` is the store's time-chunk length (default: from ``ds``'s encoding, else 1).
+    """
     per_step = sum(
         int(np.prod([n for d, n in ds[v].sizes.items() if d != "time"])) * 4 for v in names
     )
-    chunk = _time_chunk(ds, names)
+    chunk = chunk or _time_chunk(ds, names)
     steps = max(1, block_bytes // max(per_step, 1))
     steps = max(chunk, steps - steps % chunk)
     start, stop = split
@@ -168,6 +191,7 @@ def stream_stats(
     event: EventField | None = None,
     quantile: float = 0.9,
     block_bytes: int = BLOCK_BYTES,
+    time_chunk: int | None = None,
     on_block: Callable[[int, int], None] | None = None,
 ) -> tuple[NormStats, float | None]:
     """Statistics of ``spec``'s variables over ``split`` and the event threshold, in one pass.
@@ -179,6 +203,8 @@ def stream_stats(
         event: The event field of a block's surface variables (``None``: no threshold).
         quantile: Quantile of the event field that is the threshold.
         block_bytes: About how many bytes one block reads.
+        time_chunk: The store's time-chunk length, to align blocks (see
+            :func:`store_time_chunk`; default: from ``ds``'s encoding).
         on_block: Called with ``(blocks done, blocks in all)`` after each block.
 
     Raises:
@@ -192,7 +218,7 @@ def stream_stats(
     surf = {n: _Moments.empty(1) for n in spec.surf_vars}
     atmos = {n: _Moments.empty(len(levels)) for n in spec.atmos_vars}
     names = [*spec.surf_vars, *spec.atmos_vars]
-    blocks = time_blocks(ds, names, split, block_bytes)
+    blocks = time_blocks(ds, names, split, block_bytes, time_chunk)
     steps = split[1] - split[0]
     cells = int(ds.sizes["lat"]) * int(ds.sizes["lon"])
     per_step = cells if steps * cells <= EVENT_SAMPLE else min(cells, -(-EVENT_SAMPLE // steps))

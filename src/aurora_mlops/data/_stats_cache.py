@@ -26,7 +26,14 @@ import xarray as xr
 
 from aurora_mlops._io import write_json
 from aurora_mlops.data._remote import is_remote, remote_identity
-from aurora_mlops.data._stats import EVENT_SAMPLE, EVENT_SEED, EventField, NormStats, stream_stats
+from aurora_mlops.data._stats import (
+    EVENT_SAMPLE,
+    EVENT_SEED,
+    EventField,
+    NormStats,
+    store_time_chunk,
+    stream_stats,
+)
 from aurora_mlops.errors import DataError
 from aurora_mlops.variants import VariantSpec
 
@@ -182,7 +189,10 @@ def _compute(
     places: list[Path], key_doc: dict[str, Any], key: str, ds: xr.Dataset, spec: VariantSpec,
     split: tuple[int, int], event: EventField | None, quantile: float,
 ) -> SplitStats:
-    norm, threshold = stream_stats(ds, spec, split, event=event, quantile=quantile)
+    path = key_doc["dataset"]["path"]
+    chunk = 1 if is_remote(path) else store_time_chunk(path)
+    norm, threshold = stream_stats(ds, spec, split, event=event, quantile=quantile,
+                                   time_chunk=chunk)
     payload = {
         "key": key,
         "identity": key_doc,
