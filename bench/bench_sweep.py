@@ -79,65 +79,66 @@ def _values(trials: list[Any]) -> list[float]:
     return [t.value for t in trials if t.value is not None]
 
 
+def _medianstop(doc: dict[str, Any]) -> None:
+    """8 short epochs and medianstop (it needs more than three epochs to save anything)."""
+    _set_flag(doc, "epochs", "8")
+    _set_flag(doc, "steps_per_epoch", "3")
+    doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "min_trials_required", "value": "3"}, {"name": "start_step", "value": "2"}]}
+
+
+def _sweep(algorithm: str, key: str, count: int, seed: int, data_dir: Path, root: Path,
+           pruning: bool = False, full8: bool = False) -> list[Any]:
+    """Run one untracked smoke sweep; its trials in order."""
+    doc = _spec(f"medium-res-{algorithm}.yaml", parallelTrialCount=2, maxTrialCount=count,
+                maxFailedTrialCount=count)
+    doc["spec"].pop("earlyStopping", None)
+    if pruning:
+        _medianstop(doc)
+    elif full8:  # the same TPE sweep (8 epochs) without medianstop
+        _set_flag(doc, "epochs", "8")
+        _set_flag(doc, "steps_per_epoch", "3")
+    _command(doc).append("--no-tracking")  # search quality only: skip MLflow
+    doc["metadata"]["name"] = f"bench-{key}-{seed}"
+    work = root / f"{key}-{seed}"
+    t0 = time.time()
+    run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False,
+              seed=seed, tracking=False)
+    trials = _trials(work, doc["metadata"]["name"])
+    print(f"  seed {seed} {key:16s} {len(trials)} trials, best "
+          f"{min(_values(trials) or [float('nan')]):.5f}, {time.time() - t0:.0f} s",
+          file=sys.stderr, flush=True)
+    return trials
+
+
+def _first_reach(trials: list[Any], target: float, n: int) -> int:
+    """The trial number at which ``trials`` first reach ``target`` (``n + 1``: never)."""
+    best_so_far = float("inf")
+    for i, t in enumerate(trials, start=1):
+        if t.value is not None:
+            best_so_far = min(best_so_far, t.value)
+        if best_so_far <= target:
+            return i
+    return n + 1
+
+
+def _epochs(trials: list[Any]) -> int:
+    return sum(int(t.user_attrs.get("katib_epochs", 0)) for t in trials)
+
+
 def quality(data_dir: Path, root: Path, seeds: int, n: int, n_prune: int) -> None:
     reach: list[int] = []
     saved: list[float] = []
     gaps: list[float] = []
     for seed in range(seeds):
-        runs: dict[str, list[Any]] = {}
-        for algorithm, pruning in (("random", False), ("tpe", False), ("tpe", True)):
-            count = n_prune if pruning else n
-            doc = _spec(f"medium-res-{algorithm}.yaml", parallelTrialCount=2,
-                        maxTrialCount=count, maxFailedTrialCount=count)
-            if pruning:
-                # medianstop needs more than three epochs to save anything: 8 short epochs.
-                _set_flag(doc, "epochs", "8")
-                _set_flag(doc, "steps_per_epoch", "3")
-                doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop",
-                                                "algorithmSettings": [
-                                                    {"name": "min_trials_required", "value": "3"},
-                                                    {"name": "start_step", "value": "2"}]}
-            else:
-                doc["spec"].pop("earlyStopping", None)
-            _command(doc).append("--no-tracking")  # search quality only: skip MLflow
-            key = f"{algorithm}{'-medianstop' if pruning else ''}"
-            doc["metadata"]["name"] = f"bench-{key}-{seed}"
-            work = root / f"{key}-{seed}"
-            t0 = time.time()
-            run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False,
-                      seed=seed, tracking=False)
-            runs[key] = _trials(work, doc["metadata"]["name"])
-            print(f"  seed {seed} {key:16s} {len(runs[key])} trials, best "
-                  f"{min(_values(runs[key]) or [float('nan')]):.5f}, {time.time() - t0:.0f} s",
-                  file=sys.stderr, flush=True)
-        target = min(_values(runs["random"]))
-        best_so_far, first = float("inf"), n + 1
-        for i, t in enumerate(runs["tpe"], start=1):
-            if t.value is not None:
-                best_so_far = min(best_so_far, t.value)
-            if best_so_far <= target:
-                first = i
-                break
+        rand = _sweep("random", "random", n, seed, data_dir, root)
+        tpe = _sweep("tpe", "tpe", n, seed, data_dir, root)
+        pruned = _sweep("tpe", "tpe-medianstop", n_prune, seed, data_dir, root, pruning=True)
+        full = _sweep("tpe", "tpe-full8", n_prune, seed, data_dir, root, full8=True)
+        target = min(_values(rand))
+        first = _first_reach(tpe, target, n)
         reach.append(first)
-        # Pruning comparison: the same TPE sweep (8 epochs) with and without medianstop.
-        if "tpe-full8" not in runs:
-            doc = _spec("medium-res-tpe.yaml", parallelTrialCount=2, maxTrialCount=n_prune,
-                        maxFailedTrialCount=n_prune)
-            doc["spec"].pop("earlyStopping", None)
-            _set_flag(doc, "epochs", "8")
-            _set_flag(doc, "steps_per_epoch", "3")
-            _command(doc).append("--no-tracking")
-            doc["metadata"]["name"] = f"bench-tpe-full8-{seed}"
-            work = root / f"tpe-full8-{seed}"
-            run_local(parse_experiment(doc), work_dir=work, data_dir=data_dir, progress=False,
-                      seed=seed, tracking=False)
-            runs["tpe-full8"] = _trials(work, doc["metadata"]["name"])
-
-        def epochs(trials: list[Any]) -> int:
-            return sum(int(t.user_attrs.get("katib_epochs", 0)) for t in trials)
-
-        full, pruned = runs["tpe-full8"], runs["tpe-medianstop"]
-        saved.append(1 - epochs(pruned) / max(epochs(full), 1))
+        saved.append(1 - _epochs(pruned) / max(_epochs(full), 1))
         b_full, b_pruned = min(_values(full)), min(_values(pruned))
         gaps.append((b_pruned - b_full) / abs(b_full))
         print(f"seed {seed}: TPE reaches random's best-of-{n} ({target:.5f}) at trial "

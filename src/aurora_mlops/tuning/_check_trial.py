@@ -206,36 +206,13 @@ def _check_trial_spec(c: _Ctx, trial: dict[str, Any], primary: str) -> None:
 
 
 
-def check_trial_template(c: _Ctx, parameter_names: list[str]) -> None:
+def _check_trial_parameters(c: _Ctx, items: list[Any], template: str,
+                            parameter_names: list[str]) -> tuple[set[str], set[str]]:
+    """Problems of ``spec.trialTemplate.trialParameters``; their names and references."""
     path = "spec.trialTemplate"
-    if "trialTemplate" not in c.spec:
-        c.add(path, "must be specified")
-        return
-    tt = _map(c.spec.get("trialTemplate"))
-    primary = _str(tt.get("primaryContainerName"))
-    if not primary:
-        c.add(f"{path}.primaryContainerName", "must be specified")
-    for key in ("successCondition", "failureCondition"):
-        if not tt.get(key):
-            c.add(f"{path}.{key}", "must be specified")
-    has_spec, has_cm = "trialSpec" in tt, "configMap" in tt
-    if has_spec == has_cm:
-        c.add(path, "exactly one of trialSpec and configMap must be specified")
-        return
-    if "trialParameters" not in tt:
-        c.add(f"{path}.trialParameters", "must be specified")
-        return
-    if has_cm:
-        cm = _map(tt.get("configMap"))
-        for key in ("configMapName", "configMapNamespace", "templatePath"):
-            if not cm.get(key):
-                c.add(f"{path}.configMap.{key}", "must be specified")
-        return  # the template itself lives on the cluster
-    trial = _map(tt.get("trialSpec"))
-    template = json.dumps(trial)
     defined: set[str] = set()
     refs: set[str] = set()
-    for i, raw in enumerate(_seq(tt.get("trialParameters"))):
+    for i, raw in enumerate(items):
         tp = _map(raw)
         where = f"{path}.trialParameters[{i}]"
         name, ref = _str(tp.get("name")), _str(tp.get("reference"))
@@ -264,6 +241,39 @@ def check_trial_template(c: _Ctx, parameter_names: list[str]) -> None:
         if f"${{trialParameters.{name}}}" not in template:
             c.add(f"{where}.name", f"${{trialParameters.{name}}} is not used in the trial "
                   "template")
+    return defined, refs
+
+
+def check_trial_template(c: _Ctx, parameter_names: list[str]) -> None:
+    """Problems of ``spec.trialTemplate`` (``parameter_names``: the spec's parameters)."""
+    path = "spec.trialTemplate"
+    if "trialTemplate" not in c.spec:
+        c.add(path, "must be specified")
+        return
+    tt = _map(c.spec.get("trialTemplate"))
+    primary = _str(tt.get("primaryContainerName"))
+    if not primary:
+        c.add(f"{path}.primaryContainerName", "must be specified")
+    for key in ("successCondition", "failureCondition"):
+        if not tt.get(key):
+            c.add(f"{path}.{key}", "must be specified")
+    has_spec, has_cm = "trialSpec" in tt, "configMap" in tt
+    if has_spec == has_cm:
+        c.add(path, "exactly one of trialSpec and configMap must be specified")
+        return
+    if "trialParameters" not in tt:
+        c.add(f"{path}.trialParameters", "must be specified")
+        return
+    if has_cm:
+        cm = _map(tt.get("configMap"))
+        for key in ("configMapName", "configMapNamespace", "templatePath"):
+            if not cm.get(key):
+                c.add(f"{path}.configMap.{key}", "must be specified")
+        return  # the template itself lives on the cluster
+    trial = _map(tt.get("trialSpec"))
+    template = json.dumps(trial)
+    defined, refs = _check_trial_parameters(c, _seq(tt.get("trialParameters")), template,
+                                            parameter_names)
     for used in sorted(set(_PLACEHOLDER_RE.findall(template)) - defined):
         c.add(f"{path}.trialSpec", f"${{trialParameters.{used}}} is used but not defined in "
               f"{path}.trialParameters")

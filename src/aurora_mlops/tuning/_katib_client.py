@@ -279,6 +279,12 @@ def run_katib(
             api.delete_namespaced_custom_object(group=GROUP, version=VERSION, namespace=ns,
                                                 plural=PLURAL, name=exp.name)
         raise
+    return _result(exp, ns, status, artifact_root)
+
+
+def _result(exp: Experiment, ns: str, status: Mapping[str, Any],
+            artifact_root: str | None) -> KatibResult:
+    """The finished Experiment's best trial, or a :class:`KatibError` saying why there is none."""
     condition = _condition(status) or ""
     if condition == "Failed":
         message = next((c.get("message") or c.get("reason") for c in status.get("conditions")
@@ -298,7 +304,7 @@ def run_katib(
             metrics[str(m["name"])] = value
     return KatibResult(
         experiment=exp.name, namespace=ns, best_trial=best, parameters=params, metrics=metrics,
-        checkpoint=checkpoint_path(exp, best, artifact_root), status=status,
+        checkpoint=checkpoint_path(exp, best, artifact_root), status=dict(status),
         condition=condition,
     )
 

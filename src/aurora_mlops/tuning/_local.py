@@ -37,8 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aurora_mlops._redact import redact_uri
-from aurora_mlops.tuning._experiment import Experiment, format_value
+from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._experiment_load import load_experiment
 from aurora_mlops.tuning._katib_status import (
     SweepResult,
@@ -48,9 +47,14 @@ from aurora_mlops.tuning._katib_status import (
     now,
     write_status,
 )
-from aurora_mlops.tuning._optuna_map import grid_size, make_pruner, make_sampler
-from aurora_mlops.tuning._states import attr, live_trials
-from aurora_mlops.tuning._sweep_tracking import ParentRun
+from aurora_mlops.tuning._optuna_map import (
+    grid_size,
+    katib_assignments,
+    make_pruner,
+    make_sampler,
+)
+from aurora_mlops.tuning._states import attr, live_trials, requeue_interrupted
+from aurora_mlops.tuning._sweep_tracking import ParentRun, start_parent_run
 from aurora_mlops.tuning._trial_metrics import (
     RunningTrial,
     failure_reason,
@@ -133,30 +137,6 @@ class _Runner:
         return experiment_status(self.exp, self._trials(), start_time=self.start_time,
                                  conditions=conditions, done=done)
 
-    def _resume(self) -> None:
-        """Re-queue trials a dead runner left RUNNING (same parameters), never re-run others."""
-        from optuna.trial import TrialState
-
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.study._storage.set_trial_user_attr(t._trial_id, attr("interrupted"), True)
-            self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(dict(t.params), user_attrs={
-                attr("requeued_from"): t.user_attrs.get(attr("name"), str(t.number))},
-                skip_if_exists=False)
-            log.info("re-queued trial %s left running by a previous runner", t.number)
-
-    def _start_tracking(self) -> None:
-        if not self.tracking:
-            return
-        try:
-            self.parent = ParentRun(self.exp, self.study, self.tracking_uri)
-        except Exception as e:  # any MLflow/store failure: the sweep runs on, untracked
-            why = redact_uri((str(e).splitlines() or [type(e).__name__])[0])
-            print(f"tune: MLflow tracking is off for this sweep ({why}); trials still run",
-                  file=sys.stderr)
-            self.tracking = False
-            self.parent = None
-
     # -- trials -------------------------------------------------------------------------------
 
     def _env(self, name: str, assignments: Mapping[str, str]) -> dict[str, str]:
@@ -175,21 +155,10 @@ class _Runner:
             env["AURORA_MLOPS_PARENT_RUN_ID"] = self.parent.run_id
         return env
 
-    def _assignments(self, trial: Any) -> dict[str, str]:
-        """The trial's parameters as Katib strings (a listed value keeps the list's spelling)."""
-        assignments: dict[str, str] = {}
-        for p in self.exp.parameters:
-            value = trial.params[p.name]
-            if p.type in ("discrete", "categorical"):
-                assignments[p.name] = p.values[list(p.choices()).index(value)]
-            else:
-                assignments[p.name] = format_value(value)
-        return assignments
-
     def _launch(self) -> None:
         trial = self.study.ask(self.distributions)
         name = f"{self.exp.name}-{trial.number}"
-        assignments = self._assignments(trial)
+        assignments = katib_assignments(self.exp, trial)
         argv = self.exp.trial_command(name, assignments)
         trial.set_user_attr(attr("name"), name)
         trial.set_user_attr(attr("assignments"), assignments)
@@ -343,8 +312,9 @@ class _Runner:
             TimeElapsedColumn,
         )
 
-        self._resume()
-        self._start_tracking()
+        requeue_interrupted(self.study)
+        if self.tracking:
+            self.parent = start_parent_run(self.exp, self.study, self.tracking_uri)
         status_path = self.work / "status.json"
         running_cond = {"type": "Running", "status": "True", "reason": "ExperimentRunning",
                         "lastUpdateTime": now()}

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning._experiment import Experiment
+from aurora_mlops.tuning._experiment import Experiment, format_value
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["grid_size", "make_pruner", "make_sampler"]
+__all__ = ["grid_size", "katib_assignments", "make_pruner", "make_sampler"]
 
 
 def _setting(settings: Mapping[str, str], name: str, cast: Callable[[str], Any],
@@ -121,3 +121,18 @@ def grid_size(exp: Experiment) -> int:
     for p in exp.parameters:
         size *= len(p.grid_values())
     return size
+
+
+def katib_assignments(exp: Experiment, trial: Any) -> dict[str, str]:
+    """An Optuna trial's parameters as Katib's ``parameterAssignments`` strings.
+
+    A listed (discrete or categorical) value keeps the spelling of the spec's list.
+    """
+    assignments: dict[str, str] = {}
+    for p in exp.parameters:
+        value = trial.params[p.name]
+        if p.type in ("discrete", "categorical"):
+            assignments[p.name] = p.values[list(p.choices()).index(value)]
+        else:
+            assignments[p.name] = format_value(value)
+    return assignments

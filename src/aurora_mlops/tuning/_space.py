@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aurora_mlops.training._params import ARCHITECTURE_KNOBS, TrialParams
+from aurora_mlops.training import ARCHITECTURE_KNOBS, TrialParams
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

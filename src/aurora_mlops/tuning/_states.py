@@ -11,13 +11,24 @@ Cheap to import: optuna is imported inside the functions.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["ATTR", "COUNT_KEYS", "State", "attr", "live_trials", "trial_state"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ATTR",
+    "COUNT_KEYS",
+    "State",
+    "attr",
+    "live_trials",
+    "requeue_interrupted",
+    "trial_state",
+]
 
 #: Prefix of the user attributes the runner stores on Optuna trials.
 ATTR = "katib"
@@ -47,3 +58,20 @@ def trial_state(t: optuna.trial.FrozenTrial) -> State:
 def live_trials(trials: Sequence[Any]) -> list[Any]:
     """``trials`` without those a dead runner left behind and re-queued (``katib_interrupted``)."""
     return [t for t in trials if not t.user_attrs.get(attr("interrupted"))]
+
+
+def requeue_interrupted(study: optuna.Study) -> None:
+    """Re-queue trials a dead runner left RUNNING (same parameters), never re-run others.
+
+    The left trial is marked ``katib_interrupted`` and failed (so :func:`live_trials` drops it);
+    a new trial with its parameters is enqueued, ``katib_requeued_from`` naming it.
+    """
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, attr("interrupted"), True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(dict(t.params), user_attrs={
+            attr("requeued_from"): t.user_attrs.get(attr("name"), str(t.number))},
+            skip_if_exists=False)
+        log.info("re-queued trial %s left running by a previous runner", t.number)

@@ -8,6 +8,7 @@ on untracked (see :func:`aurora_mlops.tuning._local.run_local`).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
@@ -16,7 +17,7 @@ from aurora_mlops.tuning._states import attr
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ParentRun"]
+__all__ = ["ParentRun", "start_parent_run"]
 
 
 class ParentRun:
@@ -65,3 +66,14 @@ class ParentRun:
         except Exception as e:
             log.warning("MLflow: could not finish the sweep's parent run (%s)",
                         redact_uri(str(e)))
+
+
+def start_parent_run(exp: Experiment, study: Any, tracking_uri: str | None) -> ParentRun | None:
+    """The sweep's parent run, or ``None`` (said on stderr) when MLflow cannot be reached."""
+    try:
+        return ParentRun(exp, study, tracking_uri)
+    except Exception as e:  # any MLflow/store failure: the sweep runs on, untracked
+        why = redact_uri((str(e).splitlines() or [type(e).__name__])[0])
+        print(f"tune: MLflow tracking is off for this sweep ({why}); trials still run",
+              file=sys.stderr)
+        return None

@@ -3,7 +3,8 @@
 Importing torch + aurora + mlflow costs ~10 s, more than a smoke trial trains. So a recognised
 ``aurora-mlops train-trial`` command runs in a process forked from a forkserver that has
 imported those modules once (:data:`PRELOAD`); the child sets its environment, working dir and
-output, then calls :func:`aurora_mlops.cli.main` with the command's arguments, so the trial is
+output, then calls the ``aurora-mlops`` entry point (:func:`program_main`) with the command's
+arguments, so the trial is
 still exactly the template's command. Any other command runs as a plain subprocess. Either way
 the trial is its own process group, dies with the runner (Linux ``PR_SET_PDEATHSIG``), and
 :meth:`TrialProcess.stop` ends it with SIGTERM, then SIGKILL.
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def _release_forkserver_pipe() -> None:
 
 
 
+def program_main() -> Callable[[list[str]], int]:
+    """The ``aurora-mlops`` command's entry point, found as a shell finds the command.
+
+    A trial's command names the installed console script, so it is resolved through the
+    package's ``console_scripts`` entry point (``aurora_mlops.cli:main``), not imported by name:
+    the CLI imports this package, and the runner needs only the command the spec names.
+    """
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="console_scripts", name="aurora-mlops")
+    if not found:
+        raise RuntimeError("the aurora-mlops command is not installed (pip install -e .)")
+    main: Callable[[list[str]], int] = next(iter(found)).load()
+    return main
+
+
 def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
                   threads: int) -> None:
     """Body of a trial worker forked from the preloaded forkserver (runs in the child)."""
@@ -117,11 +134,10 @@ def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
         import torch
 
         torch.set_num_threads(max(threads, 1))
-        from aurora_mlops.cli import main
         from aurora_mlops.config import get_settings
 
         get_settings.cache_clear()
-        code = main(_cli_args(argv))
+        code = program_main()(_cli_args(argv))
     except SystemExit as e:  # argparse usage errors
         code = e.code if isinstance(e.code, int) else 2
     finally:
