@@ -38,7 +38,7 @@ BASELINES: tuple[str, ...] = ("persistence", "climatology")
 
 
 def compute_climatology(
-    truth: xr.Dataset, *, angles: Collection[str] = (), chunk: int = 64
+    truth: xr.Dataset, *, angles: Collection[str] = (), chunk: int | None = None
 ) -> xr.Dataset:
     """Mean fields by hour of day over the times of ``truth`` (pass the training split).
 
@@ -47,7 +47,7 @@ def compute_climatology(
     Args:
         truth: Canonical dataset (time, [level], lat, lon); static variables are ignored.
         angles: Variables averaged as directions (circular mean).
-        chunk: Times read per step.
+        chunk: Times read per step (default: about 64 MiB).
 
     Returns:
         Dataset with dimensions ``hour`` (the hours of day present), [``level``], ``lat``,
@@ -63,6 +63,9 @@ def compute_climatology(
     uniq = np.unique(hours)
     sums: dict[str, xr.DataArray] = {}
     counts: dict[str, xr.DataArray] = {}
+    if chunk is None:
+        per_time = sum(truth[n].size // max(truth.sizes["time"], 1) * 4 for n in names)
+        chunk = max(1, 64 * 2**20 // max(per_time, 1))
     for start in range(0, truth.sizes["time"], chunk):
         part = truth[names].isel(time=slice(start, start + chunk)).load()
         part = part.assign_coords(hour=("time", hours[start : start + chunk]))

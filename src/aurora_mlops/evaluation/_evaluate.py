@@ -132,7 +132,7 @@ def score_forecasts(
     # A day-of-year climatology too large for memory goes to a Zarr store here while scoring.
     with tempfile.TemporaryDirectory(prefix=".climatology-", dir=scratch_dir) as tmp:
         clim, clim_period = _climatology(
-            tr, climatology, union_vars, all_inits, all_leads, Path(tmp) / "clim.zarr",
+            tr, climatology, union_vars, all_inits, all_leads, Path(tmp),
             needed="climatology" in baselines or bool(union_vars))
         _score_all(models, tr, clim, baselines, variant, all_inits, all_leads, union_vars,
                    union_levels, chunk_inits)

@@ -28,6 +28,8 @@ __all__ = ["WINDOW_DAYS", "seasonal_climatology"]
 #: Half-width of the smoothing window in days (WeatherBench2: a 61-day window).
 WINDOW_DAYS = 30
 _YEAR = 366
+#: About how many bytes of the source are read per step.
+_READ_BYTES = 64 * 2**20
 
 
 def _bins(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,26 +102,26 @@ def seasonal_climatology(
     valid_times: np.ndarray,
     *,
     angles: Collection[str] = (),
-    chunk: int = 64,
+    chunk: int | None = None,
     window_days: int = WINDOW_DAYS,
     store: str | Path | None = None,
     budget_bytes: int = 512 * 2**20,
 ) -> xr.Dataset | None:
     """Mean fields by day of year and hour of day over ``truth``, at the bins of ``valid_times``.
 
-    Sums go straight into the needed (day of year, hour) bins, so memory does not grow with the
-    length of ``truth``. When the bins' sums would exceed ``budget_bytes`` they are computed in
-    groups of days of year, one pass over ``truth`` per group, and each finished group is
-    written to the Zarr ``store`` (required then); the result is read lazily from it.
+    Sums go straight into the needed (day of year, hour) bins, one variable at a time, so
+    memory does not grow with the length of ``truth``. A variable whose sums would not fit in
+    what is left of ``budget_bytes`` is computed in groups of days of year (one pass over that
+    variable per group) into ``<store>/<variable>.zarr`` and read back lazily.
 
     Args:
         truth: Canonical dataset (time, [level], lat, lon): the training period.
         valid_times: The valid times to be scored (datetime64); only their bins are computed.
         angles: Variables averaged as directions (circular mean, in degrees).
-        chunk: Times read per step.
+        chunk: Times read per step (default: about 64 MiB of one variable).
         window_days: Half-width of the smoothing window, in days.
-        store: Zarr store for a climatology larger than ``budget_bytes`` (else in memory).
-        budget_bytes: Memory for the running sums.
+        store: Folder for climatologies larger than ``budget_bytes`` (else all in memory).
+        budget_bytes: Memory for the running sums and the climatology kept in memory.
 
     Returns:
         Dataset with dims ``dayofyear``, ``hour``, [``level``], ``lat``, ``lon`` and
@@ -135,23 +137,33 @@ def seasonal_climatology(
     weights = _window(doys, hours, np.unique(src_keys), window_days)
     if bool((weights.sum("key") == 0).any()):
         return None
-    per_doy = hours.size * _field_bytes(truth, names) * (4 if set(names) & set(angles) else 2)
-    group = max(1, budget_bytes // max(per_doy, 1))
+    left = budget_bytes
+    parts: list[xr.Dataset] = []
+    for n in names:
+        step = _field_bytes(truth, [n])
+        per_doy = hours.size * step * (3 if n in angles else 2)
+        reads = chunk or max(1, _READ_BYTES // max(step // 2, 1))
+        if store is None or per_doy * doys.size <= left:
+            part = _finish(_accumulate(truth, [n], angles, weights, src_keys, reads), [n],
+                           angles)
+            left -= doys.size * hours.size * step // 2
+        else:
+            group = max(1, budget_bytes // max(per_doy, 1))
+            part = _to_store(truth, [n], angles, weights, src_keys, reads, int(group),
+                             Path(store) / f"{n}.zarr")
+        if part is None:
+            return None
+        parts.append(part)
+    clim = xr.merge(parts, compat="override", join="exact") if len(parts) > 1 else parts[0]
     tv = truth["time"].values
-    period = f"{pd.Timestamp(tv[0]).isoformat()} .. {pd.Timestamp(tv[-1]).isoformat()}"
-    if group >= doys.size or store is None:
-        clim = _finish(_accumulate(truth, names, angles, weights, src_keys, chunk), names,
-                       angles)
-        if clim is not None:
-            clim.attrs["period"] = period
-        return clim
-    return _to_store(truth, names, angles, weights, src_keys, chunk, int(group), Path(store),
-                     period)
+    clim.attrs["period"] = (f"{pd.Timestamp(tv[0]).isoformat()} .. "
+                            f"{pd.Timestamp(tv[-1]).isoformat()}")
+    return clim
 
 
 def _to_store(
     truth: xr.Dataset, names: list[str], angles: Collection[str], weights: xr.DataArray,
-    src_keys: np.ndarray, chunk: int, group: int, store: Path, period: str,
+    src_keys: np.ndarray, chunk: int, group: int, store: Path,
 ) -> xr.Dataset | None:
     """The climatology computed ``group`` days of year at a time into a Zarr store."""
     doys = weights["dayofyear"].values
@@ -161,7 +173,6 @@ def _to_store(
         if part is None:
             shutil.rmtree(store, ignore_errors=True)
             return None
-        part.attrs["period"] = period
         if g == 0:
             part.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
         else:
