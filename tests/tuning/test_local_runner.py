@@ -76,6 +76,34 @@ def test_experiment_reader_substitutes_like_katib() -> None:
     assert is_train_trial_command(["python3", "-m", "aurora_mlops", "train-trial", "--variant"])
 
 
+def test_a_forked_trial_runs_the_installed_aurora_mlops_command() -> None:
+    from aurora_mlops.cli import main
+    from aurora_mlops.tuning._trial_proc import program_main
+
+    assert program_main() is main
+
+
+def test_status_and_analysis_classify_trials_with_one_function() -> None:
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from aurora_mlops.tuning._katib_status import counts
+    from aurora_mlops.tuning._states import live_trials, trial_state
+
+    def trial(state: TrialState, **attrs: Any) -> Any:
+        dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+        return create_trial(state=state, params={"x": 0.5}, distributions=dist,
+                            user_attrs=attrs, value=0.1 if state == TrialState.COMPLETE else None)
+
+    trials = [trial(TrialState.COMPLETE), trial(TrialState.PRUNED), trial(TrialState.FAIL),
+              trial(TrialState.FAIL, katib_killed=True), trial(TrialState.RUNNING),
+              trial(TrialState.FAIL, katib_interrupted=True)]
+    live = live_trials(trials)
+    assert [trial_state(t) for t in live] == ["complete", "pruned", "failed", "killed",
+                                              "running"]
+    assert counts(live) == {"succeeded": 1, "failed": 1, "early_stopped": 1, "killed": 1}
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda d: d["spec"]["trialTemplate"].update(primaryContainerName="trainer"),
      "no container named 'trainer'"),
