@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,14 @@ from aurora_mlops.variants import Profile, VariantSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrialData", "WindowSampler", "fit_to_patches", "load_trial_data", "train_batches"]
+__all__ = [
+    "TrialData",
+    "WindowSampler",
+    "fit_to_patches",
+    "load_trial_data",
+    "loader_batches",
+    "train_batches",
+]
 
 Targets = dict[str, dict[str, torch.Tensor]]
 
@@ -154,32 +161,38 @@ def fit_to_patches(batch: Any, targets: Targets, patch_size: int) -> tuple[Any, 
     return cropped, {g: {k: v[..., :h, :] for k, v in d.items()} for g, d in targets.items()}
 
 
-def train_batches(
-    train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int
+def loader_batches(
+    windows: WindowDataset, batches: Iterable[list[int]], params: TrialParams,
+    device: torch.device, patch_size: int,
 ) -> Generator[tuple[Any, Targets], None, None]:
-    """Endless ``(aurora.Batch, targets)`` micro-batches of this rank's training windows, on
-    this rank's device, read through a DataLoader with the trial's workers and prefetch, and
-    fitted to the model's patches (see :func:`fit_to_patches`)."""
-    sampler = WindowSampler(
-        len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
-        world=dist.world,
-    )
+    """``(aurora.Batch, targets)`` for each list of window indices in ``batches``, read through
+    a DataLoader with the trial's ``num_workers`` and ``prefetch_factor`` (pinned memory on
+    CUDA), on ``device`` and fitted to the model's patches (see :func:`fit_to_patches`)."""
     workers = params.num_workers
     loader = torch.utils.data.DataLoader(
-        train,
-        batch_sampler=sampler,
+        windows,
+        batch_sampler=batches,
         collate_fn=stack_windows,
         num_workers=workers,
         prefetch_factor=params.prefetch_factor if workers > 0 else None,
-        pin_memory=dist.device.type == "cuda",
-        persistent_workers=False,
+        pin_memory=device.type == "cuda",
     )
-    device = dist.device
     for stacked in loader:
-        batch, targets = train.to_batch(stacked)
+        batch, targets = windows.to_batch(stacked)
         batch, targets = fit_to_patches(batch, targets, patch_size)
         yield (
             batch.to(device),
             {g: {k: v.to(device, non_blocking=True) for k, v in d.items()}
              for g, d in targets.items()},
         )
+
+
+def train_batches(
+    train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int
+) -> Generator[tuple[Any, Targets], None, None]:
+    """Endless micro-batches of this rank's training windows (see :func:`loader_batches`)."""
+    sampler = WindowSampler(
+        len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
+        world=dist.world,
+    )
+    return loader_batches(train, sampler, params, dist.device, patch_size)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from aurora_mlops.errors import TrainingError
-from aurora_mlops.training._data import fit_to_patches
+from aurora_mlops.training._data import loader_batches
 from aurora_mlops.training._loss import ScoreAccumulator
 from aurora_mlops.training._params import TrialParams
 
@@ -51,17 +51,17 @@ def validate(
     variant: str,
     rollout: Any,
 ) -> dict[str, float]:
-    """Validation scores over evenly spaced validation windows (see ``_loss`` for definitions)."""
+    """Validation scores over evenly spaced validation windows (see ``_loss`` for definitions),
+    read through a DataLoader like the training windows."""
     model.eval()
     n = len(val)
     count = min(n, params.val_windows)
     picks = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
     acc = ScoreAccumulator(variant=variant, stats=stats, weights=weights, threshold=threshold)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params.amp)
-    for start in range(0, len(picks), params.batch_size):
-        batch, targets = val.batch(picks[start : start + params.batch_size])
-        batch, targets = fit_to_patches(batch, targets, int(getattr(model, "patch_size", 1)))
-        batch = batch.to(device)
+    groups = [picks[i : i + params.batch_size] for i in range(0, len(picks), params.batch_size)]
+    patch = int(getattr(model, "patch_size", 1))
+    for batch, targets in loader_batches(val, groups, params, device, patch):
         with amp:
             preds = list(rollout(model, batch, params.rollout_steps))
         for k, pred in enumerate(preds):
@@ -70,8 +70,8 @@ def validate(
                 k,
                 pred32,
                 batch,
-                {n_: v[:, k].to(device) for n_, v in targets["surf"].items()},
-                {n_: v[:, k].to(device) for n_, v in targets["atmos"].items()},
+                {n_: v[:, k] for n_, v in targets["surf"].items()},
+                {n_: v[:, k] for n_, v in targets["atmos"].items()},
             )
     rmse = acc.rmse_by_lead()
     pers = acc.persistence_rmse_by_lead()
