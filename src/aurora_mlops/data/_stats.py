@@ -183,6 +183,13 @@ def _sample_cells(step: int, cells: int, k: int) -> np.ndarray:
     return np.sort(rng.choice(cells, size=k, replace=False))
 
 
+def _check_variables(ds: xr.Dataset, spec: VariantSpec) -> None:
+    missing = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
+    missing += [static_store_name(n) for n in spec.static_vars if static_store_name(n) not in ds]
+    if missing:
+        raise DataError(f"dataset has no variable(s) {missing} needed by {spec.name}")
+
+
 def stream_stats(
     ds: xr.Dataset,
     spec: VariantSpec,
@@ -210,10 +217,7 @@ def stream_stats(
     Raises:
         DataError: A variable of the variant is missing.
     """
-    missing = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
-    missing += [static_store_name(n) for n in spec.static_vars if static_store_name(n) not in ds]
-    if missing:
-        raise DataError(f"dataset has no variable(s) {missing} needed by {spec.name}")
+    _check_variables(ds, spec)
     levels = [int(x) for x in ds["level"].values] if "level" in ds.coords else []
     surf = {n: _Moments.empty(1) for n in spec.surf_vars}
     atmos = {n: _Moments.empty(len(levels)) for n in spec.atmos_vars}
@@ -235,10 +239,8 @@ def stream_stats(
             del arr
         if event is not None:
             values = np.asarray(event(arrays), dtype=np.float64).reshape(b - a, cells)
-            for i in range(b - a):
-                row = values[i]
-                sample.append(row if per_step == cells else row[_sample_cells(a + i, cells,
-                                                                              per_step)])
+            sample += [row if per_step == cells else row[_sample_cells(a + i, cells, per_step)]
+                       for i, row in enumerate(values)]
         if on_block is not None:
             on_block(done, len(blocks))
     threshold = None
