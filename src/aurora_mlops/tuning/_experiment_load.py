@@ -1,9 +1,9 @@
 """Reading a Katib Experiment document into an :class:`~aurora_mlops.tuning._experiment.Experiment`.
 
 :func:`load_experiment` reads a YAML file with the one spec loader, refuses what ``katib check``
-refuses, and parses it; :func:`parse_experiment` parses a loaded document (validated into the
-typed :class:`~aurora_mlops.tuning._katib_model.KatibExperiment` first). Every error is one
-sentence naming the file and the field.
+refuses, and parses it; :func:`parse_experiment` validates a loaded document into the typed
+:class:`~aurora_mlops.tuning._katib_model.KatibExperiment` and reads the runner's view from that
+model's fields (Katib's names). Every error is one sentence naming the file and the field.
 """
 
 from __future__ import annotations
@@ -27,114 +27,113 @@ from aurora_mlops.tuning._experiment import (
     Parameter,
     TrialTemplate,
 )
-from aurora_mlops.tuning._katib_model import KatibExperiment, schema_problems
+from aurora_mlops.tuning._katib_model import Algorithm as AlgorithmSpec
+from aurora_mlops.tuning._katib_model import (
+    ExperimentSpec,
+    KatibExperiment,
+    ParameterSpec,
+    Setting,
+    schema_problems,
+)
 
 __all__ = ["load_experiment", "parse_experiment"]
 
 
-def _get(doc: Mapping[str, Any], path: str, source: str, *, kind: type | tuple[type, ...],
-         required: bool = True, default: Any = None) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node or node[part] is None:
-            if required:
-                raise ConfigError(f"{source}: missing field {path}")
-            return default
-        node = node[part]
-    if not isinstance(node, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ConfigError(f"{source}: field {path} must be a {names}, got {node!r}")
-    return node
+def _need(value: Any, path: str, source: str) -> Any:
+    """``value``, or a ConfigError saying that the field at ``path`` is missing."""
+    if value is None:
+        raise ConfigError(f"{source}: missing field {path}")
+    return value
 
 
-
-def _settings(items: Any, where: str, source: str) -> dict[str, str]:
-    if items is None:
-        return {}
-    if not isinstance(items, list):
-        raise ConfigError(f"{source}: {where} must be a list of name/value pairs")
+def _settings(items: Sequence[Setting] | None, where: str, source: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in items:
-        if not isinstance(item, Mapping) or "name" not in item:
-            raise ConfigError(f"{source}: every entry of {where} needs a name, got {item!r}")
-        out[str(item["name"])] = str(item.get("value", ""))
+    for i, item in enumerate(items or []):
+        out[_need(item.name, f"{where}[{i}].name", source)] = item.value or ""
     return out
 
 
-
-def _number(value: Any, where: str, source: str) -> float:
+def _number(value: str, where: str, source: str) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise ConfigError(f"{source}: {where} must be a number, got {value!r}") from None
 
 
+def _list_parameter(p: ParameterSpec, name: str, ptype: str, where: str,
+                    source: str) -> Parameter:
+    space = p.feasible_space
+    values = space.list_ if space is not None else None
+    if not values:
+        raise ConfigError(f"{source}: {where} ({name}) is {ptype} and needs feasibleSpace.list")
+    if ptype == "discrete":
+        for v in values:
+            _number(v, f"{where}.feasibleSpace.list", source)
+    return Parameter(name=name, type=ptype, values=tuple(values),  # type: ignore[arg-type]
+                     distribution=space.distribution if space is not None else None)
 
-def _parameter(item: Any, index: int, source: str) -> Parameter:
+
+def _parameter(p: ParameterSpec, index: int, source: str) -> Parameter:
     where = f"spec.parameters[{index}]"
-    if not isinstance(item, Mapping) or "name" not in item:
+    name = p.name
+    if name is None:
         raise ConfigError(f"{source}: {where} needs a name")
-    name = str(item["name"])
-    ptype = str(item.get("parameterType", ""))
+    ptype = p.parameter_type or ""
     if ptype not in _PARAMETER_TYPES:
         raise ConfigError(f"{source}: {where} ({name}) has parameterType {ptype!r}; expected one "
                           f"of {', '.join(_PARAMETER_TYPES)}")
-    space = item.get("feasibleSpace") or {}
-    if not isinstance(space, Mapping):
-        raise ConfigError(f"{source}: {where}.feasibleSpace must be a mapping")
-    distribution = space.get("distribution")
     if ptype in ("discrete", "categorical"):
-        values = space.get("list")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{source}: {where} ({name}) is {ptype} and needs feasibleSpace.list")
-        if ptype == "discrete":
-            for v in values:
-                _number(v, f"{where}.feasibleSpace.list", source)
-        return Parameter(name=name, type=ptype, values=tuple(str(v) for v in values),  # type: ignore[arg-type]
-                         distribution=distribution)
-    if "min" not in space or "max" not in space:
+        return _list_parameter(p, name, ptype, where, source)
+    space = p.feasible_space
+    if space is None or space.min is None or space.max is None:
         raise ConfigError(f"{source}: {where} ({name}) is {ptype} and needs feasibleSpace.min/max")
-    lo = _number(space["min"], f"{where}.feasibleSpace.min", source)
-    hi = _number(space["max"], f"{where}.feasibleSpace.max", source)
+    lo = _number(space.min, f"{where}.feasibleSpace.min", source)
+    hi = _number(space.max, f"{where}.feasibleSpace.max", source)
     if not lo < hi:
         raise ConfigError(f"{source}: {where} ({name}) needs min < max, got {lo} and {hi}")
-    step = _number(space["step"], f"{where}.feasibleSpace.step", source) \
-        if space.get("step") not in (None, "") else None
+    step = _number(space.step, f"{where}.feasibleSpace.step", source) if space.step else None
     if step is not None and step <= 0:
         raise ConfigError(f"{source}: {where} ({name}) needs a positive step, got {step}")
-    if distribution and str(distribution).lower() in ("loguniform", "lognormal") and lo <= 0:
+    distribution = space.distribution
+    if distribution and distribution.lower() in ("loguniform", "lognormal") and lo <= 0:
         raise ConfigError(f"{source}: {where} ({name}) is log-distributed and needs min > 0")
     return Parameter(name=name, type=ptype, min=lo, max=hi, step=step,  # type: ignore[arg-type]
-                     distribution=str(distribution) if distribution else None)
+                     distribution=distribution or None)
 
 
-
-def _template(spec: Mapping[str, Any], parameters: Sequence[Parameter],
-              source: str) -> TrialTemplate:
-    tt = _get(spec, "trialTemplate", source, kind=Mapping)
-    if "trialSpec" not in tt:
-        raise ConfigError(f"{source}: spec.trialTemplate.trialSpec is missing (a ConfigMap "
-                          "template cannot run locally)")
-    trial_spec = _get(tt, "trialSpec", source, kind=Mapping)
-    primary = str(tt.get("primaryContainerName") or DEFAULT_PRIMARY_CONTAINER)
+def _references(spec: ExperimentSpec, parameters: Sequence[Parameter],
+                source: str) -> dict[str, str]:
+    """Trial parameter name -> the search parameter (or trial metadata) it references."""
+    tt = spec.trial_template
     refs: dict[str, str] = {}
     names = {p.name for p in parameters}
-    for i, item in enumerate(tt.get("trialParameters") or []):
-        if not isinstance(item, Mapping) or "name" not in item:
+    for i, item in enumerate((tt.trial_parameters if tt else None) or []):
+        if item.name is None:
             raise ConfigError(f"{source}: spec.trialTemplate.trialParameters[{i}] needs a name")
-        reference = str(item.get("reference") or item["name"])
+        reference = item.reference or item.name
         meta = _PLACEHOLDER.fullmatch(reference)
         if meta and meta.group(1) == "trialSpec":
             if meta.group(2) not in ("Name", "Namespace", "Kind", "APIVersion"):
-                raise ConfigError(f"{source}: trial parameter {item['name']!r} references "
+                raise ConfigError(f"{source}: trial parameter {item.name!r} references "
                                   f"{reference!r}, which the local runner cannot fill")
         elif reference not in names:
             raise ConfigError(
-                f"{source}: trial parameter {item['name']!r} references {reference!r}, which is "
+                f"{source}: trial parameter {item.name!r} references {reference!r}, which is "
                 "not in spec.parameters"
             )
-        refs[str(item["name"])] = reference
-    containers = _find_containers(trial_spec)
+        refs[item.name] = reference
+    return refs
+
+
+def _template(spec: ExperimentSpec, parameters: Sequence[Parameter],
+              source: str) -> TrialTemplate:
+    tt = _need(spec.trial_template, "spec.trialTemplate", source)
+    if tt.trial_spec is None:
+        raise ConfigError(f"{source}: spec.trialTemplate.trialSpec is missing (a ConfigMap "
+                          "template cannot run locally)")
+    primary = tt.primary_container_name or DEFAULT_PRIMARY_CONTAINER
+    refs = _references(spec, parameters, source)
+    containers = _find_containers(tt.trial_spec)
     if not containers:
         raise ConfigError(f"{source}: spec.trialTemplate.trialSpec has no containers")
     match = [c for c in containers if c.get("name") == primary]
@@ -151,8 +150,7 @@ def _template(spec: Mapping[str, Any], parameters: Sequence[Parameter],
     env = {str(e["name"]): str(e["value"]) for e in container.get("env") or []
            if isinstance(e, Mapping) and "name" in e and "value" in e}
     return TrialTemplate(primary_container=primary, trial_parameters=refs,
-                         trial_spec=trial_spec, command=tuple(command), env=env)
-
+                         trial_spec=tt.trial_spec, command=tuple(command), env=env)
 
 
 def _find_containers(node: Any) -> list[Mapping[str, Any]]:
@@ -171,47 +169,33 @@ def _find_containers(node: Any) -> list[Mapping[str, Any]]:
 
 
 
-def _objective(spec: Mapping[str, Any], source: str) -> Objective:
-    obj = _get(spec, "objective", source, kind=Mapping)
-    otype = str(obj.get("type", ""))
+def _objective(spec: ExperimentSpec, source: str) -> Objective:
+    obj = _need(spec.objective, "spec.objective", source)
+    otype = obj.type or ""
     if otype not in ("minimize", "maximize"):
         raise ConfigError(f"{source}: spec.objective.type must be minimize or maximize, "
                           f"got {otype!r}")
-    metric = str(_get(obj, "objectiveMetricName", source, kind=str))
-    goal = obj.get("goal")
-    strategies = {str(s["name"]): str(s.get("value", "")).lower()
-                  for s in obj.get("metricStrategies") or [] if isinstance(s, Mapping)}
+    metric = _need(obj.objective_metric_name, "spec.objective.objectiveMetricName", source)
+    strategies = {s.name: (s.value or "").lower() for s in obj.metric_strategies or []
+                  if s.name is not None}
     for m, s in strategies.items():
         if s not in ("min", "max", "latest"):
             raise ConfigError(f"{source}: metric strategy of {m!r} must be min, max or latest")
-    return Objective(
-        type=otype,  # type: ignore[arg-type]
-        metric=metric,
-        goal=None if goal is None else _number(goal, "spec.objective.goal", source),
-        additional_metrics=tuple(str(m) for m in obj.get("additionalMetricNames") or []),
-        strategies=strategies,
-    )
+    return Objective(type=otype, metric=metric, goal=obj.goal,  # type: ignore[arg-type]
+                     additional_metrics=tuple(obj.additional_metric_names or []),
+                     strategies=strategies)
 
 
-def _algorithms(spec: Mapping[str, Any], source: str) -> tuple[Algorithm, EarlyStopping | None]:
-    alg = _get(spec, "algorithm", source, kind=Mapping)
-    algorithm = Algorithm(name=str(_get(alg, "algorithmName", source, kind=str)),
-                          settings=_settings(alg.get("algorithmSettings"),
-                                             "spec.algorithm.algorithmSettings", source))
-    es = spec.get("earlyStopping")
-    if not es:
-        return algorithm, None
-    return algorithm, EarlyStopping(
-        name=str(_get(es, "algorithmName", source, kind=str)),
-        settings=_settings(es.get("algorithmSettings"), "spec.earlyStopping.algorithmSettings",
-                           source))
+def _algorithm(spec: AlgorithmSpec | None, path: str, source: str) -> tuple[str, dict[str, str]]:
+    algorithm = _need(spec, path, source)
+    name = _need(algorithm.algorithm_name, f"{path}.algorithmName", source)
+    return name, _settings(algorithm.algorithm_settings, f"{path}.algorithmSettings", source)
 
 
-def _count(spec: Mapping[str, Any], key: str, default: int | None, source: str) -> int | None:
-    value = spec.get(key)
+def _count(value: int | None, key: str, default: int | None, source: str) -> int | None:
     if value is None:
         return default
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if value < 1:
         raise ConfigError(f"{source}: spec.{key} must be a positive integer, got {value!r}")
     return value
 
@@ -228,37 +212,36 @@ def _model(doc: Any, source: str) -> KatibExperiment:
 
 
 def parse_experiment(doc: Mapping[str, Any], source: str = "<experiment>") -> Experiment:
-    """Read a loaded Experiment document.
+    """Read a loaded Experiment document (through the typed Katib model).
 
     Raises:
         ConfigError: The document is not a Katib v1beta1 Experiment, or a field is missing or
             malformed (the message names the field).
     """
     model = _model(doc, source)
-    if doc.get("kind") != "Experiment" or not str(doc.get("apiVersion", "")).startswith(
-            "kubeflow.org/"):
+    if model.kind != "Experiment" or not (model.api_version or "").startswith("kubeflow.org/"):
         raise ConfigError(f"{source}: expected apiVersion kubeflow.org/v1beta1, kind Experiment; "
-                          f"got {doc.get('apiVersion')!r}, {doc.get('kind')!r}")
-    name = str(_get(doc, "metadata.name", source, kind=str))
-    namespace = _get(doc, "metadata.namespace", source, kind=str, required=False)
-    spec = _get(doc, "spec", source, kind=Mapping)
+                          f"got {model.api_version!r}, {model.kind!r}")
+    meta = model.metadata
+    name = _need(meta.name if meta else None, "metadata.name", source)
+    spec: ExperimentSpec = _need(model.spec, "spec", source)
     objective = _objective(spec, source)
-    algorithm, early = _algorithms(spec, source)
-    items = _get(spec, "parameters", source, kind=list)
+    algorithm = Algorithm(*_algorithm(spec.algorithm, "spec.algorithm", source))
+    es = spec.early_stopping
+    early = EarlyStopping(*_algorithm(es, "spec.earlyStopping", source)) \
+        if es is not None and es.model_fields_set else None
+    items = _need(spec.parameters, "spec.parameters", source)
     parameters = tuple(_parameter(p, i, source) for i, p in enumerate(items))
     if len({p.name for p in parameters}) != len(parameters):
         raise ConfigError(f"{source}: spec.parameters has duplicate names")
     return Experiment(
-        name=name,
-        namespace=namespace,
-        objective=objective,
-        algorithm=algorithm,
-        early_stopping=early,
-        parameters=parameters,
-        parallel_trial_count=_count(spec, "parallelTrialCount", DEFAULT_PARALLEL_TRIALS, source)
-        or DEFAULT_PARALLEL_TRIALS,
-        max_trial_count=_count(spec, "maxTrialCount", None, source),
-        max_failed_trial_count=_count(spec, "maxFailedTrialCount", None, source),
+        name=name, namespace=meta.namespace if meta else None, objective=objective,
+        algorithm=algorithm, early_stopping=early, parameters=parameters,
+        parallel_trial_count=_count(spec.parallel_trial_count, "parallelTrialCount",
+                                    DEFAULT_PARALLEL_TRIALS, source) or DEFAULT_PARALLEL_TRIALS,
+        max_trial_count=_count(spec.max_trial_count, "maxTrialCount", None, source),
+        max_failed_trial_count=_count(spec.max_failed_trial_count, "maxFailedTrialCount", None,
+                                      source),
         trial_template=_template(spec, parameters, source),
         raw=doc,
         source=source,
