@@ -53,3 +53,14 @@ def test_the_runner_refuses_what_the_model_refuses_in_one_sentence() -> None:
     assert "\n" not in message
     exp = parse_experiment(load_spec(SMOKE.read_text()), source=str(SMOKE))
     assert exp.model is not None and exp.model.body() == load_spec(SMOKE.read_text())
+
+
+def test_with_the_webhook_rules_on_the_model_refuses_what_katib_refuses() -> None:
+    from pydantic import ValidationError
+
+    doc = load_spec(SMOKE.read_text())
+    KatibExperiment.model_validate(doc, context={"webhook": True})  # a rendered spec passes
+    doc["spec"]["maxTrialCount"] = 0
+    KatibExperiment.model_validate(doc)  # the fields alone are fine
+    with pytest.raises(ValidationError, match="spec.maxTrialCount: must be greater than 0"):
+        KatibExperiment.model_validate(doc, context={"webhook": True})

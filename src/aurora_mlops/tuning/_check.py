@@ -24,7 +24,7 @@ from aurora_mlops.tuning._check_rules import ALGORITHMS, EARLY_STOPPING, Rule
 from aurora_mlops.tuning._check_trial import check_trial_template
 from aurora_mlops.tuning._katib_model import load_spec, schema_problems
 
-__all__ = ["check_experiment", "check_file", "load_spec"]
+__all__ = ["check_experiment", "check_file", "load_spec", "webhook_problems"]
 
 # Katib's vocabulary ---------------------------------------------------------------------------
 _PARAMETER_TYPES = ("double", "int", "discrete", "categorical")
@@ -347,20 +347,14 @@ def _check_metrics_collector(c: _Ctx) -> None:
 
 
 
-def check_experiment(doc: Any) -> list[str]:
-    """Every problem of a Katib v1beta1 Experiment, one sentence each, field path first.
+def webhook_problems(doc: dict[str, Any]) -> list[str]:
+    """The problems Katib's admission webhook (and its suggestion services) would refuse.
 
-    Args:
-        doc: The parsed YAML document.
-
-    Returns:
-        Problems such as ``spec.parameters[2].feasibleSpace.min: 'x' is not a number``;
-        an empty list when the spec is valid.
+    The rules beyond the field types: names, budgets, objective, algorithm and early-stopping
+    settings, feasible spaces and grid size, metrics collector, trial template. ``doc`` is a
+    mapping; :func:`check_experiment` adds the model's type and unknown-field problems.
     """
-    if not isinstance(doc, dict):
-        return [f"(document): expected a Katib Experiment (a mapping), got {_kind(doc)}"]
     c = _Ctx(doc)
-    c.out += schema_problems(doc)
     _check_header(c)
     if not isinstance(doc.get("spec"), dict):
         return c.out
@@ -373,6 +367,22 @@ def check_experiment(doc: Any) -> list[str]:
     _check_metrics_collector(c)
     check_trial_template(c, names)
     return c.out
+
+
+def check_experiment(doc: Any) -> list[str]:
+    """Every problem of a Katib v1beta1 Experiment, one sentence each, field path first.
+
+    Args:
+        doc: The parsed YAML document.
+
+    Returns:
+        Problems such as ``spec.parameters[2].feasibleSpace.min: 'x' is not a number``
+        (the model's field problems first, then the webhook's rules); an empty list when the
+        spec is valid.
+    """
+    if not isinstance(doc, dict):
+        return [f"(document): expected a Katib Experiment (a mapping), got {_kind(doc)}"]
+    return schema_problems(doc) + webhook_problems(doc)
 
 
 # Loading --------------------------------------------------------------------------------------

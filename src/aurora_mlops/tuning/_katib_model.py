@@ -5,11 +5,12 @@ types under the names Katib gives them (aliases: ``spec.objective.objectiveMetri
 ``spec.algorithm.algorithmName``, ``spec.parameters[].feasibleSpace``, ``earlyStopping``,
 ``trialTemplate``, ``maxTrialCount``, ``parallelTrialCount``, ``maxFailedTrialCount``,
 ``resumePolicy``, ``metricsCollectorSpec``, ...). It is strict (a string field takes no
-number, as ``kubectl apply`` refuses one) and forbids unknown fields. The renderer's output is
-validated by it, ``katib check`` reports its type and field problems (:func:`schema_problems`)
-before Katib's webhook rules, the local runner reads the spec it validated, and the Katib client
-sends :meth:`KatibExperiment.body`. The trial spec is an unstructured Kubernetes object, as in
-Katib itself.
+number, as ``kubectl apply`` refuses one) and forbids unknown fields; validated with
+``context={"webhook": True}`` it also applies Katib's admission-webhook rules. The renderer
+validates its output that way, ``katib check`` reports the model's type and field problems
+(:func:`schema_problems`) and then the webhook rules, the local runner reads its Experiment from
+the model's fields, and the Katib client sends :meth:`KatibExperiment.body`. The trial spec is
+an unstructured Kubernetes object, as in Katib itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = ["KatibExperiment", "load_spec", "schema_problems"]
@@ -161,6 +162,22 @@ class KatibExperiment(_Katib):
     metadata: ObjectMeta | None = None
     spec: ExperimentSpec | None = None
     status: Any = None
+
+    @model_validator(mode="after")
+    def _webhook(self, info: ValidationInfo) -> KatibExperiment:
+        """Katib's admission-webhook rules, when validated with ``context={"webhook": True}``.
+
+        Off by default, so that ``katib check`` can list every problem of a spec (the rules
+        as :func:`~aurora_mlops.tuning._check.webhook_problems`) rather than the first; on, a
+        spec that validates is one Katib accepts.
+        """
+        if info.context and info.context.get("webhook"):
+            from aurora_mlops.tuning._check import webhook_problems
+
+            problems = webhook_problems(self.body())
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
 
     def body(self) -> dict[str, Any]:
         """The object as Kubernetes takes it: Katib's field names, the fields the spec gave."""

@@ -350,7 +350,8 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
         },
         "spec": spec,
     }
-    KatibExperiment.model_validate(doc)  # the one model of an Experiment: fields and types
+    # The one model of an Experiment, with Katib's webhook rules: what is rendered, Katib takes.
+    KatibExperiment.model_validate(doc, context={"webhook": True})
     return doc
 
 
