@@ -155,3 +155,32 @@ def test_the_pipeline_data_step_takes_an_s3_dataset_uri(s3: dict[str, str], tmp_
     xr.testing.assert_identical(open_dataset(got["path"]).drop_attrs(),
                                 open_dataset(s3["local"]).drop_attrs())
     assert json.loads((tmp_path / "report" / "validation.json").read_text())["ok"] is True
+
+
+def test_evaluate_scores_a_forecast_store_in_s3_like_the_local_one(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    import boto3
+    import numpy as np
+    import pandas as pd
+
+    from aurora_mlops.evaluation import persistence_forecast
+
+    truth = open_dataset(s3["local"])
+    inits = truth["time"].values[-12:-4:2]
+    leads = np.array([6, 12], dtype="timedelta64[h]").astype("timedelta64[ns]")
+    fc = persistence_forecast(truth.load(), inits, leads, variables=["2t", "msl", "z"])
+    local = write_dataset(fc, tmp_path / "fc.zarr")
+    client = boto3.client("s3", endpoint_url=s3["endpoint"])
+    for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        client.upload_file(str(f), BUCKET, f"forecasts/fc.zarr/{f.relative_to(local)}")
+    tables = {}
+    for where, forecast, data in (
+        ("local", str(local), s3["local"]),
+        ("s3", f"s3://{BUCKET}/forecasts/fc.zarr", f"s3://{BUCKET}/era5/medium-res.zarr"),
+    ):
+        assert main(["evaluate", "--forecast", forecast, "--truth", data, "--variant",
+                     "medium-res", "--out", str(tmp_path / where)]) == 0
+        tables[where] = pd.read_parquet(tmp_path / where / "metrics.parquet")
+    assert len(tables["s3"]) > 50
+    pd.testing.assert_frame_equal(tables["s3"], tables["local"])

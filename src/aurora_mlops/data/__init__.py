@@ -24,7 +24,9 @@ __all__ = [
     "WindowDataset",
     "cached_split_stats",
     "compute_stats",
+    "is_remote",
     "open_dataset",
+    "open_remote",
     "split_times",
     "stack_windows",
     "stream_stats",
@@ -36,6 +38,8 @@ __all__ = [
 
 _LAZY = {
     "open_dataset": "aurora_mlops.data._readers",
+    "is_remote": "aurora_mlops.data._remote",
+    "open_remote": "aurora_mlops.data._remote",
     "to_canonical": "aurora_mlops.data._readers",
     "write_dataset": "aurora_mlops.data._readers",
     "synthesize": "aurora_mlops.data.synth",

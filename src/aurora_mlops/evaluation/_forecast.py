@@ -65,6 +65,10 @@ def open_forecast(path: str | Path) -> xr.Dataset:
         DataFileError: The path does not exist or cannot be read.
         DataError: The content is not a WeatherBench2-style forecast.
     """
+    from aurora_mlops.data import is_remote, open_remote
+
+    if is_remote(path):  # object storage: a Zarr store or netCDF-4 object, read lazily
+        return normalise_forecast(open_remote(str(path)), source=str(path))
     p = Path(path)
     if not p.exists():
         raise DataFileError(
@@ -173,8 +177,7 @@ def open_truth(truth: str | Path | xr.Dataset) -> xr.Dataset:
     A Dataset that is not yet canonical (no ``layout`` attribute) is mapped with
     :func:`aurora_mlops.data.to_canonical`.
     """
-    from aurora_mlops.data import LAYOUT_TAG
-    from aurora_mlops.data._readers import open_dataset, to_canonical
+    from aurora_mlops.data import LAYOUT_TAG, open_dataset, to_canonical
 
     if isinstance(truth, xr.Dataset):
         ds = truth if truth.attrs.get("layout") == LAYOUT_TAG else to_canonical(
