@@ -429,7 +429,9 @@ SPACES: dict[str, SearchSpace] = {
     ),
 }
 
-_SMOKE_LR = double("learning_rate", 1e-3, 1e-2, log=True,
+# Not above 4e-3: short trials rank the highest rate first, and over make run's 300-step final
+# fit 7.3e-3 gave val_score 0.294 against the default 3e-3's 0.153 (high-res, issue 13).
+_SMOKE_LR = double("learning_rate", 1e-3, 4e-3, log=True,
                    help="Around the smoke profile's 3e-3 (a tiny model learns fast).")
 _SMOKE_WD = discrete("weight_decay", (0, 1e-3, 1e-2))
 
@@ -437,20 +439,20 @@ _SMOKE_WD = discrete("weight_decay", (0, 1e-3, 1e-2))
 SMOKE_SPACES: dict[str, SearchSpace] = {
     "medium-res": _space(
         _SMOKE_LR, _SMOKE_WD,
-        double("drop_path", 0.0, 0.2),
+        double("drop_path", 0.0, 0.05),
         double("drop_rate", 0.0, 0.1),
         categorical("lora_mode", ("single", "from_second", "all")),
         integer("lora_steps", 20, 60),
     ),
     "high-res": _space(
         _SMOKE_LR, _SMOKE_WD,
-        double("drop_path", 0.0, 0.2),
+        double("drop_path", 0.0, 0.05),
         discrete("max_history_size", (2, 3)),
     ),
     "air-pollution": _space(
         _SMOKE_LR, _SMOKE_WD,
         double("drop_rate", 0.0, 0.1),
-        double("drop_path", 0.0, 0.15),
+        double("drop_path", 0.0, 0.05),
         categorical("lora_mode", ("single", "from_second")),
         categorical("log_space_loss", _ON_OFF),
         categorical("modulation_heads", _ON_OFF),
@@ -458,7 +460,7 @@ SMOKE_SPACES: dict[str, SearchSpace] = {
     "ocean-waves": _space(
         _SMOKE_LR, _SMOKE_WD,
         categorical("lora_mode", ("from_second", "all")),
-        double("drop_path", 0.0, 0.15),
+        double("drop_path", 0.0, 0.05),
         double("spectral_loss_weight", 0.0, 0.1),
     ),
 }
