@@ -104,11 +104,11 @@ def test_a_seasonal_climatology_over_its_budget_is_built_in_groups_into_a_store(
         coords={"time": times, "lat": [10.0, 0.0, -10.0], "lon": [0.0, 90.0, 180.0, 270.0]})
     valid = pd.date_range("2024-02-01", periods=40, freq="6h").values
     whole = seasonal_climatology(truth, valid, angles={"wd"}, window_days=5)
-    # One day of year's sums of x (4 hours x 12 points x 8 bytes x sum and count) are 768
-    # bytes, of the direction wd (sin, cos and count) 1152: neither variable's ten days fit in
-    # the budget, so x takes two passes of six days, wd three of four, each appended to a store.
+    # Over in_memory_bytes the climatology goes to a store. One day of year's sums of x (4 hours
+    # x 12 points x 8 bytes x sum and count) are 768 bytes, of the direction wd (sin, cos and
+    # count) 1152: x takes two passes of six days, wd three of four, each appended to a store.
     grouped = seasonal_climatology(truth, valid, angles={"wd"}, window_days=5, store=tmp_path,
-                                   budget_bytes=3 * 1536)
+                                   budget_bytes=3 * 1536, in_memory_bytes=1000)
     assert whole is not None and grouped is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wd.zarr", "x.zarr"]
     assert grouped["x"].variable._in_memory is False

@@ -30,6 +30,8 @@ WINDOW_DAYS = 30
 _YEAR = 366
 #: About how many bytes of the source are read per step.
 _READ_BYTES = 64 * 2**20
+#: A climatology at most this large (float32) is kept in memory; a larger one goes to a store.
+_IN_MEMORY_BYTES = 64 * 2**20
 
 
 def _bins(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +65,11 @@ def _accumulate(
     (``dayofyear, hour, key``), reading ``chunk`` source times at a time."""
     sums: dict[str, xr.DataArray] = {}
     for start in range(0, truth.sizes["time"], chunk):
-        part = truth[names].isel(time=slice(start, start + chunk)).load()
         wt = w.sel(key=xr.DataArray(src_keys[start : start + chunk], dims="time"))
         wt = wt.drop_vars("key")
+        if not bool(wt.any()):  # no source time of this chunk is in these bins' windows
+            continue
+        part = truth[names].isel(time=slice(start, start + chunk)).load()
         for n in names:
             v = part[n].astype(np.float64)
             terms = {"": v, "\0n": v.notnull().astype(np.float64)}
@@ -75,8 +79,10 @@ def _accumulate(
                          "\0cos": xr.apply_ufunc(np.cos, rad), "\0n": terms["\0n"]}
             for suffix, t in terms.items():
                 s = xr.dot(wt, t.fillna(0.0), dim="time")
-                prev = sums.get(n + suffix)
-                sums[n + suffix] = s if prev is None else prev + s
+                if n + suffix in sums:
+                    sums[n + suffix] += s  # in place: one copy of the sums, not two
+                else:
+                    sums[n + suffix] = s
     return sums
 
 
@@ -105,14 +111,17 @@ def seasonal_climatology(
     chunk: int | None = None,
     window_days: int = WINDOW_DAYS,
     store: str | Path | None = None,
-    budget_bytes: int = 512 * 2**20,
+    budget_bytes: int = 256 * 2**20,
+    in_memory_bytes: int = _IN_MEMORY_BYTES,
 ) -> xr.Dataset | None:
     """Mean fields by day of year and hour of day over ``truth``, at the bins of ``valid_times``.
 
     Sums go straight into the needed (day of year, hour) bins, one variable at a time, so
-    memory does not grow with the length of ``truth``. A variable whose sums would not fit in
-    what is left of ``budget_bytes`` is computed in groups of days of year (one pass over that
-    variable per group) into ``<store>/<variable>.zarr`` and read back lazily.
+    memory does not grow with the length of ``truth``. A climatology larger than
+    ``in_memory_bytes`` is computed in groups of days of year whose sums fit in
+    ``budget_bytes`` (per group one pass over the source times inside its windows) into
+    ``<store>/<variable>.zarr`` and read back lazily, so memory does not grow with the test
+    period either.
 
     Args:
         truth: Canonical dataset (time, [level], lat, lon): the training period.
@@ -120,8 +129,10 @@ def seasonal_climatology(
         angles: Variables averaged as directions (circular mean, in degrees).
         chunk: Times read per step (default: about 64 MiB of one variable).
         window_days: Half-width of the smoothing window, in days.
-        store: Folder for climatologies larger than ``budget_bytes`` (else all in memory).
-        budget_bytes: Memory for the running sums and the climatology kept in memory.
+        store: Folder for a climatology larger than ``in_memory_bytes`` (``None``: all in
+            memory).
+        budget_bytes: Memory for the running sums of one group of days.
+        in_memory_bytes: Largest climatology (float32) kept in memory when there is a store.
 
     Returns:
         Dataset with dims ``dayofyear``, ``hour``, [``level``], ``lat``, ``lon`` and
@@ -137,16 +148,15 @@ def seasonal_climatology(
     weights = _window(doys, hours, np.unique(src_keys), window_days)
     if bool((weights.sum("key") == 0).any()):
         return None
-    left = budget_bytes
+    total = doys.size * hours.size * _field_bytes(truth, names) // 2  # the float32 result
     parts: list[xr.Dataset] = []
     for n in names:
         step = _field_bytes(truth, [n])
         per_doy = hours.size * step * (3 if n in angles else 2)
         reads = chunk or max(1, _READ_BYTES // max(step // 2, 1))
-        if store is None or per_doy * doys.size <= left:
+        if store is None or total <= in_memory_bytes:
             part = _finish(_accumulate(truth, [n], angles, weights, src_keys, reads), [n],
                            angles)
-            left -= doys.size * hours.size * step // 2
         else:
             group = max(1, budget_bytes // max(per_doy, 1))
             part = _to_store(truth, [n], angles, weights, src_keys, reads, int(group),
