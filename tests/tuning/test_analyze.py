@@ -28,8 +28,8 @@ from aurora_mlops.tuning import (
 from aurora_mlops.tuning._experiment import format_value
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "katib" / "smoke" / "medium-res-tpe.yaml"
 SPECS = Path(__file__).parent / "specs"
+SMOKE = SPECS / "analyze-tpe.yaml"  # the designed sweep's spec (fixed ranges)
 MODES = ["single", "from_second", "all"]
 DECAYS = [0, 0.001, 0.01]
 

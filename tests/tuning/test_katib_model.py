@@ -62,5 +62,5 @@ def test_with_the_webhook_rules_on_the_model_refuses_what_katib_refuses() -> Non
     KatibExperiment.model_validate(doc, context={"webhook": True})  # a rendered spec passes
     doc["spec"]["maxTrialCount"] = 0
     KatibExperiment.model_validate(doc)  # the fields alone are fine
-    with pytest.raises(ValidationError, match="spec.maxTrialCount: must be greater than 0"):
+    with pytest.raises(ValidationError, match=r"spec\.maxTrialCount: must be greater than 0"):
         KatibExperiment.model_validate(doc, context={"webhook": True})

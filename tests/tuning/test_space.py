@@ -19,7 +19,7 @@ from aurora_mlops.tuning import (
     format_value,
     get_space,
 )
-from aurora_mlops.tuning._space import categorical, discrete, double, integer
+from aurora_mlops.tuning._search_space import categorical, discrete, double, integer
 from aurora_mlops.variants import VARIANTS
 
 ALL = [("production", v, s) for v, s in SPACES.items()] + [

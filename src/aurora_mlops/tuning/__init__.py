@@ -38,14 +38,8 @@ from aurora_mlops.tuning._render import (
     render_all,
     rendered_specs,
 )
-from aurora_mlops.tuning._space import (
-    SMOKE_SPACES,
-    SPACES,
-    SearchParameter,
-    SearchSpace,
-    format_value,
-    get_space,
-)
+from aurora_mlops.tuning._search_space import SearchParameter, SearchSpace, format_value
+from aurora_mlops.tuning._space import SMOKE_SPACES, SPACES, get_space
 from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.tuning._trial_proc import is_train_trial_command
 

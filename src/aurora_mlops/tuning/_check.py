@@ -370,15 +370,10 @@ def webhook_problems(doc: dict[str, Any]) -> list[str]:
 
 
 def check_experiment(doc: Any) -> list[str]:
-    """Every problem of a Katib v1beta1 Experiment, one sentence each, field path first.
+    """Every problem of the parsed YAML ``doc``, one sentence each, field path first.
 
-    Args:
-        doc: The parsed YAML document.
-
-    Returns:
-        Problems such as ``spec.parameters[2].feasibleSpace.min: 'x' is not a number``
-        (the model's field problems first, then the webhook's rules); an empty list when the
-        spec is valid.
+    Problems such as ``spec.parameters[2].feasibleSpace.min: 'x' is not a number`` (the
+    model's field problems first, then the webhook's rules); an empty list: the spec is valid.
     """
     if not isinstance(doc, dict):
         return [f"(document): expected a Katib Experiment (a mapping), got {_kind(doc)}"]

@@ -17,9 +17,8 @@ What each sweep is for:
 - ``tpe``: the fine-tune knobs only, starting from the published checkpoint (``--init hub``),
   with median-stop early stopping.
 
-Smoke specs run ``train-trial --profile smoke`` on the CPU with tiny budgets; their ``--data``
-(``data/<variant>.nc``) and ``--output`` (``trials/<trial name>``) are relative to the working
-directory of whoever runs the trial (the local runner's work dir).
+Smoke specs run ``train-trial --profile smoke`` on the CPU with tiny budgets; ``--data`` and
+``--output`` are relative to the trial's working directory (the local runner's work dir).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from aurora_mlops.config import (
 )
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._katib_model import KatibExperiment
-from aurora_mlops.tuning._space import SearchSpace
+from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.variants import VARIANTS
 

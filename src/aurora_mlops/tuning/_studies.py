@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aurora_mlops.tuning._space import SearchSpace, get_space
+from aurora_mlops.tuning._search_space import SearchSpace
+from aurora_mlops.tuning._space import get_space
 from aurora_mlops.variants import VARIANTS
 
 __all__ = ["STUDIES", "Study"]
