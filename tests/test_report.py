@@ -53,7 +53,7 @@ def _forecast(truth: xr.Dataset, variant: str, seed: int) -> xr.Dataset:
 
 def _sweep(work: Path) -> Path:
     """A real one-trial local sweep of the runner tests' stand-in trial (seconds)."""
-    from aurora_mlops.tuning._local import run_local
+    from aurora_mlops.tuning import run_local
 
     doc = yaml.safe_load((SPECS / "script-random.yaml").read_text())
     # maxFailedTrialCount <= maxTrialCount, or `tune` refuses the spec as Katib would
