@@ -48,14 +48,14 @@ class Floor:
 
 #: Floors set below the values this code measured with seed 0 on the session data (seed 1):
 #: medium-res won 61 % vs climatology, 2t 0.95x and msl 1.72x persistence at 6 h; high-res
-#: 55 %, 0.94x, 1.83x; air pollution 27 %, pm2p5 0.98x at 12 h; ocean waves 42 %, swh 3.45x
+#: 55 %, 0.94x, 1.83x; air pollution 27 %, pm2p5 0.98x at 12 h; ocean waves 50 %, swh 2.85x
 #: at 6 h. Eighty steps are not enough to beat persistence on msl or swh; make run's 300-step
 #: final fit beats it on msl (90 vs 117 Pa for medium-res), not yet on swh (0.36 vs 0.18 m).
 FLOORS: dict[str, Floor] = {
     "medium-res": Floor(0.45, {"2t": 1.15, "msl": 2.1}),
     "high-res": Floor(0.40, {"2t": 1.15, "msl": 2.2}),
     "air-pollution": Floor(0.18, {"pm2p5": 1.25}),
-    "ocean-waves": Floor(0.30, {"swh": 4.2}),
+    "ocean-waves": Floor(0.38, {"swh": 3.4}),
 }
 
 
@@ -206,3 +206,16 @@ def test_high_res_smoke_model_sees_as_many_tokens_as_medium_res() -> None:
         h, w = spec.smoke_grid
         tokens[name] = (h // patch) * (w // patch)
     assert tokens["high-res"] >= tokens["medium-res"] == 128, tokens
+
+
+def test_ocean_waves_smoke_model_is_wide_enough_for_its_surface_channels() -> None:
+    """Cause of ocean waves losing on 63 % of targets: AuroraWave turns its 23 surface variables
+    into 47 channels (density, sine and cosine channels), which the 32-wide smoke embedding
+    shared with every other variant could not carry (37 % won; 48 wide: 43 %)."""
+    from aurora_mlops.variants import build_model
+
+    model = build_model("ocean-waves")
+    width = VARIANTS["ocean-waves"].config("smoke")["embed_dim"]
+    assert len(model.surf_vars) == 47
+    assert width >= len(model.surf_vars), width
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
