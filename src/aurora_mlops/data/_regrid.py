@@ -45,20 +45,9 @@ def regrid_curvilinear(ds: xr.Dataset, regrid: Regrid, source: str) -> xr.Datase
     if np.ptp(lon) > 180.0:  # the domain straddles the antimeridian: work in [0, 360)
         lon = np.mod(lon, 360.0)
     native = _native_spacing(lat, lon)
-    if regrid == "auto":
-        res = float(f"{native:.2g}")
-    else:
-        res = float(regrid)
-        if not np.isfinite(res) or res <= 0:
-            raise DataError(f"{source}: regrid={regrid!r} is not a positive resolution in "
-                            "degrees; pass e.g. regrid=0.05 or regrid='auto'.")
+    res = _resolution(regrid, native, source)
     ok = np.isfinite(lat) & np.isfinite(lon)
-    lat_max = np.floor(lat[ok].max() / res) * res
-    lat_min = np.ceil(lat[ok].min() / res) * res
-    lon_min = np.ceil(lon[ok].min() / res) * res
-    lon_max = np.floor(lon[ok].max() / res) * res
-    tlat = np.round(np.arange(lat_max, lat_min - res / 2, -res), 6)
-    tlon = np.round(np.arange(lon_min, lon_max + res / 2, res), 6)
+    tlat, tlon = _target_axes(lat[ok], lon[ok], res)
     src_xyz = _xyz(lat[ok], lon[ok])
     glat, glon = np.meshgrid(tlat, tlon, indexing="ij")
     dist, idx = cKDTree(src_xyz).query(_xyz(glat.ravel(), glon.ravel()))
@@ -89,6 +78,28 @@ def regrid_curvilinear(ds: xr.Dataset, regrid: Regrid, source: str) -> xr.Datase
     coords["lat"] = xr.Variable("lat", tlat)
     coords["lon"] = xr.Variable("lon", np.mod(tlon, 360.0))
     return xr.Dataset(new_vars, coords=coords, attrs=ds.attrs)
+
+def _resolution(regrid: Regrid, native: float, source: str) -> float:
+    """The target spacing in degrees: ``auto`` is the native spacing to two digits."""
+    if regrid == "auto":
+        return float(f"{native:.2g}")
+    res = float(regrid)  # type: ignore[arg-type]
+    if not np.isfinite(res) or res <= 0:
+        raise DataError(f"{source}: regrid={regrid!r} is not a positive resolution in "
+                        "degrees; pass e.g. regrid=0.05 or regrid='auto'.")
+    return res
+
+
+def _target_axes(lat: np.ndarray, lon: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes (north to south) and longitudes of the regular grid inside the source's."""
+    lat_max = np.floor(lat.max() / res) * res
+    lat_min = np.ceil(lat.min() / res) * res
+    lon_min = np.ceil(lon.min() / res) * res
+    lon_max = np.floor(lon.max() / res) * res
+    tlat = np.round(np.arange(lat_max, lat_min - res / 2, -res), 6)
+    tlon = np.round(np.arange(lon_min, lon_max + res / 2, res), 6)
+    return tlat, tlon
+
 
 def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     la, lo = np.deg2rad(lat), np.deg2rad(lon)
