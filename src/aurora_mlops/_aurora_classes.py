@@ -1,7 +1,8 @@
 """Subclasses of two ``aurora`` classes that fix what the platform needs from them.
 
 * ``AuroraAirPollution``: its post-decoder hook is wrong for batches larger than one; the
-  subclass runs it one sample at a time.
+  subclass runs it one sample at a time. It also takes ``atmos_stats``, the pressure-level
+  counterpart of Aurora's ``surf_stats``, which Aurora lacks.
 * ``AuroraWave``: its post-decoder hook discards the density logits; the subclass keeps them
   for the training loss.
 
@@ -22,17 +23,27 @@ _FIXED_CLASSES: dict[str, type[torch.nn.Module]] = {}
 
 
 def _air_pollution_per_sample() -> type[torch.nn.Module]:
-    """``AuroraAirPollution`` whose post-decoder hook works for batches larger than one.
+    """``AuroraAirPollution`` whose post-decoder hook works for batches larger than one, and
+    which normalises pressure-level variables with ``atmos_stats`` where given.
 
     In microsoft-aurora 2.0.1 the hook adds ``pred`` of shape ``(b, 1, h, w)`` to
     ``prev[:, k]`` of shape ``(b, h, w)``, which broadcasts to ``(b, b, h, w)``: every batch of
     more than one sample comes out wrong. This subclass runs the package's own hook one sample
     at a time and stacks the results; weights and state-dict keys are unchanged.
+
+    ``atmos_stats`` maps ``"{var}_{level}"`` (e.g. ``"co_850"``) to ``(location, scale)``.
+    Aurora normalises pressure-level variables with its fixed ``aurora.normalisation`` tables
+    only; :meth:`forward` maps such a variable affinely onto values whose normalisation by
+    those tables equals ``(x - location) / scale``, and maps the prediction back, so the
+    network, its positivity clamps and its log transform see exactly the variable normalised
+    with the given statistics. The clamps act on normalised values, so a positive variable's
+    location must be 0.
     """
     import dataclasses
 
     import torch
     from aurora import AuroraAirPollution, Batch
+    from aurora.normalisation import level_to_str, locations, scales
 
     def take(b: Batch, i: int) -> Batch:
         return dataclasses.replace(
@@ -43,6 +54,41 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
         )
 
     class AuroraAirPollutionBatched(AuroraAirPollution):
+        def __init__(
+            self, *, atmos_stats: dict[str, tuple[float, float]] | None = None, **kw_args: object
+        ) -> None:
+            super().__init__(**kw_args)
+            self.atmos_stats = _checked_atmos_stats(
+                atmos_stats or {}, self.atmos_vars, self.positive_atmos_vars
+            )
+
+        def forward(self, batch: Batch, lead_times: torch.Tensor | None = None) -> Batch:
+            pred = super().forward(self._restat(batch, to_aurora=True), lead_times)
+            return self._restat(pred, to_aurora=False)
+
+        def _restat(self, batch: Batch, *, to_aurora: bool) -> Batch:
+            """``batch`` with each ``atmos_stats`` variable mapped onto Aurora's normalisation
+            (``to_aurora``) or back from it."""
+            if not self.atmos_stats:
+                return batch
+            levels = [level_to_str(lev) for lev in batch.metadata.atmos_levels]
+            out = dict(batch.atmos_vars)
+            for name, x in batch.atmos_vars.items():
+                keys = [f"{name}_{lev}" for lev in levels]
+                if not any(k in self.atmos_stats for k in keys):
+                    continue
+                # Aurora's (L, S) and the given (l, s): x' = (x - l) S / s + L, and back.
+                ratio, shift = [], []
+                for k in keys:
+                    loc, scale = self.atmos_stats.get(k, (locations[k], scales[k]))
+                    r = scales[k] / scale if to_aurora else scale / scales[k]
+                    ratio.append(r)
+                    shift.append(locations[k] - loc * r if to_aurora else loc - locations[k] * r)
+                a = torch.tensor(ratio, dtype=x.dtype, device=x.device)[:, None, None]
+                b = torch.tensor(shift, dtype=x.dtype, device=x.device)[:, None, None]
+                out[name] = x * a + b
+            return dataclasses.replace(batch, atmos_vars=out)
+
         def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
             n = next(iter(pred.surf_vars.values())).shape[0]
             if n == 1:
@@ -64,6 +110,26 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
             )
 
     return AuroraAirPollutionBatched
+
+
+def _checked_atmos_stats(
+    stats: dict[str, tuple[float, float]], atmos_vars: tuple[str, ...],
+    positive: tuple[str, ...],
+) -> dict[str, tuple[float, float]]:
+    """``stats`` as floats, or ValueError naming the first entry the model cannot apply."""
+    out: dict[str, tuple[float, float]] = {}
+    for key, (loc, scale) in stats.items():
+        var = next((v for v in atmos_vars if key.startswith(f"{v}_")), None)
+        if var is None:
+            raise ValueError(f"atmos_stats key {key!r} is not '<variable>_<level>' of one of "
+                             f"the model's atmos_vars {atmos_vars}")
+        if not float(scale) > 0:
+            raise ValueError(f"atmos_stats[{key!r}] has scale {scale}; it must be positive")
+        if var in positive and float(loc) != 0:
+            raise ValueError(f"atmos_stats[{key!r}] has location {loc}; {var} is clamped at "
+                             f"zero after normalisation, so its location must be 0")
+        out[key] = (float(loc), float(scale))
+    return out
 
 
 def _wave_with_density_outputs() -> type[torch.nn.Module]:

@@ -177,6 +177,22 @@ _EMISSIONS = tuple(
     f"static_{s}{sfx}" for s in ("ammonia", "co", "nox", "so2") for sfx in ("", "_log")
 )
 
+#: The smoke model's normalisation ``(location, scale)`` of the pressure-level species: a
+#: typical CAMS mass mixing ratio (kg kg-1) at each smoke level. Aurora's own scales are
+#: 10-1000x these (co_850: 3.8e-6), so a from-scratch model's output noise alone swamped the
+#: signal. Location 0: Aurora clamps the normalised species at zero.
+_SPECIES_ATMOS_STATS: dict[str, tuple[float, float]] = {
+    f"{var}_{level}": (0.0, typical)
+    for var, per_level in {
+        "co": (1.5e-7, 1.2e-7, 1e-7),
+        "no": (5e-10, 5e-11, 1e-11),
+        "no2": (1e-9, 2e-10, 5e-11),
+        "so2": (1e-9, 3e-10, 5e-11),
+        "go3": (5e-8, 6e-8, 8e-8),
+    }.items()
+    for level, typical in zip(_SMOKE_LEVELS, per_level, strict=True)
+}
+
 VARIANTS: dict[str, VariantSpec] = {
     spec.name: spec
     for spec in (
@@ -250,6 +266,7 @@ VARIANTS: dict[str, VariantSpec] = {
                     "tcco": (0.0, 1e-3), "tc_no": (0.0, 5e-7), "tcno2": (0.0, 3e-6),
                     "tcso2": (0.0, 5e-6),
                 },
+                "atmos_stats": _SPECIES_ATMOS_STATS,
             },
             smoke_grid=(36, 72),
             min_history=2,
