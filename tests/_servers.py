@@ -33,52 +33,50 @@ class ServerExited(RuntimeError):
 
 
 @dataclass
-class MlflowServer:
-    """A running ``mlflow server`` and how to reach and restart it."""
+class _Process:
+    """A server process started in its own session, polled until it answers ``probe``."""
 
     root: Path
     port: int
-    auth: bool
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
+    name = "server"
+    log_name = "server.log"
+    probe = "/"
+
     def __post_init__(self) -> None:
-        self.log = self.root / "server.log"
+        self.log = self.root / self.log_name
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120.0) -> MlflowServer:
-        """Start the server (same store as before after a stop) and wait for ``/health``."""
-        cmd = [
-            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination", str(self.root / "artifacts"),
-        ]
-        if self.auth:
-            cmd += ["--app-name", "basic-auth"]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _spawn_and_wait(self, timeout: float) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                self.command(), cwd=self.root, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerExited(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+                raise ServerExited(f"{self.name} exited: {self.log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                with urllib.request.urlopen(self.uri + self.probe, timeout=2) as r:
                     # Ours answered, not a process that took the port before it could bind.
                     if r.status == 200 and self.proc.poll() is None:
-                        return self
+                        return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-            time.sleep(0.5)
+            time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"mlflow server did not answer /health: {self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"{self.name} did not answer {self.probe}: "
+                           f"{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         """Kill the server and every process it started (its workers)."""
@@ -90,6 +88,31 @@ class MlflowServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
         self.proc = None
+
+
+@dataclass
+class MlflowServer(_Process):
+    """A running ``mlflow server`` and how to reach and restart it."""
+
+    auth: bool = False
+
+    name = "mlflow server"
+    log_name = "server.log"
+    probe = "/health"
+
+    def command(self) -> list[str]:
+        cmd = [
+            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.root / "artifacts"),
+        ]
+        return cmd + (["--app-name", "basic-auth"] if self.auth else [])
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        """Start the server (same store as before after a stop) and wait for ``/health``."""
+        self._spawn_and_wait(timeout)
+        return self
 
 
 def start_mlflow_server(
@@ -143,55 +166,25 @@ def start_mlflow_server(
 
 
 @dataclass
-class MotoServer:
+class MotoServer(_Process):
     """A running ``moto_server``: a real S3-compatible HTTP server (moto's server mode)."""
 
-    root: Path
-    port: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    log: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = self.root / "moto.log"
+    name = "moto_server"
+    log_name = "moto.log"
+    # Moto's dashboard answers only on moto itself, not on another port holder.
+    probe = "/moto-api/data.json"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.uri
+
+    def command(self) -> list[str]:
+        return [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
 
     def start(self, timeout: float = 60.0) -> MotoServer:
         """Start the server and wait until it answers an S3 request."""
-        cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerExited(f"moto_server exited: {self.log.read_text()[-3000:]}")
-            try:
-                # Moto's dashboard answers only on moto itself, not on another port holder.
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as r:
-                    if r.status == 200 and self.proc.poll() is None:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"moto_server did not answer: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        """Kill the server."""
-        if self.proc is None:
-            return
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.proc = None
+        self._spawn_and_wait(timeout)
+        return self
 
 
 def start_moto_server(root: Path, *, auth_after: int | None = None) -> MotoServer:
