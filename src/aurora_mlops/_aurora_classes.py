@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+    from aurora import Batch
 
 __all__ = ["aurora_class"]
 
@@ -24,34 +25,17 @@ _FIXED_CLASSES: dict[str, type[torch.nn.Module]] = {}
 
 def _air_pollution_per_sample() -> type[torch.nn.Module]:
     """``AuroraAirPollution`` whose post-decoder hook works for batches larger than one, and
-    which normalises pressure-level variables with ``atmos_stats`` where given.
+    which normalises pressure-level variables with ``atmos_stats`` (see :func:`_restat`).
 
     In microsoft-aurora 2.0.1 the hook adds ``pred`` of shape ``(b, 1, h, w)`` to
     ``prev[:, k]`` of shape ``(b, h, w)``, which broadcasts to ``(b, b, h, w)``: every batch of
     more than one sample comes out wrong. This subclass runs the package's own hook one sample
     at a time and stacks the results; weights and state-dict keys are unchanged.
-
-    ``atmos_stats`` maps ``"{var}_{level}"`` (e.g. ``"co_850"``) to ``(location, scale)``.
-    Aurora normalises pressure-level variables with its fixed ``aurora.normalisation`` tables
-    only; :meth:`forward` maps such a variable affinely onto values whose normalisation by
-    those tables equals ``(x - location) / scale``, and maps the prediction back, so the
-    network, its positivity clamps and its log transform see exactly the variable normalised
-    with the given statistics. The clamps act on normalised values, so a positive variable's
-    location must be 0.
     """
     import dataclasses
 
     import torch
-    from aurora import AuroraAirPollution, Batch
-    from aurora.normalisation import level_to_str, locations, scales
-
-    def take(b: Batch, i: int) -> Batch:
-        return dataclasses.replace(
-            b,
-            surf_vars={k: v[i : i + 1] for k, v in b.surf_vars.items()},
-            atmos_vars={k: v[i : i + 1] for k, v in b.atmos_vars.items()},
-            metadata=dataclasses.replace(b.metadata, time=b.metadata.time[i : i + 1]),
-        )
+    from aurora import AuroraAirPollution
 
     class AuroraAirPollutionBatched(AuroraAirPollution):
         def __init__(
@@ -63,31 +47,8 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
             )
 
         def forward(self, batch: Batch, lead_times: torch.Tensor | None = None) -> Batch:
-            pred = super().forward(self._restat(batch, to_aurora=True), lead_times)
-            return self._restat(pred, to_aurora=False)
-
-        def _restat(self, batch: Batch, *, to_aurora: bool) -> Batch:
-            """``batch`` with each ``atmos_stats`` variable mapped onto Aurora's normalisation
-            (``to_aurora``) or back from it."""
-            if not self.atmos_stats:
-                return batch
-            levels = [level_to_str(lev) for lev in batch.metadata.atmos_levels]
-            out = dict(batch.atmos_vars)
-            for name, x in batch.atmos_vars.items():
-                keys = [f"{name}_{lev}" for lev in levels]
-                if not any(k in self.atmos_stats for k in keys):
-                    continue
-                # Aurora's (L, S) and the given (l, s): x' = (x - l) S / s + L, and back.
-                ratio, shift = [], []
-                for k in keys:
-                    loc, scale = self.atmos_stats.get(k, (locations[k], scales[k]))
-                    r = scales[k] / scale if to_aurora else scale / scales[k]
-                    ratio.append(r)
-                    shift.append(locations[k] - loc * r if to_aurora else loc - locations[k] * r)
-                a = torch.tensor(ratio, dtype=x.dtype, device=x.device)[:, None, None]
-                b = torch.tensor(shift, dtype=x.dtype, device=x.device)[:, None, None]
-                out[name] = x * a + b
-            return dataclasses.replace(batch, atmos_vars=out)
+            pred = super().forward(_restat(batch, self.atmos_stats, to_aurora=True), lead_times)
+            return _restat(pred, self.atmos_stats, to_aurora=False)
 
         def _post_decoder_hook(self, batch: Batch, pred: Batch) -> Batch:
             n = next(iter(pred.surf_vars.values())).shape[0]
@@ -95,7 +56,7 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
                 return super()._post_decoder_hook(batch, pred)
             parts = [
                 super(AuroraAirPollutionBatched, self)._post_decoder_hook(
-                    take(batch, i), take(pred, i)
+                    _take(batch, i), _take(pred, i)
                 )
                 for i in range(n)
             ]
@@ -110,6 +71,54 @@ def _air_pollution_per_sample() -> type[torch.nn.Module]:
             )
 
     return AuroraAirPollutionBatched
+
+
+def _take(b: Batch, i: int) -> Batch:
+    """Sample ``i`` of ``b`` as a batch of one."""
+    import dataclasses
+
+    return dataclasses.replace(
+        b,
+        surf_vars={k: v[i : i + 1] for k, v in b.surf_vars.items()},
+        atmos_vars={k: v[i : i + 1] for k, v in b.atmos_vars.items()},
+        metadata=dataclasses.replace(b.metadata, time=b.metadata.time[i : i + 1]),
+    )
+
+
+def _restat(batch: Batch, stats: dict[str, tuple[float, float]], *, to_aurora: bool) -> Batch:
+    """``batch`` with each variable of ``stats`` mapped onto Aurora's normalisation
+    (``to_aurora``) or back from it.
+
+    ``stats`` maps ``"{var}_{level}"`` (e.g. ``"co_850"``) to ``(location, scale)``. Aurora
+    normalises pressure-level variables with its fixed ``aurora.normalisation`` tables only (it
+    has ``surf_stats`` but no ``atmos_stats``). With Aurora's ``(L, S)`` and the given
+    ``(l, s)``, ``x' = (x - l) S / s + L`` normalises to ``(x - l) / s``; the prediction maps
+    back the same way. The network, its positivity clamps and its log transform thus see
+    exactly the variable normalised with the given statistics.
+    """
+    import dataclasses
+
+    import torch
+    from aurora.normalisation import level_to_str, locations, scales
+
+    if not stats:
+        return batch
+    levels = [level_to_str(lev) for lev in batch.metadata.atmos_levels]
+    out = dict(batch.atmos_vars)
+    for name, x in batch.atmos_vars.items():
+        keys = [f"{name}_{lev}" for lev in levels]
+        if not any(k in stats for k in keys):
+            continue
+        ratio, shift = [], []
+        for k in keys:
+            loc, scale = stats.get(k, (locations[k], scales[k]))
+            r = scales[k] / scale if to_aurora else scale / scales[k]
+            ratio.append(r)
+            shift.append(locations[k] - loc * r if to_aurora else loc - locations[k] * r)
+        a = torch.tensor(ratio, dtype=x.dtype, device=x.device)[:, None, None]
+        b = torch.tensor(shift, dtype=x.dtype, device=x.device)[:, None, None]
+        out[name] = x * a + b
+    return dataclasses.replace(batch, atmos_vars=out)
 
 
 def _checked_atmos_stats(
@@ -142,7 +151,7 @@ def _wave_with_density_outputs() -> type[torch.nn.Module]:
     values before masking. Predictions, weights and state-dict keys are unchanged.
     """
     import torch
-    from aurora import AuroraWave, Batch
+    from aurora import AuroraWave
     from aurora.normalisation import normalise_surf_var
 
     class AuroraWaveTrainable(AuroraWave):
