@@ -13,7 +13,7 @@ N store is the first half of the 2N one). Then prints:
     model's own training step (forward, loss, backward, AdamW) on the same grid.
 
 Usage: python bench/bench_data.py [--steps 20] [--grid 360x720] [--patch-size 8]
-                                  [--workdir /tmp/...] [--keep]
+                                  [--workdir /tmp/...] [--keep] [--only evaluate]
 """
 
 from __future__ import annotations
@@ -202,6 +202,34 @@ def loader_and_step(store: Path, patch: int, batches: int) -> dict[str, float]:
     return out
 
 
+def evaluate_only(args: argparse.Namespace, grid: tuple[int, int], work: Path,
+                  env: dict[str, str]) -> None:
+    """Peak RSS of ``evaluate --model`` on N and 2N steps with one trial (trained on N)."""
+    work.mkdir(parents=True, exist_ok=True)
+    n, n2 = args.steps, 2 * args.steps
+    try:
+        stores = {}
+        for steps in (n, n2):
+            stores[steps] = store = work / f"medium-res-{steps}-{grid[0]}x{grid[1]}.zarr"
+            if not store.exists():
+                gb = write_store(store, steps, grid)
+                print(f"wrote {store} ({gb:.2f} GB)", flush=True)
+        trial = work / f"trial-{n}-{grid[0]}x{grid[1]}-p{args.patch_size}"
+        if not (trial / "model.ckpt").exists():
+            peak_rss(train_cmd(stores[n], trial, args.patch_size), env)
+        rss = {}
+        for steps in (n, n2):
+            rss[steps], dt = peak_rss(evaluate_cmd(stores[steps], trial, work / f"eval-{steps}"),
+                                      env)
+            print(f"evaluate --model ({steps} steps): {rss[steps]:.0f} MiB peak RSS, {dt:.0f} s",
+                  flush=True)
+        print(f"grid {grid[0]}x{grid[1]}, 13 levels, medium-res variables; "
+              f"evaluate --model 2N/N = {rss[n2] / rss[n]:.3f} (target <= 1.1)")
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="N (the larger store has 2N)")
@@ -210,12 +238,17 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=12, help="batches per loader timing")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the stores")
+    ap.add_argument("--only", choices=["evaluate"], default=None,
+                    help="only the peak RSS of evaluate --model (one trial, trained on N, "
+                    "scored on N and on 2N; stores already in --workdir are reused)")
     args = ap.parse_args()
     grid = tuple(int(x) for x in args.grid.lower().split("x"))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
            "PYTHONPATH": str(HERE / "src")}
     os.environ.update(env)
+    if args.only == "evaluate":
+        return evaluate_only(args, grid, work, env)  # type: ignore[arg-type]
     rows: dict[str, dict[int, float]] = {"stats pass": {}, "train-trial": {},
                                          "evaluate --model": {}}
     sizes = {}

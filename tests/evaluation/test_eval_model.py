@@ -124,3 +124,33 @@ def test_metrics_json_names_the_checkpoint_it_scored(
     assert record["sha256"] == sha256_file(trained_medium_res / "model.ckpt")
     assert Path(record["path"]) == trained_medium_res / "model.ckpt"
     assert record["trial"] == trained_medium_res.name
+
+
+def test_grid_one_row_taller_than_the_patches_is_scored_on_the_rows_predicted(
+    trained_medium_res: Path, tmp_path: Path
+) -> None:
+    # 33 rows with the smoke model's patch 4 (721 at 0.25 degrees with patch 4): Aurora drops
+    # the last row, so the forecast and the scores are those of the first 32 rows alone.
+    from aurora_mlops.data import synthesize, write_dataset
+
+    ds = synthesize("medium-res", times=60, grid=(33, 64), seed=3)
+    tall = write_dataset(ds, tmp_path / "tall.nc")
+    cut = write_dataset(ds.isel(lat=slice(0, 32)), tmp_path / "cut.nc")
+    rollout = {"lead_steps": 2, "max_inits": 3, "progress": False}
+    fc = forecast_from_checkpoint(trained_medium_res, tall, "medium-res", **rollout)
+    ref = forecast_from_checkpoint(trained_medium_res, cut, "medium-res", **rollout)
+    assert fc.sizes["lat"] == 32
+    np.testing.assert_array_equal(fc["lat"].values, ds["lat"].values[:32])
+    for name in ref.data_vars:
+        np.testing.assert_allclose(fc[name].values, ref[name].values, rtol=1e-5, atol=1e-5)
+    tables = {}
+    for name, data in (("tall", tall), ("cut", cut)):
+        out = tmp_path / f"eval-{name}"
+        assert main(["evaluate", "--model", str(trained_medium_res), "--data", str(data),
+                     "--variant", "medium-res", "--out", str(out), "--lead-steps", "2",
+                     "--max-inits", "3"]) == 0
+        tables[name] = pd.read_parquet(out / "metrics.parquet")
+    assert len(tables["tall"]) > 50
+    pd.testing.assert_frame_equal(tables["tall"], tables["cut"], rtol=1e-5, atol=1e-6)
+    notes = json.loads((tmp_path / "eval-tall" / "metrics.json").read_text())["notes"]
+    assert any("last latitude row" in n for n in notes)

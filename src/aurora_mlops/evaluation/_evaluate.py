@@ -34,6 +34,8 @@ from aurora_mlops.evaluation._events import EventSpec, events_for
 from aurora_mlops.evaluation._finalise import finalise
 from aurora_mlops.evaluation._forecast import INIT_DIM, LEAD_DIM, normalise_forecast, open_truth
 from aurora_mlops.evaluation._gaps import check_scored, lead_text
+from aurora_mlops.evaluation._grid import check_grid, fit_truth_rows
+from aurora_mlops.evaluation._memory import map_large_arrays, release_freed_memory
 from aurora_mlops.evaluation._result import TABLE_COLUMNS, EvaluationResult
 from aurora_mlops.evaluation._seasonal import WINDOW_DAYS, seasonal_climatology
 from aurora_mlops.variables import VARIABLES
@@ -109,20 +111,11 @@ def score_forecasts(
         raise DataError(f"unknown baseline(s) {unknown}: choose from {list(BASELINES)}")
     if not forecasts:
         raise DataError("no forecast to score: pass at least one forecast")
+    map_large_arrays()  # freed fields go back to the system: memory flat in the period
     tr = _open_truth(truth, [v.store_name for v in spec.variables() if v.kind != "static"])
-    models = [_forecast_model(name, value, tr) for name, value in forecasts.items()]
-    if not any(m.variables for m in models):
-        raise DataError(
-            f"no forecast shares a variable with the truth (truth has "
-            f"{', '.join(tr.variables)}); check the variable names"
-        )
+    models = _forecast_models(forecasts, tr)
     all_leads = np.unique(np.concatenate([m.leads for m in models]))
     all_inits = np.unique(np.concatenate([m.inits for m in models]))
-    for m in models:
-        lost = np.setdiff1d(all_leads, m.leads)
-        if lost.size:
-            tr.notes.append(f"Forecast {m.name} lacks lead time(s) "
-                            f"{', '.join(lead_text(x) for x in lost)}; not scored there.")
     _check_coverage(tr, all_inits, all_leads)
     union_vars = sorted({v for m in models for v in m.variables})
     union_levels = None
@@ -160,6 +153,29 @@ def _score_all(
     _check_all_scored(models, tr)
 
 
+def _forecast_models(
+    forecasts: Mapping[str, xr.Dataset | str | Path], tr: _Truth
+) -> list[ModelState]:
+    """Every forecast on the truth's grid (the truth cut to the rows Aurora predicts first,
+    see :func:`._grid.fit_truth_rows`), with what it can be scored on; lead times some forecast
+    lacks are noted."""
+    opened = {name: _as_forecast(value, name) for name, value in forecasts.items()}
+    tr.ds = fit_truth_rows(opened, tr.ds, tr.notes)
+    models = [_forecast_model(name, fc, tr) for name, fc in opened.items()]
+    if not any(m.variables for m in models):
+        raise DataError(
+            f"no forecast shares a variable with the truth (truth has "
+            f"{', '.join(tr.variables)}); check the variable names"
+        )
+    all_leads = np.unique(np.concatenate([m.leads for m in models]))
+    for m in models:
+        lost = np.setdiff1d(all_leads, m.leads)
+        if lost.size:
+            tr.notes.append(f"Forecast {m.name} lacks lead time(s) "
+                            f"{', '.join(lead_text(x) for x in lost)}; not scored there.")
+    return models
+
+
 def _open_truth(truth: xr.Dataset | str | Path, wanted: list[str]) -> _Truth:
     ds = open_truth(truth)
     variables = [str(n) for n in ds.data_vars if "time" in ds[n].dims]
@@ -169,9 +185,9 @@ def _open_truth(truth: xr.Dataset | str | Path, wanted: list[str]) -> _Truth:
                   step=_time_step(ds), notes=notes)
 
 
-def _forecast_model(name: str, value: xr.Dataset | str | Path, tr: _Truth) -> ModelState:
+def _forecast_model(name: str, value: xr.Dataset, tr: _Truth) -> ModelState:
     """One forecast, on the truth's grid, with what it can be scored on (the rest noted)."""
-    fc = _check_grid(name, _as_forecast(value, name), tr.ds)
+    fc = check_grid(name, value, tr.ds)
     scorable = [v for v in tr.variables if (("surf", v) in VARIABLES or ("atmos", v) in VARIABLES)]
     fvars = [str(n) for n in fc.data_vars]
     missing = [v for v in tr.wanted if v not in fvars and v in tr.variables]
@@ -267,6 +283,8 @@ def _score_loop(
         )
         for m in models:
             score_chunk(m, inits_c, ctx)
+        del truth_chunk, ctx
+        release_freed_memory()
 
 
 def _check_all_scored(models: list[ModelState], tr: _Truth) -> None:
@@ -297,18 +315,6 @@ def _auto_chunk(models: Sequence[ModelState]) -> int:
 
 def _angles() -> frozenset[str]:
     return frozenset(v.name for v in VARIABLES.values() if v.angle)
-
-
-def _check_grid(name: str, fc: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    for c in ("lat", "lon"):
-        a, b = fc[c].values, truth[c].values
-        if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
-            raise DataError(
-                f"forecast {name!r} is on a different grid than the truth ({c}: "
-                f"{a.size} points {a.min():g}..{a.max():g} vs {b.size} points "
-                f"{b.min():g}..{b.max():g}); regrid one of them so that both match"
-            )
-    return fc.assign_coords(lat=truth["lat"], lon=truth["lon"])
 
 
 def _time_step(truth: xr.Dataset) -> np.timedelta64:

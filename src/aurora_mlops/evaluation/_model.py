@@ -8,7 +8,7 @@ files, so a model, its baselines and any other forecast are judged identically.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,9 @@ def rollout_forecast(
         static_extra: Extra static fields (e.g. the coastal mask of a coastal-conditioned model).
         progress: Show a progress bar on stderr.
         store: Zarr store to stream the forecast into, one batch at a time (memory flat in the
-            length of the split); the result is then read lazily from it. ``None``: in memory.
+            length of the split; large arrays are then mapped apart from the heap for the rest
+            of the process and freed pages are handed back after each batch, see
+            :mod:`._memory`); the result is then read lazily from it. ``None``: in memory.
 
     Returns:
         Dataset with dims ``time`` (initialisation, the newest history step),
@@ -72,49 +74,77 @@ def rollout_forecast(
     Raises:
         DataError: The split is too short for the history and lead times.
     """
-    from aurora_mlops.data import WindowDataset, split_times
     from aurora_mlops.evaluation._forecast import open_forecast
-    from aurora_mlops.evaluation._stream import ForecastStore
     from aurora_mlops.evaluation._stream import progress as progress_bar
     from aurora_mlops.variants import get_variant
 
     spec = get_variant(variant)
+    windows, items = _split_windows(ds, spec, split, history, lead_steps, levels, max_inits)
+    if static_extra:
+        windows.static.update(static_extra)
+    parts = _forecast_batches(model, windows, spec, items, ds["time"].values, lead_steps,
+                              batch_size)
+    with progress_bar(len(items), f"rolling out {variant}", enabled=progress) as advance:
+        if store is None:
+            kept = []
+            for part in parts:
+                kept.append(part)
+                advance(part.sizes["time"])
+            return xr.concat(kept, dim="time") if len(kept) > 1 else kept[0]
+        _stream(parts, Path(store), advance)
+    return open_forecast(store)
+
+
+def _stream(parts: Iterator[xr.Dataset], store: Path, advance: Callable[[int], None]) -> None:
+    """Append each batch of forecasts to the Zarr ``store`` as it comes, holding one batch."""
+    from aurora_mlops.evaluation._memory import map_large_arrays, release_freed_memory
+    from aurora_mlops.evaluation._stream import ForecastStore
+
+    map_large_arrays()
+    with ForecastStore(store) as out:
+        for part in parts:
+            out.append(part)
+            advance(part.sizes["time"])
+            del part  # one batch in memory at a time
+            release_freed_memory()
+
+
+def _split_windows(
+    ds: xr.Dataset, spec: Any, split: str, history: int, lead_steps: int,
+    levels: tuple[int, ...] | None, max_inits: int | None,
+) -> tuple[Any, list[int]]:
+    """The split's windows and the indices of those to forecast from (``max_inits`` of them,
+    evenly spaced, when given)."""
+    from aurora_mlops.data import WindowDataset, split_times
+
     bounds = getattr(split_times(int(ds.sizes["time"])), split)
     windows = WindowDataset(
         ds, spec, bounds, history=history, rollout_steps=lead_steps,
         levels=list(levels) if levels else None,
     )
-    if static_extra:
-        windows.static.update(static_extra)
     items = list(range(len(windows)))
     if max_inits is not None and max_inits < len(items):
         picks = np.linspace(0, len(items) - 1, max_inits).round().astype(int)
         items = sorted({int(i) for i in picks})
     if not items:
         raise DataError(f"the {split} split has no initialisation time to forecast from")
-    times = ds["time"].values
+    return windows, items
+
+
+def _forecast_batches(
+    model: Any, windows: Any, spec: Any, items: list[int], times: np.ndarray,
+    lead_steps: int, batch_size: int,
+) -> Iterator[xr.Dataset]:
+    """The forecasts from ``items``, ``batch_size`` initialisation times at a time."""
     lat, lon = windows.lat.numpy(), windows.lon.numpy()
-
-    def batches() -> Iterator[xr.Dataset]:
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            batch, _ = windows.batch(chunk)
-            inits = np.asarray([times[windows.init_index(i)] for i in chunk])
-            yield forecast_dataset(rollout_arrays(model, batch, lead_steps), spec,
-                                   inits=inits, lat=lat, lon=lon, levels=windows.levels)
-
-    with progress_bar(len(items), f"rolling out {variant}", enabled=progress) as advance:
-        if store is None:
-            parts = []
-            for part in batches():
-                parts.append(part)
-                advance(part.sizes["time"])
-            return xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-        with ForecastStore(store) as out:
-            for part in batches():
-                out.append(part)
-                advance(part.sizes["time"])
-    return open_forecast(store)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        batch, _ = windows.batch(chunk)
+        inits = np.asarray([times[windows.init_index(i)] for i in chunk])
+        arrays = rollout_arrays(model, batch, lead_steps)
+        del batch
+        yield forecast_dataset(arrays, spec, inits=inits, lat=lat, lon=lon,
+                               levels=windows.levels)
 
 
 def rollout_arrays(model: Any, batch: Any, steps: int) -> dict[str, np.ndarray]:
@@ -162,7 +192,11 @@ def forecast_dataset(
         Dataset with dims ``time``, ``prediction_timedelta``, ``level`` (if any), ``lat``,
         ``lon``: what ``evaluate --forecast`` scores.
     """
-    n_leads = next(iter(arrays.values())).shape[1]
+    first = next(iter(arrays.values()))
+    n_leads = first.shape[1]
+    # Aurora drops the last latitude row of a grid with one row more than its patches cover
+    # (721 rows at 0.25 degrees): the forecast is on the rows it predicts.
+    lat = np.asarray(lat)[: first.shape[-2]]
     step = np.timedelta64(spec.timestep_hours, "h").astype("timedelta64[ns]")
     coords: dict[str, Any] = {
         "time": np.asarray(inits, dtype="datetime64[ns]"),

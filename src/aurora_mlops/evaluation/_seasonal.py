@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from aurora_mlops.evaluation._memory import release_freed_memory
+
 __all__ = ["WINDOW_DAYS", "seasonal_climatology"]
 
 #: Half-width of the smoothing window in days (WeatherBench2: a 61-day window).
@@ -70,20 +72,28 @@ def _accumulate(
         if not bool(wt.any()):  # no source time of this chunk is in these bins' windows
             continue
         part = truth[names].isel(time=slice(start, start + chunk)).load()
-        for n in names:
-            v = part[n].astype(np.float64)
-            terms = {"": v, "\0n": v.notnull().astype(np.float64)}
-            if n in angles:
-                rad = v * (np.pi / 180.0)
-                terms = {"\0sin": xr.apply_ufunc(np.sin, rad),
-                         "\0cos": xr.apply_ufunc(np.cos, rad), "\0n": terms["\0n"]}
-            for suffix, t in terms.items():
-                s = xr.dot(wt, t.fillna(0.0), dim="time")
-                if n + suffix in sums:
-                    sums[n + suffix] += s  # in place: one copy of the sums, not two
-                else:
-                    sums[n + suffix] = s
+        _add_chunk(sums, part, names, angles, wt)
+        del part
+        release_freed_memory()
     return sums
+
+
+def _add_chunk(sums: dict[str, xr.DataArray], part: xr.Dataset, names: list[str],
+               angles: Collection[str], wt: xr.DataArray) -> None:
+    """Add the window-weighted sums of the source times of ``part`` into ``sums``."""
+    for n in names:
+        v = part[n].astype(np.float64)
+        terms = {"": v, "\0n": v.notnull().astype(np.float64)}
+        if n in angles:
+            rad = v * (np.pi / 180.0)
+            terms = {"\0sin": xr.apply_ufunc(np.sin, rad),
+                     "\0cos": xr.apply_ufunc(np.cos, rad), "\0n": terms["\0n"]}
+        for suffix, t in terms.items():
+            s = xr.dot(wt, t.fillna(0.0), dim="time")
+            if n + suffix in sums:
+                sums[n + suffix] += s  # in place: one copy of the sums, not two
+            else:
+                sums[n + suffix] = s
 
 
 def _finish(sums: dict[str, xr.DataArray], names: list[str],
@@ -149,18 +159,12 @@ def seasonal_climatology(
     if bool((weights.sum("key") == 0).any()):
         return None
     total = doys.size * hours.size * _field_bytes(truth, names) // 2  # the float32 result
+    to_store = store is not None and total > in_memory_bytes
     parts: list[xr.Dataset] = []
     for n in names:
-        step = _field_bytes(truth, [n])
-        per_doy = hours.size * step * (3 if n in angles else 2)
-        reads = chunk or max(1, _READ_BYTES // max(step // 2, 1))
-        if store is None or total <= in_memory_bytes:
-            part = _finish(_accumulate(truth, [n], angles, weights, src_keys, reads), [n],
-                           angles)
-        else:
-            group = max(1, budget_bytes // max(per_doy, 1))
-            part = _to_store(truth, [n], angles, weights, src_keys, reads, int(group),
-                             Path(store) / f"{n}.zarr")
+        part = _variable_climatology(
+            truth, n, angles, weights, src_keys, chunk, hours.size, budget_bytes,
+            Path(store) / f"{n}.zarr" if to_store and store is not None else None)
         if part is None:
             return None
         parts.append(part)
@@ -169,6 +173,23 @@ def seasonal_climatology(
     clim.attrs["period"] = (f"{pd.Timestamp(tv[0]).isoformat()} .. "
                             f"{pd.Timestamp(tv[-1]).isoformat()}")
     return clim
+
+
+def _variable_climatology(
+    truth: xr.Dataset, name: str, angles: Collection[str], weights: xr.DataArray,
+    src_keys: np.ndarray, chunk: int | None, n_hours: int, budget_bytes: int,
+    store: Path | None,
+) -> xr.Dataset | None:
+    """The climatology of variable ``name``: in memory, or (``store`` given) in groups of
+    days of year whose sums fit in ``budget_bytes``, into ``store``."""
+    step = _field_bytes(truth, [name])
+    reads = chunk or max(1, _READ_BYTES // max(step // 2, 1))
+    if store is None:
+        return _finish(_accumulate(truth, [name], angles, weights, src_keys, reads), [name],
+                       angles)
+    per_doy = n_hours * step * (3 if name in angles else 2)
+    group = max(1, budget_bytes // max(per_doy, 1))
+    return _to_store(truth, [name], angles, weights, src_keys, reads, int(group), store)
 
 
 def _to_store(
@@ -187,4 +208,6 @@ def _to_store(
             part.to_zarr(store, mode="w", consolidated=True, zarr_format=2)
         else:
             part.to_zarr(store, append_dim="dayofyear", consolidated=True, zarr_format=2)
+        del part
+        release_freed_memory()
     return xr.open_zarr(store, chunks=None, consolidated=True)
