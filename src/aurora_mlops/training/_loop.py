@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import torch
 
+from aurora_mlops._progress import progress_bar
 from aurora_mlops.errors import TrainingError
 from aurora_mlops.katib_metrics import format_metric_lines
 from aurora_mlops.training._data import TrialData, train_batches
@@ -58,20 +59,7 @@ def check_loss(dist: Distributed, loss: float, epoch: int, step: int) -> None:
 @contextlib.contextmanager
 def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
     """A ``rich`` progress bar of optimiser steps on stderr; yields ``advance(description)``."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                   disable=not (enabled and console.is_terminal))
+    bar = progress_bar(enabled=enabled, terminal_only=True)
     with bar:
         task = bar.add_task("training", total=total)
         yield lambda text: bar.update(task, advance=1, description=text)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops._progress import progress_bar
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._experiment_load import load_experiment
 from aurora_mlops.tuning._katib_status import (
@@ -303,15 +304,6 @@ class _Runner:
             reason=str(reason))
 
     def run(self) -> SweepResult:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         requeue_interrupted(self.study)
         if self.tracking:
             self.parent = start_parent_run(self.exp, self.study, self.tracking_uri)
@@ -319,10 +311,7 @@ class _Runner:
         running_cond = {"type": "Running", "status": "True", "reason": "ExperimentRunning",
                         "lastUpdateTime": now()}
         write_status(status_path, self._status([*self.conditions, running_cond], done=False))
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
-                            TimeElapsedColumn(), console=Console(stderr=True),
-                            disable=not self.progress_enabled, transient=False)
+        progress = progress_bar(fields=("best",), enabled=self.progress_enabled)
         reason: str | None = None
         try:
             with progress:
