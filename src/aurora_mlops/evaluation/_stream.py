@@ -22,6 +22,7 @@ from types import TracebackType
 
 import xarray as xr
 
+from aurora_mlops._progress import progress_bar
 from aurora_mlops.errors import DataFileError
 
 __all__ = ["ForecastStore", "progress"]
@@ -97,19 +98,7 @@ def progress(total: int, label: str, *, enabled: bool = True) -> Iterator[Callab
 
     Yields ``advance(n)``, to call after each batch of ``n`` initialisation times.
     """
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("initialisations"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), disable=not enabled)
+    bar = progress_bar(unit="initialisations", enabled=enabled)
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
