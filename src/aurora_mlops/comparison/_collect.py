@@ -75,8 +75,11 @@ def _require(data: dict[str, Any], keys: Sequence[str], path: Path) -> None:
 
 
 def target_name(variable: str, level: int | None) -> str:
-    """``2t``, ``z500``: how tables and plots name a variable at a level."""
-    return variable if level is None else f"{variable}{level}"
+    """``2t``, ``z500``, ``go3 850``: how tables and plots name a variable at a level (a space
+    where the name ends in a digit)."""
+    if level is None:
+        return variable
+    return f"{variable} {level}" if variable[-1:].isdigit() else f"{variable}{level}"
 
 
 def headline_targets(variant: str, rows: Sequence[dict[str, Any]], model: str) -> list[Target]:

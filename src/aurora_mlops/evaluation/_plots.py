@@ -22,8 +22,11 @@ _CURVE_METRICS = ("rmse", "acc", "crps")
 
 
 def target_label(variable: str, level: Any) -> str:
-    """``2t``, ``z500``: a variable and its level (hPa) as the pictures name them."""
-    return variable if level is None or pd.isna(level) else f"{variable}{int(level)}"
+    """``2t``, ``z500``, ``go3 850``: a variable and its level (hPa) as the pictures name
+    them (a space where the name ends in a digit, so that ``go3 850`` is not ``go3850``)."""
+    if level is None or pd.isna(level):
+        return variable
+    return f"{variable} {int(level)}" if variable[-1:].isdigit() else f"{variable}{int(level)}"
 
 
 def scorecard_plots(result: EvaluationResult) -> dict[str, bytes]:
