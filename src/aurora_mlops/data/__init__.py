@@ -6,9 +6,7 @@ imported only by the batch-window code, and only when it is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from aurora_mlops._lazy import lazy_exports
 from aurora_mlops.data._layout import ATMOS_DIMS, DIMS, LAYOUT_TAG, STATIC_DIMS, SURF_DIMS
 
 __all__ = [
@@ -57,8 +55,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aurora_mlops.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

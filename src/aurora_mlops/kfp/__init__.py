@@ -12,8 +12,7 @@ Public names are imported lazily: ``import aurora_mlops.kfp`` does not import kf
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aurora_mlops._lazy import lazy_exports
 
 __all__ = [
     "LocalBudget",
@@ -38,8 +37,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aurora_mlops.kfp' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

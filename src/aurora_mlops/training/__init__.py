@@ -7,9 +7,9 @@ only when first used, so a typo in a parameter fails before torch is loaded.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from aurora_mlops._lazy import lazy_exports
 from aurora_mlops.training._params import (
     ARCHITECTURE_KNOBS,
     MODEL_KNOBS,
@@ -62,8 +62,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aurora_mlops.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"aurora_mlops.training.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
