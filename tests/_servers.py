@@ -15,8 +15,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 BIN = Path(sys.executable).parent
 
@@ -56,6 +58,9 @@ class _Process:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def start(self, timeout: float = 60.0) -> _Process:
+        raise NotImplementedError
+
     def _spawn_and_wait(self, timeout: float) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -88,6 +93,23 @@ class _Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
         self.proc = None
+
+
+S = TypeVar("S", bound=_Process)
+
+
+def _on_a_free_port(make: Callable[[int], S]) -> S:
+    """Start ``make(port)`` on a free port. A free port can be taken by another process between
+    picking it and the server binding it; then the server exits and starts on another port."""
+    for attempt in range(3):
+        server = make(free_port())
+        try:
+            server.start()
+            return server
+        except ServerExited:
+            if attempt == 2 or "in use" not in server.log.read_text().lower():
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -153,16 +175,7 @@ def start_mlflow_server(
             "auth_cache_ttl_seconds = 600\n"
         )
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
-    # A free port can be taken by another process between picking it and the server binding
-    # it; then the server exits and starts again on another port.
-    for attempt in range(3):
-        server = MlflowServer(root=root, port=free_port(), auth=auth, env=env)
-        try:
-            return server.start()
-        except ServerExited:
-            if attempt == 2 or "in use" not in server.log.read_text().lower():
-                raise
-    raise AssertionError("unreachable")
+    return _on_a_free_port(lambda port: MlflowServer(root=root, port=port, auth=auth, env=env))
 
 
 @dataclass
@@ -198,11 +211,4 @@ def start_moto_server(root: Path, *, auth_after: int | None = None) -> MotoServe
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     if auth_after is not None:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(auth_after)
-    for attempt in range(3):
-        server = MotoServer(root=root, port=free_port(), env=env)
-        try:
-            return server.start()
-        except ServerExited:
-            if attempt == 2 or "in use" not in server.log.read_text().lower():
-                raise
-    raise AssertionError("unreachable")
+    return _on_a_free_port(lambda port: MotoServer(root=root, port=port, env=env))
