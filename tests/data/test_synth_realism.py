@@ -47,7 +47,7 @@ def test_spread_matches_aurora_normalisation(variant: str) -> None:
         else:
             pairs = [(f"{v.name}_{int(lv)}", da.sel(level=lv).values) for lv in ds["level"].values]
         for key, x in pairs:
-            ratio = float(np.std(x.astype(np.float64))) / scales[key]
+            ratio = float(np.nanstd(x.astype(np.float64))) / scales[key]  # wave fields: sea only
             assert 1 / 3 < ratio < 3, (key, ratio)
             checked += 1
     assert checked >= 15
@@ -86,7 +86,8 @@ def test_events_happen_at_realistic_rates(variant: str, seed: int) -> None:
             q = np.hypot(a, b)
         else:
             q = ds[event.inputs[0]]
-        rates[event.quantity] = float((q > event.threshold).mean())
+        # Over the points where the quantity exists (wave heights: the sea).
+        rates[event.quantity] = float((q > event.threshold).where(q.notnull()).mean())
     assert "ws10" in rates
     assert len(rates) == (2 if variant in ("air-pollution", "ocean-waves") else 1)
     for name, rate in rates.items():

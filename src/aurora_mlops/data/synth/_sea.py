@@ -1,7 +1,10 @@
 """Ocean waves: a wind sea relaxing toward the local wind's sea and two swells from storm belts.
 
-Directions are "coming from", clockwise from north, matching ``10u_wave``/``10v_wave``; heights
-and periods are zero on land and ice, and strictly positive together on open water. With
+Directions are "coming from", clockwise from north, matching ``10u_wave``/``10v_wave``. As in
+ERA5, every wave-model field (the wave variables and the wave model's own wind ``wind``,
+``10u_wave``, ``10v_wave``) is NaN over land (``lsm >= 0.5``); over polar sea ice the heights,
+periods and directions are zero ("no waves", which Aurora blanks itself), and on open water
+heights and periods are strictly positive together. With
 storm-track winds above 15 m/s at a few percent of the points, the significant wave height
 exceeds the 4 m event threshold at a few percent of the sea points.
 """
@@ -87,7 +90,6 @@ class Sea:
             "swh2": sw2, "mwd2": np.mod(dir2, 360.0), "mwp2": 0.9 * tp2,
         }
         for name, value in fields.items():
-            out[name] = np.where(geo.wave_sea, value, 0.0)
-        out["wind"] = wind
-        out["10u_wave"] = u10
-        out["10v_wave"] = v10
+            out[name] = np.where(geo.land, np.nan, np.where(geo.wave_sea, value, 0.0))
+        for name, value in (("wind", wind), ("10u_wave", u10), ("10v_wave", v10)):
+            out[name] = np.where(geo.land, np.nan, value)
