@@ -88,7 +88,7 @@ SPACES: dict[str, SearchSpace] = {
     ),
 }
 
-# Not above 4e-3: short trials rank the highest rate first, and over make run's 300-step final
+# Not above 4e-3: short trials rank the highest rate first, and over a 300-step final
 # fit 7.3e-3 gave val_score 0.294 against the default 3e-3's 0.153 (high-res, issue 13).
 _SMOKE_LR = double("learning_rate", 1e-3, 4e-3, log=True,
                    help="Around the smoke profile's 3e-3 (a tiny model learns fast).")
