@@ -11,8 +11,12 @@ Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3]
                                     [--max-trials N] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
 
-Heavy: per variant, one sweep plus 2 x seeds final fits (about 2 x 3 x 80 s for air pollution
-on one free core with the default budget). Run it with OMP_NUM_THREADS=1 on a shared machine.
+Heavy: per variant, one sweep plus 2 x seeds final fits of 1500 steps (60-180 s each on one
+free core: 8 to 20 minutes per variant). make run's final fit takes two threads; with more
+torch threads than free cores (two benches side by side, or beside make run) OpenMP's spinning
+made one fit 10x slower, so give each concurrent run its own core:
+``--final-fit-args='--epochs=15 --steps_per_epoch=100 --patience=15 --torch_threads=1'`` and
+OMP_NUM_THREADS=1.
 """
 
 from __future__ import annotations
