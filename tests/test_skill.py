@@ -235,9 +235,10 @@ def test_ocean_waves_model_and_persistence_are_scored_on_the_same_points(
     channel still gets wrong)."""
     skipped = skill_evals["ocean-waves"]["nan_skipped"]
     pairs = skill_evals["ocean-waves"]["pairs"]["persistence"]
+    h, w = VARIANTS["ocean-waves"].smoke_grid
     land = skipped["persistence"]["swh"] / pairs
-    assert land > 0.2 * 32 * 64, land  # the land, not scored
-    sea = 32 * 64 - land
+    assert land > 0.2 * h * w, land  # the land, not scored
+    sea = h * w - land
     for v in ("swh", "mwp", "wind"):
         extra = (skipped["model"][v] - skipped["persistence"][v]) / pairs
         assert 0 <= extra < 0.15 * sea, (v, extra, sea)
