@@ -2,21 +2,21 @@
 
 For each variant: synthesise its smoke dataset, run the local sweep exactly as ``make run`` does
 (``aurora_mlops.kfp.steps.sweep``, backend ``local``, the smoke search space, ``make run``'s
-trial budget), then train the final fit twice per seed, once with the sweep's best parameters
-and once with the smoke profile's defaults, with the same budget (``make run``'s final fit by
-default). Prints, per variant, the best parameters and the final fits' ``val_score`` (lower is
-better) as mean +- standard deviation over the seeds, and their difference.
+trial budget; its trials use seed 0), then train twice per seed, once with the sweep's best
+parameters and once with the smoke profile's defaults, with the same budget (``make run``'s
+final fit, or its trial budget when it ships the best trial as it is). The seeds are 1..N, not
+the sweep's 0, so the best trial's luck on its own seed does not count. Prints, per variant,
+the best parameters and the fits' ``val_score`` (lower is better) as mean +- standard
+deviation over the seeds, and their difference.
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3]
                                     [--max-trials N] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
 
-Heavy: per variant, one sweep plus 2 x seeds final fits of 1500 steps (60-180 s each on one
-free core: 8 to 20 minutes per variant). make run's final fit takes two threads; with more
-torch threads than free cores (two benches side by side, or beside make run) OpenMP's spinning
-made one fit 10x slower, so give each concurrent run its own core:
-``--final-fit-args='--epochs=15 --steps_per_epoch=100 --patience=15 --torch_threads=1'`` and
-OMP_NUM_THREADS=1.
+Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-190 s on
+one free core: 12 to 40 minutes per variant). With more torch threads than free cores (two
+benches side by side, or beside make run) OpenMP's spinning made one fit 10x slower, so give
+each concurrent run its own core (OMP_NUM_THREADS=1; the smoke profile uses one torch thread).
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
     sweep_s = time.perf_counter() - tic
     tuned = parse_param_args([f"--{a['name']}={a['value']}"
                               for a in best.get("parameterAssignments") or []])
-    budget = parse_param_args(shlex.split(args.final_fit_args))
+    budget = parse_param_args(shlex.split(args.final_fit_args or args.trial_args))
     scores: dict[str, list[float]] = {"tuned": [], "default": []}
     tic = time.perf_counter()
-    for seed in range(args.seeds):
+    for seed in range(1, args.seeds + 1):
         for kind, params in (("tuned", tuned), ("default", {})):
             given = {**params, **budget, "seed": seed}
             scores[kind].append(_fit(variant, data, root / f"{kind}-{seed}", given))
-    return {"variant": variant, "best": tuned, "sweep_s": sweep_s,
+    return {"variant": variant, "best": tuned, "sweep_s": sweep_s, "trial": best["bestTrialName"],
+            "sweep_best": float(best["metrics"]["val_score"]),
             "fits_s": time.perf_counter() - tic, **scores}
 
 
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
     args = p.parse_args(argv)
-    print(f"sweep: {args.max_trials} random trials of {args.trial_args!r}; final fits: "
-          f"{args.final_fit_args!r}, seeds 0..{args.seeds - 1}; val_score, lower is better")
+    print(f"sweep: {args.max_trials} random trials (the first the defaults) of "
+          f"{args.trial_args!r}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
+          f"1..{args.seeds}; val_score, lower is better")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
         work = args.work or Path(tmp)
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{variant:14s} tuned {_spread(r['tuned'])}  default {_spread(r['default'])}"
                   f"  default - tuned {gain:+.4f}  (sweep {r['sweep_s']:.0f} s, "
                   f"fits {r['fits_s']:.0f} s)", flush=True)
-            print(f"{'':14s} best: {json.dumps(r['best'], sort_keys=True)}", flush=True)
+            print(f"{'':14s} best ({r['trial']}, val_score {r['sweep_best']:.4f} on the sweep's "
+                  f"seed): {json.dumps(r['best'], sort_keys=True)}", flush=True)
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._progress import progress_bar
+from aurora_mlops.tuning._defaults_trial import enqueue_defaults
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._experiment_load import load_experiment
 from aurora_mlops.tuning._katib_status import (
@@ -305,6 +306,7 @@ class _Runner:
 
     def run(self) -> SweepResult:
         requeue_interrupted(self.study)
+        enqueue_defaults(self.study, self.exp)
         if self.tracking:
             self.parent = start_parent_run(self.exp, self.study, self.tracking_uri)
         status_path = self.work / "status.json"

@@ -20,7 +20,7 @@ from aurora_mlops.tuning._experiment import Experiment, format_value
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["grid_size", "katib_assignments", "make_pruner", "make_sampler"]
+__all__ = ["grid_size", "katib_assignments", "make_pruner", "make_sampler", "optuna_params"]
 
 
 def _setting(settings: Mapping[str, str], name: str, cast: Callable[[str], Any],
@@ -136,3 +136,29 @@ def katib_assignments(exp: Experiment, trial: Any) -> dict[str, str]:
         else:
             assignments[p.name] = format_value(value)
     return assignments
+
+
+def optuna_params(exp: Experiment, assignments: Mapping[str, str]) -> dict[str, Any]:
+    """Katib ``parameterAssignments`` strings as an Optuna trial's parameters (the inverse of
+    :func:`katib_assignments`), for ``study.enqueue_trial``.
+
+    Raises:
+        ConfigError: A value is not in its parameter's feasible space.
+    """
+    params: dict[str, Any] = {}
+    for p in exp.parameters:
+        text = assignments[p.name]
+        if p.type in ("discrete", "categorical"):
+            if text not in p.values:
+                raise ConfigError(f"{exp.source}: {p.name}={text!r} is not one of "
+                                  f"{', '.join(p.values)}")
+            params[p.name] = p.choices()[p.values.index(text)]
+            continue
+        try:
+            value = int(text) if p.type == "int" else float(text)
+        except ValueError:
+            raise ConfigError(f"{exp.source}: {p.name}={text!r} is not a number") from None
+        if p.min is None or p.max is None or not p.min <= value <= p.max:
+            raise ConfigError(f"{exp.source}: {p.name}={text} is outside [{p.min}, {p.max}]")
+        params[p.name] = value
+    return params

@@ -23,6 +23,7 @@ Smoke specs run ``train-trial --profile smoke`` on the CPU with tiny budgets; ``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,10 +41,12 @@ from aurora_mlops.config import (
     image_ref,
 )
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
+from aurora_mlops.tuning._defaults_trial import DEFAULTS_TRIAL_ANNOTATION as _DEFAULTS
+from aurora_mlops.tuning._defaults_trial import defaults_assignments
 from aurora_mlops.tuning._katib_model import KatibExperiment
 from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._studies import STUDIES, Study
-from aurora_mlops.variants import VARIANTS
+from aurora_mlops.variants import VARIANTS, get_variant
 
 __all__ = [
     "ARTIFACTS_CLAIM",
@@ -115,10 +118,7 @@ def _split_quantity(quantity: str, parts: int) -> str:
 
 #: Container security of production trials: the namespace's "restricted" pod-security level.
 #: The root filesystem stays writable: torch, triton and matplotlib write caches under $HOME.
-_CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 _POD_SECURITY = {
     "runAsNonRoot": True,
     "runAsUser": 10001,
@@ -130,11 +130,7 @@ _POD_SECURITY = {
 
 def _container(name: str, image: str, command: list[str], resources: dict[str, Any],
                *, mounts: bool, settings: Settings) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": name,
-        "image": image,
-        "command": command,
-    }
+    container: dict[str, Any] = {"name": name, "image": image, "command": command}
     if mounts:
         # The MLflow tracking URI and credentials come from the same Secret as the pipeline's.
         container["env"] = [
@@ -249,6 +245,9 @@ def _annotations(study: Study, space: SearchSpace) -> dict[str, str]:
     }
     if study.profile == "smoke":
         annotations["aurora-mlops/smoke"] = _SMOKE_NOTE
+    defaults = defaults_assignments(get_variant(study.variant), study.profile, space)
+    if defaults is not None and study.algorithm != "grid":  # a grid visits its own points
+        annotations[_DEFAULTS] = json.dumps(defaults, sort_keys=True)
     return annotations
 
 

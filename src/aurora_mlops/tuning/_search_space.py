@@ -226,6 +226,32 @@ class SearchParameter(BaseModel):
         n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         return tuple(format_value(round(self.low + i * self.step, 12)) for i in range(n))
 
+    def assignment(self, value: Any) -> str | None:
+        """``value`` as the Katib assignment string, or ``None`` if the space does not hold it.
+
+        ``3e-3`` in ``[1e-3, 4e-3]`` gives ``0.003``; ``0`` in ``(0, 1e-3)`` gives ``0``;
+        ``True`` in ``(on, off)`` gives ``on``; ``2`` outside ``(3, 4)`` gives ``None``.
+        """
+        if self.type in ("discrete", "categorical"):
+            for choice in self.choices:
+                same = (choice == format_value(value) if self.type == "categorical"
+                        else not isinstance(value, bool) and isinstance(value, int | float)
+                        and math.isclose(float(choice), float(value), rel_tol=1e-9))
+                if same:
+                    return format_value(choice)
+            return None
+        assert self.low is not None and self.high is not None
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not self.low <= value <= self.high:
+            return None
+        if self.type == "int":
+            if not float(value).is_integer() or (int(value) - int(self.low)) % int(self.step or 1):
+                return None
+            return str(int(value))
+        if self.step is not None and value not in [float(v) for v in self.grid_values() or ()]:
+            return None
+        return format_value(float(value))
+
     def examples(self) -> tuple[str, ...]:
         """Representative Katib assignment strings: every choice, or low, middle and high."""
         if self.type in ("discrete", "categorical"):
