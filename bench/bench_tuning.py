@@ -12,6 +12,7 @@ deviation over the seeds, and their difference.
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3]
                                     [--max-trials N] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
+                                    [--from-run WORK]
 
 Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-190 s on
 one free core: 12 to 40 minutes per variant). With more torch threads than free cores (two
@@ -52,17 +53,29 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4f} +- {sd:.4f}"
 
 
+def _from_run(run: Path, variant: str) -> tuple[Path, dict[str, Any]]:
+    """The dataset and sweep ``best.json`` of ``variant`` in a ``make run`` work dir."""
+    found = sorted(run.glob(f"kfp/**/data-validate/dataset/{variant}.nc"))
+    if not found:
+        raise SystemExit(f"--from-run {run}: no make-run dataset of {variant} under {run}/kfp")
+    best = found[-1].parents[2] / "tune" / "sweep" / "best.json"
+    return found[-1], json.loads(best.read_text())
+
+
 def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Sweep once, then the tuned and default final fits over the seeds."""
+    """Sweep once (or take make run's sweep), then the tuned and default fits over the seeds."""
     root = work / variant
     data_dir = root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
     tic = time.perf_counter()
-    best = sweep(variant=variant, algorithm="random", profile="smoke", data_dir=data_dir,
-                 best_dir=root / "best", sweep_dir=root / "sweep", max_trials=args.max_trials,
-                 parallel_trials=1, backend="local", trial_args=args.trial_args,
-                 tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    if args.from_run is not None:
+        data, best = _from_run(args.from_run, variant)
+    else:
+        data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
+        best = sweep(variant=variant, algorithm="random", profile="smoke", data_dir=data_dir,
+                     best_dir=root / "best", sweep_dir=root / "sweep",
+                     max_trials=args.max_trials, parallel_trials=1, backend="local",
+                     trial_args=args.trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     sweep_s = time.perf_counter() - tic
     tuned = parse_param_args([f"--{a['name']}={a['value']}"
                               for a in best.get("parameterAssignments") or []])
@@ -88,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final-fit-args", default=budget.final_fit_args)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
+    p.add_argument("--from-run", type=Path, default=None, metavar="WORK",
+                   help="Take the sweeps (and datasets) of a finished `make run WORK=...` instead "
+                   "of sweeping again: the same sweep, run 2 trials at a time.")
     args = p.parse_args(argv)
     print(f"sweep: {args.max_trials} random trials (the first the defaults) of "
           f"{args.trial_args!r}; fits: {args.final_fit_args or args.trial_args!r}, seeds "

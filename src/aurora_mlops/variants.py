@@ -279,7 +279,7 @@ VARIANTS: dict[str, VariantSpec] = {
             headline=(("pm2p5", None), ("pm10", None), ("tcno2", None)),
             trial_flags=("--positivity=on",),
             sweep_grid=("patch_size", "separate_perceiver"),
-            smoke_sweep_grid=("lora_mode", "log_space_loss"),
+            smoke_sweep_grid=("weight_decay", "lora_mode"),
         ),
         VariantSpec(
             name="ocean-waves",
