@@ -51,7 +51,7 @@ class Floor:
 #: 55 %, 0.94x, 1.83x; air pollution 26 %, pm2p5 0.93x at 12 h (27 %, 0.98x before its
 #: pressure-level species got atmos_stats); ocean waves 53 %, swh 2.66x at 6 h (50 %, 2.85x
 #: while the synthetic wave fields were 0 over land). Eighty steps are not enough to beat
-#: persistence on msl or swh; make run's 1500-step final fit beats it on every headline
+#: persistence on msl or swh; make run's 1500-step models beat it on every headline
 #: variable (msl 65 vs 117 Pa for medium-res, swh 0.16 vs 0.22 m; 0.31 vs 0.22 m at 300 steps).
 FLOORS: dict[str, Floor] = {
     "medium-res": Floor(0.45, {"2t": 1.15, "msl": 2.1}),

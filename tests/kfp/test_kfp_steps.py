@@ -61,6 +61,40 @@ def test_an_empty_final_fit_passes_the_best_trial_on(tmp_path: Path) -> None:
                   profile="smoke", out_dir=tmp_path / "o2", fit_args="")
 
 
+def test_a_shipped_sweep_trial_names_the_dataset_so_it_can_be_packaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make run ships the best trial as it is; its trial.json said ``data/<variant>.nc``,
+    relative to the sweep's work dir, and the package step (run elsewhere) could not find it."""
+    import io
+
+    from aurora_mlops.data import synthesize
+    from aurora_mlops.packaging import package_model
+    from aurora_mlops.training import resolve_params, train_trial
+    from aurora_mlops.variants import get_variant
+
+    dataset = write_dataset(synthesize("medium-res", times=24, seed=3),
+                            tmp_path / "validated" / "medium-res.nc")
+    sweep = tmp_path / "sweep"
+    (sweep / "data").mkdir(parents=True)
+    (sweep / "data" / "medium-res.nc").symlink_to(dataset)
+    monkeypatch.chdir(sweep)  # as the runner starts a trial: relative --data and --output
+    train_trial(variant=get_variant("medium-res"), data=Path("data/medium-res.nc"),
+                output_dir=Path("trials/t-0"), params=resolve_params(
+                    "smoke", {"epochs": 1, "steps_per_epoch": 2, "val_windows": 2}),
+                profile="smoke", tracking=False, stdout=io.StringIO())
+    best = sweep / "trials" / "t-0"
+    (best / "best.json").write_text(json.dumps({"metrics": {"val_score": 1.0}}))
+    assert json.loads((best / "trial.json").read_text())["data"]["path"] == "data/medium-res.nc"
+    monkeypatch.chdir(tmp_path)
+    final_fit(best_dir=best, data=dataset, variant="medium-res", profile="smoke",
+              out_dir=tmp_path / "final", fit_args="")
+    trial = json.loads((tmp_path / "final" / "trial.json").read_text())
+    assert trial["data"]["path"] == str(dataset.resolve())
+    assert trial["checkpoint"] == json.loads((best / "trial.json").read_text())["checkpoint"]
+    result = package_model(tmp_path / "final", variant="medium-res", out=tmp_path / "pkg")
+    assert (result.path / "MLmodel").is_file()
+
+
 def test_reported_turns_a_user_error_into_one_line_and_exit_1(
         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc, reported("data-validate"):

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from aurora_mlops._io import write_json
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError, DataFileError, ValidationFailed
 from aurora_mlops.kfp._exit import failure_summary, reported
 
@@ -201,6 +202,19 @@ def sweep(*, variant: str, algorithm: str, profile: str, data_dir: str | Path,
                         parameters=params, metrics=metrics)
 
 
+def _point_at_dataset(trial_json: Path, data: Path) -> None:
+    """Make a shipped sweep trial name the pipeline's dataset, the file it trained on.
+
+    A local sweep's trial records ``data/<variant>.nc``, relative to the sweep's work dir; the
+    steps after this one (package reads the dataset's grid and static fields) run elsewhere.
+    """
+    if not trial_json.is_file() or not data.is_file():
+        return
+    doc = json.loads(trial_json.read_text(encoding="utf-8"))
+    doc.setdefault("data", {})["path"] = str(data.resolve())
+    write_json(trial_json, doc, sort_keys=False)
+
+
 def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: str,
               out_dir: str | Path, fit_args: str, tracking_uri: str = "") -> dict[str, float]:
     """Train the sweep's best parameters again with ``fit_args`` (longer budget).
@@ -217,6 +231,7 @@ def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: 
         raise ConfigError(f"{best_json}: not a tune step's best trial ({e})") from e
     if not fit_args.strip():
         shutil.copytree(best_dir, out_dir, dirs_exist_ok=True)
+        _point_at_dataset(Path(out_dir) / "trial.json", Path(data))
         return {k: float(v) for k, v in (best.get("metrics") or {}).items()}
     from aurora_mlops.training import parse_param_args, resolve_params, train_trial
     from aurora_mlops.variants import get_variant
