@@ -9,7 +9,7 @@ the sweep's 0, so the best trial's luck on its own seed does not count. Prints, 
 the best parameters and the fits' ``val_score`` (lower is better) as mean +- standard
 deviation over the seeds, and their difference.
 
-Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3]
+Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3] [--algorithm sobol]
                                     [--max-trials N] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
                                     [--from-run WORK]
@@ -72,7 +72,7 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
         data, best = _from_run(args.from_run, variant)
     else:
         data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
-        best = sweep(variant=variant, algorithm="random", profile="smoke", data_dir=data_dir,
+        best = sweep(variant=variant, algorithm=args.algorithm, profile="smoke", data_dir=data_dir,
                      best_dir=root / "best", sweep_dir=root / "sweep",
                      max_trials=args.max_trials, parallel_trials=1, backend="local",
                      trial_args=args.trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--seeds", type=int, default=3, help="Final-fit seeds per arm (>= 3).")
+    p.add_argument("--algorithm", default=budget.algorithm,
+                   help=f"The smoke sweep (default make run's, {budget.algorithm}).")
     p.add_argument("--max-trials", type=int, default=budget.max_trials)
     p.add_argument("--trial-args", default=budget.trial_args)
     p.add_argument("--final-fit-args", default=budget.final_fit_args)
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="Take the sweeps (and datasets) of a finished `make run WORK=...` instead "
                    "of sweeping again: the same sweep, run 2 trials at a time.")
     args = p.parse_args(argv)
-    print(f"sweep: {args.max_trials} random trials (the first the defaults) of "
+    print(f"sweep: {args.max_trials} {args.algorithm} trials (the first the defaults) of "
           f"{args.trial_args!r}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
           f"1..{args.seeds}; val_score, lower is better")
     rows = []

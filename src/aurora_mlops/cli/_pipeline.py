@@ -54,6 +54,9 @@ def register(subparsers: Any) -> Any:
     run.add_argument("--work-dir", default=None, help="Work folder (default: the settings', work).")
     run.add_argument("--parallelism", type=_positive_int, default=1,
                      help="Variants at a time (default 1: on 2 cores each step uses them all).")
+    run.add_argument("--algorithm", choices=("sobol", "random", "tpe", "grid"), default=None,
+                     help="The smoke sweep of each variant (katib/smoke/VARIANT-ALGORITHM.yaml; "
+                     "default sobol).")
     run.add_argument("--max-trials", type=_positive_int, default=None, help="Trials per sweep.")
     run.add_argument("--trial-args", default=None,
                      help="Budget of every sweep trial, e.g. '--epochs=2 --steps_per_epoch=6'.")
@@ -111,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aurora_mlops.kfp import LocalBudget, run_pipeline_locally
 
     budget = LocalBudget()
+    if args.algorithm is not None:
+        budget = replace(budget, algorithm=args.algorithm)
     if args.max_trials is not None:
         budget = replace(budget, max_trials=args.max_trials)
     if args.trial_args is not None:

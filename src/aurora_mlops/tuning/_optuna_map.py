@@ -2,8 +2,9 @@
 
 Katib's algorithm settings are honoured where Optuna has them (``random_state``,
 ``n_startup_trials``, ``n_ei_candidates``, ``sigma``, ``restart_strategy``,
-``n_initial_points``); ``medianstop`` becomes a :class:`~optuna.pruners.MedianPruner` with the
-same settings.
+``n_initial_points``); ``sobol`` is a Sobol' design over every parameter, listed ones
+included, as Katib's goptuna service draws it (:mod:`aurora_mlops.tuning._sobol`);
+``medianstop`` becomes a :class:`~optuna.pruners.MedianPruner` with the same settings.
 
 Cheap to import: optuna is imported inside the functions.
 """
@@ -81,10 +82,10 @@ def make_sampler(exp: Experiment, seed: int | None = None) -> optuna.samplers.Ba
             return optuna.samplers.CmaEsSampler(
                 seed=seed, n_startup_trials=startup if startup is not None else 1, **kwargs)
     if name == "sobol":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=seed is not None,
-                                              seed=seed)
+        from aurora_mlops.tuning._sobol import SobolSampler
+
+        return SobolSampler({p.name: p.distribution_for_optuna() for p in exp.parameters},
+                            seed=seed)
     if name == "bayesianoptimization":
         initial = _setting(s, "n_initial_points", int, startup if startup is not None else 10)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=initial)

@@ -8,7 +8,7 @@ Layout of the output directory::
 
     <out>/<variant>/{grid,random,tpe}.yaml          production sweeps (GPU node pool)
     <out>/high-res/tpe-pytorchjob.yaml              the same TPE sweep as a multi-pod PyTorchJob
-    <out>/smoke/<variant>-{grid,random,tpe}.yaml    CPU-sized sweeps for CI and ``make run``
+    <out>/smoke/<variant>-{grid,random,tpe,sobol}.yaml  CPU sweeps (sobol: ``make run``'s)
 
 What each sweep is for:
 
@@ -265,7 +265,7 @@ def _search(study: Study) -> dict[str, Any]:
         },
         "algorithm": {"algorithmName": study.algorithm},
     }
-    if study.algorithm != "grid":
+    if study.algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
         spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": "42"}]
     if study.early_stopping:
         spec["earlyStopping"] = {

@@ -2,9 +2,9 @@
 
 Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
 (its space without ``sweep_random_leave_out``), TPE over the fine-tune knobs from the published
-checkpoint (and a PyTorchJob copy where a trial needs several GPUs), and three CPU smoke sweeps
-(grid over ``smoke_sweep_grid``, random, TPE). The variant's facts live on its
-:class:`~aurora_mlops.variants.VariantSpec`.
+checkpoint (and a PyTorchJob copy where a trial needs several GPUs), and four CPU smoke sweeps
+(grid over ``smoke_sweep_grid``, random, TPE, and the Sobol' design that ``make run`` sweeps).
+The variant's facts live on its :class:`~aurora_mlops.variants.VariantSpec`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aurora_mlops.variants import VARIANTS
 
 __all__ = ["STUDIES", "Study"]
 
-Algorithm = Literal["grid", "random", "tpe"]
+Algorithm = Literal["grid", "random", "tpe", "sobol"]
 Launcher = Literal["job", "pytorchjob"]
 SpecProfile = Literal["smoke", "production"]
 
@@ -130,6 +130,11 @@ def _smoke_studies(variant: str) -> list[Study]:
     out.append(Study(
         algorithm="tpe", parameters=space.names, max_trial_count=6, early_stopping=True,
         purpose="Smoke TPE over fine-tune knobs with median stopping (CPU).", **common,
+    ))
+    out.append(Study(
+        algorithm="sobol", parameters=space.names, max_trial_count=6,
+        purpose="Smoke Sobol' design over fine-tune knobs, every listed value spread (CPU); "
+                "make run's sweep.", **common,
     ))
     return out
 
