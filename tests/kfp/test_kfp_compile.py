@@ -190,3 +190,23 @@ def test_run_without_local_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main(["pipeline", "run"])
     assert exc.value.code == 2
     assert "--local" in capsys.readouterr().err
+
+
+def test_run_takes_the_smoke_sweep_to_run(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import aurora_mlops.kfp as kfp_api
+
+    class Ran(Exception):
+        """Stands in for the run itself (minutes); the budget is what this test reads."""
+
+    def run(**kwargs: Any) -> None:
+        raise Ran(kwargs["budget"])
+
+    monkeypatch.setattr(kfp_api, "run_pipeline_locally", run)
+    for argv, want in ((["--algorithm", "tpe"], "tpe"), ([], "sobol")):
+        with pytest.raises(Ran) as ran:
+            main(["pipeline", "run", "--local", "--work-dir", "w", *argv])
+        assert ran.value.args[0].algorithm == want
+    with pytest.raises(SystemExit) as exc:
+        main(["pipeline", "run", "--local", "--algorithm", "hyperband"])
+    assert exc.value.code == 2 and "--algorithm" in capsys.readouterr().err

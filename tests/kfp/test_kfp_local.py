@@ -21,7 +21,8 @@ from aurora_mlops.kfp import LocalBudget, PipelineFailed, run_pipeline_locally, 
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANT = "medium-res"
-TINY = LocalBudget(max_trials=1, parallel_trials=1, trial_args="--epochs=1 --steps_per_epoch=3",
+TINY = LocalBudget(algorithm="random", max_trials=1, parallel_trials=1,
+                   trial_args="--epochs=1 --steps_per_epoch=3",
                    final_fit_args="--epochs=1 --steps_per_epoch=4", lead_steps=2, max_inits=2,
                    bench_repeats=1, bench_train_steps=1)
 # As make run does by default: no final fit, the best trial is shipped (TINY, the second run,
@@ -74,6 +75,7 @@ def test_every_step_left_its_outputs(runs: Runs) -> None:
     assert (it / "data-validate" / "audit").read_text().startswith("#")
     best = json.loads((it / "tune" / "best" / "best.json").read_text())
     assert best["checkpoint"] == "model.ckpt"  # relative: the artifact can move
+    assert best["experiment"] == f"aurora-smoke-{VARIANT}-sobol"  # make run's own sweep
     assert (it / "tune" / "best" / best["checkpoint"]).is_file()
     assert (it / "tune" / "sweep" / "study.db").is_file()
     assert (it / "final-fit" / "model" / "model.ckpt").read_bytes() == \
@@ -130,6 +132,9 @@ def test_a_second_run_on_the_same_work_folder_converges(runs: Runs) -> None:
     """Same inputs, same checkpoint: the registered version is reused; else a new one."""
     second = runs.second
     assert second.run_dir != runs.first  # type: ignore[attr-defined]
+    best = json.loads((second.run_dir / "for-loop-2-iteration-0" / "tune" / "best"  # type: ignore[attr-defined]
+                       / "best.json").read_text())
+    assert best["experiment"] == f"aurora-smoke-{VARIANT}-random"  # the budget's algorithm
     receipt = second.variants[VARIANT]["publish"]  # type: ignore[attr-defined]
     same = _package_sha(second.run_dir) == _package_sha(runs.first)  # type: ignore[attr-defined]
     assert (receipt["created"], receipt["version"]) == ((False, "1") if same else (True, "2"))
