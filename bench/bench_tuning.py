@@ -12,7 +12,7 @@ deviation over the seeds, and their difference.
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3] [--algorithm sobol]
                                     [--max-trials N] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
-                                    [--from-run WORK]
+                                    [--from-run WORK | --best-args='--learning_rate=... ...']
 
 Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-190 s on
 one free core: 12 to 40 minutes per variant). With more torch threads than free cores (two
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops.data import synthesize, write_dataset
+from aurora_mlops.errors import ConfigError
 from aurora_mlops.kfp import LocalBudget
 from aurora_mlops.kfp.steps import sweep
 from aurora_mlops.training import parse_param_args, resolve_params, train_trial
@@ -70,6 +71,11 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
     tic = time.perf_counter()
     if args.from_run is not None:
         data, best = _from_run(args.from_run, variant)
+    elif args.best_args is not None:
+        data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
+        best = {"bestTrialName": "--best-args", "metrics": {"val_score": float("nan")},
+                "parameterAssignments": [{"name": k, "value": v} for k, v in
+                                         parse_param_args(shlex.split(args.best_args)).items()]}
     else:
         data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
         best = sweep(variant=variant, algorithm=args.algorithm, profile="smoke", data_dir=data_dir,
@@ -102,11 +108,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial-args", default=budget.trial_args)
     p.add_argument("--final-fit-args", default=budget.final_fit_args)
     p.add_argument("--data-seed", type=int, default=0)
+    given = p.add_mutually_exclusive_group()
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
-    p.add_argument("--from-run", type=Path, default=None, metavar="WORK",
+    given.add_argument("--from-run", type=Path, default=None, metavar="WORK",
                    help="Take the sweeps (and datasets) of a finished `make run WORK=...` instead "
                    "of sweeping again: the same sweep, run 2 trials at a time.")
+    given.add_argument("--best-args", default=None, metavar="ARGS",
+                       help="The tuned arm's parameters as train-trial takes them "
+                       "('--learning_rate=2e-3 --t0=1500 ...'), instead of sweeping: a sweep's "
+                       "best trial (a sobol or grid design is the same at every run). One variant.")
     args = p.parse_args(argv)
+    if args.best_args is not None and len(args.variants) != 1:
+        p.error("--best-args holds one variant's parameters: name that variant alone in "
+                "--variants")
+    for flag in ("best_args", "trial_args", "final_fit_args"):
+        try:
+            resolve_params("smoke", parse_param_args(shlex.split(getattr(args, flag) or "")))
+        except (ConfigError, ValueError) as exc:
+            p.error(f"--{flag.replace('_', '-')}: {exc}")
     print(f"sweep: {args.max_trials} {args.algorithm} trials (the first the defaults) of "
           f"{args.trial_args!r}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
           f"1..{args.seeds}; val_score, lower is better")
@@ -120,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{variant:14s} tuned {_spread(r['tuned'])}  default {_spread(r['default'])}"
                   f"  default - tuned {gain:+.4f}  (sweep {r['sweep_s']:.0f} s, "
                   f"fits {r['fits_s']:.0f} s)", flush=True)
-            print(f"{'':14s} best ({r['trial']}, val_score {r['sweep_best']:.4f} on the sweep's "
-                  f"seed): {json.dumps(r['best'], sort_keys=True)}", flush=True)
+            origin = ("given" if args.best_args is not None else
+                      f"{r['trial']}, val_score {r['sweep_best']:.4f} on the sweep's seed")
+            print(f"{'':14s} best ({origin}): {json.dumps(r['best'], sort_keys=True)}",
+                  flush=True)
     return 0
 
 
