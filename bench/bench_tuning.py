@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             resolve_params("smoke", parse_param_args(shlex.split(getattr(args, flag) or "")))
         except (ConfigError, ValueError) as exc:
             p.error(f"--{flag.replace('_', '-')}: {exc}")
-    print(f"sweep: {args.max_trials} {args.algorithm} trials (the first the defaults) of "
-          f"{args.trial_args!r}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
+    tuned = (f"tuned: {args.best_args!r}" if args.best_args is not None else
+             f"sweep: {args.max_trials} {args.algorithm} trials (the first the defaults) of "
+             f"{args.trial_args!r}")
+    print(f"{tuned}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
           f"1..{args.seeds}; val_score, lower is better")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:

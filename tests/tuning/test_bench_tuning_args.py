@@ -39,8 +39,8 @@ def test_bad_arguments_are_usage_errors_before_any_work(
     assert not work.exists()
 
 
-def test_given_parameters_are_the_tuned_arm(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_given_parameters_are_the_tuned_arm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     """--best-args replaces the sweep: no sweep runs, and the tuned fits get those parameters
     (with the final-fit budget and each seed) while the default fits get none."""
     bench = _bench()
@@ -62,6 +62,9 @@ def test_given_parameters_are_the_tuned_arm(monkeypatch: pytest.MonkeyPatch,
     tuned = [g for name, g in fits if name.startswith("tuned")]
     default = [g for name, g in fits if name.startswith("default")]
     assert [g["seed"] for g in tuned] == [1, 2, 3] == [g["seed"] for g in default]
+    out = capsys.readouterr().out
+    assert out.startswith("tuned: '--t0=1500 --learning_rate=0.002'; fits: '--epochs=2")
+    assert "default - tuned +0.2500" in out and "best (given)" in out
     smoke = resolve_params("smoke", {})
     for g in tuned:
         p = resolve_params("smoke", g)
