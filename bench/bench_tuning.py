@@ -71,13 +71,13 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
     tic = time.perf_counter()
     if args.from_run is not None:
         data, best = _from_run(args.from_run, variant)
-    elif args.best_args is not None:
+    else:
         data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
+    if args.best_args is not None:
         best = {"bestTrialName": "--best-args", "metrics": {"val_score": float("nan")},
                 "parameterAssignments": [{"name": k, "value": v} for k, v in
                                          parse_param_args(shlex.split(args.best_args)).items()]}
-    else:
-        data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
+    elif args.from_run is None:
         best = sweep(variant=variant, algorithm=args.algorithm, profile="smoke", data_dir=data_dir,
                      best_dir=root / "best", sweep_dir=root / "sweep",
                      max_trials=args.max_trials, parallel_trials=1, backend="local",
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial-args", default=budget.trial_args)
     p.add_argument("--final-fit-args", default=budget.final_fit_args)
     p.add_argument("--data-seed", type=int, default=0)
-    given = p.add_mutually_exclusive_group()
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
+    given = p.add_mutually_exclusive_group()
     given.add_argument("--from-run", type=Path, default=None, metavar="WORK",
                    help="Take the sweeps (and datasets) of a finished `make run WORK=...` instead "
                    "of sweeping again: the same sweep, run 2 trials at a time.")
