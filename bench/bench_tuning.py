@@ -7,17 +7,19 @@ parameters and once with the smoke profile's defaults, with the same budget (``m
 final fit, or its trial budget when it ships the best trial as it is). The seeds are 1..N, not
 the sweep's 0, so the best trial's luck on its own seed does not count. Prints, per variant,
 the best parameters and the fits' ``val_score`` (lower is better) as mean +- standard
-deviation over the seeds, and their difference.
+deviation over the seeds, their difference, and per seed (each seed's two fits share its data
+order and initial weights, so the paired difference has a spread of its own).
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3] [--algorithm sobol]
-                                    [--max-trials N] [--trial-args '--epochs=2 ...']
+                                    [--max-trials N] [--jobs 2] [--trial-args '--epochs=2 ...']
                                     [--final-fit-args '--epochs=6 ...'] [--work DIR]
                                     [--from-run WORK | --best-args='--learning_rate=... ...']
 
-Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-190 s on
-one free core: 12 to 40 minutes per variant). With more torch threads than free cores (two
-benches side by side, or beside make run) OpenMP's spinning made one fit 10x slower, so give
-each concurrent run its own core (OMP_NUM_THREADS=1; the smoke profile uses one torch thread).
+Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-350 s on
+one free core), ``--jobs`` (default 2) at once: 6 to 20 minutes per variant on 2 cores. With
+more torch threads than free cores OpenMP's spinning made one fit 10x slower, so each job gets
+one core (OMP_NUM_THREADS=1 unless set; the smoke profile uses one torch thread): give
+``--jobs`` no more than the free cores.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
+import os
 import shlex
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,18 @@ def _fit(variant: str, data: Path, out: Path, given: dict[str, Any]) -> float:
                          params=resolve_params("smoke", given), profile="smoke",
                          tracking=False, stdout=io.StringIO())
     return float(result.metrics["val_score"])
+
+
+def _run_fits(calls: list[tuple[str, Path, Path, dict[str, Any]]], jobs: int) -> list[float]:
+    """``_fit`` of each call, ``jobs`` at once in processes of their own (in this one if 1).
+
+    Each fit is seeded and single-threaded, so running them side by side changes its wall time,
+    not its result.
+    """
+    if jobs == 1:
+        return [_fit(*call) for call in calls]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_fit, *zip(*calls, strict=True)))
 
 
 def _spread(values: list[float]) -> str:
@@ -80,7 +97,7 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
     elif args.from_run is None:
         best = sweep(variant=variant, algorithm=args.algorithm, profile="smoke", data_dir=data_dir,
                      best_dir=root / "best", sweep_dir=root / "sweep",
-                     max_trials=args.max_trials, parallel_trials=1, backend="local",
+                     max_trials=args.max_trials, parallel_trials=args.jobs, backend="local",
                      trial_args=args.trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     sweep_s = time.perf_counter() - tic
     tuned = parse_param_args([f"--{a['name']}={a['value']}"
@@ -88,10 +105,11 @@ def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[st
     budget = parse_param_args(shlex.split(args.final_fit_args or args.trial_args))
     scores: dict[str, list[float]] = {"tuned": [], "default": []}
     tic = time.perf_counter()
-    for seed in range(1, args.seeds + 1):
-        for kind, params in (("tuned", tuned), ("default", {})):
-            given = {**params, **budget, "seed": seed}
-            scores[kind].append(_fit(variant, data, root / f"{kind}-{seed}", given))
+    fits = [(kind, {**params, **budget, "seed": seed}) for seed in range(1, args.seeds + 1)
+            for kind, params in (("tuned", tuned), ("default", {}))]
+    calls = [(variant, data, root / f"{kind}-{given['seed']}", given) for kind, given in fits]
+    for (kind, _), score in zip(fits, _run_fits(calls, args.jobs), strict=True):
+        scores[kind].append(score)
     return {"variant": variant, "best": tuned, "sweep_s": sweep_s, "trial": best["bestTrialName"],
             "sweep_best": float(best["metrics"]["val_score"]),
             "fits_s": time.perf_counter() - tic, **scores}
@@ -108,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial-args", default=budget.trial_args)
     p.add_argument("--final-fit-args", default=budget.final_fit_args)
     p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=budget.parallel_trials,
+                   help="Sweep trials and fits at once, one core each (default make run's "
+                   f"{budget.parallel_trials} trials at once).")
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
     given = p.add_mutually_exclusive_group()
     given.add_argument("--from-run", type=Path, default=None, metavar="WORK",
@@ -118,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                        "('--learning_rate=2e-3 --t0=1500 ...'), instead of sweeping: a sweep's "
                        "best trial (a sobol or grid design is the same at every run). One variant.")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    # More OpenMP threads than free cores made one fit 10x slower; children inherit this.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.best_args is not None and len(args.variants) != 1:
         p.error("--best-args holds one variant's parameters: name that variant alone in "
                 "--variants")
@@ -141,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{variant:14s} tuned {_spread(r['tuned'])}  default {_spread(r['default'])}"
                   f"  default - tuned {gain:+.4f}  (sweep {r['sweep_s']:.0f} s, "
                   f"fits {r['fits_s']:.0f} s)", flush=True)
+            paired = [d - t for d, t in zip(r["default"], r["tuned"], strict=True)]
+            won = sum(g > 0 for g in paired)
+            print(f"{'':14s} per seed (tuned/default): "
+                  + ", ".join(f"{t:.4f}/{d:.4f}" for t, d in zip(r["tuned"], r["default"],
+                                                                  strict=True))
+                  + f"; default - tuned per seed {_spread(paired)}, tuned better on {won}/"
+                  f"{len(paired)} seeds", flush=True)
             origin = ("given" if args.best_args is not None else
                       f"{r['trial']}, val_score {r['sweep_best']:.4f} on the sweep's seed")
             print(f"{'':14s} best ({origin}): {json.dumps(r['best'], sort_keys=True)}",

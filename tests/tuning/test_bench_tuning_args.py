@@ -27,6 +27,7 @@ def _bench() -> ModuleType:
     (["--variants", "medium-res", "--best-args=--t0=soon"], "--best-args: invalid trial parameter"),
     (["--variants", "medium-res", "--trial-args=--epochs=-2"], "--trial-args: invalid"),
     (["--variants", "high-res", "--best-args=--t0=1500", "--from-run", "x"], "not allowed with"),
+    (["--variants", "high-res", "--jobs", "0"], "--jobs must be at least 1, not 0"),
 ])
 def test_bad_arguments_are_usage_errors_before_any_work(
         argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +57,8 @@ def test_given_parameters_are_the_tuned_arm(monkeypatch: pytest.MonkeyPatch, tmp
 
     monkeypatch.setattr(bench, "_fit", fit)
     monkeypatch.setattr(bench, "sweep", no_sweep)
-    assert bench.main(["--variants", "medium-res", "--seeds", "3", "--work", str(tmp_path),
+    assert bench.main(["--variants", "medium-res", "--seeds", "3", "--jobs", "1",
+                       "--work", str(tmp_path),
                        "--best-args=--t0=1500 --learning_rate=0.002",
                        "--trial-args=--epochs=2 --steps_per_epoch=3"]) == 0
     tuned = [g for name, g in fits if name.startswith("tuned")]
@@ -65,6 +67,8 @@ def test_given_parameters_are_the_tuned_arm(monkeypatch: pytest.MonkeyPatch, tmp
     out = capsys.readouterr().out
     assert out.startswith("tuned: '--t0=1500 --learning_rate=0.002'; fits: '--epochs=2")
     assert "default - tuned +0.2500" in out and "best (given)" in out
+    assert "per seed (tuned/default): 0.5000/0.7500, 0.5000/0.7500, 0.5000/0.7500" in out
+    assert "default - tuned per seed 0.2500 +- 0.0000, tuned better on 3/3 seeds" in out
     smoke = resolve_params("smoke", {})
     for g in tuned:
         p = resolve_params("smoke", g)
