@@ -180,13 +180,10 @@ _EMISSIONS = tuple(
 #: The smoke model's normalisation ``(location, scale)`` of the pressure-level species: a
 #: typical CAMS mass mixing ratio (kg kg-1) at each smoke level. Aurora's own scales are
 #: 10-1000x these (co_850: 3.8e-6), so a from-scratch model's output noise alone swamped the
-#: signal. Location 0: Aurora clamps the normalised species at zero. SO2 at 1000 and 850 hPa
-#: is the exception: with LoRA on, Aurora clips its normalised prediction there to 1, so the
-#: scale is the highest SO2 the model can forecast. At the typical values (1e-9, 3e-10) that cap
-#: sat 80x below the synthetic plumes and every fit had the same SO2 error; 1e-7 and 3e-8 sit
-#: above 99.9 % of them and improved the defaults' val_score by 19 % over bench_tuning's three
-#: seeds (0.267 against 0.329; 1.5e-7/5e-8 by 9 %, 2e-7/6e-8 by 2 % on one seed, 2.5e-7/8e-8
-#: not at all; 5e-8/1.5e-8 about as much as 1e-7/3e-8, but it clips the plumes).
+#: signal. Location 0: Aurora clamps the normalised species at zero. Not typical: SO2 at 1000
+#: and 850 hPa, where with LoRA on Aurora clips the normalised prediction to 1, so the scale is
+#: the highest SO2 forecast; typical values capped it 80x below the synthetic plumes. Above
+#: 99.9 % of them, the defaults' val_score fell 19 % (README, "Performance targets").
 _SPECIES_ATMOS_STATS: dict[str, tuple[float, float]] = {
     f"{var}_{level}": (0.0, typical)
     for var, per_level in {
