@@ -70,8 +70,31 @@ class Settings(BaseSettings):
     mlflow_secret: str = Field(
         default=MLFLOW_SECRET, description="Secret with the MLflow tracking URI and credentials."
     )
+    # Empty: KFP chooses, as it does for a run without one (backend/src/apiserver/template/
+    # template.go): the profile's `default-editor` in multi-user Kubeflow, `pipeline-runner`
+    # in standalone KFP. Both already hold KFP's own rights (configmaps, secrets, Argo's
+    # workflowtaskresults); a custom account must hold them too (manifests/README.md).
     service_account: str = Field(
-        default="aurora-mlops-runner", description="ServiceAccount of pipeline runs and trials."
+        default="", description="ServiceAccount of pipeline runs (empty: KFP's default)."
+    )
+    trial_service_account: str = Field(
+        default="", description="ServiceAccount of Katib trial pods (empty: the namespace's "
+        "`default`; trials call no Kubernetes API)."
+    )
+    image_pull_secret: str = Field(
+        default="", description="Secret (dockerconfigjson) that pods pull the image with."
+    )
+    gpus_per_node: int = Field(
+        default=1, ge=1, le=16, description="GPUs on one node of the GPU pool (AKS "
+        "Standard_NC40ads_H100_v5: 1); a trial needing more runs as a PyTorchJob, one GPU a pod."
+    )
+    cpu_only: bool = Field(
+        default=False, description="Compile for a cluster without GPUs (the dev overlay): "
+        "no GPU limits, node selectors or tolerations."
+    )
+    keep_trials: int = Field(
+        default=3, ge=1, description="Trial folders kept on the artifacts volume per "
+        "Experiment (the best ones by the objective); the rest are pruned after export."
     )
     trial_priority_class: str = Field(
         default="aurora-mlops-trials", description="PriorityClass of Katib trial pods."
@@ -83,6 +106,17 @@ class Settings(BaseSettings):
     kfp_token: SecretStr | None = Field(
         default=None, description="Bearer token for the KFP API (also read from KFP_TOKEN).",
         validation_alias=AliasChoices("AURORA_MLOPS_KFP_TOKEN", "KFP_TOKEN", "kfp_token"),
+    )
+    kfp_cookies: SecretStr | None = Field(
+        default=None, description="Session cookie(s) for the KFP API behind Kubeflow's "
+        "oauth2-proxy, `name=value; ...` (also read from KFP_COOKIES).",
+        validation_alias=AliasChoices("AURORA_MLOPS_KFP_COOKIES", "KFP_COOKIES", "kfp_cookies"),
+    )
+    kfp_sa_token_path: Path | None = Field(
+        default=None, description="Projected ServiceAccount token (audience "
+        "pipelines.kubeflow.org) for in-cluster submission (also KF_PIPELINES_SA_TOKEN_PATH).",
+        validation_alias=AliasChoices("AURORA_MLOPS_KFP_SA_TOKEN_PATH",
+                                      "KF_PIPELINES_SA_TOKEN_PATH", "kfp_sa_token_path"),
     )
     experiment_name: str = Field(default="aurora-mlops", description="MLflow experiment.")
     parent_run_id: str | None = Field(
