@@ -39,7 +39,8 @@ class FakeKfp:
     """The fake server; use as a context manager. ``url`` is its endpoint."""
 
     def __init__(self, *, run_states: list[str] | None = None, run_error: str | None = None,
-                 fail: dict[tuple[str, str], int] | None = None) -> None:
+                 fail: dict[tuple[str, str], int] | None = None, tag_name: str = "2.15.0",
+                 multi_user: bool = False) -> None:
         self.requests: list[Request] = []
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, dict[str, Any]] = {}
@@ -49,6 +50,8 @@ class FakeKfp:
         self.run_states = list(run_states or ["PENDING", "RUNNING", "SUCCEEDED"])
         self.run_error = run_error
         self.fail = dict(fail or {})  # (method, path without /apis/v2beta1) -> HTTP status
+        self.tag_name = tag_name
+        self.multi_user = multi_user
         self._reads: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -91,7 +94,10 @@ class FakeKfp:
             return self.fail[(m, path)], {"error": "injected", "message": "injected failure",
                                           "code": 13}
         if m == "GET" and path == "/healthz":
-            return 200, {"multi_user": False}
+            # The shape of kubeflow/pipelines backend/src/apiserver/main.go `healthzResponse`
+            # (TAG_NAME is baked into the api-server image, backend/Dockerfile).
+            return 200, {"commit_sha": "0123abc", "tag_name": self.tag_name,
+                         "multi_user": self.multi_user, "pipeline_store": "database"}
         if m == "GET" and path == "/pipelines":
             name = self._filter_name(q)
             found = [p for p in self.pipelines.values() if name in (None, p["display_name"])]

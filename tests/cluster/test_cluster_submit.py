@@ -41,7 +41,9 @@ def repo(compiled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp reads ~/.config/kfp/context.json
     monkeypatch.setenv("KFP_TOKEN", TOKEN)
     for name in ("KFP_HOST", "AURORA_MLOPS_KFP_HOST", "AURORA_MLOPS_KFP_TOKEN",
-                 "AURORA_MLOPS_NAMESPACE", "AURORA_MLOPS_GIT_COMMIT"):
+                 "AURORA_MLOPS_NAMESPACE", "AURORA_MLOPS_GIT_COMMIT", "KFP_COOKIES",
+                 "AURORA_MLOPS_KFP_COOKIES", "KF_PIPELINES_SA_TOKEN_PATH",
+                 "AURORA_MLOPS_KFP_SA_TOKEN_PATH", "AURORA_MLOPS_SERVICE_ACCOUNT"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     return tmp_path
@@ -85,7 +87,9 @@ def test_submit_uploads_the_file_and_runs_it_with_typed_params(
     assert body["runtime_config"]["parameters"] == {
         "variant": "high-res", "max_trials": 8, "gate": 0.25, "dry": True,
         "variants": ["high-res", "ocean-waves"]}
-    assert body["service_account"] == "aurora-mlops-runner"
+    # No service account: KFP picks default-editor (multi-user) or pipeline-runner
+    # (kubeflow/pipelines backend/src/apiserver/template/template.go).
+    assert "service_account" not in body
     assert body["display_name"].startswith(f"tiny-sweep-{__version__}-01234567-")
     assert "pipeline_spec" not in body  # the run points at the uploaded version
     assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in fake.requests)
@@ -157,7 +161,7 @@ def test_schedule_creates_a_recurring_run_with_the_six_field_cron(
     assert body["runtime_config"]["parameters"] == {"variant": "medium-res"}
     assert body["experiment_id"] == next(iter(fake.experiments))
     assert body["pipeline_version_reference"]["pipeline_version_id"] in fake.versions
-    assert body["service_account"] == "aurora-mlops-runner"
+    assert "service_account" not in body
     assert not fake.calls("POST", "/runs")
     assert "recurring run" in capsys.readouterr().out
 
@@ -200,7 +204,8 @@ def test_missing_file_and_missing_host(repo: Path, capsys: pytest.CaptureFixture
     assert main(["pipeline", "submit", "--pipeline", "no-such-pipeline"]) == 1
     assert "pipelines/no-such-pipeline.yaml does not exist" in capsys.readouterr().err
     assert main(["pipeline", "submit", "--pipeline", "tiny-sweep", "--param", "variant=a"]) == 1
-    assert "set KFP_HOST" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "set KFP_HOST" in err and "KFP_COOKIES" in err and len(err.splitlines()) == 1
 
 
 def test_an_api_error_names_the_request(repo: Path, monkeypatch: pytest.MonkeyPatch,
@@ -262,3 +267,154 @@ def test_an_unreachable_endpoint_is_one_sentence(repo: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("aurora-mlops: error: could not reach KFP to ")
     assert "check KFP_HOST" in err[0]
+
+
+@pytest.mark.parametrize("command", ["submit", "schedule"])
+def test_a_service_account_set_in_the_settings_is_sent(
+        fake: FakeKfp, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    monkeypatch.setenv("AURORA_MLOPS_SERVICE_ACCOUNT", "aurora-runner")
+    get_settings.cache_clear()
+    argv = ["pipeline", command, "--pipeline", "tiny-sweep", "--commit", COMMIT,
+            "--param", "variant=a"] + (["--cron", "0 0 2 * * *"] if command == "schedule" else [])
+    assert main(argv) == 0
+    (call,) = fake.calls("POST", "/runs" if command == "submit" else "/recurringruns")
+    assert call.json["service_account"] == "aurora-runner"
+
+
+# --- authentication: the exact header each credential sends ---------------------------------
+
+COOKIE = "oauth2_proxy_kubeflow=abc.def-ghi"
+
+
+def _authenticated(fake: FakeKfp) -> list[dict[str, str]]:
+    return [r.headers for r in fake.requests]
+
+
+def test_a_session_cookie_is_sent_as_the_cookie_header_and_no_bearer(
+        fake: FakeKfp, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kubeflow's oauth2-proxy reads its session from this cookie (kubeflow/manifests
+    # common/oauth2-proxy/base/oauth2_proxy.cfg: cookie_name = "oauth2_proxy_kubeflow").
+    monkeypatch.delenv("KFP_TOKEN")
+    monkeypatch.setenv("KFP_COOKIES", COOKIE)
+    get_settings.cache_clear()
+    assert main(_submit()) == 0
+    headers = _authenticated(fake)
+    assert headers and all(h.get("cookie") == COOKIE for h in headers)
+    assert not any("authorization" in h for h in headers)
+
+
+def test_a_projected_token_file_is_read_again_for_each_request(
+        fake: FakeKfp, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KFP_TOKEN")
+    path = repo / "token"
+    path.write_text("first-token\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(path))
+    get_settings.cache_clear()
+    from aurora_mlops.submit import connect, resolve_auth
+
+    auth = resolve_auth(get_settings())
+    assert auth.mode == "sa-token" and "first-token" not in repr(auth)
+    client = connect(auth, "aurora-mlops")
+    client.get_kfp_healthz()
+    path.write_text("rotated-token\n")  # the kubelet rotates the projected token in place
+    client.get_kfp_healthz()
+    seen = [r.headers.get("authorization") for r in fake.calls("GET", "/healthz")]
+    assert seen == ["Bearer first-token", "Bearer rotated-token"]
+    assert main(_submit()) == 0
+    assert fake.requests[-1].headers["authorization"] == "Bearer rotated-token"
+
+
+def test_in_a_pod_the_host_defaults_to_the_ml_pipeline_service(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aurora_mlops.submit import _auth, resolve_auth
+
+    pod = repo / "serviceaccount"
+    pod.mkdir()
+    (pod / "namespace").write_text("aurora-mlops")
+    (pod / "token").write_text("pod-token")
+    monkeypatch.setattr(_auth, "POD_NAMESPACE_FILE", pod / "namespace")
+    monkeypatch.setattr(_auth, "SA_TOKEN_PATH", pod / "token")
+    monkeypatch.delenv("KFP_TOKEN")
+    get_settings.cache_clear()
+    auth = resolve_auth(get_settings())
+    # kfp SDK 2.17 kfp/client/client.py `_IN_CLUSTER_DNS_NAME`, the `kubeflow` namespace.
+    assert auth.host == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    assert (auth.mode, auth.sa_token_path) == ("sa-token", pod / "token")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"KFP_COOKIES": COOKIE}, "KFP_TOKEN and KFP_COOKIES are both set"),
+    ({"KF_PIPELINES_SA_TOKEN_PATH": "/nowhere/token"},
+     "KFP_TOKEN and KF_PIPELINES_SA_TOKEN_PATH are both set"),
+    ({"KFP_TOKEN": "", "KFP_COOKIES": "just-a-value"}, "KFP_COOKIES must be `name=value"),
+    ({"KFP_TOKEN": "", "KF_PIPELINES_SA_TOKEN_PATH": "/nowhere/token"},
+     "KF_PIPELINES_SA_TOKEN_PATH: /nowhere/token does not exist"),
+], ids=["token-and-cookie", "token-and-file", "bad-cookie", "missing-file"])
+def test_credential_mistakes_are_one_sentence_before_any_request(
+        fake: FakeKfp, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], message: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    assert main(_submit()) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert fake.requests == []
+
+
+# --- the backend's version against what the pipeline needs -----------------------------------
+
+
+@pytest.mark.parametrize(("tag", "code", "message"), [
+    ("2.15.0", 0, None),
+    ("2.14.0", 0, None),
+    # Kubeflow 1.10.x ships KFP 2.4.1 / 2.5.0 (kubeflow/manifests README at v1.10.0, v1.10.2):
+    # dsl.Collected came with kubeflow/pipelines commit ed828b513a, first tag 2.14.0.
+    ("2.5.0", 1, "KFP backend 2.5.0 is too old for aurora-all-variants: dsl.Collected needs "
+                 "2.14.0"),
+    # Kubeflow 1.9 ships KFP 2.2.0, whose driver has no emptyDirMounts (added in 2.3.0).
+    ("2.2.0", 1, "kfp.kubernetes.empty_dir_mount needs 2.3.0"),
+    ("unknown", 0, None),  # TAG_NAME defaults to "unknown" (backend/Dockerfile): warn, go on
+], ids=["2.15", "2.14", "kubeflow-1.10", "kubeflow-1.9", "unknown"])
+def test_the_backend_version_is_checked_before_upload(
+        repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture, tag: str, code: int, message: str | None) -> None:
+    path = ROOT / "pipelines" / "aurora-all-variants.yaml"
+    with FakeKfp(tag_name=tag) as server:
+        monkeypatch.setenv("KFP_HOST", server.url)
+        get_settings.cache_clear()
+        package = load_package(str(path))
+        argv = ["pipeline", "submit", "--pipeline", str(path), "--commit", COMMIT]
+        for k in sorted(package.required):
+            argv += ["--param", f"{k}={'x' if package.inputs[k] == 'STRING' else '1'}"]
+        assert main(argv) == code
+        assert server.calls("GET", "/healthz")[-1].headers["authorization"] == f"Bearer {TOKEN}"
+        uploads = server.calls("POST", "/pipelines/upload")
+    if message:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "upgrade Kubeflow Pipelines" in err[0]
+        assert not uploads
+    else:
+        assert uploads
+    if tag == "unknown":
+        assert "KFP backend version 'unknown' is unknown" in caplog.text
+
+
+def test_what_each_pipeline_needs_is_read_from_its_compiled_file() -> None:
+    from aurora_mlops.submit import required_version
+
+    needs = {p.stem: required_version(load_package(str(p))) for p in CHECKED_IN}
+    minimum, features = needs["aurora-all-variants"]
+    assert minimum == (2, 14, 0) and "dsl.Collected" in [f.name for f in features]
+    minimum, features = needs["aurora-tune-and-publish"]
+    assert "dsl.Collected" not in [f.name for f in features]
+    assert minimum >= (2, 3, 0)  # /dev/shm as an emptyDir on the GPU steps
+
+
+@pytest.mark.parametrize(("tag", "parsed"), [
+    ("2.15.0", (2, 15, 0)), ("v2.4.1", (2, 4, 1)), ("2.5.0-rc.1", (2, 5, 0)), ("2.14", (2, 14, 0)),
+    ("unknown", None), ("", None), (None, None)])
+def test_parse_version(tag: str | None, parsed: tuple[int, int, int] | None) -> None:
+    from aurora_mlops.submit import parse_version
+
+    assert parse_version(tag) == parsed

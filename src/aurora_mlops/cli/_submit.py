@@ -1,8 +1,9 @@
 """``aurora-mlops pipeline submit`` and ``aurora-mlops pipeline schedule``.
 
 :func:`register_submit` adds both to the ``pipeline`` group's subparsers; the handlers import
-:mod:`aurora_mlops.submit` (and through it ``kfp``) only when they run. The token is read from
-the environment (``KFP_TOKEN`` or ``AURORA_MLOPS_KFP_TOKEN``), never from the command line.
+:mod:`aurora_mlops.submit` (and through it ``kfp``) only when they run. The credential is read
+from the environment (``KFP_TOKEN``, ``KFP_COOKIES`` or ``KF_PIPELINES_SA_TOKEN_PATH``), never
+from the command line.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--param max_trials=8.",
     )
     p.add_argument("--host", default=None,
-                   help="KFP API endpoint (default: KFP_HOST or AURORA_MLOPS_KFP_HOST).")
+                   help="KFP API endpoint (default: KFP_HOST or AURORA_MLOPS_KFP_HOST; in a "
+                   "pod: the ml-pipeline Service).")
     p.add_argument("--commit", default=None,
                    help="Commit in the version name (default: the image's, else git's).")
     p.add_argument("--namespace", default=None,
@@ -44,7 +46,9 @@ def register_submit(sub: Any) -> None:
         "submit", help="Upload the compiled pipeline as a new version and start a run on KFP.",
         description="Upload pipelines/<name>.yaml as a new pipeline version (named "
         "<pipeline>-<package version>-<commit>) and start a run in a KFP experiment. The "
-        "bearer token comes from KFP_TOKEN (or AURORA_MLOPS_KFP_TOKEN).",
+        "credential is one of KFP_TOKEN (bearer), KFP_COOKIES (oauth2-proxy session cookie) "
+        "or KF_PIPELINES_SA_TOKEN_PATH (projected ServiceAccount token, in a pod). A backend "
+        "older than the pipeline needs is refused.",
     )
     _common(submit)
     submit.add_argument("--watch", action="store_true",
@@ -79,7 +83,13 @@ def _request(args: argparse.Namespace) -> Any:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Handler of ``pipeline submit``."""
     from aurora_mlops.config import get_settings
-    from aurora_mlops.submit import FINISHED_STATES, connect, submit_pipeline, watch_run
+    from aurora_mlops.submit import (
+        FINISHED_STATES,
+        connect,
+        resolve_auth,
+        submit_pipeline,
+        watch_run,
+    )
 
     settings = get_settings()
     submission = submit_pipeline(_request(args), settings)
@@ -87,9 +97,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(f"run {submission.run_id}: {submission.url}")
     if not args.watch:
         return 0
-    token = settings.kfp_token.get_secret_value() if settings.kfp_token else None
     namespace = settings.namespace if args.namespace is None else args.namespace
-    client = connect(args.host or settings.kfp_host, token, namespace or None)
+    client = connect(resolve_auth(settings, host=args.host), namespace or None)
     state, error = watch_run(client, submission.run_id, poll_s=args.poll_seconds,
                              timeout_s=args.timeout,
                              on_change=lambda s: print(f"run {submission.run_id}: {s}",

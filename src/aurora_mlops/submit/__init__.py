@@ -3,7 +3,10 @@
 :func:`submit_pipeline` uploads ``pipelines/<name>.yaml`` as a new pipeline version named by the
 package version and the commit, then starts a run in a KFP experiment; :func:`schedule_pipeline`
 does the same but creates a recurring run (six-field cron). Both talk to KFP's REST API through
-``kfp.Client``; the host and token come from the settings (``KFP_HOST``/``KFP_TOKEN``).
+``kfp.Client``; the host and one credential (``KFP_TOKEN``, ``KFP_COOKIES`` or
+``KF_PIPELINES_SA_TOKEN_PATH``) come from the settings (:func:`resolve_auth`). Before uploading,
+both read the backend's version and refuse one older than the pipeline needs
+(:func:`check_backend`). :func:`run_preflight` is ``aurora-mlops cluster check``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aurora_mlops.config import Settings, get_settings
+from aurora_mlops.submit._auth import KfpAuth, resolve_auth
+from aurora_mlops.submit._backend import (
+    FEATURES,
+    BackendTooOld,
+    backend_version,
+    check_backend,
+    parse_version,
+    required_version,
+)
 from aurora_mlops.submit._kfp import (
     FINISHED_STATES,
     KfpError,
@@ -35,16 +48,24 @@ from aurora_mlops.submit._spec import (
 )
 
 __all__ = [
+    "FEATURES",
     "FINISHED_STATES",
+    "BackendTooOld",
+    "KfpAuth",
     "KfpError",
     "PipelinePackage",
     "Submission",
     "SubmitRequest",
+    "backend_version",
+    "check_backend",
     "check_cron",
     "connect",
     "git_commit",
     "load_package",
     "parse_params",
+    "parse_version",
+    "required_version",
+    "resolve_auth",
     "schedule_pipeline",
     "submit_pipeline",
     "version_name",
@@ -61,8 +82,9 @@ class SubmitRequest:
         experiment: KFP experiment (created when missing).
         params: ``key=value`` pipeline arguments (typed by the pipeline's inputs).
         pipelines_dir: Where compiled pipelines live.
-        host: KFP endpoint; ``settings.kfp_host`` when ``None``.
-        token: Bearer token; ``settings.kfp_token`` when ``None``.
+        host: KFP endpoint; ``settings.kfp_host`` when ``None`` (in a pod: the in-cluster
+            ``ml-pipeline`` Service).
+        token: Bearer token; the settings' credential when ``None``.
         commit: Commit to name the version after; the image's or git's when ``None``.
         namespace: Kubernetes namespace of the experiment and run; ``settings.namespace`` when
             ``None``, ``""`` for a single-user KFP deployment (no namespaces).
@@ -84,35 +106,39 @@ def _namespace(request: SubmitRequest, settings: Settings) -> str | None:
 
 
 def _prepare(request: SubmitRequest, settings: Settings) -> tuple[
-        PipelinePackage, dict[str, object], str, str | None, str | None]:
+        PipelinePackage, dict[str, object], str, KfpAuth]:
     package = load_package(request.pipeline, request.pipelines_dir)
     params = parse_params(list(request.params), package)
     name = version_name(package.name, git_commit(request.commit or settings.git_commit))
-    host = request.host or settings.kfp_host
-    token = request.token or (settings.kfp_token.get_secret_value()
-                              if settings.kfp_token is not None else None)
-    return package, params, name, host, token
+    return package, params, name, resolve_auth(settings, host=request.host, token=request.token)
+
+
+def _connect(auth: KfpAuth, namespace: str | None, package: PipelinePackage) -> Any:
+    client = connect(auth, namespace)
+    check_backend(client, package)
+    return client
 
 
 def submit_pipeline(request: SubmitRequest, settings: Settings | None = None) -> Submission:
     """Upload the pipeline as a new version and start a run.
 
     Raises:
-        ConfigError: Bad pipeline file, parameter or missing host (before any request).
+        ConfigError: Bad pipeline file, parameter, host or credential (before any request).
         KfpError: The KFP API refused or could not be reached.
+        BackendTooOld: The KFP backend is older than the pipeline needs.
     """
     settings = settings or get_settings()
-    package, params, name, host, token = _prepare(request, settings)
+    package, params, name, auth = _prepare(request, settings)
     namespace = _namespace(request, settings)
-    client = connect(host, token, namespace)
+    client = _connect(auth, namespace, package)
     pipeline_id, version_id = upload_version(client, package, name)
     experiment_id = ensure_experiment(client, request.experiment, namespace)
     run_id = create_run(client, experiment_id=experiment_id, name=run_name(name),
                         pipeline_id=pipeline_id, version_id=version_id, params=params,
-                        service_account=settings.service_account)
+                        service_account=settings.service_account or None)
     return Submission(pipeline_id=pipeline_id, version_id=version_id, version_name=name,
                       experiment_id=experiment_id, run_id=run_id,
-                      url=f"{str(host).rstrip('/')}/#/runs/details/{run_id}")
+                      url=f"{auth.host.rstrip('/')}/#/runs/details/{run_id}")
 
 
 def schedule_pipeline(request: SubmitRequest, cron: str, *, max_concurrency: int = 1,
@@ -120,20 +146,21 @@ def schedule_pipeline(request: SubmitRequest, cron: str, *, max_concurrency: int
     """Upload the pipeline as a new version and create a recurring run on ``cron``.
 
     Raises:
-        ConfigError: Bad cron (KFP crons have six fields), file, parameter or missing host.
+        ConfigError: Bad cron (KFP crons have six fields), file, parameter, host or credential.
         KfpError: The KFP API refused or could not be reached.
+        BackendTooOld: The KFP backend is older than the pipeline needs.
     """
     settings = settings or get_settings()
     cron = check_cron(cron)
-    package, params, name, host, token = _prepare(request, settings)
+    package, params, name, auth = _prepare(request, settings)
     namespace = _namespace(request, settings)
-    client = connect(host, token, namespace)
+    client = _connect(auth, namespace, package)
     pipeline_id, version_id = upload_version(client, package, name)
     experiment_id = ensure_experiment(client, request.experiment, namespace)
     recurring_id = schedule(client, experiment_id=experiment_id, name=f"{package.name}-nightly",
                             pipeline_id=pipeline_id, version_id=version_id, params=params,
                             cron=cron, max_concurrency=max_concurrency,
-                            service_account=settings.service_account)
+                            service_account=settings.service_account or None)
     return Submission(pipeline_id=pipeline_id, version_id=version_id, version_name=name,
                       experiment_id=experiment_id, run_id=recurring_id,
-                      url=f"{str(host).rstrip('/')}/#/recurringrun/details/{recurring_id}")
+                      url=f"{auth.host.rstrip('/')}/#/recurringrun/details/{recurring_id}")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aurora_mlops.errors import AuroraMLOpsError, ConfigError
+from aurora_mlops.errors import AuroraMLOpsError
+from aurora_mlops.submit._auth import KfpAuth
 from aurora_mlops.submit._spec import PipelinePackage
 
 if TYPE_CHECKING:
@@ -91,25 +92,29 @@ def _api_call(what: str, call: Callable[[], Any]) -> Any:
             log.info("%s", printed.getvalue().strip())
 
 
-def connect(host: str | None, token: str | None, namespace: str | None) -> kfp.Client:
-    """A client for the KFP API at ``host`` (bearer ``token``, runs in ``namespace``).
+def connect(auth: KfpAuth, namespace: str | None) -> kfp.Client:
+    """A client for the KFP API at ``auth.host`` sending ``auth``'s credential.
+
+    ``namespace`` is where experiments and runs go (``None``: single-user KFP).
 
     Raises:
-        ConfigError: No host was given.
         KfpError: The server cannot be reached.
     """
-    if not host:
-        raise ConfigError("no Kubeflow Pipelines endpoint: set KFP_HOST (or "
-                          "AURORA_MLOPS_KFP_HOST) or pass --host, e.g. --host "
-                          "https://kubeflow.example.org/pipeline")
     import warnings
 
     import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
+    # With a host, the SDK reads the token file only when `credentials` is passed; its hook
+    # re-reads the file before every request, so a rotated token is picked up
+    # (kfp/client/client.py `_load_config`, kfp 2.17).
+    credentials = (ServiceAccountTokenVolumeCredentials(path=str(auth.sa_token_path))
+                   if auth.mode == "sa-token" else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
         client: kfp.Client = _api_call("connect", lambda: kfp.Client(
-            host=host, existing_token=token or None, namespace=namespace or "kubeflow"))
+            host=auth.host, existing_token=auth.token, cookies=auth.cookies,
+            credentials=credentials, namespace=namespace or "kubeflow"))
     return client
 
 

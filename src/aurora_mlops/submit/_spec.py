@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class PipelinePackage:
         spec: The pipeline spec (the YAML's first document).
         inputs: ``{parameter: KFP parameter type}`` of the pipeline's root inputs.
         required: Inputs without a default value.
+        platform: The platform spec (the YAML's second document, ``platforms``), empty when
+            the pipeline has no Kubernetes settings.
     """
 
     path: Path
@@ -50,6 +53,7 @@ class PipelinePackage:
     spec: dict[str, Any]
     inputs: dict[str, str]
     required: frozenset[str]
+    platform: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
 def load_package(pipeline: str, pipelines_dir: str | Path = "pipelines") -> PipelinePackage:
@@ -74,8 +78,9 @@ def load_package(pipeline: str, pipelines_dir: str | Path = "pipelines") -> Pipe
         raise ConfigError(f"--pipeline: {path} does not exist; run `aurora-mlops pipeline "
                           "compile` first or pass the path of a compiled pipeline")
     try:
-        spec = next(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, StopIteration) as e:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        spec = docs[0]
+    except (yaml.YAMLError, IndexError) as e:
         raise ConfigError(f"--pipeline: {path} is not valid YAML ({e}); recompile it") from e
     if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
         raise ConfigError(f"--pipeline: {path} is not a compiled KFP pipeline (no pipelineInfo "
@@ -84,8 +89,9 @@ def load_package(pipeline: str, pipelines_dir: str | Path = "pipelines") -> Pipe
     inputs = {k: str(v.get("parameterType", "STRING")) for k, v in params.items()}
     required = frozenset(k for k, v in params.items()
                          if "defaultValue" not in v and not v.get("isOptional"))
+    platform = next((d for d in docs[1:] if isinstance(d, dict) and "platforms" in d), {})
     return PipelinePackage(path=path, name=str(spec["pipelineInfo"]["name"]), spec=spec,
-                           inputs=inputs, required=required)
+                           inputs=inputs, required=required, platform=platform)
 
 
 def _coerce(name: str, text: str, kind: str) -> Any:
