@@ -1,8 +1,9 @@
 """The Katib backend against a fake Kubernetes API server (the only mock in the project).
 
 The fake stores Experiments like the API server does (create, get, delete, a watch of one
-object), fills a default into created specs like Katib's webhook, and replays scripted status
-updates as watch events; tests script transient errors into any call.
+object, a label-selected list of Trials), fills a default into created specs like Katib's
+webhook, and replays scripted status updates as watch events; tests script transient errors
+into any call.
 """
 
 from __future__ import annotations
@@ -17,14 +18,8 @@ import pytest
 import yaml
 
 from aurora_mlops.kfp.steps import sweep
-from aurora_mlops.tuning import load_experiment
-from aurora_mlops.tuning._katib_client import (
-    KatibError,
-    export_trial,
-    pipeline_experiment,
-    run_katib,
-    spec_differences,
-)
+from aurora_mlops.tuning import export_trial, load_experiment, pipeline_experiment
+from aurora_mlops.tuning._katib_client import KatibError, run_katib, spec_differences
 
 SPECS = Path(__file__).parent / "specs"
 REPO = Path(__file__).resolve().parents[2]
@@ -45,8 +40,11 @@ class FakeApiServer:
     ``errors[call]`` is a list of exceptions raised by the next calls of that method.
     """
 
-    def __init__(self, updates: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, updates: list[dict[str, Any]] | None = None,
+                 trials: list[dict[str, Any]] | None = None, page: int = 0) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.trials = list(trials or [])
+        self.page = page  # list Trials in pages of this many (0: one page)
         self.updates = list(updates or [])
         self.errors: dict[str, list[Exception]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -86,6 +84,19 @@ class FakeApiServer:
     def delete_namespaced_custom_object(self, **kw: Any) -> None:
         self._call("delete", kw)
         self.objects.pop((kw["namespace"], kw["name"]), None)
+
+    def list_namespaced_custom_object(self, **kw: Any) -> dict[str, Any]:
+        """Trials by label selector (``key=value``), paged with ``continue`` like the API."""
+        self._call("list", kw)
+        assert (kw["group"], kw["version"], kw["plural"]) == ("kubeflow.org", "v1beta1",
+                                                              "trials")
+        key, value = kw["label_selector"].split("=")
+        items = [t for t in self.trials if t["metadata"]["labels"].get(key) == value]
+        start = int(kw.get("_continue") or 0)
+        end = start + self.page if self.page else len(items)
+        return {"apiVersion": "kubeflow.org/v1beta1", "kind": "TrialList",
+                "items": copy.deepcopy(items[start:end]),
+                "metadata": {"continue": str(end) if end < len(items) else ""}}
 
     def watch(self, api: Any, *, namespace: str, name: str, resource_version: str | None,
               timeout_seconds: int) -> Iterator[Mapping[str, Any]]:
@@ -155,6 +166,7 @@ def _run(server: FakeApiServer, spec: Any = str(SPEC), **kw: Any) -> Any:
 
 
 def test_creates_the_rendered_experiment_and_follows_it_by_watch() -> None:
+    # No Trials listed (e.g. the list came back empty): Katib's currentOptimalTrial is used.
     server = FakeApiServer([RUNNING, RUNNING, SUCCEEDED])
     result = _run(server, artifact_root="/mnt/artifacts")
     (call,) = [c for n, c in server.calls if n == "create"]
@@ -259,6 +271,9 @@ def test_cancelling_deletes_the_experiment_it_created() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_katib(str(SPEC), api=server, watcher=cancelled, sleep=lambda s: None)
     assert server.count("delete") == 1 and not server.objects
+    (delete,) = [c for n, c in server.calls if n == "delete"]
+    # The Experiment's Trials (and their Jobs and pods) are its dependents: deleted with it.
+    assert delete["propagation_policy"] == "Background"
 
 
 def test_spec_differences_ignore_added_fields_only() -> None:
@@ -300,8 +315,8 @@ def test_export_trial_writes_a_movable_folder(tmp_path: Path) -> None:
                      parameters={}, metrics={})
 
 
-def test_the_tune_step_on_katib_exports_the_best_trials_folder(tmp_path: Path) -> None:
-    """The pipeline's tune step, backend katib, against the fake API: the artifact it writes."""
+def test_the_tune_step_on_katib_names_the_best_trials_checkpoint(tmp_path: Path) -> None:
+    """The pipeline's tune step, backend katib, against the fake API: what it sends and writes."""
     exp = pipeline_experiment(variant="medium-res", algorithm="random", profile="production",
                               max_trials=2, parallel_trials=1, name_suffix="run12345")
     best = f"{exp.name}-abcd"
@@ -309,23 +324,22 @@ def test_the_tune_step_on_katib_exports_the_best_trials_folder(tmp_path: Path) -
     server = FakeApiServer([RUNNING, {**SUCCEEDED, "currentOptimalTrial": optimal}])
     artifacts = tmp_path / "artifacts"  # the volume the trials mount at /mnt/artifacts
     _fake_trial(artifacts / "trials" / best)
-    data = tmp_path / "data-artifact"
-    data.mkdir()
-    (data / "medium-res.nc").write_bytes(b"netcdf")
-    doc = sweep(variant="medium-res", algorithm="random", profile="production",
-                data_dir=data, best_dir=tmp_path / "best", sweep_dir=tmp_path / "sweep",
-                max_trials=2, parallel_trials=1, backend="katib", namespace="team-a",
+    data = tmp_path / "mnt-data" / "medium-res.nc"  # on the data volume
+    data.parent.mkdir()
+    data.write_bytes(b"netcdf")
+    doc = sweep(variant="medium-res", algorithm="random", profile="production", data=data,
+                best_dir=tmp_path / "best", sweep_dir=tmp_path / "sweep", max_trials=2,
+                parallel_trials=1, backend="katib", namespace="team-a",
                 data_root=str(tmp_path / "mnt-data"), run_id="run12345-and-more",
-                artifacts_mount=str(artifacts), katib_api=server, katib_watcher=server.watch)
+                artifacts_root=str(artifacts), katib_api=server, katib_watcher=server.watch)
     create = next(c for n, c in server.calls if n == "create")
     assert create["namespace"] == "team-a"
     assert create["body"]["metadata"]["name"] == "aurora-medium-res-random-run12345"
     assert create["body"]["spec"]["maxTrialCount"] == 2
     assert create["body"]["spec"]["parallelTrialCount"] == 1
     assert doc["bestTrialName"] == best
-    assert (tmp_path / "best" / "model.ckpt").read_bytes() == b"weights"
-    assert json.loads((tmp_path / "best" / "best.json").read_text())["checkpoint"] == "model.ckpt"
-    assert (tmp_path / "mnt-data" / "medium-res.nc").read_bytes() == b"netcdf"  # staged
+    best_json = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert Path(best_json["checkpoint"]).read_bytes() == b"weights"
 
 
 def test_pipeline_experiment_applies_budgets_and_extra_args() -> None:

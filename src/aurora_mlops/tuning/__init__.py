@@ -21,14 +21,12 @@ from aurora_mlops.tuning._analyze import analyze_sweep
 from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
 from aurora_mlops.tuning._experiment import Experiment, Objective, Parameter
 from aurora_mlops.tuning._experiment_load import load_experiment, parse_experiment
-from aurora_mlops.tuning._katib_client import (
-    KatibError,
-    KatibResult,
-    export_trial,
-    pipeline_experiment,
-    run_katib,
-)
+from aurora_mlops.tuning._katib_cancel import Terminated
+from aurora_mlops.tuning._katib_client import KatibError, KatibResult, run_katib
+from aurora_mlops.tuning._katib_export import export_trial
+from aurora_mlops.tuning._katib_pipeline import pipeline_experiment
 from aurora_mlops.tuning._katib_status import SweepResult
+from aurora_mlops.tuning._katib_trials import TrialOutcome, prune_trials
 from aurora_mlops.tuning._local import run_local
 from aurora_mlops.tuning._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning._render import (
@@ -61,6 +59,8 @@ __all__ = [
     "Suggestion",
     "SweepAnalysis",
     "SweepResult",
+    "Terminated",
+    "TrialOutcome",
     "TrialRecord",
     "analyze_sweep",
     "build_experiment",
@@ -77,6 +77,7 @@ __all__ = [
     "make_sampler",
     "parse_experiment",
     "pipeline_experiment",
+    "prune_trials",
     "render_all",
     "rendered_specs",
     "run_katib",

@@ -3,13 +3,13 @@
 Creates the Experiment through the kubernetes client's ``CustomObjectsApi`` (what Katib's own
 ``KatibClient`` does underneath: group ``kubeflow.org``, version ``v1beta1``, plural
 ``experiments``), follows it with a watch (re-listing when the watch expires) until its
-``Succeeded`` or ``Failed`` condition or a timeout, and returns ``status.currentOptimalTrial``:
-the best trial's name, parameter assignments and metrics, and that trial's checkpoint path in
-the shared artifact store (the template's ``--output`` with ``${trialSpec.Name}`` = the best
-trial's name, plus ``model.ckpt``). Transient API errors (429, 5xx, dropped connections) are
-retried with exponential backoff; an existing Experiment of the same name is adopted only when
-its spec holds everything ours does. :func:`export_trial` copies the best trial's folder into
-a pipeline artifact with a ``best.json`` whose paths are relative to it.
+``Succeeded`` or ``Failed`` condition or a timeout, then lists its Trials and returns the best
+Succeeded trial with a checkpoint: its name, parameter assignments and metrics, and its
+checkpoint path in the shared artifact store (the template's ``--output`` with
+``${trialSpec.Name}`` = the trial's name, plus ``model.ckpt``). Transient API errors (429,
+5xx, dropped connections) are retried with exponential backoff; an existing Experiment of the
+same name is adopted only when its spec holds everything ours does. A stopped step (SIGTERM or
+Ctrl-C) deletes the Experiment it created.
 
 The API object and the watch can be injected, so tests drive them with a fake API server.
 """
@@ -17,27 +17,35 @@ The API object and the watch can be injected, so tests drive them with a fake AP
 from __future__ import annotations
 
 import copy
-import json
+import functools
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._experiment_load import load_experiment
+from aurora_mlops.tuning._katib_cancel import sigterm_raises
+from aurora_mlops.tuning._katib_trials import (
+    EXPERIMENT_LABEL,
+    TrialOutcome,
+    choose_best,
+    rank,
+    trial_outcome,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "KatibError", "KatibResult", "export_trial",
-           "pipeline_experiment", "run_katib", "spec_differences"]
+__all__ = ["GROUP", "PLURAL", "VERSION", "KatibError", "KatibResult", "checkpoint_path",
+           "run_katib", "spec_differences"]
 
 GROUP = "kubeflow.org"
 VERSION = "v1beta1"
 PLURAL = "experiments"
+TRIALS = "trials"
 CHECKPOINT_NAME = "model.ckpt"
 #: HTTP statuses worth retrying: throttled, or the API server (or its proxy) in trouble.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -66,6 +74,8 @@ class KatibResult:
     checkpoint: str | None
     status: dict[str, Any]
     condition: str
+    #: Every trial of the Experiment, best first (empty when they could not be listed).
+    trials: tuple[TrialOutcome, ...] = ()
 
 
 def _default_api() -> Any:
@@ -94,17 +104,6 @@ def _condition(status: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _metric_value(metric: Mapping[str, Any], strategy: str) -> float | None:
-    for key in (strategy, "latest", "min", "max"):
-        value = metric.get(key)
-        if value not in (None, "", "unavailable"):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                continue
-    return None
-
-
 def checkpoint_path(exp: Experiment, trial_name: str,
                     artifact_root: str | None = None) -> str | None:
     """Where the trial's checkpoint lives in the shared artifact store.
@@ -129,17 +128,18 @@ def _is_transient(e: BaseException) -> bool:
     return isinstance(e, OSError | ConnectionError) or type(e).__module__.startswith("urllib3")
 
 
-def _retrying(what: str, call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
+def _retrying(what: str, call: Callable[[], Any], sleep: Callable[[float], None],
+              attempts: int = MAX_ATTEMPTS) -> Any:
     """``call()``, retried with exponential backoff (1, 2, 4 ... s) on transient API errors."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
             return call()
         except Exception as e:
-            if not _is_transient(e) or attempt == MAX_ATTEMPTS:
+            if not _is_transient(e) or attempt == attempts:
                 raise
             delay = 2.0 ** (attempt - 1)
             log.warning("%s: transient API error (%s); retry %d/%d in %g s", what,
-                        getattr(e, "reason", None) or e, attempt, MAX_ATTEMPTS - 1, delay)
+                        getattr(e, "reason", None) or e, attempt, attempts - 1, delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -247,10 +247,17 @@ def run_katib(
     api: Any = None,
     watcher: Watcher | None = None,
     artifact_root: str | None = None,
+    has_checkpoint: Callable[[str], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> KatibResult:
-    """Create the Experiment on the cluster, follow it, and return its best trial.
+    """Create the Experiment on the cluster, follow it, and return its best usable trial.
+
+    While it waits, SIGTERM (Argo stopping the pipeline task) and Ctrl-C delete the Experiment
+    if this call created it; one it found already running is left alone. Once it has
+    succeeded, its Trials are listed and the best *Succeeded* trial whose checkpoint exists is
+    returned (Katib's ``currentOptimalTrial`` may be a failed one); the better trials passed
+    over are logged with the reason.
 
     Args:
         spec: Experiment YAML path (or a loaded :class:`Experiment`); the body is sent as loaded.
@@ -259,11 +266,13 @@ def run_katib(
         api: A ``CustomObjectsApi`` (default: one from in-cluster or kubeconfig credentials).
         watcher: Watch events of one Experiment (default: the kubernetes client's ``Watch``).
         artifact_root: Prefix for a relative ``--output`` in the trial command.
+        has_checkpoint: Whether a trial's checkpoint (its path as the trial pod sees it)
+            exists; default: assume it does (this process may not see the volume).
         sleep, clock: Injected for tests (backoff and the timeout).
 
     Raises:
         KatibError: The API refused the Experiment, another Experiment has its name, it failed
-            (with Katib's own message), or the timeout passed.
+            (with Katib's own message), the timeout passed, or no trial left a checkpoint.
     """
     exp = spec if isinstance(spec, Experiment) else load_experiment(spec)
     ns = namespace or exp.namespace or "kubeflow"
@@ -272,100 +281,113 @@ def run_katib(
     api = api if api is not None else _default_api()
     created = _create(api, body, ns, exp.name, sleep)
     try:
-        status = _wait(api, watcher or _k8s_watch, ns, exp.name, timeout, sleep, clock)
-    except KeyboardInterrupt:  # the pipeline task was cancelled: stop what we started
+        with sigterm_raises():
+            status = _wait(api, watcher or _k8s_watch, ns, exp.name, timeout, sleep, clock)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: the pipeline task was stopped
         if created:
-            log.warning("cancelled: deleting Experiment %s/%s", ns, exp.name)
-            api.delete_namespaced_custom_object(group=GROUP, version=VERSION, namespace=ns,
-                                                plural=PLURAL, name=exp.name)
+            _delete(api, ns, exp.name, sleep)
+        else:
+            log.warning("cancelled: Experiment %s/%s was already there before this step; left "
+                        "running", ns, exp.name)
         raise
-    return _result(exp, ns, status, artifact_root)
+    _raise_if_failed(exp, ns, status)
+    trials = _list_trials(api, ns, exp, artifact_root, sleep)
+    return _result(exp, ns, status, artifact_root, trials, has_checkpoint or (lambda p: True))
 
 
-def _result(exp: Experiment, ns: str, status: Mapping[str, Any],
-            artifact_root: str | None) -> KatibResult:
-    """The finished Experiment's best trial, or a :class:`KatibError` saying why there is none."""
-    condition = _condition(status) or ""
-    if condition == "Failed":
+def _delete(api: Any, ns: str, name: str, sleep: Callable[[float], None]) -> None:
+    """Delete a cancelled Experiment (its Trials and their pods go with it), within seconds.
+
+    Argo sends SIGKILL 30 s after SIGTERM by default, so few retries; a failure is logged with
+    the command that finishes the job, and the cancellation goes on.
+    """
+    log.warning("cancelled: deleting Experiment %s/%s and its trials", ns, name)
+    try:
+        _retrying(f"delete Experiment {ns}/{name}", lambda: api.delete_namespaced_custom_object(
+            group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, name=name,
+            propagation_policy="Background"), sleep, attempts=3)
+    except Exception as e:
+        if getattr(e, "status", None) == 404:
+            return
+        log.error("could not delete Experiment %s/%s (%s); delete it with: kubectl delete "
+                  "experiment -n %s %s", ns, name, getattr(e, "reason", None) or e, ns, name)
+
+
+def _list_trials(api: Any, ns: str, exp: Experiment, artifact_root: str | None,
+                 sleep: Callable[[float], None]) -> list[TrialOutcome] | None:
+    """The Experiment's Trials (by Katib's experiment label), or ``None`` if the API refuses."""
+    selector = f"{EXPERIMENT_LABEL}={exp.name}"
+    items: list[Mapping[str, Any]] = []
+    token: str | None = None
+    try:
+        while True:
+            kwargs = {"label_selector": selector, **({"_continue": token} if token else {})}
+            page = _retrying(f"list Trials of {ns}/{exp.name}", functools.partial(
+                api.list_namespaced_custom_object, group=GROUP, version=VERSION, namespace=ns,
+                plural=TRIALS, **kwargs), sleep)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                break
+    except Exception as e:
+        code = getattr(e, "status", None)
+        if not isinstance(code, int):  # not an answer of the API server
+            raise
+        log.warning("cannot list the Trials of %s/%s (%s %s)", ns, exp.name, code,
+                    getattr(e, "reason", ""))
+        return None
+    return [trial_outcome(t, exp.objective, lambda n: checkpoint_path(exp, n, artifact_root))
+            for t in items]
+
+
+def _raise_if_failed(exp: Experiment, ns: str, status: Mapping[str, Any]) -> None:
+    if _condition(status) == "Failed":
         message = next((c.get("message") or c.get("reason") for c in status.get("conditions")
                         or [] if c.get("type") == "Failed"), "") or "no message"
         raise KatibError(f"Experiment {ns}/{exp.name} failed: {message}")
-    optimal = status.get("currentOptimalTrial") or {}
-    best = optimal.get("bestTrialName") or None
-    if best is None:
-        raise KatibError(f"Experiment {ns}/{exp.name} succeeded without a best trial (no trial "
-                         "reported the objective metric); check the trials' metric lines")
-    params = {str(p["name"]): str(p.get("value", ""))
-              for p in optimal.get("parameterAssignments") or []}
-    metrics: dict[str, float] = {}
-    for m in (optimal.get("observation") or {}).get("metrics") or []:
-        value = _metric_value(m, exp.objective.strategy(str(m.get("name"))))
-        if value is not None:
-            metrics[str(m["name"])] = value
+
+
+def _result(exp: Experiment, ns: str, status: Mapping[str, Any], artifact_root: str | None,
+            trials: list[TrialOutcome] | None,
+            has_checkpoint: Callable[[str], bool]) -> KatibResult:
+    """The best usable trial, or a :class:`KatibError` saying why there is none."""
+    if trials:
+        ranked = rank(trials, exp.objective)
+        best, skipped = choose_best(ranked, has_checkpoint)
+        for t, why in skipped:
+            log.warning("passed over trial %s (%s %s, better than the one exported): %s",
+                        t.name, exp.objective.metric, t.value, why)
+        if best is None:
+            reasons = "; ".join(f"{t.name}: {why}" for t, why in skipped) or (
+                f"no trial reported {exp.objective.metric}")
+            raise KatibError(
+                f"Experiment {ns}/{exp.name} has no Succeeded trial with a checkpoint "
+                f"({reasons}); see kubectl get trials -n {ns} -l {EXPERIMENT_LABEL}={exp.name}")
+    else:
+        log.warning("Trials of %s/%s not listed: using Katib's currentOptimalTrial, which may "
+                    "be a trial without a checkpoint", ns, exp.name)
+        best = _optimal(exp, status, artifact_root)
+        if best.checkpoint is None or not has_checkpoint(best.checkpoint):
+            raise KatibError(f"Experiment {ns}/{exp.name}: its best trial {best.name} left no "
+                             f"checkpoint at {best.checkpoint}")
     return KatibResult(
-        experiment=exp.name, namespace=ns, best_trial=best, parameters=params, metrics=metrics,
-        checkpoint=checkpoint_path(exp, best, artifact_root), status=dict(status),
-        condition=condition,
+        experiment=exp.name, namespace=ns, best_trial=best.name, parameters=best.parameters,
+        metrics=best.metrics, checkpoint=best.checkpoint, status=dict(status),
+        condition=_condition(status) or "", trials=tuple(rank(trials or [], exp.objective)),
     )
 
 
-def export_trial(trial_dir: str | Path, dest: str | Path, *, experiment: str, best_trial: str,
-                 parameters: Mapping[str, str], metrics: Mapping[str, float]) -> dict[str, Any]:
-    """Copy the best trial's folder to ``dest`` and write ``dest/best.json`` (relative paths).
-
-    ``best.json`` has the layout of a local sweep's (``bestTrialName``,
-    ``parameterAssignments``, ``metrics``, ``checkpoint``), so ``train-trial --from-sweep DEST``
-    and ``report`` read it, and the folder can move between tasks and machines.
-
-    Raises:
-        KatibError: The trial folder or its checkpoint is missing.
-    """
-    src, out = Path(trial_dir), Path(dest)
-    if not (src / CHECKPOINT_NAME).is_file():
-        raise KatibError(f"best trial {best_trial}: no {CHECKPOINT_NAME} in {src}; is the "
-                         "artifacts volume mounted where the trials wrote it?")
-    shutil.copytree(src, out, dirs_exist_ok=True)
-    doc = {"experiment": experiment, "bestTrialName": best_trial,
-           "parameterAssignments": [{"name": k, "value": v} for k, v in parameters.items()],
-           "metrics": dict(metrics), "checkpoint": CHECKPOINT_NAME,
-           "trial": "trial.json" if (out / "trial.json").is_file() else None}
-    (out / "best.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return doc
-
-
-def pipeline_experiment(*, variant: str, algorithm: str, profile: str, max_trials: int,
-                        parallel_trials: int, extra_args: Iterable[str] = (),
-                        name_suffix: str = "") -> Experiment:
-    """The rendered Experiment of ``variant``/``algorithm``/``profile`` with pipeline budgets.
-
-    ``extra_args`` are appended to the trial container's command (later ``--NAME=VALUE`` win);
-    ``name_suffix`` makes the name unique per pipeline run.
-
-    Raises:
-        ConfigError: No such rendered Experiment, or a budget below 1.
-    """
-    from aurora_mlops.tuning._experiment_load import parse_experiment
-    from aurora_mlops.tuning._render import STUDIES, build_experiment
-
-    if max_trials < 1 or parallel_trials < 1:
-        raise ConfigError(f"max_trials and parallel_trials must be >= 1, got {max_trials} and "
-                          f"{parallel_trials}")
-    study = next((s for s in STUDIES if (s.variant, s.algorithm, s.profile, s.launcher)
-                  == (variant, algorithm, profile, "job")), None)
-    if study is None:
-        have = sorted({f"{s.variant}/{s.algorithm}/{s.profile}" for s in STUDIES})
-        raise ConfigError(f"no rendered Experiment for variant={variant} algorithm={algorithm} "
-                          f"profile={profile}; choose one of {', '.join(have)}")
-    doc = build_experiment(study)
-    spec = doc["spec"]
-    spec["maxTrialCount"] = max_trials
-    spec["parallelTrialCount"] = min(parallel_trials, max_trials)
-    spec["maxFailedTrialCount"] = min(spec.get("maxFailedTrialCount", max_trials), max_trials)
-    if name_suffix:
-        doc["metadata"]["name"] = f"{doc['metadata']['name']}-{name_suffix}".lower()
-    primary = spec["trialTemplate"]["primaryContainerName"]
-    pod = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
-    for container in pod["containers"]:
-        if container["name"] == primary:
-            container["command"] = [*container["command"], *extra_args]
-    return parse_experiment(doc, source=f"<rendered {study.relpath}>")
+def _optimal(exp: Experiment, status: Mapping[str, Any],
+             artifact_root: str | None) -> TrialOutcome:
+    """``status.currentOptimalTrial`` as a :class:`TrialOutcome` (state unknown)."""
+    optimal = status.get("currentOptimalTrial") or {}
+    name = optimal.get("bestTrialName") or None
+    if name is None:
+        raise KatibError(f"Experiment {exp.namespace or ''}/{exp.name} succeeded without a "
+                         "best trial (no trial reported the objective metric); check the "
+                         "trials' metric lines")
+    return trial_outcome(
+        {"metadata": {"name": name}, "spec": {"parameterAssignments":
+                                              optimal.get("parameterAssignments") or []},
+         "status": {"observation": optimal.get("observation") or {}}},
+        exp.objective, lambda n: checkpoint_path(exp, n, artifact_root))

@@ -1,0 +1,53 @@
+"""Turn SIGTERM into an exception while the launcher waits, so a cancelled step cleans up.
+
+When a run is terminated, Argo's workflow controller signals each running container's PID 1
+with SIGTERM and sends SIGKILL after the pod's ``terminationGracePeriodSeconds`` (30 s when
+unset): ``workflow/controller/exec_control.go`` -> ``TerminateContainers`` ->
+``workflow/controller/pod/queue.go`` (``signalContainers``) in argoproj/argo-workflows, and the
+emissary that wraps the main container forwards the signal to our process. Python's default
+SIGTERM handling ends the process on the spot, without ``finally`` blocks, so the Experiment
+it created (and every trial's GPU) would outlive the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Terminated", "sigterm_raises"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the pipeline task is being stopped.
+
+    A ``KeyboardInterrupt`` so that ``except Exception`` (retries, error reporting) lets it
+    through, exactly like Ctrl-C.
+    """
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated`; the previous handler comes back after.
+
+    Python lets only the main thread install handlers; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        log.debug("not the main thread: SIGTERM keeps its handler")
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        # ``None``: a handler installed from C, which Python cannot reinstall; the default.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
