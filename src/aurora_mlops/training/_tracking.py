@@ -1,7 +1,12 @@
-"""Optional MLflow tracking that never stops a trial.
+"""MLflow tracking of one trial.
 
-With no tracking URI configured, runs go to MLflow's local default store. If a remote tracking
-server does not answer, the trial trains anyway and says so once on stderr.
+With no tracking URI configured, runs go to MLflow's local default store. A URI that was given
+(``--tracking-uri``, ``AURORA_MLOPS_TRACKING_URI`` or ``MLFLOW_TRACKING_URI``) must work when the
+run starts: a server that does not answer, or a scheme this environment cannot serve (an
+``azureml://`` URI without the azureml-mlflow plugin), fails the trial before training with one
+sentence, because a sweep whose trials silently log nowhere loses its record. Once the run has
+started, a failed log call turns tracking off with one warning and the trial goes on: hours of
+training are worth more than the rest of one run's metrics.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
+from aurora_mlops.errors import ConfigError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +65,24 @@ class Tracker:
         self.enabled = False
 
     def start(self, *, run_name: str, tags: Mapping[str, str], parent_run_id: str | None) -> None:
-        """Start the run (nested under ``parent_run_id`` when given)."""
+        """Start the run (nested under ``parent_run_id`` when given).
+
+        Raises:
+            RegistryError: The given tracking server does not answer ``/health``.
+            ConfigError: The given tracking URI cannot be used here (its scheme has no store in
+                this environment, or the server refused the run).
+        """
         if not self.enabled:
             return
         if self.uri and self.uri.startswith(("http://", "https://")):
             reason = _reachable(self.uri)
             if reason is not None:
-                log.warning(
-                    "MLflow tracking server %s is unreachable (%s); the trial trains without "
-                    "tracking",
-                    redact_uri(self.uri),
-                    redact_uri(reason),
+                raise RegistryError(
+                    f"MLflow tracking server {redact_uri(self.uri)} does not answer "
+                    f"({redact_uri(reason)}): start it or fix the URI (--tracking-uri, "
+                    "AURORA_MLOPS_TRACKING_URI or MLFLOW_TRACKING_URI), or train with "
+                    "--no-tracking"
                 )
-                self.enabled = False
-                return
         try:
             import mlflow
 
@@ -89,7 +99,11 @@ class Tracker:
             run = mlflow.start_run(run_name=run_name, tags=all_tags, log_system_metrics=False)
             self.run_id = run.info.run_id
         except Exception as e:
-            self._fail("start_run", e)
+            if not self.uri:
+                self._fail("start_run", e)
+                return
+            self._restore_uri()
+            raise ConfigError(_unusable(self.uri, e)) from e
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log ``params`` (values cut to MLflow's 500 characters)."""
@@ -126,6 +140,27 @@ class Tracker:
                 self._mlflow.end_run(status=status)
             except Exception as e:
                 self._fail("end_run", e)
+        self._restore_uri()
+
+    def _restore_uri(self) -> None:
         if self._previous_uri is not None and self._mlflow is not None:
             self._mlflow.set_tracking_uri(self._previous_uri[0])
             self._previous_uri = None
+
+
+def _unusable(uri: str, e: BaseException) -> str:
+    """One sentence on why the given tracking URI ``uri`` cannot be used, and what to do."""
+    where = "(--tracking-uri, AURORA_MLOPS_TRACKING_URI or MLFLOW_TRACKING_URI)"
+    if uri.startswith("azureml://"):
+        return (
+            f"MLflow tracking URI {redact_uri(uri)} {where} is an Azure ML URI, which needs the "
+            "azureml-mlflow plugin that this environment (and the project image) does not have: "
+            "track to the in-cluster MLflow server, or install 'aurora-mlops[azure]' where the "
+            "trial runs"
+        )
+    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return (
+        f"MLflow tracking URI {redact_uri(uri)} {where} cannot be used "
+        f"({redact_uri(first_line)[:300]}): fix the URI or its credentials "
+        "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD), or train with --no-tracking"
+    )
