@@ -1,4 +1,5 @@
-"""The image's one entrypoint says when a trial falls back to the CPU."""
+"""The image's one entrypoint says where a trial trains (a production one never on the CPU:
+``tests/training/test_require_cuda.py``)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,26 @@ import pytest
 from aurora_mlops.cli._train import report_device
 
 
-@pytest.mark.parametrize(("profile", "level"), [("production", logging.WARNING),
-                                                ("smoke", logging.INFO)])
-def test_cpu_fallback_is_stated(monkeypatch: pytest.MonkeyPatch,
-                                caplog: pytest.LogCaptureFixture, profile: str,
-                                level: int) -> None:
+def test_a_smoke_trial_on_the_cpu_is_stated(monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with caplog.at_level(logging.DEBUG, logger="aurora_mlops"):
-        assert report_device(profile) == "cpu"
+        assert report_device("smoke") == "cpu"
     (record,) = caplog.records
-    assert record.levelno == level
-    assert "falls back to the CPU" in record.getMessage()
+    assert record.levelno == logging.INFO
+    assert "training on the CPU" in record.getMessage()
+
+
+def test_a_production_trial_claims_no_cpu_fallback(monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.DEBUG, logger="aurora_mlops"):
+        assert report_device("production") == "cpu"
+    assert caplog.records == []  # train_trial refuses, with what to check
 
 
 def test_a_gpu_is_named(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -67,8 +67,8 @@ def sweep_params(work_dir: str) -> dict[str, Any]:
 def report_device(profile: str) -> str:
     """Say where training runs: the one image serves GPU node pools and CPU-only nodes alike.
 
-    Without a CUDA device a production trial warns (it falls back to the CPU and is slow);
-    smoke trials are meant for the CPU and only log it. Returns ``"cuda"`` or ``"cpu"``.
+    Without a CUDA device a production trial stops in ``train_trial`` (which says what to
+    check); smoke trials are meant for the CPU and only log it. Returns ``"cuda"`` or ``"cpu"``.
     """
     import torch
 
@@ -76,10 +76,8 @@ def report_device(profile: str) -> str:
         logging.getLogger(__name__).info("training on %d CUDA device(s): %s",
                                          torch.cuda.device_count(), torch.cuda.get_device_name())
         return "cuda"
-    level = logging.WARNING if profile == "production" else logging.INFO
-    logging.getLogger(__name__).log(
-        level, "no CUDA device visible to torch (no GPU node or no NVIDIA device plugin): "
-        "training falls back to the CPU")
+    if profile != "production":
+        logging.getLogger(__name__).info("no CUDA device visible to torch: training on the CPU")
     return "cpu"
 
 

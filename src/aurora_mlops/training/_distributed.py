@@ -15,7 +15,29 @@ from typing import Any
 
 import torch
 
-__all__ = ["DDPStepper", "Distributed"]
+from aurora_mlops.errors import TrainingError
+
+__all__ = ["DDPStepper", "Distributed", "no_cuda_message"]
+
+
+#: The oldest Linux NVIDIA driver each CUDA major version runs on (NVIDIA's CUDA toolkit
+#: release notes, "CUDA Toolkit and Minimum Required Driver Version").
+_DRIVER_FLOOR = {"12": "525", "13": "580"}
+
+
+def no_cuda_message(profile: str) -> str:
+    """Why a ``profile`` trial refuses to train without CUDA, and what to check."""
+    cuda = torch.version.cuda
+    if cuda is None:
+        build = "this torch is a CPU build: install the CUDA build of the lock (constraints.txt)"
+    else:
+        floor = _DRIVER_FLOOR.get(cuda.split(".")[0])
+        need = f" ({floor} or newer)" if floor else ""
+        build = (f"check that the node's NVIDIA driver supports CUDA {cuda}{need}, that the "
+                 "NVIDIA device plugin runs on the node, and that the pod's limits ask for "
+                 "nvidia.com/gpu")
+    return (f"the {profile} profile trains on a GPU, but torch {torch.__version__} sees no CUDA "
+            f"device: {build}; use --profile smoke to train on the CPU")
 
 
 class Distributed:
@@ -23,9 +45,16 @@ class Distributed:
 
     Reads ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` as set by ``torchrun`` (the launcher's
     contract, so they are read here rather than through the settings).
+
+    Args:
+        require_cuda: The profile that needs a GPU (``production``), or ``None``. Without a
+            CUDA device such a trial would train on the CPU for days; it stops at once instead.
+
+    Raises:
+        TrainingError: ``require_cuda`` is set and torch sees no CUDA device.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, require_cuda: str | None = None) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", str(self.rank)))
@@ -34,6 +63,8 @@ class Distributed:
         if torch.cuda.is_available():
             self.device = torch.device("cuda", self.local_rank % max(torch.cuda.device_count(), 1))
             torch.cuda.set_device(self.device)
+        elif require_cuda is not None:
+            raise TrainingError(no_cuda_message(require_cuda))
         else:
             self.device = torch.device("cpu")
         if self.active:

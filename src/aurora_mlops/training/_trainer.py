@@ -168,11 +168,12 @@ def train_trial(
     Raises:
         ConfigError: Bad parameters for this variant or dataset (before any training).
         CheckpointError: ``init`` does not fit the model.
-        TrainingError: The loss became NaN or infinite.
+        TrainingError: The loss became NaN or infinite, or a production trial sees no CUDA
+            device (it would train on the CPU for days).
     """
     output_dir = Path(output_dir)
     t_start = time.perf_counter()
-    dist = Distributed()
+    dist = Distributed(require_cuda="production" if profile == "production" else None)
     _seed(params.seed)
     # Everything that can fail on bad input fails before a single step is taken.
     model = build_trial_model(variant, params, profile)
