@@ -366,3 +366,108 @@ def test_rendered_specs_are_sent_verbatim(path: Path) -> None:
     names = {p.name for p in exp.parameters}
     cmd = exp.trial_command("t-1", {n: "1" for n in names})
     assert not any("${" in a for a in cmd), cmd
+
+
+# The Trials of a finished Experiment ---------------------------------------------------------
+STAMP = "2026-11-30T10:00:00Z"
+
+
+def katib_trial(name: str, state: str, score: dict[str, str] | None, *,
+                experiment: str = "medium-res-tpe", lr: str = "0.001") -> dict[str, Any]:
+    """A v1beta1 Trial as Katib's trial controller leaves it.
+
+    Shape from kubeflow/katib ``pkg/apis/controller/trials/v1beta1/trial_types.go`` (conditions
+    of type Created/Running/Succeeded/Failed/Killed/EarlyStopped/MetricsUnavailable) and
+    ``pkg/apis/controller/common/v1beta1/common_types.go`` (``Metric``: name, min, max, latest,
+    strings, ``unavailable`` when missing); the experiment label from
+    ``pkg/controller.v1beta1/consts/const.go`` (``LabelExperimentName``).
+    """
+    def cond(kind: str, status: str) -> dict[str, str]:
+        return {"type": kind, "status": status, "reason": f"Trial{kind}",
+                "message": f"Trial is {kind.lower()}", "lastUpdateTime": STAMP,
+                "lastTransitionTime": STAMP}
+
+    missing = {"min": "unavailable", "max": "unavailable", "latest": "unavailable"}
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+        "metadata": {"name": name, "namespace": "kubeflow",
+                     "labels": {"katib.kubeflow.org/experiment": experiment},
+                     "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1",
+                                          "kind": "Experiment", "name": experiment,
+                                          "controller": True}]},
+        "spec": {"objective": {"type": "minimize", "objectiveMetricName": "val_score",
+                               "metricStrategies": [{"name": "val_score", "value": "min"}]},
+                 "parameterAssignments": [{"name": "learning_rate", "value": lr},
+                                          {"name": "loss", "value": "mae"}],
+                 "primaryContainerName": "training-container"},
+        "status": {"startTime": STAMP, "completionTime": STAMP,
+                   "conditions": [cond("Created", "True"), cond("Running", "False"),
+                                  cond(state, "True")],
+                   "observation": {"metrics": [{"name": "val_score", **(score or missing)},
+                                               {"name": "val_rmse", **missing}]}},
+    }
+
+
+def _score(best: float, latest: float | None = None) -> dict[str, str]:
+    return {"min": str(best), "max": "0.9", "latest": str(latest if latest is not None else best)}
+
+
+# Katib ranks every trial with a value whatever its state (status_util.go has no state filter):
+# its currentOptimalTrial is the failed one.
+TRIALS = [
+    katib_trial("medium-res-tpe-aaaaaaaa", "Failed", _score(0.20), lr="0.1"),
+    katib_trial("medium-res-tpe-bbbbbbbb", "EarlyStopped", _score(0.25)),
+    katib_trial("medium-res-tpe-cccccccc", "Succeeded", _score(0.30)),
+    katib_trial("medium-res-tpe-dddddddd", "Succeeded", _score(0.35, latest=0.37), lr="0.002"),
+    katib_trial("medium-res-tpe-eeeeeeee", "Succeeded", _score(0.50)),
+    katib_trial("medium-res-tpe-ffffffff", "MetricsUnavailable", None),
+    katib_trial("medium-res-tpe-gggggggg", "Killed", _score(0.22)),
+    # Another Experiment's trial in the namespace, better than all: not ours.
+    katib_trial("other-x", "Succeeded", _score(0.01), experiment="other"),
+]
+FAILED_BEST = {**OPTIMAL, "bestTrialName": "medium-res-tpe-aaaaaaaa"}
+
+
+def test_exports_the_best_succeeded_trial_with_a_checkpoint_not_katibs_optimal(
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeApiServer([{**SUCCEEDED, "currentOptimalTrial": FAILED_BEST}], TRIALS, page=3)
+    on_disk = {f"/mnt/artifacts/trials/medium-res-tpe-{c * 8}/model.ckpt" for c in "abdeg"}
+    caplog.set_level("WARNING")
+    result = _run(server, artifact_root="/mnt/artifacts", has_checkpoint=on_disk.__contains__)
+    (listed,) = {c["label_selector"] for n, c in server.calls if n == "list"}
+    assert listed == "katib.kubeflow.org/experiment=medium-res-tpe"
+    assert server.count("list") == 3  # pages of 3 (8 trials, 7 ours), followed by `continue`
+    assert result.best_trial == "medium-res-tpe-dddddddd"
+    assert result.parameters == {"learning_rate": "0.002", "loss": "mae"}
+    assert result.metrics == {"val_score": 0.35}  # strategy min; val_rmse unavailable
+    assert result.checkpoint == "/mnt/artifacts/trials/medium-res-tpe-dddddddd/model.ckpt"
+    assert [t.name for t in result.trials][:5] == [
+        "medium-res-tpe-aaaaaaaa", "medium-res-tpe-gggggggg", "medium-res-tpe-bbbbbbbb",
+        "medium-res-tpe-cccccccc", "medium-res-tpe-dddddddd"]
+    assert "other-x" not in {t.name for t in result.trials}
+    passed = [r.getMessage() for r in caplog.records if "passed over" in r.getMessage()]
+    assert len(passed) == 4
+    assert "aaaaaaaa" in passed[0] and "state is Failed" in passed[0]
+    assert "gggggggg" in passed[1] and "state is Killed" in passed[1]
+    assert "bbbbbbbb" in passed[2] and "state is EarlyStopped" in passed[2]
+    assert "cccccccc" in passed[3] and "no checkpoint at" in passed[3]
+
+
+def test_no_usable_trial_fails_naming_each_and_why() -> None:
+    server = FakeApiServer([{**SUCCEEDED, "currentOptimalTrial": FAILED_BEST}], TRIALS)
+    with pytest.raises(KatibError, match=r"no Succeeded trial with a checkpoint "
+                       r"\(medium-res-tpe-aaaaaaaa: its state is Failed.*"
+                       r"medium-res-tpe-eeeeeeee: no checkpoint at .*kubectl get trials"):
+        _run(server, has_checkpoint=lambda path: False)
+
+
+def test_trials_that_cannot_be_listed_fall_back_to_katibs_optimal_trial() -> None:
+    server = FakeApiServer([SUCCEEDED], TRIALS)
+    server.errors = {"list": [ApiError(403, "Forbidden")]}
+    result = _run(server, has_checkpoint=lambda path: True)
+    assert result.best_trial == OPTIMAL["bestTrialName"] and result.trials == ()
+    # ... but still refuses a best trial whose checkpoint is not there.
+    server = FakeApiServer([SUCCEEDED], TRIALS)
+    server.errors = {"list": [ApiError(403, "Forbidden")]}
+    with pytest.raises(KatibError, match="left no checkpoint"):
+        _run(server, has_checkpoint=lambda path: False)

@@ -136,9 +136,10 @@ def prune_trials(ranked: Sequence[TrialOutcome], *, keep: int, exported: str,
                  local: Callable[[str], Path] = Path) -> list[tuple[str, int]]:
     """Remove the trial folders of these trials beyond the ``keep`` best; returns (name, bytes).
 
-    Kept: the exported trial and the next best Succeeded trials up to ``keep`` folders in all.
-    Only the folders of the listed trials are touched (a trial's folder is its checkpoint's
-    parent and carries the trial's name), never anything else on the volume.
+    Kept: the exported trial and the next best Succeeded trials with a checkpoint, up to
+    ``keep`` folders in all. Only the folders of the listed trials are touched (a trial's
+    folder is its checkpoint's parent and carries the trial's name), never anything else on
+    the volume.
 
     Args:
         ranked: This Experiment's trials, best first (:func:`rank`).
@@ -147,7 +148,8 @@ def prune_trials(ranked: Sequence[TrialOutcome], *, keep: int, exported: str,
         local: Maps a trial's ``checkpoint`` path to where this process sees it.
     """
     kept = [exported] + [t.name for t in ranked
-                         if t.state == "Succeeded" and t.value is not None and t.name != exported]
+                         if t.state == "Succeeded" and t.value is not None and t.name != exported
+                         and t.checkpoint is not None and local(t.checkpoint).is_file()]
     kept = kept[:max(keep, 1)]
     removed: list[tuple[str, int]] = []
     for t in ranked:
