@@ -1,7 +1,9 @@
 """A stopped tune step deletes the Experiment it created, and only that one.
 
-Argo stops a pipeline task by signalling the main container's PID 1 with SIGTERM and sends
-SIGKILL after ``terminationGracePeriodSeconds`` (argoproj/argo-workflows
+KFP terminates a run by setting its Workflow's ``activeDeadlineSeconds`` to 0
+(kubeflow/pipelines ``backend/src/common/util/execution_spec.go``); Argo then signals the main
+container's PID 1 with SIGTERM, which the emissary forwards, and sends SIGKILL after
+``terminationGracePeriodSeconds``, 30 s by default (argoproj/argo-workflows
 ``workflow/controller/exec_control.go`` -> ``TerminateContainers``,
 ``workflow/controller/pod/queue.go`` ``signalContainers``, v3.6 and v4). The launcher runs here
 in a child process, through the real kubernetes client and its real watch, against a real HTTP

@@ -1,12 +1,15 @@
 """Turn SIGTERM into an exception while the launcher waits, so a cancelled step cleans up.
 
-When a run is terminated, Argo's workflow controller signals each running container's PID 1
-with SIGTERM and sends SIGKILL after the pod's ``terminationGracePeriodSeconds`` (30 s when
-unset): ``workflow/controller/exec_control.go`` -> ``TerminateContainers`` ->
-``workflow/controller/pod/queue.go`` (``signalContainers``) in argoproj/argo-workflows, and the
-emissary that wraps the main container forwards the signal to our process. Python's default
-SIGTERM handling ends the process on the spot, without ``finally`` blocks, so the Experiment
-it created (and every trial's GPU) would outlive the run.
+KFP terminates a run by patching its Argo Workflow's ``activeDeadlineSeconds`` to 0
+(kubeflow/pipelines ``backend/src/common/util/execution_spec.go``, ``GetTerminatePatch``).
+Argo's workflow controller then stops every running pod past the deadline, as it does on a
+``stop``/``terminate`` (argoproj/argo-workflows ``workflow/controller/exec_control.go`` ->
+``TerminateContainers``): ``workflow/controller/pod/queue.go`` (``signalContainers``) sends
+SIGTERM to each running container's PID 1 and SIGKILL after the pod's
+``terminationGracePeriodSeconds`` (30 s when unset); the emissary that is PID 1 of the main
+container forwards the signal to our process (``cmd/argoexec/commands/emissary.go``; v3.6 and
+v4). Python's default SIGTERM handling ends the process on the spot, without ``finally``
+blocks, so the Experiment it created (and every trial's GPU) would outlive the run.
 """
 
 from __future__ import annotations
