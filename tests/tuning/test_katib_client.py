@@ -471,3 +471,38 @@ def test_trials_that_cannot_be_listed_fall_back_to_katibs_optimal_trial() -> Non
     server.errors = {"list": [ApiError(403, "Forbidden")]}
     with pytest.raises(KatibError, match="left no checkpoint"):
         _run(server, has_checkpoint=lambda path: False)
+
+
+def test_the_tune_step_exports_a_checkpointed_trial_and_prunes_the_rest(tmp_path: Path) -> None:
+    """The tune step against the fake API and a real artifacts folder: D1 and pruning together."""
+    exp = "aurora-medium-res-random-run12345"
+    trials = [katib_trial(f"{exp}-{c * 8}", state, score, experiment=exp)
+              for c, state, score in [("a", "Failed", _score(0.1)),
+                                      ("b", "Succeeded", _score(0.2)),
+                                      ("c", "Succeeded", _score(0.3)),
+                                      ("d", "Succeeded", _score(0.4)),
+                                      ("e", "Succeeded", _score(0.5)),
+                                      ("f", "Killed", None)]]
+    optimal = {**OPTIMAL, "bestTrialName": f"{exp}-aaaaaaaa"}
+    server = FakeApiServer([{**SUCCEEDED, "currentOptimalTrial": optimal}], trials)
+    artifacts = tmp_path / "artifacts"
+    for c in "acdef":  # b's folder is gone; a and f wrote no checkpoint
+        folder = artifacts / "trials" / f"{exp}-{c * 8}"
+        folder.mkdir(parents=True)
+        (folder / "log.txt").write_text("log")
+        if c in "cde":
+            (folder / "model.ckpt").write_bytes(b"weights")
+    _fake_trial(artifacts / "trials" / "aurora-medium-res-random-otherrun-xxxxxxxx")
+    data = tmp_path / "mnt-data" / "medium-res.nc"
+    data.parent.mkdir()
+    data.write_bytes(b"netcdf")
+    doc = sweep(variant="medium-res", algorithm="random", profile="production", data=data,
+                best_dir=tmp_path / "best", sweep_dir=tmp_path / "sweep", max_trials=6,
+                parallel_trials=2, backend="katib", namespace="team-a",
+                data_root=str(tmp_path / "mnt-data"), run_id="run12345",
+                artifacts_root=str(artifacts), katib_api=server, katib_watcher=server.watch)
+    assert doc["bestTrialName"] == f"{exp}-cccccccc"
+    # Settings.keep_trials (3): the exported c, then d and e; another run's trial untouched.
+    assert sorted(p.name for p in (artifacts / "trials").iterdir()) == [
+        "aurora-medium-res-random-otherrun-xxxxxxxx", f"{exp}-cccccccc", f"{exp}-dddddddd",
+        f"{exp}-eeeeeeee"]
