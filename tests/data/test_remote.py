@@ -150,8 +150,11 @@ def test_the_pipeline_data_step_takes_an_s3_dataset_uri(s3: dict[str, str], tmp_
     from aurora_mlops.kfp.steps import prepare_data
 
     uri = f"s3://{BUCKET}/era5/medium-res.zarr"
-    got = prepare_data(uri, "medium-res", tmp_path / "data", tmp_path / "report")
-    assert got == {"path": str(tmp_path / "data" / "medium-res.nc")}
+    got = prepare_data(uri, "medium-res", ref_dir=tmp_path / "ref",
+                       report_dir=tmp_path / "report", data_root=str(tmp_path / "data"),
+                       run_id="r1")
+    assert got["path"] == str(tmp_path / "data" / "pipeline-runs" / "r1" / "medium-res" / "data"
+                              / "medium-res.nc")
     xr.testing.assert_identical(open_dataset(got["path"]).drop_attrs(),
                                 open_dataset(s3["local"]).drop_attrs())
     assert json.loads((tmp_path / "report" / "validation.json").read_text())["ok"] is True

@@ -19,6 +19,9 @@ from aurora_mlops.kfp import compiled_texts
 REPO = Path(__file__).resolve().parents[2]
 TUNE_AND_PUBLISH = "pipelines/aurora-tune-and-publish.yaml"
 ALL_VARIANTS = "pipelines/aurora-all-variants.yaml"
+DEV_PIPELINES = ("pipelines/dev/aurora-tune-and-publish.yaml",
+                 "pipelines/dev/aurora-all-variants.yaml")
+PIPELINES = (TUNE_AND_PUBLISH, ALL_VARIANTS, *DEV_PIPELINES)
 GPU_STEPS = ("final-fit", "evaluate", "benchmark")
 
 
@@ -31,7 +34,7 @@ def texts() -> dict[str, str]:
 def docs(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The pipelines' YAML: the pipeline spec (first document) and the platform spec."""
     out: dict[str, dict[str, Any]] = {}
-    for rel in (TUNE_AND_PUBLISH, ALL_VARIANTS):
+    for rel in PIPELINES:
         spec, platform = yaml.safe_load_all(texts[rel])
         out[rel] = {"spec": spec, "platform": platform}
     return out
@@ -54,7 +57,7 @@ def test_checked_in_yaml_is_what_the_source_compiles_to(texts: dict[str, str]) -
     stale = [rel for rel, text in texts.items()
              if not (REPO / rel).is_file() or (REPO / rel).read_text() != text]
     assert not stale, f"stale or missing (run `aurora-mlops pipeline compile`): {stale}"
-    shipped = {str(p.relative_to(REPO)) for d in ("components", "pipelines")
+    shipped = {str(p.relative_to(REPO)) for d in ("components", "pipelines", "pipelines/dev")
                for p in (REPO / d).glob("*.yaml")}
     assert shipped == set(texts), f"YAML without a source: {sorted(shipped - set(texts))}"
 
@@ -110,7 +113,10 @@ def test_tune_and_publish_gate_retries_caching_and_exit_handler(
     publish = _task(spec, "publish")
     assert publish["retryPolicy"]["maxRetryCount"] >= 1
     assert _task(spec, "data-validate")["retryPolicy"]["maxRetryCount"] >= 1
-    for step in ("tune", "publish"):
+    # KFP's cache key is parameters, input artifact names, image, command and PVC names, not
+    # the volume's content (kubeflow/pipelines backend/src/v2/cacheutils/cache.go,
+    # GenerateCacheKey, 2.14-2.17): a cached data-validate would vouch for a replaced file.
+    for step in ("data-validate", "tune", "publish"):
         assert not _task(spec, step).get("cachingOptions", {}).get("enableCache"), step
     assert _task(spec, "evaluate")["cachingOptions"]["enableCache"] is True
     summary = _task(spec, "failure-summary")
@@ -124,7 +130,7 @@ def test_tune_and_publish_gate_retries_caching_and_exit_handler(
     assert producers["tune"] == {"data-validate"}
     assert producers["final-fit"] == {"tune", "data-validate"}
     assert producers["evaluate"] == {"final-fit", "data-validate"}
-    assert producers["package"] == {"final-fit", "evaluate", "benchmark"}
+    assert producers["package"] == {"final-fit", "evaluate", "benchmark", "data-validate"}
 
 
 def test_all_variants_loops_with_a_parallelism_limit_and_collects(
@@ -162,20 +168,78 @@ def test_typed_artifacts_show_in_the_ui(texts: dict[str, str]) -> None:
     assert outputs("benchmark")["metrics"] == "system.Metrics"
 
 
-def test_settings_flow_into_the_compiled_yaml(tmp_path: Path) -> None:
-    env = {**os.environ, "AURORA_MLOPS_GPU_NODE_SELECTOR_KEY": "pool.example/gpu",
-           "AURORA_MLOPS_GPU_NODE_SELECTOR_VALUE": "a100", "AURORA_MLOPS_MLFLOW_SECRET": "s3cr",
-           "AURORA_MLOPS_IMAGE_REGISTRY": "registry.example/team"}
+#: Another cluster's settings, as CI compiles with them (another registry, node pool, Secret).
+OTHER_CLUSTER = {"AURORA_MLOPS_GPU_NODE_SELECTOR_KEY": "pool.example/gpu",
+                 "AURORA_MLOPS_GPU_NODE_SELECTOR_VALUE": "a100",
+                 "AURORA_MLOPS_GPU_TOLERATION_KEY": "dedicated",
+                 "AURORA_MLOPS_MLFLOW_SECRET": "s3cr",
+                 "AURORA_MLOPS_IMAGE_REGISTRY": "registry.example/team",
+                 "AURORA_MLOPS_IMAGE_PULL_SECRET": "regcred"}
+
+
+@pytest.fixture(scope="module")
+def other_cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pipeline compile`` run with :data:`OTHER_CLUSTER` in its environment."""
+    out = tmp_path_factory.mktemp("other-cluster")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_MLOPS_")}
     result = subprocess.run([sys.executable, "-m", "aurora_mlops", "pipeline", "compile",
-                             "--out-dir", str(tmp_path)], env=env, capture_output=True,
-                            text=True, timeout=300)
+                             "--out-dir", str(out)], env={**env, **OTHER_CLUSTER},
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    spec, platform = yaml.safe_load_all((tmp_path / TUNE_AND_PUBLISH).read_text())
+    return out
+
+
+def test_settings_flow_into_the_compiled_yaml(other_cluster: Path) -> None:
+    spec, platform = yaml.safe_load_all((other_cluster / TUNE_AND_PUBLISH).read_text())
     cfg = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-evaluate"]
     assert cfg["nodeSelector"]["labels"] == {"pool.example/gpu": "a100"}
     assert cfg["secretAsEnv"][0]["secretName"] == "s3cr"
     image = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["image"]
     assert image.startswith("registry.example/team/aurora-mlops:")
+
+
+@pytest.mark.parametrize("rel", PIPELINES)
+def test_a_pull_secret_goes_on_every_task(other_cluster: Path, rel: str) -> None:
+    spec, platform = yaml.safe_load_all((other_cluster / rel).read_text())
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in spec["deploymentSpec"]["executors"]:
+        assert [p["secretName"] for p in k8s[name]["imagePullSecret"]] == ["regcred"], name
+
+
+def _values(node: Any, key: str) -> list[Any]:
+    """Every value of ``key`` anywhere in a nested document."""
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == key] + [
+            x for v in node.values() for x in _values(v, key)]
+    if isinstance(node, list):
+        return [x for v in node for x in _values(v, key)]
+    return []
+
+
+def test_the_tune_pod_renders_trials_for_the_cluster_it_was_compiled_for(
+        other_cluster: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tune step renders the Experiment from its own environment: the compile-time
+    settings must be in it, or trials pull the default registry's image."""
+    from aurora_mlops.tuning import pipeline_experiment
+
+    spec = next(yaml.safe_load_all((other_cluster / TUNE_AND_PUBLISH).read_text()))
+    executors = spec["deploymentSpec"]["executors"]
+    pod_env = {e["name"]: e.get("value", "") for e in executors["exec-tune"]["container"]["env"]}
+    assert pod_env["AURORA_MLOPS_IMAGE_PULL_SECRET"] == "regcred"
+    for name in [k for k in os.environ if k.startswith("AURORA_MLOPS_")]:
+        monkeypatch.delenv(name)
+    for name, value in pod_env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        exp = pipeline_experiment(variant="medium-res", algorithm="random",
+                                  profile="production", max_trials=2, parallel_trials=1)
+    finally:
+        get_settings.cache_clear()
+    body = exp.model.body() if exp.model is not None else dict(exp.raw)
+    assert set(_values(body, "image")) == {executors["exec-evaluate"]["container"]["image"]}
+    assert _values(body, "nodeSelector") == [{"pool.example/gpu": "a100"}]
+    assert {t["key"] for ts in _values(body, "tolerations") for t in ts} == {"dedicated"}
 
 
 def test_compile_into_a_missing_folder_is_one_clear_error(
@@ -210,3 +274,50 @@ def test_run_takes_the_smoke_sweep_to_run(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SystemExit) as exc:
         main(["pipeline", "run", "--local", "--algorithm", "hyperband"])
     assert exc.value.code == 2 and "--algorithm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rel", DEV_PIPELINES)
+def test_the_dev_build_asks_for_no_gpu(docs: dict[str, dict[str, Any]], rel: str) -> None:
+    """manifests/overlays/dev sets the GPU quota to 0: no step may ask for a GPU or a GPU node."""
+    spec = docs[rel]["spec"]
+    k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, ex in spec["deploymentSpec"]["executors"].items():
+        resources = ex["container"].get("resources", {})
+        assert "accelerator" not in resources, name
+        assert float(resources["resourceCpuLimit"]) <= 2, name
+        assert not {"nodeSelector", "tolerations"} & set(k8s.get(name, {})), name
+    for step in GPU_STEPS:  # the model steps still get the volumes and a /dev/shm
+        assert {m["mountPath"] for m in k8s[f"exec-{step}"]["pvcMount"]} == {
+            "/mnt/data", "/mnt/artifacts"}
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["profile"]["defaultValue"] == "smoke"
+    assert params["dataset_uri"]["defaultValue"] == "synthetic"
+    env = {e["name"]: e.get("value") for e in
+           spec["deploymentSpec"]["executors"]["exec-tune"]["container"]["env"]}
+    assert env["AURORA_MLOPS_CPU_ONLY"] == "true"  # the trials it renders ask for no GPU
+
+
+@pytest.mark.parametrize("rel", PIPELINES)
+def test_every_step_runs_as_the_images_non_root_user(docs: dict[str, dict[str, Any]],
+                                                     rel: str) -> None:
+    """KFP 2.16+ hardens executor pods but leaves runAsNonRoot off the user container
+    (kubeflow/pipelines backend/src/v2/compiler/argocompiler/security_context.go,
+    applySecurityContextToExecutorTemplate); the 2.16/2.17 driver applies runAsUser,
+    runAsGroup and runAsNonRoot from the platform spec (backend/src/v2/driver/k8s.go)."""
+    import re
+
+    uid = re.search(r"^USER (\d+):(\d+)$", (REPO / "docker" / "Dockerfile").read_text(), re.M)
+    assert uid is not None
+    k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in docs[rel]["spec"]["deploymentSpec"]["executors"]:
+        ctx = k8s[name]["securityContext"]
+        assert ctx["runAsNonRoot"] is True, name
+        assert (int(ctx["runAsUser"]), int(ctx["runAsGroup"])) == (int(uid[1]), int(uid[2]))
+
+
+@pytest.mark.parametrize("rel", PIPELINES)
+def test_runs_go_where_they_are_started(docs: dict[str, dict[str, Any]], rel: str) -> None:
+    """PVCs and Secrets resolve in the run's namespace, so Katib's Experiment goes there too:
+    an empty namespace means the tune pod's own."""
+    params = docs[rel]["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert params["namespace"]["defaultValue"] == ""

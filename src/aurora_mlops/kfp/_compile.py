@@ -1,4 +1,9 @@
-"""Compile the components and pipelines into the YAML that ships: components/, pipelines/."""
+"""Compile the components and pipelines into the YAML that ships: components/, pipelines/.
+
+``pipelines/dev/`` holds the CPU-only build of both pipelines for the dev overlay (a cluster
+without GPUs): no GPU limits, node selectors or tolerations, small requests, and the smoke
+profile on synthetic data by default.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ from pathlib import Path
 from aurora_mlops._io import atomic_write
 from aurora_mlops.errors import ConfigError
 
-__all__ = ["compile_all", "compiled_texts"]
+__all__ = ["DEV_DIR", "compile_all", "compiled_texts"]
+
+
+#: Where the CPU-only (dev overlay) build of the pipelines goes.
+DEV_DIR = "pipelines/dev"
 
 
 def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
@@ -19,13 +28,20 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
     """
     from kfp import compiler
 
+    from aurora_mlops.config import get_settings
     from aurora_mlops.kfp import all_variants, tune_and_publish
     from aurora_mlops.kfp.components import ALL
 
+    par = all_variants.DEFAULT_PARALLELISM if parallelism is None else parallelism
+    dev = get_settings().model_copy(update={"cpu_only": True})
     targets: dict[str, object] = {f"components/{name}.yaml": comp for name, comp in ALL.items()}
     targets[f"pipelines/{tune_and_publish.NAME}.yaml"] = tune_and_publish.tune_and_publish
     targets[f"pipelines/{all_variants.NAME}.yaml"] = (
         all_variants.all_variants if parallelism is None else all_variants.build(parallelism))
+    targets[f"{DEV_DIR}/{tune_and_publish.NAME}.yaml"] = tune_and_publish.build(
+        dev, defaults=tune_and_publish.DEV)
+    targets[f"{DEV_DIR}/{all_variants.NAME}.yaml"] = all_variants.build(
+        par, settings=dev, defaults=tune_and_publish.DEV)
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="aurora-kfp-") as tmp:
         for rel, func in targets.items():

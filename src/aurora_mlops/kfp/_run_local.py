@@ -102,15 +102,16 @@ def _first(paths: Iterator[Path]) -> Path | None:
 def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Per variant: its iteration folder, publish receipt, reports and sweep study."""
     out: dict[str, dict[str, Any]] = {}
-    for data in sorted(run_dir.glob("**/data-validate/dataset/*.nc")):
-        it = data.parents[2]
+    for ref in sorted(run_dir.glob("**/data-validate/dataset/ref.json")):
+        it = ref.parents[2]
+        variant = json.loads(ref.read_text())["variant"]
         receipt = it / "publish" / "receipt"
-        out[data.stem] = {
+        card = it / "package" / "model_card"
+        out[variant] = {
             "dir": it,
             "publish": json.loads(receipt.read_text()) if receipt.is_file() else None,
             "evaluation": _first(it.glob("evaluate/results/report.html")),
-            "model_card": _first(p for p in it.glob("package/mlflow_model/**/*")
-                                 if p.name.lower() == "model_card.md"),
+            "model_card": card if card.is_file() else None,
             "study": _first(it.glob("tune/sweep/study.db")),
         }
     return out
@@ -226,7 +227,8 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
 
     Args:
         variants: Variant registry names.
-        work_dir: The work folder (``mlflow.db``, ``kfp/`` outputs, ``pipeline.log``).
+        work_dir: The work folder (``mlflow.db``, ``kfp/`` outputs, ``pipeline.log``, and
+            ``volumes/data`` and ``volumes/artifacts``, where a cluster mounts its volumes).
         budget: Smoke budgets (default :class:`LocalBudget`).
         parallelism: Variants at a time (1 on a 2-core machine: the steps use every core).
         dataset_uri: The data step's source (default: each variant's synthetic dataset).
@@ -248,7 +250,10 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     log = work / "pipeline.log"
-    pipeline = build(parallelism, retries=0)
+    # The data and artifacts volumes of a cluster run are folders of the work dir here.
+    volumes = work / "volumes"
+    pipeline = build(parallelism, retries=0, data_root=str(volumes / "data"),
+                     artifacts_root=str(volumes / "artifacts"))
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                raise_on_error=True)
     before = set(root.iterdir())

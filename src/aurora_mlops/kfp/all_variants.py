@@ -16,11 +16,16 @@ from typing import Any
 
 from kfp import compiler, dsl
 
-from aurora_mlops.config import get_settings
+from aurora_mlops.config import Settings, get_settings
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.kfp import components as c
-from aurora_mlops.kfp._platform import cpu_step
-from aurora_mlops.kfp.tune_and_publish import NETWORK_RETRIES, make_variant_steps
+from aurora_mlops.kfp._platform import ARTIFACTS_MOUNT, DATA_MOUNT, cpu_step
+from aurora_mlops.kfp.tune_and_publish import (
+    NETWORK_RETRIES,
+    PRODUCTION,
+    Defaults,
+    make_variant_steps,
+)
 from aurora_mlops.kfp.tune_and_publish import variant_steps as default_steps
 from aurora_mlops.variants import VARIANTS
 
@@ -32,27 +37,34 @@ DEFAULT_PARALLELISM = 4
 _DESCRIPTION = "Tune, judge and publish every Aurora variant (ParallelFor), then one report."
 
 
-def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES) -> Any:
+def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES,
+          settings: Settings | None = None, *, defaults: Defaults = PRODUCTION,
+          data_root: str = DATA_MOUNT, artifacts_root: str = ARTIFACTS_MOUNT) -> Any:
     """The ``aurora-all-variants`` pipeline with at most ``parallelism`` variants at a time.
 
-    ``retries``: of the steps that touch the network (0 for local runs, see
-    :func:`~aurora_mlops.kfp.tune_and_publish.make_variant_steps`).
+    ``retries``, ``settings``, ``data_root`` and ``artifacts_root`` are those of
+    :func:`~aurora_mlops.kfp.tune_and_publish.make_variant_steps`; ``defaults``: the run
+    parameters' defaults (the dev build runs the smoke profile).
 
     Raises:
         ConfigError: ``parallelism`` is below 1.
     """
     if parallelism < 1:
         raise ConfigError(f"parallelism must be at least 1, got {parallelism}")
-    variant_steps = (default_steps if retries == NETWORK_RETRIES
-                     else make_variant_steps(retries))
+    s, d = settings or get_settings(), defaults
+    custom = (retries, settings, data_root, artifacts_root) != (
+        NETWORK_RETRIES, None, DATA_MOUNT, ARTIFACTS_MOUNT)
+    variant_steps = (make_variant_steps(retries, s, data_root=data_root,
+                                        artifacts_root=artifacts_root)
+                     if custom else default_steps)
 
     def all_variants(
         variants: list[str] = list(VARIANTS),  # noqa: B006 (a pipeline default, never mutated)
         algorithm: str = "random",
-        dataset_uri: str = "",
-        max_trials: int = 12,
-        parallel_trials: int = 3,
-        profile: str = "production",
+        dataset_uri: str = d.dataset_uri,
+        max_trials: int = d.max_trials,
+        parallel_trials: int = d.parallel_trials,
+        profile: str = d.profile,
         backend: str = "katib",
         registry_uri: str = "",
         gate: str = "",
@@ -67,7 +79,6 @@ def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES
         namespace: str = "",
     ) -> None:
         """Every variant through the same steps, then one combined report."""
-        s = get_settings()
         summary = c.failure_summary()
         cpu_step(summary, s, secret=False)
         with dsl.ExitHandler(summary, name="all-variants"):

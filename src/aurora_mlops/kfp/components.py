@@ -2,9 +2,11 @@
 
 Every component runs in the project image (:func:`aurora_mlops.config.image_ref`, which already
 holds kfp and this package, so nothing is pip-installed at start), resolves its artifacts to
-paths, calls one function of :mod:`aurora_mlops.kfp.steps` and logs what it returned on its
-typed outputs (``Metrics``, ``ClassificationMetrics``, ``HTML``, ``Markdown``) so the KFP UI
-shows them. A user-caused error ends the step with one line ``aurora-mlops: error: [STEP] ...``.
+paths (the dataset, checkpoints and package are references to files on the volumes:
+:mod:`aurora_mlops.kfp._refs`), calls one function of :mod:`aurora_mlops.kfp.steps` and logs
+what it returned on its typed outputs (``Metrics``, ``ClassificationMetrics``, ``HTML``,
+``Markdown``) so the KFP UI shows them. A user-caused error ends the step with one line
+``aurora-mlops: error: [STEP] ...``.
 
 The function bodies are copied into the compiled YAML, so they import everything they use.
 """
@@ -43,58 +45,60 @@ def _component(func: Callable[..., Any]) -> Any:
 
 
 @_component
-def data_validate(dataset_uri: str, variant: str, dataset: Output[Dataset],
-                  audit: Output[Markdown]) -> None:
-    """Fetch (``synthetic``: synthesise) the dataset and validate it; fail on any problem."""
+def data_validate(dataset_uri: str, variant: str, data_root: str, run_id: str,
+                  dataset: Output[Dataset], audit: Output[Markdown]) -> None:
+    """Find (``synthetic``: synthesise) the dataset, validate it in place; fail on a problem."""
     import os
     import shutil
 
     from aurora_mlops.kfp.steps import prepare_data, reported
 
     with reported("data-validate"):
-        prepare_data(dataset_uri, variant, dataset.path, os.path.join(dataset.path, "audit"))
+        ref = prepare_data(dataset_uri, variant, ref_dir=dataset.path,
+                           report_dir=os.path.join(dataset.path, "audit"), data_root=data_root,
+                           run_id=run_id)
     shutil.copyfile(os.path.join(dataset.path, "audit", "validation.md"), audit.path)
-    dataset.metadata["variant"] = variant
+    dataset.metadata.update(variant=variant, path=ref["path"])
 
 
 @_component
 def tune(variant: str, algorithm: str, profile: str, backend: str, max_trials: int,
          parallel_trials: int, trial_args: str, tracking_uri: str, namespace: str,
-         data_root: str, run_id: str, data: Input[Dataset], best: Output[Model],
-         sweep: Output[Artifact], metrics: Output[Metrics]) -> None:
-    """Run the variant's Katib Experiment (Katib, or the embedded runner); export the best trial."""
-    from aurora_mlops.kfp.steps import reported
+         data_root: str, artifacts_root: str, run_id: str, data: Input[Dataset],
+         best: Output[Model], sweep: Output[Artifact], metrics: Output[Metrics]) -> None:
+    """Run the variant's Katib Experiment (Katib, or the embedded runner); name the best trial."""
+    from aurora_mlops.kfp.steps import read_ref, reported
     from aurora_mlops.kfp.steps import sweep as run_sweep
 
     with reported("tune"):
         doc = run_sweep(variant=variant, algorithm=algorithm, profile=profile,
-                        data_dir=data.path, best_dir=best.path, sweep_dir=sweep.path,
+                        data=read_ref(data.path), best_dir=best.path, sweep_dir=sweep.path,
                         max_trials=max_trials, parallel_trials=parallel_trials, backend=backend,
                         trial_args=trial_args, tracking_uri=tracking_uri, namespace=namespace,
-                        data_root=data_root, run_id=run_id)
+                        data_root=data_root, artifacts_root=artifacts_root, run_id=run_id)
     for name, value in doc["metrics"].items():
         metrics.log_metric(name, value)
-    best.metadata.update(variant=variant, trial=doc["bestTrialName"])
+    best.metadata.update(variant=variant, trial=doc["bestTrialName"], path=doc["checkpoint"])
     sweep.metadata["variant"] = variant
 
 
 @_component
 def final_fit(variant: str, profile: str, fit_args: str, tracking_uri: str,
-              best: Input[Model], data: Input[Dataset], model: Output[Model],
-              metrics: Output[Metrics]) -> None:
+              artifacts_root: str, run_id: str, best: Input[Model], data: Input[Dataset],
+              model: Output[Model], metrics: Output[Metrics]) -> None:
     """Train the best trial's parameters with the final budget (empty ``fit_args``: skip)."""
-    import os
-
     from aurora_mlops.kfp.steps import final_fit as fit
-    from aurora_mlops.kfp.steps import reported
+    from aurora_mlops.kfp.steps import read_ref, reported, run_folder, write_ref
 
     with reported("final-fit"):
-        figures = fit(best_dir=best.path, data=os.path.join(data.path, f"{variant}.nc"),
-                      variant=variant, profile=profile, out_dir=model.path, fit_args=fit_args,
-                      tracking_uri=tracking_uri)
+        figures, model_dir = fit(
+            best_dir=best.path, data=read_ref(data.path), variant=variant, profile=profile,
+            out_dir=run_folder(artifacts_root, run_id, variant, "final-fit"),
+            fit_args=fit_args, tracking_uri=tracking_uri)
+        ref = write_ref(model.path, model_dir, variant=variant)
     for name, value in figures.items():
         metrics.log_metric(name, value)
-    model.metadata["variant"] = variant
+    model.metadata.update(variant=variant, path=ref["path"])
 
 
 @_component
@@ -106,11 +110,11 @@ def evaluate(variant: str, lead_steps: int, max_inits: int, model: Input[Model],
     import os
     import shutil
 
-    from aurora_mlops.kfp.steps import evaluate_model, reported
+    from aurora_mlops.kfp.steps import evaluate_model, read_ref, reported
 
     with reported("evaluate"):
-        summary = evaluate_model(model_dir=model.path, data=os.path.join(data.path,
-                                 f"{variant}.nc"), variant=variant, out_dir=results.path,
+        summary = evaluate_model(model_dir=read_ref(model.path), data=read_ref(data.path),
+                                 variant=variant, out_dir=results.path,
                                  lead_steps=lead_steps, max_inits=max_inits)
     for name, value in summary["figures"].items():
         metrics.log_metric(name, value)
@@ -132,11 +136,12 @@ def benchmark(variant: str, repeats: int, train_steps: int, model: Input[Model],
     import os
     import shutil
 
-    from aurora_mlops.kfp.steps import benchmark_model, reported
+    from aurora_mlops.kfp.steps import benchmark_model, read_ref, reported
 
     with reported("benchmark"):
-        figures = benchmark_model(model_dir=model.path, variant=variant, out_dir=results.path,
-                                  repeats=repeats, train_steps=train_steps)
+        figures = benchmark_model(model_dir=read_ref(model.path), variant=variant,
+                                  out_dir=results.path, repeats=repeats,
+                                  train_steps=train_steps)
     for name, value in figures.items():
         metrics.log_metric(name, value)
     shutil.copyfile(os.path.join(results.path, "benchmark.md"), report_md.path)
@@ -144,7 +149,8 @@ def benchmark(variant: str, repeats: int, train_steps: int, model: Input[Model],
 
 
 @_component
-def package(variant: str, tracking_uri: str, model: Input[Model], evaluation: Input[Artifact],
+def package(variant: str, tracking_uri: str, artifacts_root: str, run_id: str,
+            model: Input[Model], data: Input[Dataset], evaluation: Input[Artifact],
             bench: Input[Artifact], mlflow_model: Output[Model],
             model_card: Output[Markdown]) -> None:
     """Package the model as an MLflow pyfunc with its evaluation, benchmark and model card."""
@@ -153,17 +159,20 @@ def package(variant: str, tracking_uri: str, model: Input[Model], evaluation: In
     import shutil
 
     from aurora_mlops.kfp.steps import package as make_package
-    from aurora_mlops.kfp.steps import reported
+    from aurora_mlops.kfp.steps import read_ref, reported, run_folder, write_ref
 
     with reported("package"):
-        info = make_package(model_dir=model.path, variant=variant, out_dir=mlflow_model.path,
-                            eval_dir=evaluation.path, bench_dir=bench.path,
-                            tracking_uri=tracking_uri)
-    cards = [p for p in sorted(glob.glob(os.path.join(mlflow_model.path, "**", "*.md"),
-                                        recursive=True)) if "card" in p.lower()]
+        out = run_folder(artifacts_root, run_id, variant, "package")
+        info = make_package(model_dir=read_ref(model.path), variant=variant, out_dir=out,
+                            data=read_ref(data.path), eval_dir=evaluation.path,
+                            bench_dir=bench.path, tracking_uri=tracking_uri)
+        write_ref(mlflow_model.path, out, variant=variant)
+    cards = [p for p in sorted(glob.glob(os.path.join(out, "**", "*.md"), recursive=True))
+             if "card" in p.lower()]
     if cards:
         shutil.copyfile(cards[0], model_card.path)
-    mlflow_model.metadata.update(variant=variant, sha256=info["checkpoint_sha256"])
+    mlflow_model.metadata.update(variant=variant, sha256=info["checkpoint_sha256"],
+                                 path=str(out))
 
 
 @_component
@@ -175,10 +184,10 @@ def publish(registry_uri: str, model_name: str, gate: str, mlflow_model: Input[M
     from collections import namedtuple
 
     from aurora_mlops.kfp.steps import publish as register
-    from aurora_mlops.kfp.steps import reported
+    from aurora_mlops.kfp.steps import read_ref, reported
 
     with reported("publish"):
-        r = register(package_dir=mlflow_model.path, registry_uri=registry_uri,
+        r = register(package_dir=read_ref(mlflow_model.path), registry_uri=registry_uri,
                      name=model_name, gate=gate, receipt=receipt.path)
     receipt.metadata.update(name=r["name"], version=r["version"])
     outputs = namedtuple("outputs", ["name", "version", "champion_version", "gate_passed"])

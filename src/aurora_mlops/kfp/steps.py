@@ -2,6 +2,8 @@
 
 The KFP components in :mod:`aurora_mlops.kfp.components` are thin: they turn their artifacts
 into paths, call one function here and log the returned figures on their output artifacts.
+The dataset, the checkpoints and the package stay on the data and artifacts volumes; the
+artifacts between the steps are references to them (:mod:`._refs`).
 Everything here is ordinary library code (no kfp import), tested without Kubeflow. Heavy
 modules (torch, aurora, mlflow) are imported inside the functions that need them.
 """
@@ -15,16 +17,19 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from aurora_mlops._io import write_json
-from aurora_mlops.errors import AuroraMLOpsError, ConfigError, DataFileError, ValidationFailed
+from aurora_mlops.errors import ConfigError, DataFileError, ValidationFailed
 from aurora_mlops.kfp._exit import failure_summary, reported
+from aurora_mlops.kfp._refs import read_ref, run_folder, write_ref
+from aurora_mlops.kfp._tune import ARTIFACTS_ROOT, DATA_ROOT, StepFailed, sweep
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ARTIFACTS_ROOT",
+    "DATA_ROOT",
     "SYNTHETIC",
     "StepFailed",
     "benchmark_model",
@@ -35,20 +40,17 @@ __all__ = [
     "package",
     "prepare_data",
     "publish",
+    "read_best",
+    "read_ref",
     "reported",
     "run_cli",
+    "run_folder",
     "sweep",
+    "write_ref",
 ]
 
 #: ``dataset_uri`` that makes the data step synthesise the variant's smoke dataset.
 SYNTHETIC = "synthetic"
-#: Where the data and artifacts volumes are mounted in the pipeline's pods and Katib's trials.
-DATA_ROOT = "/mnt/data"
-ARTIFACTS_ROOT = "/mnt/artifacts"
-
-
-class StepFailed(AuroraMLOpsError, RuntimeError):
-    """A pipeline step's command failed; its own error was printed just before."""
 
 
 def run_cli(argv: list[str]) -> None:
@@ -69,23 +71,29 @@ def run_cli(argv: list[str]) -> None:
         raise StepFailed(f"`aurora-mlops {shlex.join(argv)}` failed with exit code {code}")
 
 
-def prepare_data(dataset_uri: str, variant: str, out_dir: str | Path,
-                 report_dir: str | Path) -> dict[str, Any]:
-    """Fetch (or synthesise) the dataset into ``out_dir/<variant>.nc`` and validate it.
+def prepare_data(dataset_uri: str, variant: str, *, ref_dir: str | Path,
+                 report_dir: str | Path, data_root: str = DATA_ROOT,
+                 run_id: str = "") -> dict[str, Any]:
+    """Find (or fetch) the dataset, validate it in place and write a reference to it.
+
+    A file on a mounted volume is read where it is, never copied: the steps after this one
+    mount the same volume. A source that is not on a volume is fetched once into
+    ``data_root/pipeline-runs/<run_id>/<variant>/data/<variant>.nc`` (this run's own folder,
+    so no other run's file is replaced).
 
     Args:
-        dataset_uri: ``synthetic`` (the variant's smoke dataset), a local or mounted path, an
-            ``http(s)://`` URL (downloaded; the pipeline retries this step), an object-store
-            URI (``s3://``, ``gs://``, ``abfs://``, ``az://``: a Zarr store or netCDF-4), or
-            empty for
-            ``/mnt/data/<variant>.nc`` (the data volume).
+        dataset_uri: ``synthetic`` (the variant's smoke dataset), a path on a mounted volume,
+            an ``http(s)://`` URL (downloaded; the pipeline retries this step), an
+            object-store URI (``s3://``, ``gs://``, ``abfs://``, ``az://``: a Zarr store or
+            netCDF-4), or empty for ``<data_root>/<variant>.nc``.
         variant: Variant registry name.
-        out_dir: Directory that receives ``<variant>.nc`` (what trial commands read as
-            ``data/<variant>.nc``).
+        ref_dir: The reference artifact's folder (receives ``ref.json``).
         report_dir: Where the audit (``validation.json``, ``validation.md``) goes.
+        data_root: Where this pod mounts the data volume.
+        run_id: The pipeline run's id (names the folder of fetched sources).
 
     Returns:
-        ``{"path": str, "sizes": {...}}`` of the validated file.
+        The reference: ``{"path": str, "variant": str, "source": str}``.
 
     Raises:
         DataFileError: The source does not exist or cannot be downloaded.
@@ -93,35 +101,33 @@ def prepare_data(dataset_uri: str, variant: str, out_dir: str | Path,
     """
     from aurora_mlops.data import synthesize, validate, write_dataset
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{variant}.nc"
-    dataset_uri = dataset_uri or f"{DATA_ROOT}/{variant}.nc"
-    if dataset_uri == SYNTHETIC:
+    uri = dataset_uri or f"{data_root}/{variant}.nc"
+    if uri == SYNTHETIC or "://" in uri:
+        target = run_folder(data_root, run_id, variant, "data") / f"{variant}.nc"
+        target.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        target = Path(uri)
+        if not target.exists():
+            raise DataFileError(f"dataset_uri {uri} does not exist; give a path on a mounted "
+                                f"volume, an http(s) URL or `{SYNTHETIC}`")
+    if uri == SYNTHETIC:
         write_dataset(synthesize(variant, profile="smoke"), target)
-    elif dataset_uri.startswith(("http://", "https://")):
+    elif uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(dataset_uri, timeout=600) as r, target.open("wb") as f:
+            with urllib.request.urlopen(uri, timeout=600) as r, target.open("wb") as f:
                 shutil.copyfileobj(r, f)
         except OSError as e:
-            raise DataFileError(f"dataset_uri {dataset_uri}: download failed ({e})") from e
-    elif "://" in dataset_uri:
-        # Object storage (s3://, gs://, abfs://, az://; credentials from the environment): read
-        # lazily and written into the data volume, where the trials read it.
+            raise DataFileError(f"dataset_uri {uri}: download failed ({e})") from e
+    elif "://" in uri:
+        # Object storage (credentials from the environment): read lazily, written once onto
+        # the data volume, where the trials and the model steps read it.
         from aurora_mlops.data import open_dataset
 
-        write_dataset(open_dataset(dataset_uri), target)
-    else:
-        src = Path(dataset_uri)
-        if not src.exists():
-            raise DataFileError(f"dataset_uri {dataset_uri} does not exist; give a path on a "
-                                f"mounted volume, an http(s) URL or `{SYNTHETIC}`")
-        copy = shutil.copytree if src.is_dir() else shutil.copy2
-        copy(src, target)
+        write_dataset(open_dataset(uri), target)
     report = validate(target, variant, report_dir=report_dir)
     if not report.ok:
         raise ValidationFailed(report.problems)
-    return {"path": str(target)}
+    return write_ref(ref_dir, target, variant=variant, source=dataset_uri)
 
 
 def _trial_budget(args: str) -> dict[str, Any]:
@@ -130,109 +136,40 @@ def _trial_budget(args: str) -> dict[str, Any]:
     return parse_param_args(shlex.split(args)) if args.strip() else {}
 
 
-def _stage(src: Path, dest: Path) -> None:
-    """Copy the dataset where Katib's trials read it, unless the same file is there."""
-    if dest.is_file() and dest.stat().st_size == src.stat().st_size:
-        from aurora_mlops._io import sha256_file
+def read_best(best_dir: str | Path) -> dict[str, Any]:
+    """The tune step's ``best.json`` (its ``checkpoint`` is an absolute path on a volume).
 
-        if sha256_file(dest) == sha256_file(src):
-            return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dest)
-
-
-def sweep(*, variant: str, algorithm: str, profile: str, data_dir: str | Path,
-          best_dir: str | Path, sweep_dir: str | Path, max_trials: int, parallel_trials: int,
-          backend: str, trial_args: str = "", tracking_uri: str = "", namespace: str = "",
-          data_root: str = DATA_ROOT, run_id: str = "", artifacts_mount: str = ARTIFACTS_ROOT,
-          katib_api: Any = None, katib_watcher: Any = None) -> dict[str, Any]:
-    """Run the variant's Katib Experiment (``backend`` katib or local) and export its best trial.
-
-    Args:
-        variant, algorithm, profile: Which rendered Experiment (``katib/...``) to run.
-        data_dir: Directory holding ``<variant>.nc`` (local: linked as the sweep's ``data``).
-        best_dir: Receives the best trial's folder and a ``best.json`` with relative paths.
-        sweep_dir: Local: the sweep's work dir (study, trials, status); Katib: unused.
-        max_trials, parallel_trials: ``maxTrialCount`` and ``parallelTrialCount``.
-        backend: ``local`` (embedded Optuna runner) or ``katib`` (the cluster).
-        trial_args: Extra ``--NAME=VALUE`` appended to every trial's command (budgets).
-        tracking_uri: MLflow URI for the sweep and its trials (empty: the settings').
-        namespace: Katib namespace (empty: the settings').
-        data_root: Katib: the data volume's mount, where trials read ``<variant>.nc``; the
-            dataset is staged there first.
-        run_id: Katib: the pipeline run's id, appended to the Experiment's name.
-        artifacts_mount: Katib: where this pod mounts the artifacts volume that the trials
-            mount at ``/mnt/artifacts``.
-        katib_api, katib_watcher: Katib: injected ``CustomObjectsApi`` and watch (tests).
-
-    Returns:
-        The ``best.json`` written into ``best_dir``.
-    """
-    from aurora_mlops.tuning import export_trial, pipeline_experiment
-
-    exp = pipeline_experiment(variant=variant, algorithm=algorithm, profile=profile,
-                              max_trials=max_trials, parallel_trials=parallel_trials,
-                              extra_args=shlex.split(trial_args),
-                              name_suffix=run_id[:8] if backend == "katib" else "")
-    if backend == "katib":
-        from aurora_mlops.config import get_settings
-        from aurora_mlops.tuning import run_katib
-
-        _stage(Path(data_dir) / f"{variant}.nc", Path(data_root) / f"{variant}.nc")
-        k = run_katib(exp, namespace=namespace or get_settings().namespace, api=katib_api,
-                      watcher=katib_watcher)
-        ckpt = PurePosixPath(str(k.checkpoint))
-        if ckpt.is_relative_to(ARTIFACTS_ROOT):
-            ckpt = PurePosixPath(artifacts_mount) / ckpt.relative_to(ARTIFACTS_ROOT)
-        trial_dir, best, params, metrics = (Path(ckpt).parent, k.best_trial, k.parameters,
-                                            k.metrics)
-    elif backend == "local":
-        from aurora_mlops.tuning import run_local
-
-        r = run_local(exp, work_dir=sweep_dir, data_dir=data_dir, progress=False,
-                      tracking_uri=tracking_uri or None)
-        if r.best_trial is None or r.checkpoint is None:
-            raise StepFailed(f"no trial of {exp.name} succeeded ({r.reason}); see "
-                             f"{Path(sweep_dir) / 'status.json'}")
-        trial_dir, best, params, metrics = r.checkpoint.parent, r.best_trial, r.parameters, \
-            r.metrics
-    else:
-        raise ConfigError(f"backend must be `local` or `katib`, got {backend!r}")
-    return export_trial(trial_dir, best_dir, experiment=exp.name, best_trial=str(best),
-                        parameters=params, metrics=metrics)
-
-
-def _point_at_dataset(trial_json: Path, data: Path) -> None:
-    """Make a shipped sweep trial name the pipeline's dataset, the file it trained on.
-
-    A local sweep's trial records ``data/<variant>.nc``, relative to the sweep's work dir; the
-    steps after this one (package reads the dataset's grid and static fields) run elsewhere.
-    """
-    if not trial_json.is_file() or not data.is_file():
-        return
-    doc = json.loads(trial_json.read_text(encoding="utf-8"))
-    doc.setdefault("data", {})["path"] = str(data.resolve())
-    write_json(trial_json, doc, sort_keys=False)
-
-
-def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: str,
-              out_dir: str | Path, fit_args: str, tracking_uri: str = "") -> dict[str, float]:
-    """Train the sweep's best parameters again with ``fit_args`` (longer budget).
-
-    An empty ``fit_args`` skips the fit: the best trial itself is copied to ``out_dir``.
-
-    Returns:
-        The final trial's metrics (``val_score`` ...).
+    Raises:
+        ConfigError: ``best_dir`` holds no readable ``best.json``.
     """
     best_json = Path(best_dir) / "best.json"
     try:
-        best = json.loads(best_json.read_text())
+        doc = json.loads(best_json.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"{best_json}: not a tune step's best trial ({e})") from e
+    if not isinstance(doc, dict) or not doc.get("checkpoint"):
+        raise ConfigError(f"{best_json}: names no checkpoint; the sweep has no best trial")
+    return doc
+
+
+def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: str,
+              out_dir: str | Path, fit_args: str, tracking_uri: str = ""
+              ) -> tuple[dict[str, float], Path]:
+    """Train the sweep's best parameters again with ``fit_args`` (longer budget).
+
+    An empty ``fit_args`` skips the fit: the best trial's own folder is the model (nothing is
+    copied).
+
+    Args:
+        out_dir: Where the fit writes (a folder of this run on the artifacts volume).
+
+    Returns:
+        The model's metrics (``val_score`` ...) and its folder (``model.ckpt``, ``trial.json``).
+    """
+    best = read_best(best_dir)
     if not fit_args.strip():
-        shutil.copytree(best_dir, out_dir, dirs_exist_ok=True)
-        _point_at_dataset(Path(out_dir) / "trial.json", Path(data))
-        return {k: float(v) for k, v in (best.get("metrics") or {}).items()}
+        return ({k: float(v) for k, v in (best.get("metrics") or {}).items()},
+                Path(best["checkpoint"]).parent)
     from aurora_mlops.training import parse_param_args, resolve_params, train_trial
     from aurora_mlops.variants import get_variant
 
@@ -242,7 +179,7 @@ def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: 
     result = train_trial(variant=get_variant(variant), data=data, output_dir=out_dir,
                          params=resolve_params(profile, given), profile=profile,
                          tracking_uri=tracking_uri or None)
-    return dict(result.metrics)
+    return dict(result.metrics), Path(out_dir)
 
 
 def _summarise_eval(doc: dict[str, Any], variant: str) -> dict[str, Any]:
@@ -301,8 +238,13 @@ def benchmark_model(*, model_dir: str | Path, variant: str, out_dir: str | Path,
 
 
 def package(*, model_dir: str | Path, variant: str, out_dir: str | Path, eval_dir: str | Path,
-            bench_dir: str | Path, tracking_uri: str = "") -> dict[str, Any]:
+            bench_dir: str | Path, data: str | Path | None = None,
+            tracking_uri: str = "") -> dict[str, Any]:
     """Package the final model as an MLflow pyfunc with its evaluation and benchmark.
+
+    Args:
+        data: The pipeline's dataset (static fields, grid, input example); default: the one
+            the trial records (a local sweep records it relative to the sweep's folder).
 
     Returns:
         ``variant``, ``checkpoint_sha256`` and ``val_score`` of the package.
@@ -310,7 +252,7 @@ def package(*, model_dir: str | Path, variant: str, out_dir: str | Path, eval_di
     from aurora_mlops.packaging import package_model
 
     result = package_model(model_dir, variant=variant, out=out_dir, eval_dir=eval_dir,
-                           bench_dir=bench_dir, log_to=tracking_uri or None)
+                           bench_dir=bench_dir, data=data, log_to=tracking_uri or None)
     info = result.info
     return {"variant": info.variant, "checkpoint_sha256": info.checkpoint_sha256,
             "val_score": info.val_score, "path": str(result.path)}
