@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 import yaml
@@ -35,13 +35,79 @@ class Request:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-class FakeKfp:
-    """The fake server; use as a context manager. ``url`` is its endpoint."""
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 that records each :class:`Request` and lets ``_answer``
+    reply ``(status, JSON or text)``; use as a context manager. ``url`` is its endpoint."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, req: Request) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(method=self.command, path=url.path, query=query,
+                              headers={k.lower(): v for k, v in self.headers.items()})
+                ctype = self.headers.get("Content-Type", "")
+                if ctype.startswith("multipart/form-data"):
+                    msg = BytesParser(policy=HTTP).parsebytes(
+                        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+                    for part in msg.iter_parts():
+                        name = part.get_param("name", header="content-disposition")
+                        req.files[str(name)] = part.get_payload(decode=True) or b""
+                elif body:
+                    req.json = json.loads(body)
+                with fake._lock:
+                    fake.requests.append(req)
+                    status, answer = fake._answer(req)
+                text = isinstance(answer, str)
+                data = answer.encode() if text else json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+        return Handler
+
+
+class FakeKfp(LoopbackServer):
+    """The fake KFP server; use as a context manager. ``url`` is its endpoint."""
 
     def __init__(self, *, run_states: list[str] | None = None, run_error: str | None = None,
                  fail: dict[tuple[str, str], int] | None = None, tag_name: str = "2.15.0",
                  multi_user: bool = False) -> None:
-        self.requests: list[Request] = []
+        super().__init__()
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, dict[str, Any]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
@@ -53,23 +119,6 @@ class FakeKfp:
         self.tag_name = tag_name
         self.multi_user = multi_user
         self._reads: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeKfp:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def calls(self, method: str, path: str) -> list[Request]:
         """The requests to ``method path`` (path without the ``/apis/v2beta1`` prefix)."""
@@ -162,40 +211,3 @@ class FakeKfp:
             self.recurring[rid] = {**req.json, "recurring_run_id": rid, "status": "ENABLED"}
             return 200, self.recurring[rid]
         return 404, {"message": f"fake KFP has no route {m} {path}", "code": 5}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                url = urlparse(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                req = Request(method=self.command, path=url.path, query=query,
-                              headers={k.lower(): v for k, v in self.headers.items()})
-                ctype = self.headers.get("Content-Type", "")
-                if ctype.startswith("multipart/form-data"):
-                    msg = BytesParser(policy=HTTP).parsebytes(
-                        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
-                    for part in msg.iter_parts():
-                        name = part.get_param("name", header="content-disposition")
-                        req.files[str(name)] = part.get_payload(decode=True) or b""
-                elif body:
-                    req.json = json.loads(body)
-                with fake._lock:
-                    fake.requests.append(req)
-                    status, answer = fake._answer(req)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _serve
-
-        return Handler

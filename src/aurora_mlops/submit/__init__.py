@@ -11,7 +11,7 @@ both read the backend's version and refuse one older than the pipeline needs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,21 @@ from aurora_mlops.submit._backend import (
     parse_version,
     required_version,
 )
+from aurora_mlops.submit._checks_kubeflow import (
+    RUN_RIGHTS,
+    check_identity,
+    check_katib,
+    check_kfp,
+    check_namespace,
+    check_training_operator,
+)
+from aurora_mlops.submit._checks_resources import (
+    check_gpu_nodes,
+    check_mlflow,
+    check_pull_secret,
+    check_secret,
+    check_volumes,
+)
 from aurora_mlops.submit._kfp import (
     FINISHED_STATES,
     KfpError,
@@ -38,6 +53,13 @@ from aurora_mlops.submit._kfp import (
     upload_version,
     watch_run,
 )
+from aurora_mlops.submit._preflight import (
+    Check,
+    Cluster,
+    ClusterUnreachable,
+    PreflightRequest,
+    kube_api_client,
+)
 from aurora_mlops.submit._spec import (
     PipelinePackage,
     check_cron,
@@ -48,12 +70,17 @@ from aurora_mlops.submit._spec import (
 )
 
 __all__ = [
+    "CHECKS",
     "FEATURES",
     "FINISHED_STATES",
+    "RUN_RIGHTS",
     "BackendTooOld",
+    "Check",
+    "ClusterUnreachable",
     "KfpAuth",
     "KfpError",
     "PipelinePackage",
+    "PreflightRequest",
     "Submission",
     "SubmitRequest",
     "backend_version",
@@ -66,6 +93,7 @@ __all__ = [
     "parse_version",
     "required_version",
     "resolve_auth",
+    "run_preflight",
     "schedule_pipeline",
     "submit_pipeline",
     "version_name",
@@ -164,3 +192,45 @@ def schedule_pipeline(request: SubmitRequest, cron: str, *, max_concurrency: int
     return Submission(pipeline_id=pipeline_id, version_id=version_id, version_name=name,
                       experiment_id=experiment_id, run_id=recurring_id,
                       url=f"{auth.host.rstrip('/')}/#/recurringrun/details/{recurring_id}")
+
+
+#: The checks of ``aurora-mlops cluster check``, in the order they print: what is installed,
+#: then the namespace and identity, then what the runs use.
+CHECKS: tuple[Callable[[Cluster], list[Check]], ...] = (
+    check_katib, check_training_operator, check_kfp, check_namespace, check_identity,
+    check_volumes, check_gpu_nodes, check_secret, check_pull_secret, check_mlflow,
+)
+
+
+def run_preflight(request: PreflightRequest, settings: Settings | None = None, *,
+                  api: Any = None, on_check: Callable[[Check], Any] | None = None) -> list[Check]:
+    """Run every check in :data:`CHECKS`; ``on_check`` sees each line as it is found.
+
+    Args:
+        request: What to check.
+        settings: Deployment settings; the process's when ``None``.
+        api: A ``kubernetes.client.ApiClient``; from the pod or the kubeconfig when ``None``.
+        on_check: Called with each line as it is found.
+
+    Raises:
+        ClusterUnreachable: No Kubernetes credentials, or the API server does not answer.
+    """
+    import urllib3
+
+    settings = settings or get_settings()
+    api = api or kube_api_client(request.kube_context, request.kubeconfig)
+    cluster = Cluster(api=api, settings=settings, request=request,
+                      namespace=request.namespace or settings.namespace)
+    results: list[Check] = []
+    for check in CHECKS:
+        try:
+            found = check(cluster)
+        except urllib3.exceptions.HTTPError as e:
+            raise ClusterUnreachable(
+                f"the Kubernetes API at {cluster.api.configuration.host} does not answer "
+                f"({e.__class__.__name__}); check the kubeconfig context and the network") from e
+        for line in found:
+            results.append(line)
+            if on_check is not None:
+                on_check(line)
+    return results
