@@ -20,14 +20,26 @@ import copy
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from aurora_mlops.errors import AuroraMLOpsError, ConfigError
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._experiment_load import load_experiment
+from aurora_mlops.tuning._katib_api import (
+    GROUP,
+    PLURAL,
+    TRIALS,
+    VERSION,
+    WATCH_SECONDS,
+    KatibError,
+    Watcher,
+    default_api,
+    is_transient,
+    k8s_watch,
+    retrying,
+)
 from aurora_mlops.tuning._katib_cancel import sigterm_raises
 from aurora_mlops.tuning._katib_trials import (
     EXPERIMENT_LABEL,
@@ -39,27 +51,10 @@ from aurora_mlops.tuning._katib_trials import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "KatibError", "KatibResult", "checkpoint_path",
-           "run_katib", "spec_differences"]
+__all__ = ["CHECKPOINT_NAME", "KatibError", "KatibResult", "checkpoint_path", "run_katib",
+           "spec_differences"]
 
-GROUP = "kubeflow.org"
-VERSION = "v1beta1"
-PLURAL = "experiments"
-TRIALS = "trials"
 CHECKPOINT_NAME = "model.ckpt"
-#: HTTP statuses worth retrying: throttled, or the API server (or its proxy) in trouble.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Attempts per API call before a transient error is given up on.
-MAX_ATTEMPTS = 6
-#: Seconds one watch stays open before the object is read again.
-WATCH_SECONDS = 300
-
-#: ``watch(api, namespace=, name=, resource_version=, timeout_seconds=)`` -> watch events.
-Watcher = Callable[..., Iterable[Mapping[str, Any]]]
-
-
-class KatibError(AuroraMLOpsError, RuntimeError):
-    """The cluster refused the Experiment, it failed, or it did not finish in time."""
 
 
 @dataclass(frozen=True)
@@ -76,24 +71,6 @@ class KatibResult:
     condition: str
     #: Every trial of the Experiment, best first (empty when they could not be listed).
     trials: tuple[TrialOutcome, ...] = ()
-
-
-def _default_api() -> Any:
-    try:
-        from kubernetes import client, config
-    except ImportError as e:  # pragma: no cover - a declared dependency
-        raise ConfigError("the kubernetes package is needed for --backend katib") from e
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as e:
-            raise KatibError(
-                f"no Kubernetes configuration found ({e}): run inside the cluster or point "
-                "KUBECONFIG at one"
-            ) from e
-    return client.CustomObjectsApi()
 
 
 def _condition(status: Mapping[str, Any]) -> str | None:
@@ -120,30 +97,6 @@ def checkpoint_path(exp: Experiment, trial_name: str,
     return str(path / CHECKPOINT_NAME)
 
 
-def _is_transient(e: BaseException) -> bool:
-    status = getattr(e, "status", None)
-    if isinstance(status, int):
-        return status in TRANSIENT_STATUSES
-    # No HTTP status: the connection itself failed (urllib3 errors are OSErrors or wrap one).
-    return isinstance(e, OSError | ConnectionError) or type(e).__module__.startswith("urllib3")
-
-
-def _retrying(what: str, call: Callable[[], Any], sleep: Callable[[float], None],
-              attempts: int = MAX_ATTEMPTS) -> Any:
-    """``call()``, retried with exponential backoff (1, 2, 4 ... s) on transient API errors."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as e:
-            if not _is_transient(e) or attempt == attempts:
-                raise
-            delay = 2.0 ** (attempt - 1)
-            log.warning("%s: transient API error (%s); retry %d/%d in %g s", what,
-                        getattr(e, "reason", None) or e, attempt, attempts - 1, delay)
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def spec_differences(ours: Any, theirs: Any, path: str = "spec") -> list[str]:
     """Field paths where ``theirs`` does not hold ``ours`` (extra fields in theirs are fine).
 
@@ -164,32 +117,18 @@ def spec_differences(ours: Any, theirs: Any, path: str = "spec") -> list[str]:
     return [] if ours == theirs or str(ours) == str(theirs) else [path]
 
 
-def _k8s_watch(api: Any, *, namespace: str, name: str, resource_version: str | None,
-               timeout_seconds: int) -> Iterator[Mapping[str, Any]]:
-    """Watch events of one Experiment (the kubernetes client's ``Watch``)."""
-    from kubernetes import watch
-
-    kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}",
-                              "timeout_seconds": timeout_seconds}
-    if resource_version:
-        kwargs["resource_version"] = resource_version
-    yield from watch.Watch().stream(api.list_namespaced_custom_object, group=GROUP,
-                                    version=VERSION, namespace=namespace, plural=PLURAL,
-                                    **kwargs)
-
-
 def _create(api: Any, body: dict[str, Any], ns: str, name: str,
             sleep: Callable[[float], None]) -> bool:
     """Create the Experiment, or adopt an identical one; returns whether we created it."""
     try:
-        _retrying(f"create Experiment {ns}/{name}", lambda: api.create_namespaced_custom_object(
+        retrying(f"create Experiment {ns}/{name}", lambda: api.create_namespaced_custom_object(
             group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, body=body), sleep)
         return True
     except Exception as e:
         if getattr(e, "status", None) != 409:
             reason = getattr(e, "reason", None) or str(e)
             raise KatibError(f"Katib refused Experiment {ns}/{name}: {reason}") from e
-    existing = _retrying(f"read Experiment {ns}/{name}", lambda: api.get_namespaced_custom_object(
+    existing = retrying(f"read Experiment {ns}/{name}", lambda: api.get_namespaced_custom_object(
         group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, name=name), sleep)
     diff = spec_differences(body.get("spec"), existing.get("spec"))
     if diff:
@@ -206,7 +145,7 @@ def _wait(api: Any, watcher: Watcher, ns: str, name: str, timeout: float,
     """Follow the Experiment until it has finished; returns its last status."""
     deadline = clock() + timeout
     while True:
-        obj = _retrying(f"read Experiment {ns}/{name}", lambda: api.get_namespaced_custom_object(
+        obj = retrying(f"read Experiment {ns}/{name}", lambda: api.get_namespaced_custom_object(
             group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, name=name), sleep)
         status = dict(obj.get("status") or {})
         if _condition(status) is not None:
@@ -233,7 +172,7 @@ def _wait(api: Any, watcher: Watcher, ns: str, name: str, timeout: float,
         except KatibError:
             raise
         except Exception as e:
-            if not _is_transient(e):
+            if not is_transient(e):
                 raise KatibError(f"cannot watch Experiment {ns}/{name}: {e}") from e
             log.warning("watch of %s/%s dropped (%s); reading it again", ns, name, e)
             sleep(1.0)
@@ -278,11 +217,11 @@ def run_katib(
     ns = namespace or exp.namespace or "kubeflow"
     body = exp.model.body() if exp.model is not None else copy.deepcopy(dict(exp.raw))
     body.setdefault("metadata", {})["namespace"] = ns
-    api = api if api is not None else _default_api()
+    api = api if api is not None else default_api()
     created = _create(api, body, ns, exp.name, sleep)
     try:
         with sigterm_raises():
-            status = _wait(api, watcher or _k8s_watch, ns, exp.name, timeout, sleep, clock)
+            status = _wait(api, watcher or k8s_watch, ns, exp.name, timeout, sleep, clock)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: the pipeline task was stopped
         if created:
             _delete(api, ns, exp.name, sleep)
@@ -303,7 +242,7 @@ def _delete(api: Any, ns: str, name: str, sleep: Callable[[float], None]) -> Non
     """
     log.warning("cancelled: deleting Experiment %s/%s and its trials", ns, name)
     try:
-        _retrying(f"delete Experiment {ns}/{name}", lambda: api.delete_namespaced_custom_object(
+        retrying(f"delete Experiment {ns}/{name}", lambda: api.delete_namespaced_custom_object(
             group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, name=name,
             propagation_policy="Background"), sleep, attempts=3)
     except Exception as e:
@@ -322,7 +261,7 @@ def _list_trials(api: Any, ns: str, exp: Experiment, artifact_root: str | None,
     try:
         while True:
             kwargs = {"label_selector": selector, **({"_continue": token} if token else {})}
-            page = _retrying(f"list Trials of {ns}/{exp.name}", functools.partial(
+            page = retrying(f"list Trials of {ns}/{exp.name}", functools.partial(
                 api.list_namespaced_custom_object, group=GROUP, version=VERSION, namespace=ns,
                 plural=TRIALS, **kwargs), sleep)
             items.extend(page.get("items") or [])
@@ -366,10 +305,12 @@ def _result(exp: Experiment, ns: str, status: Mapping[str, Any], artifact_root: 
     else:
         log.warning("Trials of %s/%s not listed: using Katib's currentOptimalTrial, which may "
                     "be a trial without a checkpoint", ns, exp.name)
-        best = _optimal(exp, status, artifact_root)
+        best = _optimal(exp, ns, status, artifact_root)
         if best.checkpoint is None or not has_checkpoint(best.checkpoint):
             raise KatibError(f"Experiment {ns}/{exp.name}: its best trial {best.name} left no "
                              f"checkpoint at {best.checkpoint}")
+    log.info("best trial of %s/%s with a checkpoint: %s (%s %s)", ns, exp.name, best.name,
+             exp.objective.metric, best.value)
     return KatibResult(
         experiment=exp.name, namespace=ns, best_trial=best.name, parameters=best.parameters,
         metrics=best.metrics, checkpoint=best.checkpoint, status=dict(status),
@@ -377,13 +318,13 @@ def _result(exp: Experiment, ns: str, status: Mapping[str, Any], artifact_root: 
     )
 
 
-def _optimal(exp: Experiment, status: Mapping[str, Any],
+def _optimal(exp: Experiment, ns: str, status: Mapping[str, Any],
              artifact_root: str | None) -> TrialOutcome:
     """``status.currentOptimalTrial`` as a :class:`TrialOutcome` (state unknown)."""
     optimal = status.get("currentOptimalTrial") or {}
     name = optimal.get("bestTrialName") or None
     if name is None:
-        raise KatibError(f"Experiment {exp.namespace or ''}/{exp.name} succeeded without a "
+        raise KatibError(f"Experiment {ns}/{exp.name} succeeded without a "
                          "best trial (no trial reported the objective metric); check the "
                          "trials' metric lines")
     return trial_outcome(
