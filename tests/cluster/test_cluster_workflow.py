@@ -86,8 +86,12 @@ def test_release_compiles_and_submits_with_kfp_run_create() -> None:
     assert compile_at < submit_at
     step = _steps("release")[submit_at]
     assert step["env"]["KFP_HOST"] == "${{ secrets.KFP_HOST }}"
-    assert step["env"]["KFP_TOKEN"] == "${{ secrets.KFP_TOKEN }}"
-    assert '--existing-token "$KFP_TOKEN"' in submit
+    # Kubeflow's default oauth2-proxy overlay (kubeflow/manifests README, m2m-dex-only)
+    # refuses outside ServiceAccount tokens: the run is sent with the Dex session cookie that
+    # an earlier step logs in for, through kfp's context file (`client_authentication_cookie`).
+    login_at = next(i for i, r in enumerate(runs) if "oauth2_proxy_kubeflow" in r)
+    assert login_at < submit_at and "--existing-token" not in submit
+    assert "client_authentication_cookie" in submit
     assert re.search(r"\brun create\b", submit) and "--experiment-name" in submit
     package = re.search(r"--package-file (pipelines/[\w-]+\.yaml)", submit)
     assert package, submit
