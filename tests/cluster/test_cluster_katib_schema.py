@@ -106,28 +106,43 @@ def test_trial_pod_templates_validate_strictly(rel: str) -> None:
         kubernetes_validate.validate(pod_template, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("rel", [s.relpath for s in STUDIES if s.profile == "production"])
-def test_production_trials_run_restricted_with_tracking_and_volumes(rel: str) -> None:
+@pytest.mark.parametrize("rel", SPECS)
+def test_trials_run_restricted_with_tracking_and_volumes(rel: str) -> None:
+    """Smoke trials too: a development cluster runs them on the same volumes and paths."""
     doc = _load(rel)
+    production = doc["metadata"]["labels"]["aurora-mlops/profile"] == "production"
     assert doc["metadata"]["namespace"] == DEFAULTS.namespace
     for template in _pod_templates(doc):
         pod = template["spec"]
-        assert pod["priorityClassName"] == DEFAULTS.trial_priority_class
-        assert pod["serviceAccountName"] == DEFAULTS.service_account
+        assert pod.get("priorityClassName") == (
+            DEFAULTS.trial_priority_class if production else None)
+        # Trials call no Kubernetes API: the namespace's default account, and no token.
+        assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod
+        assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
-                  if "persistentVolumeClaim" in v}
-        assert claims == {DATA_PVC, ARTIFACTS_PVC}
+        claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"]
+                  for v in pod["volumes"] if "persistentVolumeClaim" in v}
+        assert set(claims) == {DATA_PVC, ARTIFACTS_PVC}
+        assert claims[DATA_PVC]["readOnly"] is True
         (container,) = pod["containers"]
         assert container["securityContext"] == {"allowPrivilegeEscalation": False,
                                                 "capabilities": {"drop": ["ALL"]}}
-        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]
+                   if "valueFrom" in e}
         assert secrets == dict.fromkeys(
             ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),
             MLFLOW_SECRET)
+        literal = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        # The published weights are cached once on the artifacts volume.
+        assert literal == ({"HF_HOME": "/mnt/artifacts/cache/huggingface"} if production else {})
         command = container["command"]
         output = command[command.index("--output") + 1]
         assert output == "/mnt/artifacts/trials/${trialParameters.trial_name}"
-        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        assert mounts["artifacts"] == "/mnt/artifacts"
+        assert command[command.index("--data") + 1].startswith("/mnt/data/")
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["artifacts"]["mountPath"] == "/mnt/artifacts"
+        assert mounts["data"] == {"name": "data", "mountPath": "/mnt/data", "readOnly": True}
+        limits = container["resources"]["limits"]
+        assert ("nvidia.com/gpu" in limits) == production
+        assert ("nodeSelector" in pod) == production

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from aurora_mlops.config import Settings
-from aurora_mlops.tuning import STUDIES, build_experiment, check_experiment, check_file
+from aurora_mlops.tuning import (
+    STUDIES,
+    build_experiment,
+    check_experiment,
+    check_file,
+    service_warnings,
+)
 
 Doc = dict[str, Any]
 
@@ -97,8 +103,9 @@ def _rename_container(d: Doc) -> None:
 CASES: list[tuple[str, Doc, Callable[[Doc], None], str]] = [
     ("unknown-algorithm", TPE, _set("spec.algorithm.algorithmName", "bayes"),
      "spec.algorithm.algorithmName: unknown algorithm 'bayes'"),
-    ("unknown-algorithm-setting", TPE,
-     _set("spec.algorithm.algorithmSettings", [{"name": "n_startup_trials", "value": "5"}]),
+    ("unknown-algorithm-setting", TPE,  # hyperopt's tpe: n_startup_trials is Optuna's
+     _set("spec.algorithm", {"algorithmName": "tpe", "algorithmSettings": [
+         {"name": "n_startup_trials", "value": "5"}]}),
      "spec.algorithm.algorithmSettings[0].name: unknown setting n_startup_trials for algorithm "
      "tpe"),
     ("bad-algorithm-setting", TPE,
@@ -205,7 +212,20 @@ CASES: list[tuple[str, Doc, Callable[[Doc], None], str]] = [
      "spec.trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Worker: needs a container named "
      "pytorch"),
     ("bad-experiment-name", TPE, _set("metadata.name", "Aurora_Sweep"),
-     "metadata.name: 'Aurora_Sweep' must be at most 63 lower-case letters"),
+     "metadata.name: 'Aurora_Sweep' must be lower-case letters, digits or '-'"),
+    # kubeflow/katib pkg/webhook/v1beta1/experiment/validator/validator.go (v0.18.0+):
+    # `len(instance.Name) > 40` is refused.
+    ("name-over-40-characters", TPE, _set("metadata.name", "aurora-smoke-air-pollution-random-"
+                                                           "0123abcd"),
+     "metadata.name: 'aurora-smoke-air-pollution-random-0123abcd' has 42 characters; Katib's "
+     "webhook refuses names longer than 40"),
+    # pkg/suggestion/v1beta1/skopt/base_service.py: every double is Real(min, max,
+    # "log-uniform"), which fails on a 0 bound.
+    ("skopt-zero-lower-bound", TPE, lambda d: (
+        d["spec"]["algorithm"].update(algorithmName="bayesianoptimization", algorithmSettings=[]),
+        _param(d, "drop_path")["feasibleSpace"].update(min="0.0")),
+     "spec.parameters[3].feasibleSpace.min: 0.0 must be greater than 0: Katib's "
+     "bayesianoptimization (skopt) samples every double log-uniformly"),
     ("wrong-api-version", TPE, _set("apiVersion", "kubeflow.org/v1alpha3"),
      "apiVersion: must be kubeflow.org/v1beta1"),
     ("resume-policy", TPE, _set("spec.resumePolicy", "Sometimes"),
@@ -264,3 +284,93 @@ def test_file_level_problems(tmp_path: Path, text: str, expected: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     problems = check_file(tmp_path / "nope.yaml")
     assert len(problems) == 1 and problems[0].startswith("cannot read the file: ")
+
+
+def test_forty_characters_pass() -> None:
+    doc = copy.deepcopy(TPE)
+    doc["metadata"]["name"] = "a" * 40
+    assert check_experiment(doc) == []
+
+
+# Where Katib's suggestion service samples otherwise than the spec and the embedded runner: a
+# warning each (the spec stays valid). Services per algorithm: kubeflow/katib
+# manifests/v1beta1/installs/katib-standalone/katib-config.yaml (v0.17.0-v0.19.0).
+def _algorithm(name: str, parallel: int | None = None) -> Callable[[Doc], None]:
+    def mutate(d: Doc) -> None:
+        d["spec"]["algorithm"] = {"algorithmName": name}
+        if parallel is None:
+            del d["spec"]["parallelTrialCount"]
+        else:
+            d["spec"]["parallelTrialCount"] = parallel
+    return mutate
+
+
+WARNINGS: list[tuple[str, Callable[[Doc], None], str, str]] = [
+    # pkg/suggestion/v1beta1/hyperopt/base_service.py: after the first batch every slot calls
+    # tpe.suggest with one seed and one history (kubeflow/katib#1329).
+    ("hyperopt-tpe-parallel", _algorithm("tpe", 2), "0.19",
+     "spec.algorithm.algorithmName: Katib serves tpe with hyperopt, which proposes one and the "
+     "same point for all 2 trials of a request"),
+    # Katib's default parallelTrialCount is 3 (pkg/apis/controller/experiments/v1beta1/
+    # constants.go DefaultTrialParallelCount).
+    ("hyperopt-tpe-default-parallel", _algorithm("tpe"), "0.19", "for all 3 trials"),
+    # pkg/suggestion/v1beta1/goptuna/converter.go: Uniform/IntUniform from min, max, step only.
+    ("sobol-log-uniform", _algorithm("sobol", 2), "0.19",
+     "spec.parameters[0].feasibleSpace.distribution: Katib's sobol (goptuna) ignores logUniform"),
+    ("cmaes-log-uniform", _algorithm("cmaes", 2), "0.19", "Katib's cmaes (goptuna) ignores"),
+    ("skopt-uniform-double", _algorithm("bayesianoptimization", 2), "0.19",
+     "spec.parameters[3]: Katib's bayesianoptimization (skopt) samples every double "
+     "log-uniformly"),
+    # hyperopt.hp.quniform: round(uniform(min, max) / step) * step.
+    ("hyperopt-step-from-zero", lambda d: (_algorithm("random", 2)(d), _param(
+        d, "lora_steps")["feasibleSpace"].update(min="25", max="60", step="10")), "0.19",
+     "spec.parameters[5].feasibleSpace.step: Katib's random (hyperopt) rounds to multiples of "
+     "10 counted from 0, not from min 25"),
+    # FeasibleSpace.Distribution is new in v0.18.0 (experiment_types.go); 0.17 drops it.
+    ("katib-0.17-distribution", lambda d: None, "0.17",
+     "spec.parameters[0].feasibleSpace.distribution: Katib 0.17 has no "
+     "feasibleSpace.distribution (added in 0.18): it ignores logUniform"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "version", "expected"), [w[1:] for w in WARNINGS],
+                         ids=[w[0] for w in WARNINGS])
+def test_service_differences_are_warnings(mutate: Callable[[Doc], None], version: str,
+                                          expected: str) -> None:
+    doc = copy.deepcopy(TPE)
+    mutate(doc)
+    if "skopt" not in expected:
+        assert check_experiment(doc) == []
+    warnings = service_warnings(doc, katib_version=version)
+    assert any(expected in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(("mutate", "version"), [
+    (_algorithm("tpe", 1), "0.19"),  # one trial a request: hyperopt's TPE is fine
+    (_algorithm("multivariate-tpe", 4), "0.19"),  # Optuna with the constant liar
+    (lambda d: None, "0.18"),
+], ids=["tpe-one-at-a-time", "multivariate-tpe", "katib-0.18-distribution"])
+def test_no_warning_where_katib_and_the_runner_agree(mutate: Callable[[Doc], None],
+                                                     version: str) -> None:
+    doc = copy.deepcopy(TPE)
+    mutate(doc)
+    assert service_warnings(doc, katib_version=version) == []
+
+
+def test_cli_prints_warnings_and_exits_0(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from aurora_mlops.cli import main
+    from aurora_mlops.tuning import dump_yaml
+
+    doc = copy.deepcopy(TPE)
+    _algorithm("tpe", 2)(doc)
+    spec = tmp_path / "tpe.yaml"
+    spec.write_text(dump_yaml(doc))
+    assert main(["katib", "check", str(spec)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{spec}: ok\n"
+    (line,) = err.splitlines()
+    assert line.startswith(f"{spec}: warning: spec.algorithm.algorithmName: Katib serves tpe "
+                           "with hyperopt")
+    assert main(["katib", "check", "--katib-version", "0.17", str(spec)]) == 0
+    assert "Katib 0.17 has no feasibleSpace.distribution" in capsys.readouterr().err

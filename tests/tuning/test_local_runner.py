@@ -18,7 +18,14 @@ import pytest
 import yaml
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning import is_train_trial_command, load_experiment, parse_experiment, run_local
+from aurora_mlops.tuning import (
+    is_train_trial_command,
+    load_experiment,
+    load_spec,
+    parse_experiment,
+    run_local,
+)
+from aurora_mlops.tuning._workdir import localize
 
 SPECS = Path(__file__).parent / "specs"
 FAMILIES = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization"]
@@ -194,6 +201,41 @@ def test_smoke_sweep_per_algorithm_family(algorithm: str, smoke_data_dir: Path,
             status["succeededTrialList"])
         assert client.get_run(parent).data.metrics["best_val_score"] == pytest.approx(
             result.metrics["val_score"])
+
+
+def test_the_rendered_smoke_spec_runs_here_on_its_volume_paths(smoke_data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """A shipped smoke spec reads /mnt/data and writes /mnt/artifacts, as on a cluster; the
+    runner maps both into its work dir (``--data-dir`` is linked as ``WORKDIR/data``)."""
+    root = Path(__file__).resolve().parents[2]
+    doc = load_spec((root / "katib/smoke/medium-res-random.yaml").read_text())
+    command = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]["command"]
+    assert "/mnt/data/medium-res.nc" in command
+    doc["spec"].update(maxTrialCount=1, parallelTrialCount=1)
+    work = tmp_path / "w"
+    result = run_local(parse_experiment(doc), work_dir=work, data_dir=smoke_data_dir,
+                       progress=False, trial_timeout=300, tracking=False)
+    assert result.checkpoint is not None
+    assert result.checkpoint.parent == (work / "trials" / result.best_trial).resolve()
+    assert result.checkpoint.is_file()
+    assert not Path("/mnt/artifacts/trials", result.best_trial).exists()
+
+
+def test_volume_paths_map_into_the_work_dir(tmp_path: Path) -> None:
+    work = _script_work(tmp_path)
+    doc = _script_doc(name="volumes", modes=["ok"], max_trials=1, parallel=1)
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]
+    container["command"][-1] = "--output=/mnt/artifacts/trials/${trialParameters.trial_name}"
+    container["env"] = [{"name": "HF_HOME", "value": "/mnt/artifacts/cache/huggingface"}]
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)
+    out = work / "trials" / result.best_trial
+    assert result.checkpoint == out / "model.ckpt"
+    assert (out / "hf_home.txt").read_text() == str(work / "cache/huggingface")
+    assert localize(["--data", "/mnt/data/x.nc", "--output=/mnt/artifacts/t/1", "/mnt/datax",
+                     "--x=/mnt/data"]) == ["--data", "data/x.nc", "--output=t/1", "/mnt/datax",
+                                           "--x=data"]
 
 
 # -------------------------------------------------------------------- cheap script trials

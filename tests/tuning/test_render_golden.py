@@ -24,6 +24,7 @@ from aurora_mlops.tuning import (
     load_spec,
     render_all,
     rendered_specs,
+    spec_warnings,
 )
 from aurora_mlops.variants import VARIANTS
 
@@ -57,12 +58,31 @@ def test_layout_covers_every_variant_and_algorithm() -> None:
         for algorithm in ("grid", "random", "tpe"):
             assert f"{variant}/{algorithm}.yaml" in STUDY_IDS
             assert f"smoke/{variant}-{algorithm}.yaml" in STUDY_IDS
-    assert "high-res/tpe-pytorchjob.yaml" in STUDY_IDS
+            # A 4-GPU trial also runs one GPU a pod, for pools of 1-GPU nodes.
+            assert (f"{variant}/{algorithm}-pytorchjob.yaml" in STUDY_IDS) == (
+                VARIANTS[variant].node_pool.gpus_per_trial > 1)
 
 
 @pytest.mark.parametrize("rel", STUDY_IDS)
 def test_every_checked_in_spec_passes_katib_check(rel: str) -> None:
     assert check_file(KATIB_DIR / rel) == []
+    # Nor does Katib sample otherwise than the embedded runner (Katib 0.18 and 0.19 have
+    # feasibleSpace.distribution; 0.17 does not, and `katib check --katib-version 0.17` says so).
+    for version in ("0.18", "0.19"):
+        assert spec_warnings(KATIB_DIR / rel, katib_version=version) == []
+
+
+def test_goptuna_specs_give_no_distribution() -> None:
+    """Katib's sobol ignores distributions (kubeflow/katib pkg/suggestion/v1beta1/goptuna/
+    converter.go): its specs sample uniformly, on Katib and in the embedded runner alike."""
+    for study in STUDIES:
+        params = build_experiment(study, DEFAULTS)["spec"]["parameters"]
+        given = [p["name"] for p in params if "distribution" in p["feasibleSpace"]]
+        if study.algorithm == "sobol":
+            assert given == [], study.relpath
+    assert any("distribution" in p["feasibleSpace"] for p in build_experiment(
+        next(s for s in STUDIES if s.relpath == "smoke/medium-res-random.yaml"),
+        DEFAULTS)["spec"]["parameters"])
 
 
 def _container(doc: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +130,10 @@ def test_trial_command_parses_with_the_real_cli(study: Study) -> None:
             assert params.amp is True
         if study.variant == "air-pollution":
             assert params.positivity is True
+        # Smoke trials too: the volumes' paths, not the image's working directory.
+        assert args.data == f"/mnt/data/{study.variant}.nc"
+        assert args.output == "/mnt/artifacts/trials/trial-x7k2"
         if study.profile == "smoke":
-            assert args.data == f"data/{study.variant}.nc"
             assert (params.epochs, params.steps_per_epoch) == (3, 8)
 
 
@@ -132,6 +154,10 @@ def test_budgets_and_algorithms(study: Study) -> None:
         assert 30 <= n <= 60
     if study.algorithm == "tpe":
         assert spec["earlyStopping"]["algorithmName"] == "medianstop"
+        # Katib's `tpe` (hyperopt) proposes duplicates to parallel trials; Optuna's does not.
+        assert spec["algorithm"]["algorithmName"] == "multivariate-tpe"
+    else:
+        assert spec["algorithm"]["algorithmName"] == study.algorithm
     if study.algorithm == "grid":
         assert n <= (study.space.grid_size() or 0)
         if study.profile == "production":
@@ -165,13 +191,29 @@ def test_production_trials_use_the_gpu_pool_from_settings() -> None:
             assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
 
 
-def test_pytorchjob_spreads_the_gpus_over_pods() -> None:
-    doc = load_spec((KATIB_DIR / "high-res/tpe-pytorchjob.yaml").read_text())
-    replicas = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]
+@pytest.mark.parametrize("algorithm", ["grid", "random", "tpe"])
+def test_pytorchjob_spreads_the_gpus_over_pods(algorithm: str) -> None:
+    doc = load_spec((KATIB_DIR / f"high-res/{algorithm}-pytorchjob.yaml").read_text())
+    job = doc["spec"]["trialTemplate"]["trialSpec"]
+    assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    assert set(replicas) == {"Master", "Worker"} and replicas["Master"]["replicas"] == 1
     total = sum(r["replicas"] * r["template"]["spec"]["containers"][0]["resources"]["limits"][
         "nvidia.com/gpu"] for r in replicas.values())
     assert total == VARIANTS["high-res"].node_pool.gpus_per_trial
+    for replica in replicas.values():
+        container = replica["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        # One process a pod; torchrun reads the rest from the PET_* variables the training
+        # operator sets (kubeflow/training-operator pkg/controller.v1/pytorch/envvar.go).
+        assert container["command"][:4] == ["torchrun", "--nproc_per_node=1", "--module",
+                                            "aurora_mlops"]
+    assert job["spec"]["nprocPerNode"] == "1"
     assert doc["spec"]["trialTemplate"]["primaryContainerName"] == "pytorch"
+    # Katib reads metrics from the pod with this label (the training operator's master role,
+    # kubeflow/training-operator pkg/apis/kubeflow.org/v1/common_types.go JobRoleLabel).
+    assert doc["spec"]["trialTemplate"]["primaryPodLabels"] == {
+        "training.kubeflow.org/job-role": "master"}
 
 
 def test_smoke_specs_say_why_their_parameters_differ() -> None:

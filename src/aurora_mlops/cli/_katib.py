@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
         help="Validate Experiment specs as Katib's admission webhook would; exit 1 if invalid.",
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="Experiment YAML file(s).")
+    check.add_argument("--katib-version", choices=("0.17", "0.18", "0.19"), default="0.19",
+                       help="The Katib release the specs go to (default 0.19): warn where its "
+                       "suggestion services sample otherwise than the spec says.")
     check.set_defaults(handler=cmd_check)
 
 
@@ -48,8 +51,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Check each file; one line per problem on stderr, ``FILE: ok`` on stdout when valid."""
-    from aurora_mlops.tuning import check_file
+    """Check each file; one line per problem on stderr, ``FILE: ok`` on stdout when valid.
+
+    A valid spec that Katib's suggestion service samples otherwise than the embedded runner
+    gets ``FILE: warning: ...`` lines on stderr; warnings alone leave the exit status 0.
+    """
+    from aurora_mlops.tuning import check_file, spec_warnings
 
     failed = False
     for name in args.files:
@@ -58,6 +65,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"{name}: {problem}", file=sys.stderr)
         if problems:
             failed = True
-        else:
-            print(f"{name}: ok")
+            continue
+        for warning in spec_warnings(name, katib_version=args.katib_version):
+            print(f"{name}: warning: {warning}", file=sys.stderr)
+        print(f"{name}: ok")
     return 1 if failed else 0

@@ -19,6 +19,8 @@ from aurora_mlops.tuning._analysis_model import (
 from aurora_mlops.tuning._analysis_report import write_analysis
 from aurora_mlops.tuning._analyze import analyze_sweep
 from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
+from aurora_mlops.tuning._check_service import file_warnings as spec_warnings
+from aurora_mlops.tuning._check_service import service_warnings
 from aurora_mlops.tuning._experiment import Experiment, Objective, Parameter
 from aurora_mlops.tuning._experiment_load import load_experiment, parse_experiment
 from aurora_mlops.tuning._katib_cancel import Terminated
@@ -82,5 +84,7 @@ __all__ = [
     "rendered_specs",
     "run_katib",
     "run_local",
+    "service_warnings",
+    "spec_warnings",
     "write_analysis",
 ]

@@ -21,10 +21,12 @@ import yaml
 
 from aurora_mlops.tuning._check_common import _Ctx, _float, _kind, _map, _seq, _str
 from aurora_mlops.tuning._check_rules import ALGORITHMS, EARLY_STOPPING, Rule
+from aurora_mlops.tuning._check_service import service_problems
 from aurora_mlops.tuning._check_trial import check_trial_template
 from aurora_mlops.tuning._katib_model import load_spec, schema_problems
 
-__all__ = ["check_experiment", "check_file", "load_spec", "webhook_problems"]
+__all__ = ["MAX_NAME_LENGTH", "check_experiment", "check_file", "load_spec",
+           "webhook_problems"]
 
 # Katib's vocabulary ---------------------------------------------------------------------------
 _PARAMETER_TYPES = ("double", "int", "discrete", "categorical")
@@ -35,6 +37,9 @@ _RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
 _COLLECTORS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None", "Push")
 _NASALGORITHMS = ("enas", "darts")
 _NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+#: Katib's webhook refuses longer Experiment names (kubeflow/katib
+#: pkg/webhook/v1beta1/experiment/validator/validator.go, since v0.18.0).
+MAX_NAME_LENGTH = 40
 
 def _check_header(c: _Ctx) -> None:
     if c.doc.get("apiVersion") != "kubeflow.org/v1beta1":
@@ -44,18 +49,19 @@ def _check_header(c: _Ctx) -> None:
     name = _map(c.doc.get("metadata")).get("name")
     if not isinstance(name, str) or not name:
         c.add("metadata.name", "must be specified")
-    elif not _NAME_RE.fullmatch(name) or len(name) > 63:
-        c.add("metadata.name", f"{name!r} must be at most 63 lower-case letters, digits or '-', "
-              "start with a letter and end with a letter or digit")
+    elif not _NAME_RE.fullmatch(name):
+        c.add("metadata.name", f"{name!r} must be lower-case letters, digits or '-', start "
+              "with a letter and end with a letter or digit")
+    elif len(name) > MAX_NAME_LENGTH:
+        c.add("metadata.name", f"{name!r} has {len(name)} characters; Katib's webhook refuses "
+              f"names longer than {MAX_NAME_LENGTH}: shorten it")
     if "spec" not in c.doc:
         c.add("spec", "must be specified")
-
 
 
 def _budget(c: _Ctx, key: str) -> int | None:
     value = c.spec.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
 
 
 def _check_budgets(c: _Ctx) -> None:
@@ -78,7 +84,6 @@ def _check_budgets(c: _Ctx) -> None:
         if failed is not None and failed > max_trials:
             c.add("spec.maxFailedTrialCount", f"{failed} should be less than or equal to "
                   f"spec.maxTrialCount ({max_trials})")
-
 
 
 def _check_objective(c: _Ctx) -> None:
@@ -107,7 +112,6 @@ def _check_objective(c: _Ctx) -> None:
             c.add(f"{where}.value", f"must be one of min, max, latest, got {_kind(s.get('value'))}")
 
 
-
 def _check_settings(c: _Ctx, path: str, settings: Any, rules: dict[str, Rule],
                     algorithm: str) -> None:
     seen: set[str] = set()
@@ -129,7 +133,6 @@ def _check_settings(c: _Ctx, path: str, settings: Any, rules: dict[str, Rule],
             problem = rules[name](value)
             if problem:
                 c.add(f"{where}.value", f"{name} {problem}")
-
 
 
 def _check_algorithm(c: _Ctx) -> None:
@@ -154,7 +157,6 @@ def _check_algorithm(c: _Ctx) -> None:
                     ALGORITHMS[name], name)
 
 
-
 def _check_early_stopping(c: _Ctx) -> None:
     if "earlyStopping" not in c.spec:
         return
@@ -171,13 +173,11 @@ def _check_early_stopping(c: _Ctx) -> None:
                     EARLY_STOPPING[name], name)
 
 
-
 def _check_resume(c: _Ctx) -> None:
     policy = c.spec.get("resumePolicy")
     if policy not in (None, "", *_RESUME_POLICIES):
         c.add("spec.resumePolicy", f"must be one of {', '.join(_RESUME_POLICIES)}, "
               f"got {_kind(policy)}")
-
 
 
 def _check_parameter(c: _Ctx, i: int, param: dict[str, Any]) -> list[str] | None:
@@ -279,7 +279,6 @@ def _check_range_space(c: _Ctx, fsw: str, ptype: str, fs: dict[str, Any],
     return [f"{lo + k * step:g}" for k in range(n)]
 
 
-
 def _check_parameters(c: _Ctx) -> list[str]:
     params = _seq(c.spec.get("parameters"))
     if not params and "nasConfig" not in c.spec:
@@ -321,7 +320,6 @@ def _check_parameters(c: _Ctx) -> list[str]:
     return names
 
 
-
 def _check_metrics_collector(c: _Ctx) -> None:
     mc = _map(c.spec.get("metricsCollectorSpec"))
     kind = _map(mc.get("collector")).get("kind", "StdOut")
@@ -346,7 +344,6 @@ def _check_metrics_collector(c: _Ctx) -> None:
             c.add(where, f"{fmt!r} needs two top subexpressions (metric name, value)")
 
 
-
 def webhook_problems(doc: dict[str, Any]) -> list[str]:
     """The problems Katib's admission webhook (and its suggestion services) would refuse.
 
@@ -366,6 +363,7 @@ def webhook_problems(doc: dict[str, Any]) -> list[str]:
     names = _check_parameters(c)
     _check_metrics_collector(c)
     check_trial_template(c, names)
+    service_problems(c)
     return c.out
 
 
@@ -381,7 +379,6 @@ def check_experiment(doc: Any) -> list[str]:
 
 
 # Loading --------------------------------------------------------------------------------------
-
 
 
 def check_file(path: str | Path) -> list[str]:

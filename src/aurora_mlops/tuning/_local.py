@@ -74,6 +74,8 @@ from aurora_mlops.tuning._trial_proc import (
 from aurora_mlops.tuning._workdir import (
     check_trial_data,
     link_data,
+    localize,
+    localize_path,
     lock_work_dir,
     spec_path,
     trial_checkpoint,
@@ -145,7 +147,9 @@ class _Runner:
         env = dict(os.environ)
         bindir = os.path.dirname(sys.executable)
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-        env.update(self.exp.trial_env(name, assignments))
+        for key, value in self.exp.trial_env(name, assignments).items():
+            local = localize_path(value)  # HF_HOME on the artifacts volume: in the work dir
+            env[key] = value if local == value else str(self.work / local)
         env["KATIB_TRIAL_NAME"] = name
         env["KATIB_EXPERIMENT_NAME"] = self.exp.name
         env["PYTHONUNBUFFERED"] = "1"
@@ -161,7 +165,7 @@ class _Runner:
         trial = self.study.ask(self.distributions)
         name = f"{self.exp.name}-{trial.number}"
         assignments = katib_assignments(self.exp, trial)
-        argv = self.exp.trial_command(name, assignments)
+        argv = localize(self.exp.trial_command(name, assignments))
         trial.set_user_attr(attr("name"), name)
         trial.set_user_attr(attr("assignments"), assignments)
         trial.set_user_attr(attr("command"), argv)
@@ -357,7 +361,7 @@ def run_local(
         work_dir: Study database, MLflow store (by default), trial dirs, status and best files;
             trial commands run with this as their working directory.
         data_dir: Linked (or copied) as ``WORKDIR/data``, where relative ``data/...`` paths in
-            the trial command point.
+            the trial command point, and ``/mnt/data/...`` ones (the data volume of a cluster).
         timeout: Seconds for the whole sweep; running trials are killed when it passes.
         trial_timeout: Seconds per trial; a trial running longer is killed and failed.
         progress: Show a progress bar on stderr.
@@ -375,7 +379,7 @@ def run_local(
     with lock_work_dir(work):  # a second live runner would re-queue this one's trials
         if data_dir is not None:
             link_data(work, Path(data_dir))
-        probe = exp.trial_command("probe", {p.name: "0" for p in exp.parameters})
+        probe = localize(exp.trial_command("probe", {p.name: "0" for p in exp.parameters}))
         check_trial_data(probe, work, spec=exp.source)
         if tracking_uri is None and tracking:
             from aurora_mlops.config import get_settings

@@ -66,8 +66,10 @@ def make_sampler(exp: Experiment, seed: int | None = None) -> optuna.samplers.Ba
         return KatibGridSampler(
             {p.name: list(p.grid_values()) for p in exp.parameters}, seed=seed)
     if name in ("tpe", "multivariate-tpe"):
+        # As Katib's Optuna service builds it: constant liar always (kubeflow/katib
+        # pkg/suggestion/v1beta1/optuna/service.py); Katib's `tpe` is hyperopt's instead.
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=name == "multivariate-tpe",
+            seed=seed, multivariate=name == "multivariate-tpe", constant_liar=True,
             n_startup_trials=startup if startup is not None else 10,
             n_ei_candidates=_setting(s, "n_ei_candidates", int, 24))
     if name == "cmaes":

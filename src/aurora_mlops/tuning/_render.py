@@ -7,7 +7,7 @@ YAML reader does), so such strings come out quoted and stay strings on the clust
 Layout of the output directory::
 
     <out>/<variant>/{grid,random,tpe}.yaml          production sweeps (GPU node pool)
-    <out>/high-res/tpe-pytorchjob.yaml              the same TPE sweep as a multi-pod PyTorchJob
+    <out>/high-res/{grid,random,tpe}-pytorchjob.yaml  the same, one GPU a pod (PyTorchJob)
     <out>/smoke/<variant>-{grid,random,tpe,sobol}.yaml  CPU sweeps (sobol: ``make run``'s)
 
 What each sweep is for:
@@ -15,10 +15,12 @@ What each sweep is for:
 - ``grid``: a few architecture combinations, trained from scratch (proxy-scale sweep).
 - ``random``: the whole space (architecture and fine-tune knobs), trained from scratch.
 - ``tpe``: the fine-tune knobs only, starting from the published checkpoint (``--init hub``),
-  with median-stop early stopping.
+  with median-stop early stopping; Katib runs it as ``multivariate-tpe``
+  (:data:`~aurora_mlops.tuning._studies.KATIB_ALGORITHMS` says why).
 
-Smoke specs run ``train-trial --profile smoke`` on the CPU with tiny budgets; ``--data`` and
-``--output`` are relative to the trial's working directory (the local runner's work dir).
+Smoke specs run ``train-trial --profile smoke`` on two CPUs with tiny budgets, on the same
+volumes and paths as production trials (:mod:`aurora_mlops.tuning._trial_spec`); the embedded
+runner stands in for the volumes with folders of its work dir.
 """
 
 from __future__ import annotations
@@ -32,21 +34,21 @@ from typing import Any
 import yaml
 
 from aurora_mlops._io import atomic_write
-from aurora_mlops.config import (
-    ARTIFACTS_PVC,
-    DATA_PVC,
-    MLFLOW_SECRET_KEYS,
-    Settings,
-    get_settings,
-    image_ref,
-)
+from aurora_mlops.config import ARTIFACTS_PVC, DATA_PVC, Settings, get_settings
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._defaults_trial import DEFAULTS_TRIAL_ANNOTATION as _DEFAULTS
 from aurora_mlops.tuning._defaults_trial import defaults_assignments
 from aurora_mlops.tuning._katib_model import KatibExperiment
 from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._studies import STUDIES, Study
-from aurora_mlops.variants import VARIANTS, get_variant
+from aurora_mlops.tuning._trial_spec import (
+    JOB_CONTAINER,
+    PYTORCH_CONTAINER,
+    TRIAL_NAME_PARAMETER,
+    job_spec,
+    pytorchjob_spec,
+)
+from aurora_mlops.variants import get_variant
 
 __all__ = [
     "ARTIFACTS_CLAIM",
@@ -58,19 +60,10 @@ __all__ = [
     "rendered_specs",
 ]
 
-#: PersistentVolumeClaims a production trial mounts (read-only data, read-write artifacts); the
+#: PersistentVolumeClaims a trial mounts (read-only data, read-write artifacts); the
 #: defaults of ``Settings.data_pvc`` / ``Settings.artifacts_pvc``, which the specs use.
 DATA_CLAIM = DATA_PVC
 ARTIFACTS_CLAIM = ARTIFACTS_PVC
-DATA_MOUNT = "/mnt/data"
-ARTIFACTS_MOUNT = "/mnt/artifacts"
-#: The trial parameter that carries Katib's trial name (``${trialSpec.Name}``).
-TRIAL_NAME_PARAMETER = "trial_name"
-#: Primary container names: Katib's convention for Jobs, the training operator's for PyTorchJob.
-JOB_CONTAINER = "training-container"
-PYTORCH_CONTAINER = "pytorch"
-#: Literal budget flags of smoke trials (smaller than the smoke profile's defaults).
-SMOKE_BUDGET = ("--epochs=3", "--steps_per_epoch=8")
 #: How Katib reads each metric over a trial's epochs.
 METRIC_STRATEGIES: dict[str, str] = {
     OBJECTIVE_METRIC: "min", "val_rmse": "min", "val_event_f1": "max", "train_loss": "min",
@@ -81,160 +74,18 @@ _PYTORCH_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
 _FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 _SMOKE_NOTE = (
     "Smoke sweep: the smoke model is tiny and fixed, so its architecture parameters are replaced "
-    "by fine-tune parameters (learning rate, regularisation, LoRA). --data and --output are "
-    "relative to the trial's working directory (the local runner's work dir)."
+    "by fine-tune parameters (learning rate, regularisation, LoRA). Trials read /mnt/data and "
+    "write /mnt/artifacts, the volumes a cluster mounts; the embedded runner maps both to "
+    "folders of its work dir."
 )
+#: Algorithms whose Katib service ignores ``feasibleSpace.distribution``: goptuna builds uniform
+#: distributions from min, max and step only (kubeflow/katib
+#: ``pkg/suggestion/v1beta1/goptuna/converter.go``). Their specs say so by giving none, and the
+#: embedded runner then samples uniformly too.
+NO_DISTRIBUTION = ("sobol", "cmaes")
 
 
 # Building -------------------------------------------------------------------------------------
-def _trial_command(study: Study, *, launcher_prefix: tuple[str, ...] = ()) -> list[str]:
-    smoke = study.profile == "smoke"
-    data = f"data/{study.variant}.nc" if smoke else f"{DATA_MOUNT}/{study.variant}.nc"
-    output_root = "trials" if smoke else f"{ARTIFACTS_MOUNT}/trials"
-    cmd = [
-        *launcher_prefix,
-        "aurora-mlops", "train-trial",
-        "--variant", study.variant,
-        "--profile", study.profile,
-        "--data", data,
-        "--output", f"{output_root}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
-    ]
-    if study.init is not None:
-        cmd += ["--init", study.init]
-    cmd += list(VARIANTS[study.variant].trial_flags)
-    if smoke:
-        cmd += list(SMOKE_BUDGET)
-    cmd += [f"--{name}=${{trialParameters.{name}}}" for name in study.parameters]
-    return cmd
-
-
-def _split_quantity(quantity: str, parts: int) -> str:
-    """``"256Gi"`` split over 4 pods -> ``"64Gi"`` (whole units, rounded down, at least 1)."""
-    m = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity)
-    if not m:
-        raise ValueError(f"cannot split resource quantity {quantity!r}")
-    return f"{max(1, int(m.group(1)) // parts)}{m.group(2)}"
-
-
-#: Container security of production trials: the namespace's "restricted" pod-security level.
-#: The root filesystem stays writable: torch, triton and matplotlib write caches under $HOME.
-_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-_POD_SECURITY = {
-    "runAsNonRoot": True,
-    "runAsUser": 10001,
-    "runAsGroup": 10001,
-    "fsGroup": 10001,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def _container(name: str, image: str, command: list[str], resources: dict[str, Any],
-               *, mounts: bool, settings: Settings) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": name, "image": image, "command": command}
-    if mounts:
-        # The MLflow tracking URI and credentials come from the same Secret as the pipeline's.
-        container["env"] = [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.mlflow_secret,
-                                                         "key": key}}}
-            for key in MLFLOW_SECRET_KEYS
-        ]
-    container["resources"] = resources
-    if mounts:
-        container["securityContext"] = dict(_CONTAINER_SECURITY)
-        container["volumeMounts"] = [
-            {"name": "data", "mountPath": DATA_MOUNT, "readOnly": True},
-            {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
-            {"name": "dshm", "mountPath": "/dev/shm"},
-        ]
-    return container
-
-
-def _pod_spec(study: Study, settings: Settings, container: dict[str, Any],
-              restart_policy: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"restartPolicy": restart_policy}
-    if study.profile == "production":
-        spec["priorityClassName"] = settings.trial_priority_class
-        # The runner's identity (on AKS its workload identity reaches Azure ML's MLflow).
-        spec["serviceAccountName"] = settings.service_account
-        spec["securityContext"] = dict(_POD_SECURITY)
-        spec["nodeSelector"] = {settings.gpu_node_selector_key: settings.gpu_node_selector_value}
-        spec["tolerations"] = [
-            {"key": settings.gpu_toleration_key, "operator": "Exists", "effect": "NoSchedule"}
-        ]
-    spec["containers"] = [container]
-    if study.profile == "production":
-        spec["volumes"] = [
-            {"name": "data",
-             "persistentVolumeClaim": {"claimName": settings.data_pvc, "readOnly": True}},
-            {"name": "artifacts", "persistentVolumeClaim": {"claimName": settings.artifacts_pvc}},
-            # Shared memory for the data loader's workers (the container default is 64 MiB).
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}},
-        ]
-    return spec
-
-
-_POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
-
-
-def _resources(study: Study, *, pods: int = 1) -> dict[str, Any]:
-    if study.profile == "smoke":
-        quota = {"cpu": "2", "memory": "4Gi"}
-        return {"requests": dict(quota), "limits": dict(quota)}
-    pool = VARIANTS[study.variant].node_pool
-    gpus = pool.gpus_per_trial // pods
-    quota = {"cpu": _split_quantity(pool.cpu, pods), "memory": _split_quantity(pool.memory, pods)}
-    return {"requests": dict(quota), "limits": {"nvidia.com/gpu": gpus, **quota}}
-
-
-def _job_spec(study: Study, settings: Settings) -> dict[str, Any]:
-    gpus = VARIANTS[study.variant].node_pool.gpus_per_trial if study.profile == "production" else 1
-    prefix: tuple[str, ...] = ()
-    if gpus > 1:
-        prefix = ("torchrun", "--standalone", f"--nproc_per_node={gpus}", "--module")
-    command = _trial_command(study, launcher_prefix=prefix)
-    if prefix:
-        # ``torchrun --module aurora_mlops`` runs ``python -m aurora_mlops``.
-        command[command.index("aurora-mlops")] = "aurora_mlops"
-    container = _container(JOB_CONTAINER, image_ref(settings), command, _resources(study),
-                           mounts=study.profile == "production", settings=settings)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": dict(_POD_ANNOTATIONS)},
-                "spec": _pod_spec(study, settings, container, "Never"),
-            },
-        },
-    }
-
-
-def _pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
-    pods = VARIANTS[study.variant].node_pool.gpus_per_trial
-
-    def replica(replicas: int) -> dict[str, Any]:
-        container = _container(PYTORCH_CONTAINER, image_ref(settings), _trial_command(study),
-                               _resources(study, pods=pods), mounts=True, settings=settings)
-        return {
-            "replicas": replicas,
-            "restartPolicy": "Never",
-            "template": {
-                "metadata": {"annotations": dict(_POD_ANNOTATIONS)},
-                "spec": _pod_spec(study, settings, container, "Never"),
-            },
-        }
-
-    specs = {"Master": replica(1)}
-    if pods > 1:
-        specs["Worker"] = replica(pods - 1)
-    return {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
-        "spec": {"pytorchReplicaSpecs": specs},
-    }
-
-
 def _annotations(study: Study, space: SearchSpace) -> dict[str, str]:
     tags = sorted({p.tag for p in space.parameters})
     annotations = {
@@ -263,7 +114,7 @@ def _search(study: Study) -> dict[str, Any]:
                 for m in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
             ],
         },
-        "algorithm": {"algorithmName": study.algorithm},
+        "algorithm": {"algorithmName": study.katib_algorithm},
     }
     if study.algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
         spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": "42"}]
@@ -281,10 +132,10 @@ def _search(study: Study) -> dict[str, Any]:
 
 def _trial_template(study: Study, space: SearchSpace, settings: Settings) -> dict[str, Any]:
     if study.launcher == "pytorchjob":
-        trial_spec = _pytorchjob_spec(study, settings)
+        trial_spec = pytorchjob_spec(study, settings)
         primary, success = PYTORCH_CONTAINER, _PYTORCH_SUCCESS
     else:
-        trial_spec = _job_spec(study, settings)
+        trial_spec = job_spec(study, settings)
         primary, success = JOB_CONTAINER, _JOB_SUCCESS
     return {
         "primaryContainerName": primary,
@@ -301,6 +152,15 @@ def _trial_template(study: Study, space: SearchSpace, settings: Settings) -> dic
         ],
         "trialSpec": trial_spec,
     }
+
+
+def _parameters(study: Study, space: SearchSpace) -> list[dict[str, Any]]:
+    """``spec.parameters``; without distributions where Katib's service ignores them."""
+    params = space.to_katib()
+    if study.katib_algorithm in NO_DISTRIBUTION:
+        for p in params:
+            p["feasibleSpace"].pop("distribution", None)
+    return params
 
 
 def build_experiment(study: Study, settings: Settings | None = None) -> dict[str, Any]:
@@ -328,7 +188,7 @@ def build_experiment(study: Study, settings: Settings | None = None) -> dict[str
         "maxFailedTrialCount": study.max_failed_trial_count,
         "resumePolicy": "Never",
         "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
-        "parameters": space.to_katib(),
+        "parameters": _parameters(study, space),
         "trialTemplate": _trial_template(study, space, settings),
     })
     annotations = _annotations(study, space)

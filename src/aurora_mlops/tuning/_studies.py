@@ -2,9 +2,17 @@
 
 Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
 (its space without ``sweep_random_leave_out``), TPE over the fine-tune knobs from the published
-checkpoint (and a PyTorchJob copy where a trial needs several GPUs), and four CPU smoke sweeps
-(grid over ``smoke_sweep_grid``, random, TPE, and the Sobol' design that ``make run`` sweeps).
-The variant's facts live on its :class:`~aurora_mlops.variants.VariantSpec`.
+checkpoint, and four CPU smoke sweeps (grid over ``smoke_sweep_grid``, random, TPE, and the
+Sobol' design that ``make run`` sweeps). Where a production trial needs several GPUs, each
+production sweep also has a PyTorchJob copy (one GPU a pod), for GPU pools with fewer GPUs a
+node than a trial needs. The variant's facts live on its
+:class:`~aurora_mlops.variants.VariantSpec`.
+
+A ``tpe`` sweep runs Katib's ``multivariate-tpe``: Katib serves ``tpe`` with hyperopt, which
+proposes one and the same point for every slot of a request (every trial of a
+``parallelTrialCount`` > 1 batch after the first); ``multivariate-tpe`` is Optuna's TPE with the
+constant liar (kubeflow/katib ``pkg/suggestion/v1beta1/optuna/service.py``), which proposes a
+different point for each running trial, and the embedded runner runs that same sampler.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._space import get_space
 from aurora_mlops.variants import VARIANTS
 
-__all__ = ["STUDIES", "Study"]
+__all__ = ["KATIB_ALGORITHMS", "STUDIES", "Study"]
 
 Algorithm = Literal["grid", "random", "tpe", "sobol"]
 Launcher = Literal["job", "pytorchjob"]
 SpecProfile = Literal["smoke", "production"]
+#: The Katib algorithm a sweep runs where the names differ (the module docstring says why).
+KATIB_ALGORITHMS: dict[str, str] = {"tpe": "multivariate-tpe"}
 
 
 class Study(BaseModel):
@@ -37,7 +47,8 @@ class Study(BaseModel):
         max_failed_trial_count: ``spec.maxFailedTrialCount``.
         init: ``train-trial --init`` (``hub``: the published checkpoint), ``None``: from scratch.
         early_stopping: Add ``medianstop``.
-        launcher: ``job`` (``batch/v1`` Job) or ``pytorchjob`` (one pod per GPU).
+        launcher: ``job`` (``batch/v1`` Job, every GPU in one pod) or ``pytorchjob``
+            (training-operator ``kubeflow.org/v1`` PyTorchJob, one GPU a pod).
         purpose: One sentence, written into the spec's annotations.
     """
 
@@ -59,6 +70,11 @@ class Study(BaseModel):
     def space(self) -> SearchSpace:
         """The searched parameters."""
         return get_space(self.variant, self.profile).subset(self.parameters)
+
+    @property
+    def katib_algorithm(self) -> str:
+        """``spec.algorithm.algorithmName``: ``tpe`` runs as ``multivariate-tpe`` (see above)."""
+        return KATIB_ALGORITHMS.get(self.algorithm, self.algorithm)
 
     @property
     def experiment_name(self) -> str:
@@ -106,7 +122,7 @@ def _production_studies(variant: str) -> list[Study]:
     )
     out.append(tpe)
     if spec.node_pool.gpus_per_trial > 1:
-        out.append(tpe.model_copy(update={"launcher": "pytorchjob"}))
+        out += [s.model_copy(update={"launcher": "pytorchjob"}) for s in list(out)]
     return out
 
 

@@ -1,5 +1,10 @@
 """A local sweep's work dir: its guards (one runner, data present), data link, trial outputs.
 
+The work dir stands in for the two volumes a rendered trial mounts: ``/mnt/data/X`` becomes
+``data/X`` (``WORKDIR/data`` links ``--data-dir``) and ``/mnt/artifacts/X`` becomes ``X``
+(trial outputs under ``WORKDIR/trials``), relative to the trials' working directory, the work
+dir (:func:`localize`). Other absolute paths are left as they are.
+
 The work-dir lock is an advisory ``flock`` on ``WORKDIR/.tune.lock``: the kernel drops it when
 the holder dies, even by ``kill -9``, so a stale lock file never blocks a resume. The file only
 says who holds the lock (pid, host, start time), for the message a second runner gets.
@@ -22,9 +27,12 @@ from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning._experiment import Experiment
 
 __all__ = [
+    "LOCAL_MOUNTS",
     "LOCK_NAME",
     "check_trial_data",
     "link_data",
+    "localize",
+    "localize_path",
     "lock_work_dir",
     "spec_path",
     "trial_checkpoint",
@@ -36,6 +44,30 @@ LOCK_NAME = ".tune.lock"
 
 #: Trial flags whose value is an input path that must exist before the first trial starts.
 DATA_FLAGS = ("--data",)
+#: The mount paths of rendered trials and the folder of the work dir that stands in for each
+#: (``aurora_mlops.tuning._trial_spec``: the datasets and the artifacts volumes).
+LOCAL_MOUNTS = (("/mnt/data", "data"), ("/mnt/artifacts", ""))
+
+
+def localize_path(value: str) -> str:
+    """``value`` with a trial volume's mount path replaced by its stand-in in the work dir."""
+    for mount, local in LOCAL_MOUNTS:
+        if value == mount or value.startswith(mount + "/"):
+            rest = value[len(mount):].lstrip("/")
+            return "/".join(part for part in (local, rest) if part) or "."
+    return value
+
+
+def localize(argv: Sequence[str]) -> list[str]:
+    """A trial command with every volume path (``PATH`` or ``--flag=PATH``) localized."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("-"):
+            out.append(f"{flag}={localize_path(value)}")
+        else:
+            out.append(localize_path(arg))
+    return out
 
 
 def _holder(handle: IO[str]) -> str:
@@ -152,7 +184,7 @@ def trial_checkpoint(exp: Experiment, work: Path, name: str) -> Path | None:
     out = exp.trial_output_dir(name)
     if out is None:
         return None
-    d = (work / out).resolve()
+    d = (work / localize_path(out)).resolve()
     tj = d / "trial.json"
     if tj.is_file():
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):

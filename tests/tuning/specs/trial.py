@@ -79,6 +79,8 @@ if args.linger_if_pruned:
     if len(final) >= 2 and score > median:
         _wait_to_be_stopped("lingering: the median rule should stop this trial")
 (out / "model.ckpt").write_text(f"x={args.x}\n")
+if "HF_HOME" in os.environ:  # where the runner put a volume path given in the trial's env
+    (out / "hf_home.txt").write_text(os.environ["HF_HOME"])
 with open("scores.txt", "a") as f:
     f.write(f"{score}\n")
 with open("completed.txt", "a") as f:
