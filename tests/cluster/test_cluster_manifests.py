@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -469,3 +470,41 @@ def test_dev_overlay_is_cpu_only_and_small() -> None:
     mlflow = _one(dev, "Deployment", "aurora-mlops-mlflow")["spec"]["template"]["spec"]
     assert mlflow["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
     assert "--workers=1" in mlflow["containers"][0]["args"]
+
+
+def _deploy_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n### Deploy to a cluster\n")
+    section = text[start:text.index("\n### ", start + 1)]
+    blocks = re.findall(r"```console\n(.*?)```", section, flags=re.DOTALL)
+    return [line.split("   #")[0].strip() for block in blocks
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines() if line.strip()]
+
+
+def test_the_readme_applies_the_profile_and_labels_before_the_overlay() -> None:
+    """The profile controller refuses a namespace it did not create (kubeflow/dashboard
+    profile_controller.go: "namespace already exist, but not owned by profile creator"), so the
+    Profile goes first and the overlay only after its namespace exists. Katib injects its
+    collector only where the namespace has katib.kubeflow.org/metrics-collector-injection=enabled
+    (kubeflow/katib manifests/v1beta1/components/webhook/webhooks.yaml, namespaceSelector), and
+    KFP's profile controller fills only namespaces labelled pipelines.kubeflow.org/enabled=true
+    (kubeflow/pipelines manifests/kustomize/base/installs/multi-user/pipelines-profile-controller/
+    sync.py), which is where kfp-launcher comes from."""
+    commands = _deploy_commands()
+
+    def first(prefix: str) -> int:
+        return next(i for i, c in enumerate(commands) if c.startswith(prefix))
+
+    profile = first("kubectl apply -f manifests/profile.yaml")
+    created = first(f"kubectl wait --for=create namespace/{NAMESPACE}")
+    label = first(f"kubectl label namespace {NAMESPACE}")
+    ready = first(f"kubectl -n {NAMESPACE} wait --for=create")
+    overlay = first("kubectl apply -k manifests/overlays/aks")
+    assert profile < created < label < ready < overlay
+    assert "katib.kubeflow.org/metrics-collector-injection=enabled" in commands[label]
+    assert "pipelines.kubeflow.org/enabled=true" in commands[label]
+    assert "pod-security.kubernetes.io/enforce=baseline" in commands[label]
+    assert {"serviceaccount/default-editor", "configmap/kfp-launcher"} <= set(
+        commands[ready].split())
+    # The standalone path labels nothing of KFP's, and checks Katib's label instead.
+    assert f"kubectl get namespace {KFP_NAMESPACE}" in " ".join(commands)
