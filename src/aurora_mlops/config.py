@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         default=False, description="Compile for a cluster without GPUs (the dev overlay): "
         "no GPU limits, node selectors or tolerations."
     )
+    # Off by default: KFP 2.14/2.15 API servers read each task's Kubernetes config strictly
+    # (protojson.Unmarshal in backend/src/v2/compiler/argocompiler/container.go) and their
+    # proto has no securityContext, so a pipeline carrying one fails to start there.
+    kfp_security_context: bool = Field(
+        default=False, description="Compile runAsNonRoot/runAsUser/runAsGroup onto every "
+        "pipeline step (needs a KFP 2.16+ backend, Kubeflow 26.03+)."
+    )
     keep_trials: int = Field(
         default=3, ge=1, description="Trial folders kept on the artifacts volume per "
         "Experiment (the best ones by the objective); the rest are pruned after export."

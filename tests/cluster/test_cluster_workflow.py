@@ -100,3 +100,14 @@ def test_release_compiles_and_submits_with_kfp_run_create() -> None:
     except ImportError:  # pragma: no cover - the pipeline package is not there yet
         pytest.skip("aurora_mlops.kfp is not importable")
     assert package.group(1) == f"pipelines/{all_variants.NAME}.yaml"
+
+
+def test_release_compiles_for_the_registry_it_pushes_to() -> None:
+    """The compile-time registry lands in every step's image and in the tune pod's environment
+    (where it renders the trials' image), so it must be the registry the image was pushed to."""
+    from aurora_mlops.config import IMAGE_NAME
+
+    step = next(s for s in _steps("release")
+                if "aurora-mlops pipeline compile" in s.get("run", ""))
+    registry = step["env"]["AURORA_MLOPS_IMAGE_REGISTRY"]
+    assert _workflow()["env"]["IMAGE"] == f"{registry}/{IMAGE_NAME}"

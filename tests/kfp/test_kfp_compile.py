@@ -174,7 +174,8 @@ OTHER_CLUSTER = {"AURORA_MLOPS_GPU_NODE_SELECTOR_KEY": "pool.example/gpu",
                  "AURORA_MLOPS_GPU_TOLERATION_KEY": "dedicated",
                  "AURORA_MLOPS_MLFLOW_SECRET": "s3cr",
                  "AURORA_MLOPS_IMAGE_REGISTRY": "registry.example/team",
-                 "AURORA_MLOPS_IMAGE_PULL_SECRET": "regcred"}
+                 "AURORA_MLOPS_IMAGE_PULL_SECRET": "regcred",
+                 "AURORA_MLOPS_KFP_SECURITY_CONTEXT": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -298,8 +299,8 @@ def test_the_dev_build_asks_for_no_gpu(docs: dict[str, dict[str, Any]], rel: str
 
 
 @pytest.mark.parametrize("rel", PIPELINES)
-def test_every_step_runs_as_the_images_non_root_user(docs: dict[str, dict[str, Any]],
-                                                     rel: str) -> None:
+def test_with_the_security_context_every_step_runs_as_the_images_non_root_user(
+        other_cluster: Path, rel: str) -> None:
     """KFP 2.16+ hardens executor pods but leaves runAsNonRoot off the user container
     (kubeflow/pipelines backend/src/v2/compiler/argocompiler/security_context.go,
     applySecurityContextToExecutorTemplate); the 2.16/2.17 driver applies runAsUser,
@@ -308,11 +309,22 @@ def test_every_step_runs_as_the_images_non_root_user(docs: dict[str, dict[str, A
 
     uid = re.search(r"^USER (\d+):(\d+)$", (REPO / "docker" / "Dockerfile").read_text(), re.M)
     assert uid is not None
-    k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for name in docs[rel]["spec"]["deploymentSpec"]["executors"]:
+    spec, platform = yaml.safe_load_all((other_cluster / rel).read_text())
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in spec["deploymentSpec"]["executors"]:
         ctx = k8s[name]["securityContext"]
         assert ctx["runAsNonRoot"] is True, name
         assert (int(ctx["runAsUser"]), int(ctx["runAsGroup"])) == (int(uid[1]), int(uid[2]))
+
+
+@pytest.mark.parametrize("rel", PIPELINES)
+def test_the_shipped_yaml_starts_on_kfp_2_14(docs: dict[str, dict[str, Any]], rel: str) -> None:
+    """A KFP 2.14/2.15 API server reads each task's Kubernetes config with a strict
+    protojson.Unmarshal (kubeflow/pipelines backend/src/v2/compiler/argocompiler/container.go)
+    into a proto without securityContext (kubernetes_platform/proto/
+    kubernetes_executor_config.proto, field 18 from 2.16.0): the default build leaves it out."""
+    k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert not [name for name, cfg in k8s.items() if "securityContext" in cfg]
 
 
 @pytest.mark.parametrize("rel", PIPELINES)

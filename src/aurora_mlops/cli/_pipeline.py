@@ -29,10 +29,15 @@ def register(subparsers: Any) -> Any:
     psub = group.add_subparsers(dest="pipeline_command", required=True, metavar="SUBCOMMAND")
 
     comp = psub.add_parser(
-        "compile", help="Write components/<step>.yaml and pipelines/<pipeline>.yaml.",
+        "compile", help="Write components/<step>.yaml, pipelines/<pipeline>.yaml and "
+        "pipelines/dev/ (CPU-only).",
         description="Compile every component and both pipelines (aurora-tune-and-publish, "
         "aurora-all-variants) from aurora_mlops.kfp into OUT_DIR/components and "
-        "OUT_DIR/pipelines. Image, node pool, PVCs and Secret come from AURORA_MLOPS_* settings.")
+        "OUT_DIR/pipelines, and the CPU-only build of both for the dev overlay (no GPU, small "
+        "requests, smoke profile on synthetic data by default) into OUT_DIR/pipelines/dev. "
+        "Image, node pool, PVCs, Secret and pull secret come from AURORA_MLOPS_* settings, and "
+        "the tune step gets the ones it renders the trials with; "
+        "AURORA_MLOPS_KFP_SECURITY_CONTEXT=true adds runAsNonRoot to every step (KFP 2.16+).")
     comp.add_argument("--out-dir", default=".", help="Repository root to write under (default .).")
     comp.add_argument("--parallelism", type=_positive_int, default=None,
                       help="Variants at a time in aurora-all-variants (default 4).")

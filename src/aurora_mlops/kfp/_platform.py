@@ -65,12 +65,13 @@ def _common(task: PipelineTask, settings: Settings, *, secret: bool, volumes: bo
         kubernetes.mount_pvc(task, pvc_name=settings.artifacts_pvc, mount_path=ARTIFACTS_MOUNT)
     if settings.image_pull_secret:
         kubernetes.set_image_pull_secrets(task, [settings.image_pull_secret])
-    # KFP 2.16+ hardens executor pods except runAsNonRoot on the user container
-    # (backend/src/v2/compiler/argocompiler/security_context.go,
-    # applySecurityContextToExecutorTemplate); the 2.16/2.17 driver applies these three fields
-    # (backend/src/v2/driver/k8s.go). Older backends ignore them.
-    kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID,
-                                    run_as_non_root=True)
+    if settings.kfp_security_context:
+        # KFP 2.16+ hardens executor pods except runAsNonRoot on the user container
+        # (backend/src/v2/compiler/argocompiler/security_context.go,
+        # applySecurityContextToExecutorTemplate); the 2.16/2.17 driver applies these fields
+        # (backend/src/v2/driver/k8s.go). 2.14/2.15 refuse the field (config.py says why).
+        kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID,
+                                        run_as_non_root=True)
 
 
 def cpu_step(task: PipelineTask, settings: Settings, *, cpu: str = "1", memory: str = "4G",
