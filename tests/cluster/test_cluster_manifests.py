@@ -400,8 +400,16 @@ def test_network_policies_admit_only_this_namespace() -> None:
             for peer in rule["from"]:
                 assert set(peer) == {"podSelector"}  # no namespaceSelector, no ipBlock
     assert mlflow["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 5000}]
+    # Selectors of our own: in `kubeflow` (standalone) a generic one would catch Kubeflow's pods
+    # (kubeflow/manifests applications/model-registry/upstream/options/catalog/base/
+    # postgres-statefulset.yaml labels its database app.kubernetes.io/name: postgres).
+    selectors = [*(p["podSelector"].get("matchLabels", {}) for p in policies.values()),
+                 *(d["spec"]["selector"] for d in _by_kind(docs, "Service")),
+                 *(d["spec"]["selector"]["matchLabels"] for d in docs
+                   if d["kind"] in ("Deployment", "StatefulSet"))]
+    assert all(v.startswith("aurora-mlops-") for sel in selectors for v in sel.values())
     assert postgres["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "mlflow"}}}]
+        "app.kubernetes.io/name": "aurora-mlops-mlflow"}}}]
 
 
 def _secret_refs(node: Any) -> Iterator[tuple[str, str]]:
