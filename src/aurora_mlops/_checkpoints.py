@@ -47,7 +47,10 @@ def load_weights(
         model: A model built by :func:`build_model` for ``spec``.
         spec: Its variant.
         source: A local checkpoint path, or ``hub`` / ``hub:<repo>/<name>`` for the published
-            weights through ``aurora``'s own ``load_checkpoint`` (needs network access).
+            weights through ``aurora``'s own ``load_checkpoint`` (needs network access the
+            first time). That calls ``huggingface_hub.hf_hub_download``, which caches under
+            ``$HF_HOME/hub``: production Katib trials set ``HF_HOME`` on the artifacts volume,
+            so a sweep downloads the weights once, not once per trial pod.
         strict: Demand that every parameter is present on both sides.
 
     Raises:

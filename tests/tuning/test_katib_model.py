@@ -64,3 +64,18 @@ def test_with_the_webhook_rules_on_the_model_refuses_what_katib_refuses() -> Non
     KatibExperiment.model_validate(doc)  # the fields alone are fine
     with pytest.raises(ValidationError, match=r"spec\.maxTrialCount: must be greater than 0"):
         KatibExperiment.model_validate(doc, context={"webhook": True})
+
+
+def test_the_model_refuses_names_katibs_webhook_refuses() -> None:
+    """kubeflow/katib pkg/webhook/v1beta1/experiment/validator/validator.go (v0.18.0+) refuses
+    `len(instance.Name) > 40`; Katib 0.17 had no limit, so 40 is the portable bound."""
+    from pydantic import ValidationError
+
+    doc = load_spec(SMOKE.read_text())
+    doc["metadata"]["name"] = "a" * 40
+    KatibExperiment.model_validate(doc, context={"webhook": True})
+    doc["metadata"]["name"] = "a" * 41
+    KatibExperiment.model_validate(doc)  # the field's type is fine
+    with pytest.raises(ValidationError, match=r"metadata\.name: 'a{41}' has 41 characters; "
+                                              r"Katib's webhook refuses names longer than 40"):
+        KatibExperiment.model_validate(doc, context={"webhook": True})
