@@ -33,11 +33,13 @@ class Request:
     headers: dict[str, str]
     json: Any = None
     files: dict[str, bytes] = field(default_factory=dict)
+    form: dict[str, str] = field(default_factory=dict)
 
 
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 that records each :class:`Request` and lets ``_answer``
-    reply ``(status, JSON or text)``; use as a context manager. ``url`` is its endpoint."""
+    reply ``(status, JSON or text[, headers])``; use as a context manager. ``url`` is its
+    endpoint."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
@@ -83,14 +85,18 @@ class LoopbackServer:
                     for part in msg.iter_parts():
                         name = part.get_param("name", header="content-disposition")
                         req.files[str(name)] = part.get_payload(decode=True) or b""
+                elif ctype.startswith("application/x-www-form-urlencoded"):
+                    req.form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
                 elif body:
                     req.json = json.loads(body)
                 with fake._lock:
                     fake.requests.append(req)
-                    status, answer = fake._answer(req)
+                    status, answer, *headers = fake._answer(req)
                 text = isinstance(answer, str)
                 data = answer.encode() if text else json.dumps(answer).encode()
                 self.send_response(status)
+                for name, value in (headers[0] if headers else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -194,7 +200,8 @@ class FakeKfp(LoopbackServer):
             return 200, self.experiments[eid]
         if m == "POST" and path == "/runs":
             rid = self._new_id("run")
-            self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING"}
+            self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING",
+                              "created_at": "2026-01-01T00:00:00Z"}
             return 200, self.runs[rid]
         if m == "GET" and path.startswith("/runs/"):
             rid = path.removeprefix("/runs/")

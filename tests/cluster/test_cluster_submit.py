@@ -7,10 +7,15 @@ requests: the uploaded YAML, the version name, the parameters, the experiment, t
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from _fake_kfp import FakeKfp
 
 from aurora_mlops._version import __version__
@@ -418,3 +423,94 @@ def test_parse_version(tag: str | None, parsed: tuple[int, int, int] | None) -> 
     from aurora_mlops.submit import parse_version
 
     assert parse_version(tag) == parsed
+
+
+# --- CI: the Dex login, the version check and `kfp run create`, run here as written -----------
+
+SESSION = "c2Vzc2lvbg==|1767225600|abc"
+
+
+def _go(location: str, cookie: str | None = None, code: int = 302) -> tuple[int, str, dict[
+        str, str]]:
+    return code, "", {"Location": location, **({"Set-Cookie": cookie} if cookie else {})}
+
+
+class FakeKubeflowLogin(FakeKfp):
+    """KFP behind Kubeflow's oauth2-proxy and Dex, as a browser meets them.
+
+    oauth2-proxy's `/oauth2/start` redirects to Dex's `/dex/auth`
+    (kubeflow/manifests common/oauth2-proxy/base/oauth2_proxy.cfg: login_url); Dex, with one
+    connector, redirects to it (dexidp/dex server/authflow/authorize.go); its password form
+    posts `login` and `password` to its own URL and redirects on success, or shows the form
+    again (server/authflow/password.go); the approval screen is skipped
+    (common/dex/overlays/oauth2-proxy/config-map.yaml); `/oauth2/callback` checks the CSRF
+    cookie and sets the session cookie `oauth2_proxy_kubeflow`. The API needs that cookie.
+    """
+
+    def _answer(self, req: Any) -> tuple[Any, ...]:
+        login = "/dex/auth/local"
+        if req.path == "/oauth2/start":
+            return _go("/dex/auth?client_id=kubeflow-oidc-authservice&state=s1",
+                       "_oauth2_proxy_csrf=csrf1; Path=/; HttpOnly")
+        if req.path == "/dex/auth":
+            return _go(f"{login}?client_id=kubeflow-oidc-authservice&state=s1")
+        if req.path == login and req.method == "GET":
+            return 200, "<form method=post><input name=login><input name=password></form>"
+        if req.path == login and req.method == "POST":
+            if (req.form.get("login"), req.form.get("password")) != ("ci@example.com", "s3cr3t"):
+                return 200, "Invalid Email Address and password"
+            return _go("/oauth2/callback?code=c1&state=s1", code=303)
+        if req.path == "/oauth2/callback":
+            if "_oauth2_proxy_csrf=csrf1" not in req.headers.get("cookie", ""):
+                return 403, "CSRF cookie missing"
+            return _go("/", f"oauth2_proxy_kubeflow={SESSION}; Path=/; HttpOnly")
+        if req.path == "/":
+            return 200, "central dashboard"
+        if f"oauth2_proxy_kubeflow={SESSION}" not in req.headers.get("cookie", ""):
+            return 401, {"message": "login required"}
+        # The ingress serves KFP under /pipeline (kubeflow/pipelines manifests: the
+        # VirtualService of ml-pipeline-ui); the UI proxies /apis to the API server.
+        return super()._answer(replace(req, path=req.path.removeprefix("/pipeline")))
+
+
+def _release_steps() -> dict[str, dict[str, Any]]:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    return {s["name"]: s for s in workflow["jobs"]["release"]["steps"] if "name" in s}
+
+
+def _run_step(step: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the login step uses curl")
+@pytest.mark.parametrize("password", ["s3cr3t", "wrong"], ids=["login", "bad-password"])
+def test_ci_logs_in_checks_the_backend_and_submits(tmp_path: Path, password: str) -> None:
+    steps = _release_steps()
+    login = steps["Log in to Kubeflow (Dex user, oauth2-proxy session cookie)"]
+    github_env = tmp_path / "github_env"
+    github_env.touch()
+    with FakeKubeflowLogin(tag_name="2.15.0", multi_user=True) as kf:
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+               "GITHUB_ENV": str(github_env), "KFP_HOST": f"{kf.url}/pipeline",
+               "KUBEFLOW_USERNAME": "ci@example.com", "KUBEFLOW_PASSWORD": password,
+               "VERSION": "0.1.0", "GITHUB_SHA": COMMIT}
+        done = _run_step(login, env)
+        if password == "wrong":
+            assert done.returncode == 1
+            assert "::error::Kubeflow login at " in done.stdout
+            assert "check the secrets KUBEFLOW_USERNAME and KUBEFLOW_PASSWORD" in done.stdout
+            return
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert github_env.read_text() == f"KFP_COOKIES=oauth2_proxy_kubeflow={SESSION}\n"
+        assert f"::add-mask::oauth2_proxy_kubeflow={SESSION}" in done.stdout
+        env["KFP_COOKIES"] = f"oauth2_proxy_kubeflow={SESSION}"  # what GITHUB_ENV carries on
+        check = _run_step(steps["Check the cluster's KFP before submitting"], env)
+        assert check.returncode == 0 and "KFP backend 2.15.0" in check.stdout, check.stderr
+        submit = _run_step(steps["Submit a run (kfp run create)"], env)
+        assert submit.returncode == 0, submit.stdout + submit.stderr
+        (run,) = [r for r in kf.requests if r.method == "POST" and r.path.endswith("/runs")]
+    assert run.path == "/pipeline/apis/v2beta1/runs"
+    assert run.json["display_name"] == f"aurora-all-variants-0.1.0-{COMMIT[:8]}"
+    assert run.headers["cookie"] == f"oauth2_proxy_kubeflow={SESSION}"
+    assert "authorization" not in run.headers
