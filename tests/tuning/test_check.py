@@ -348,8 +348,11 @@ def test_service_differences_are_warnings(mutate: Callable[[Doc], None], version
 @pytest.mark.parametrize(("mutate", "version"), [
     (_algorithm("tpe", 1), "0.19"),  # one trial a request: hyperopt's TPE is fine
     (_algorithm("multivariate-tpe", 4), "0.19"),  # Optuna with the constant liar
+    # hyperopt's rand.suggest draws each new id from one advancing generator (hyperopt/rand.py)
+    (_algorithm("random", 4), "0.19"),
     (lambda d: None, "0.18"),
-], ids=["tpe-one-at-a-time", "multivariate-tpe", "katib-0.18-distribution"])
+], ids=["tpe-one-at-a-time", "multivariate-tpe", "hyperopt-random-parallel",
+        "katib-0.18-distribution"])
 def test_no_warning_where_katib_and_the_runner_agree(mutate: Callable[[Doc], None],
                                                      version: str) -> None:
     doc = copy.deepcopy(TPE)
