@@ -16,14 +16,11 @@ from typing import Any
 
 from aurora_mlops.config import Settings, get_settings
 from aurora_mlops.errors import ConfigError
+from aurora_mlops.tuning._check import MAX_NAME_LENGTH
 from aurora_mlops.tuning._experiment import Experiment
 
-__all__ = ["MAX_NAME_LENGTH", "experiment_name", "gpus_per_pod", "pipeline_experiment"]
+__all__ = ["experiment_name", "gpus_per_pod", "pipeline_experiment"]
 
-#: Katib's admission webhook refuses longer Experiment names (``len(instance.Name) > 40`` in
-#: kubeflow/katib ``pkg/webhook/v1beta1/experiment/validator/validator.go``, v0.18.0 and
-#: later; v0.17.0 had no limit). The limit is on the whole ``metadata.name``.
-MAX_NAME_LENGTH = 40
 #: Characters of the base name that stay readable before the name is cut and hashed.
 _MIN_BASE = 12
 _PROJECT_PREFIX = "aurora-"
@@ -32,7 +29,9 @@ _LAUNCHER_ORDER = ("job", "pytorchjob")
 
 
 def experiment_name(base: str, suffix: str) -> str:
-    """``<base>-<suffix>`` within :data:`MAX_NAME_LENGTH`, the base shortened only if needed.
+    """``<base>-<suffix>`` within Katib's 40 characters, the base shortened only if needed.
+
+    Katib's webhook limits the whole ``metadata.name`` (``MAX_NAME_LENGTH`` of the checks).
 
     The suffix (a run id) is lower-cased and reduced to ``[a-z0-9-]``. A base that leaves no
     room first loses the ``aurora-`` prefix, then is cut and ends in four hex digits of its
