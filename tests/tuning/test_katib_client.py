@@ -274,6 +274,7 @@ def test_cancelling_deletes_the_experiment_it_created() -> None:
     (delete,) = [c for n, c in server.calls if n == "delete"]
     # The Experiment's Trials (and their Jobs and pods) are its dependents: deleted with it.
     assert delete["propagation_policy"] == "Background"
+    assert delete["_request_timeout"] <= 10  # within Argo's 30 s between SIGTERM and SIGKILL
 
 
 def test_spec_differences_ignore_added_fields_only() -> None:

@@ -55,6 +55,9 @@ __all__ = ["CHECKPOINT_NAME", "KatibError", "KatibResult", "checkpoint_path", "r
            "spec_differences"]
 
 CHECKPOINT_NAME = "model.ckpt"
+#: Seconds one DELETE of a cancelled Experiment may take: Argo's SIGKILL follows SIGTERM after
+#: the pod's grace period (30 s unless set), so a hung API server must not eat all of it.
+DELETE_TIMEOUT = 8
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ def _delete(api: Any, ns: str, name: str, sleep: Callable[[float], None]) -> Non
     try:
         retrying(f"delete Experiment {ns}/{name}", lambda: api.delete_namespaced_custom_object(
             group=GROUP, version=VERSION, namespace=ns, plural=PLURAL, name=name,
-            propagation_policy="Background"), sleep, attempts=3)
+            propagation_policy="Background", _request_timeout=DELETE_TIMEOUT), sleep, attempts=3)
     except Exception as e:
         if getattr(e, "status", None) == 404:
             return
