@@ -232,3 +232,28 @@ def test_the_previous_sigterm_handler_comes_back() -> None:
         assert signal.getsignal(signal.SIGTERM) is caller_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_cli_exits_143_when_stopped_by_sigterm_and_130_on_ctrl_c(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Argo and shells read 128 + the signal's number: a stopped step is not a Ctrl-C."""
+    import argparse
+
+    from aurora_mlops import cli
+
+    def parser_raising(exc: BaseException) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("-v", "--verbose", action="count", default=0)
+
+        def handler(args: argparse.Namespace) -> int:
+            raise exc
+
+        parser.set_defaults(handler=handler)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser",
+                        lambda: parser_raising(Terminated("stopped by signal SIGTERM")))
+    assert cli.main([]) == 128 + signal.SIGTERM == 143
+    assert "interrupted (stopped by signal SIGTERM)" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "build_parser", lambda: parser_raising(KeyboardInterrupt()))
+    assert cli.main([]) == 130

@@ -58,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuroraMLOpsError as e:
         print(f"aurora-mlops: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("aurora-mlops: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C (130), or SIGTERM turned into one (its own code)
+        print(f"aurora-mlops: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 130))
     return code
 
 

@@ -30,8 +30,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: the pipeline task is being stopped.
 
     A ``KeyboardInterrupt`` so that ``except Exception`` (retries, error reporting) lets it
-    through, exactly like Ctrl-C.
+    through, exactly like Ctrl-C. The CLI exits with :attr:`exit_code` (128 + SIGTERM's
+    number, the shell's convention), so a stopped step reads as stopped, not as Ctrl-C's 130.
     """
+
+    exit_code = 128 + int(signal.SIGTERM)
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
