@@ -226,6 +226,11 @@ CASES: list[tuple[str, Doc, Callable[[Doc], None], str]] = [
         _param(d, "drop_path")["feasibleSpace"].update(min="0.0")),
      "spec.parameters[3].feasibleSpace.min: 0.0 must be greater than 0: Katib's "
      "bayesianoptimization (skopt) samples every double log-uniformly"),
+    # pkg/suggestion/v1beta1/optuna/base_service.py: int/double only for uniform, logUniform.
+    ("optuna-normal-distribution", TPE,
+     lambda d: _param(d, "learning_rate")["feasibleSpace"].update(distribution="normal"),
+     "spec.parameters[0].feasibleSpace.distribution: Katib's multivariate-tpe (Optuna) has no "
+     "normal distribution: it leaves learning_rate out of its suggestions"),
     ("wrong-api-version", TPE, _set("apiVersion", "kubeflow.org/v1alpha3"),
      "apiVersion: must be kubeflow.org/v1beta1"),
     ("resume-policy", TPE, _set("spec.resumePolicy", "Sometimes"),

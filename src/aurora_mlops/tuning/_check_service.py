@@ -47,6 +47,15 @@ def _algorithm(doc: dict[str, Any]) -> str:
 
 def service_problems(c: _Ctx) -> None:
     """Add what a suggestion service is certain to fail on (added to ``c``)."""
+    if _algorithm(c.doc) == "multivariate-tpe":
+        for where, param, fs in _parameters(c.doc):
+            # pkg/suggestion/v1beta1/optuna/base_service.py builds int and double parameters
+            # for uniform and logUniform only and leaves any other out of every suggestion.
+            if param.get("parameterType") in ("int", "double") and fs.get("distribution") in (
+                    "normal", "logNormal"):
+                c.add(f"{where}.feasibleSpace.distribution", f"Katib's multivariate-tpe (Optuna) "
+                      f"has no {fs['distribution']} distribution: it leaves {param.get('name')} "
+                      "out of its suggestions and every trial fails; use uniform or logUniform")
     if _algorithm(c.doc) != "bayesianoptimization":
         return
     for where, param, fs in _parameters(c.doc):
