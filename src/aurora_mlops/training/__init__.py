@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
     from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
     from aurora_mlops.training._model import COAST_VAR, build_trial_model, coast_mask
+    from aurora_mlops.training._tracking import tracking_server_problem
     from aurora_mlops.training._trainer import TrialResult, train_trial
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "parse_param_args",
     "resolve_params",
     "rollout_loss",
+    "tracking_server_problem",
     "train_trial",
 ]
 
@@ -57,6 +59,7 @@ _LAZY = {
     "COAST_VAR": "_model",
     "build_trial_model": "_model",
     "coast_mask": "_model",
+    "tracking_server_problem": "_tracking",
     "TrialResult": "_trainer",
     "train_trial": "_trainer",
 }

@@ -23,10 +23,10 @@ from aurora_mlops.errors import ConfigError, RegistryError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "tracking_server_problem"]
 
 
-def _reachable(uri: str, timeout: float = 3.0) -> str | None:
+def tracking_server_problem(uri: str, timeout: float = 3.0) -> str | None:
     """``None`` if ``uri`` answers ``/health``, else the reason it does not."""
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
@@ -75,7 +75,7 @@ class Tracker:
         if not self.enabled:
             return
         if self.uri and self.uri.startswith(("http://", "https://")):
-            reason = _reachable(self.uri)
+            reason = tracking_server_problem(self.uri)
             if reason is not None:
                 raise RegistryError(
                     f"MLflow tracking server {redact_uri(self.uri)} does not answer "

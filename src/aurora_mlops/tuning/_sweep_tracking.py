@@ -1,17 +1,18 @@
 """The MLflow parent run of a local sweep, which every trial's run nests under.
 
 The parent run's id is kept on the Optuna study (``katib_mlflow_parent_run_id``), so a resumed
-sweep goes on logging under the same run. A tracking failure never stops the sweep: it runs
-on untracked (see :func:`aurora_mlops.tuning._local.run_local`).
+sweep goes on logging under the same run. A tracking URI that cannot be used stops the sweep
+before its first trial (:func:`start_parent_run`); a failure later, while finishing the run,
+is logged and the sweep's result stands.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from aurora_mlops._redact import redact_uri
+from aurora_mlops.errors import ConfigError, RegistryError
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._states import attr
 
@@ -68,12 +69,28 @@ class ParentRun:
                         redact_uri(str(e)))
 
 
-def start_parent_run(exp: Experiment, study: Any, tracking_uri: str | None) -> ParentRun | None:
-    """The sweep's parent run, or ``None`` (said on stderr) when MLflow cannot be reached."""
+def start_parent_run(exp: Experiment, study: Any, tracking_uri: str | None) -> ParentRun:
+    """The sweep's parent run.
+
+    Raises:
+        RegistryError: ``tracking_uri`` is a server that does not answer ``/health``.
+        ConfigError: The store refused the parent run. Either way before any trial starts: the
+            trials are given the same URI and would each stop on it (``train-trial`` refuses
+            a tracking URI it cannot use rather than training untracked).
+    """
+    from aurora_mlops.training import tracking_server_problem
+
+    shown = redact_uri(tracking_uri or "the default store")
+    fix = ("start it or fix the URI (AURORA_MLOPS_TRACKING_URI or MLFLOW_TRACKING_URI), or "
+           "sweep without tracking")
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        reason = tracking_server_problem(tracking_uri)
+        if reason is not None:
+            raise RegistryError(f"MLflow tracking server {shown} does not answer "
+                                f"({redact_uri(reason)}): {fix}")
     try:
         return ParentRun(exp, study, tracking_uri)
-    except Exception as e:  # any MLflow/store failure: the sweep runs on, untracked
+    except Exception as e:
         why = redact_uri((str(e).splitlines() or [type(e).__name__])[0])
-        print(f"tune: MLflow tracking is off for this sweep ({why}); trials still run",
-              file=sys.stderr)
-        return None
+        raise ConfigError(f"MLflow at {shown} refused the sweep's parent run ({why}): "
+                          f"{fix}") from e
