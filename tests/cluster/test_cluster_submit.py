@@ -414,6 +414,22 @@ def test_what_each_pipeline_needs_is_read_from_its_compiled_file() -> None:
     minimum, features = needs["aurora-tune-and-publish"]
     assert "dsl.Collected" not in [f.name for f in features]
     assert minimum >= (2, 3, 0)  # /dev/shm as an emptyDir on the GPU steps
+    # the shipped files carry no securityContext (it is opt-in: KFP 2.14/2.15 refuse it)
+    assert "kfp.kubernetes.set_security_context" not in [f.name for f in features]
+
+
+def test_a_pipeline_with_a_security_context_needs_backend_2_16() -> None:
+    """kubernetes_executor_config.proto gains security_context in kubeflow/pipelines 2.16.0;
+    2.14/2.15 parse the executor config strictly (argocompiler/container.go) and refuse it."""
+    from aurora_mlops.submit import required_version
+
+    package = load_package(str(CHECKED_IN[0]))
+    executors = package.platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    first = next(iter(executors.values()))
+    first["securityContext"] = {"runAsNonRoot": True, "runAsUser": 10001}
+    minimum, features = required_version(package)
+    assert minimum == (2, 16, 0)
+    assert "kfp.kubernetes.set_security_context" in [f.name for f in features]
 
 
 @pytest.mark.parametrize(("tag", "parsed"), [

@@ -82,6 +82,10 @@ def _runtime_names(_: dict[str, Any], platform: dict[str, Any]) -> bool:
         for e in _executors(platform) for s in e.get("secretAsEnv") or [])
 
 
+def _security_context(_: dict[str, Any], platform: dict[str, Any]) -> bool:
+    return any("securityContext" in e for e in _executors(platform))
+
+
 #: Features and the first backend that runs them (checked in kubeflow/pipelines at each tag).
 FEATURES: tuple[Feature, ...] = (
     # Commit ed828b513a "enable dsl.Collected for parameters & artifacts"
@@ -93,6 +97,12 @@ FEATURES: tuple[Feature, ...] = (
     # PvcNameParameter/SecretNameParameter appear in backend/src/v2/driver/driver.go at 2.5.0.
     Feature("a PVC or Secret named by a pipeline parameter", (2, 5, 0),
             "kubeflow/pipelines backend/src/v2/driver/driver.go, tag 2.5.0", _runtime_names),
+    # kubernetes_platform/proto/kubernetes_executor_config.proto has security_context from
+    # 2.16.0; older backends parse each executor's config strictly
+    # (backend/src/v2/compiler/argocompiler/container.go, protojson.Unmarshal) and refuse it.
+    Feature("kfp.kubernetes.set_security_context", (2, 16, 0),
+            "kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto, "
+            "tag 2.16.0", _security_context),
 )
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
