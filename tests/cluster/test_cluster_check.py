@@ -322,6 +322,24 @@ def test_standalone_kfp_checks_pipeline_runner(env: Env) -> None:
                       f"fix: kubectl -n {NS} create serviceaccount pipeline-runner")
 
 
+def test_standalone_kfp_namespace_needs_no_label(env: Env) -> None:
+    """Single-user KFP runs pipelines in its own namespace (kubeflow/pipelines
+    backend/src/apiserver/resource/resource_manager.go), the one holding its API server's
+    Service ``ml-pipeline`` (manifests/kustomize/base/pipeline/
+    ml-pipeline-apiserver-service.yaml); that namespace is fine without the profile label."""
+    _relabel(profile=False, **{"katib.kubeflow.org/metrics-collector-injection": "enabled"})(env)
+    code, lines = env.run()
+    assert code == 1 and any(ln.startswith(f"fail  namespace {NS}: not KFP-enabled")
+                             for ln in lines)
+    env.kube.put(f"/api/v1/namespaces/{NS}/services/ml-pipeline",
+                 {"kind": "Service", "apiVersion": "v1",
+                  "metadata": {"name": "ml-pipeline", "namespace": NS},
+                  "spec": {"ports": [{"name": "http", "port": 8888}]}})
+    code, lines = env.run()
+    assert f"ok    namespace {NS}: KFP's own (standalone: runs go here)" in lines
+    assert code == 0, lines
+
+
 def test_a_chosen_service_account_is_reviewed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.kube.put(f"/api/v1/namespaces/{NS}/serviceaccounts/aurora-runner",
                  service_account("aurora-runner", NS))

@@ -147,6 +147,16 @@ def _is_profile(c: Cluster) -> bool:
     return profile is not None
 
 
+def _holds_kfp(c: Cluster) -> bool:
+    """Whether KFP's API server runs in the namespace (its Service ``ml-pipeline``:
+    kubeflow/pipelines manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml)."""
+    from kubernetes import client
+
+    service, _ = read(lambda: client.CoreV1Api(c.api).read_namespaced_service(
+        "ml-pipeline", c.namespace))
+    return service is not None
+
+
 def check_namespace(c: Cluster) -> list[Check]:
     """The namespace exists, is KFP-enabled (a Profile or the label) and Katib-injected."""
     from kubernetes import client
@@ -165,6 +175,11 @@ def check_namespace(c: Cluster) -> list[Check]:
     if profile or labels.get(KFP_LABEL[0]) == KFP_LABEL[1]:
         lines.append(Check(f"namespace {ns}", "ok", "a Profile's" if profile
                            else f"labelled {KFP_LABEL[0]}={KFP_LABEL[1]}"))
+    elif _holds_kfp(c):
+        # Single-user KFP runs every pipeline in its own namespace
+        # (kubeflow/pipelines backend/src/apiserver/resource/resource_manager.go), which its
+        # install fills itself: no profile sync, no label needed.
+        lines.append(Check(f"namespace {ns}", "ok", "KFP's own (standalone: runs go here)"))
     else:
         lines.append(Check(f"namespace {ns}", "fail", "not KFP-enabled (no Profile owns it, "
                            f"no label {KFP_LABEL[0]}=true): KFP never creates kfp-launcher or "
