@@ -36,6 +36,21 @@ class Runs:
     make: subprocess.CompletedProcess[str]
     first: Path  # the first run's folder under WORK/kfp
     second: object  # the second run's LocalRun
+    left_in_repo: set[str]  # files that appeared in the repository during the two runs
+
+
+#: What the tests themselves make in the repository (the venv, caches, the test data).
+_OURS = (".venv/", ".testdata/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/",
+         "src/aurora_mlops.egg-info/")
+
+
+def _loose_files() -> set[str]:
+    """Files in the repository that git does not track, ignored ones included (``mlruns/``,
+    ``mlflow.db``, ``work/`` would all show here), less what the test run itself makes."""
+    listed = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return {p for p in listed.splitlines()
+            if not p.startswith(_OURS) and "__pycache__/" not in p}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     if make is None:
         pytest.skip("make is not installed")
     work = tmp_path_factory.mktemp("pipeline") / "work"
+    before = _loose_files()
     result = subprocess.run([make, "run", f"WORK={work}", f"RUN_VARIANTS={VARIANT}",
                              f"RUN_ARGS={RUN_ARGS}"], cwd=REPO, capture_output=True, text=True,
                             timeout=900)
@@ -51,7 +67,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     (first,) = (work / "kfp").iterdir()
     second = run_pipeline_locally(variants=[VARIANT], work_dir=work, budget=TINY,
                                   echo=lambda line: None)
-    return Runs(work=work, make=result, first=first, second=second)
+    return Runs(work=work, make=result, first=first, second=second,
+                left_in_repo=_loose_files() - before)
 
 
 @pytest.mark.slow
@@ -135,8 +152,10 @@ def test_one_tracking_store_for_the_whole_run(runs: Runs) -> None:
         runs_logged = db.execute("select count(*) from runs").fetchone()[0]
     assert names == {f"aurora-{VARIANT}"}
     assert runs_logged >= 3  # the sweep's parent run, its trial, the final fit (+ package)
-    assert not (REPO / "mlflow.db").exists() or (REPO / "mlflow.db").stat().st_mtime < \
-        runs.first.stat().st_mtime  # nothing written in the current folder by this run
+    # nothing written in the folder make run was started from (MLflow's default artifact
+    # root on a SQL store is ./mlruns of that folder): every run artifact is under WORK
+    assert runs.left_in_repo == set(), sorted(runs.left_in_repo)[:20]
+    assert list(runs.work.glob("mlartifacts/*/*"))
 
 
 def _package_sha(run_dir: Path) -> str:

@@ -93,3 +93,30 @@ def test_train_trial_exits_1_in_one_line_before_training(
     assert len(lines) == 1 and "http://127.0.0.1:9" in lines[0], err
     assert "Traceback" not in err
     assert not (out / "trial.json").exists() and not (out / "model.ckpt").exists()
+
+
+def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_tracking_uri: None
+) -> None:
+    """MLflow's default artifact root on a SQL store is ``./mlruns`` of the current folder;
+    a run started elsewhere (a clone, the repository) must not write there."""
+    import mlflow
+
+    store, elsewhere = tmp_path / "work", tmp_path / "started-here"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    artifact = tmp_path / "log.txt"
+    artifact.write_text("trial log\n")
+    tracker = Tracker(enabled=True, uri=uri, experiment="artifact-home")
+    tracker.start(run_name="r", tags={}, parent_run_id=None)
+    try:
+        tracker.log_artifact(artifact)
+    finally:
+        tracker.end("FINISHED")
+    assert list(elsewhere.iterdir()) == []
+    logged = list((store / "mlartifacts" / "artifact-home").rglob("log.txt"))
+    assert len(logged) == 1 and logged[0].read_text() == "trial log\n"
+    location = mlflow.MlflowClient(uri).get_experiment_by_name("artifact-home").artifact_location
+    assert location == (store / "mlartifacts" / "artifact-home").as_uri()

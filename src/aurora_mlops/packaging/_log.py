@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aurora_mlops._mlflow_experiment import experiment_id as ensure_experiment
 from aurora_mlops.packaging._info import read_package
 
 __all__ = ["LoggedPackage", "log_package"]
@@ -64,8 +65,7 @@ def log_package(
     info = read_package(path)
     client = MlflowClient(tracking_uri=tracking_uri)
     name = experiment or get_settings().experiment_name
-    found = client.get_experiment_by_name(name)
-    experiment_id = found.experiment_id if found else client.create_experiment(name)
+    experiment_id = ensure_experiment(client, name, tracking_uri)
     all_tags = {**info.tags(), **(tags or {})}
     run = client.create_run(
         experiment_id, run_name=run_name or f"package-{info.variant}-{info.trial}",

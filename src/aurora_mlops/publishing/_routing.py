@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from aurora_mlops._mlflow_experiment import experiment_id as ensure_experiment
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import PublishError
 from aurora_mlops.publishing._connect import open_registry, refused_as_error
@@ -68,7 +69,8 @@ def _log_router(reg: Registry, spec: RoutingSpec, settings: Settings) -> Any:
     )
     config = {"a_uri": spec.a.uri, "b_uri": spec.b.uri, "p": spec.p, "registry_uri": reg.uri}
     with use_registry(reg.uri):
-        mlflow.set_experiment(settings.experiment_name)
+        mlflow.set_experiment(experiment_id=ensure_experiment(
+            mlflow.MlflowClient(reg.uri, reg.uri), settings.experiment_name, reg.uri))
         with mlflow.start_run(run_name=f"publish-router {spec}") as run:
             info = mlflow.pyfunc.log_model(
                 name="router", python_model=str(ROUTER_FILE), model_config=config,

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops._mlflow_experiment import experiment_id as ensure_experiment
 from aurora_mlops._redact import redact_uri
 from aurora_mlops.errors import ConfigError, RegistryError
 
@@ -92,7 +93,8 @@ class Tracker:
 
                 self._previous_uri = (MLFLOW_TRACKING_URI.get(),)
                 mlflow.set_tracking_uri(self.uri)
-            mlflow.set_experiment(self.experiment)
+            mlflow.set_experiment(experiment_id=ensure_experiment(
+                mlflow.MlflowClient(), self.experiment, mlflow.get_tracking_uri()))
             all_tags = dict(tags)
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aurora_mlops._mlflow_experiment import experiment_id as ensure_experiment
 from aurora_mlops._redact import redact_uri
 from aurora_mlops.errors import ConfigError, RegistryError
 from aurora_mlops.tuning._experiment import Experiment
@@ -32,6 +33,7 @@ class ParentRun:
         key = attr("mlflow_parent_run_id")
         self.exp = exp
         self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._tracking_uri = tracking_uri
         run_id = study.user_attrs.get(key)
         if run_id is None:
             run_id = self._create(get_settings().experiment_name)
@@ -40,9 +42,7 @@ class ParentRun:
 
     def _create(self, experiment_name: str) -> str:
         client, exp = self._client, self.exp
-        experiment = client.get_experiment_by_name(experiment_name)
-        exp_id = experiment.experiment_id if experiment else \
-            client.create_experiment(experiment_name)
+        exp_id = ensure_experiment(client, experiment_name, self._tracking_uri)
         run = client.create_run(exp_id, run_name=exp.name, tags={
             "katib.experiment": exp.name, "sweep.algorithm": exp.algorithm.name,
             "sweep.backend": "local", "sweep.spec": exp.source})
