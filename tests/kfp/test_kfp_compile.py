@@ -107,9 +107,15 @@ def test_tune_and_publish_gate_retries_caching_and_exit_handler(
         docs: dict[str, dict[str, Any]]) -> None:
     spec = docs[TUNE_AND_PUBLISH]["spec"]
     gate = _task(spec, "condition-1")
-    condition = gate["triggerPolicy"]["condition"]
-    assert "pipelinechannel--evaluate-Output" in condition and ">=" in condition
-    assert "pipelinechannel--min_skill" in condition
+    # Publish when the evaluation's skill is at least min_skill, in exactly these terms: an
+    # inverted or strict comparison, or another operand, would pass a containment check.
+    assert gate["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--evaluate-Output'] >= "
+        "inputs.parameter_values['pipelinechannel--min_skill']")
+    assert gate["inputs"]["parameters"]["pipelinechannel--evaluate-Output"][
+        "taskOutputParameter"] == {"outputParameterKey": "Output", "producerTask": "evaluate"}
+    assert gate["inputs"]["parameters"]["pipelinechannel--min_skill"][
+        "componentInputParameter"] == "min_skill"
     publish = _task(spec, "publish")
     assert publish["retryPolicy"]["maxRetryCount"] >= 1
     assert _task(spec, "data-validate")["retryPolicy"]["maxRetryCount"] >= 1

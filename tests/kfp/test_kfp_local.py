@@ -7,16 +7,19 @@ fast run (it fails at the first step).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
 import sqlite3
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from aurora_mlops.cli import main
 from aurora_mlops.kfp import LocalBudget, PipelineFailed, run_pipeline_locally, task_timings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +31,9 @@ TINY = LocalBudget(algorithm="random", max_trials=1, parallel_trials=1,
 # As make run does by default: no final fit, the best trial is shipped (TINY, the second run,
 # has one).
 RUN_ARGS = "--max-trials=1 --trial-args='--epochs=1 --steps_per_epoch=3' --final-fit-args=''"
+#: The same inputs as RUN_ARGS, for the library call.
+MAKE_RUN_BUDGET = replace(LocalBudget(), max_trials=1, trial_args="--epochs=1 --steps_per_epoch=3",
+                          final_fit_args="")
 
 
 @dataclass
@@ -35,8 +41,10 @@ class Runs:
     work: Path
     make: subprocess.CompletedProcess[str]
     first: Path  # the first run's folder under WORK/kfp
-    second: object  # the second run's LocalRun
+    second: object  # the second run's LocalRun: make run's inputs again, same work folder
     left_in_repo: set[str]  # files that appeared in the repository during the two runs
+    gated: Path  # the work folder of a run whose quality gate cannot be met
+    gated_out: str  # what that run printed
 
 
 #: What the tests themselves make in the repository (the venv, caches, the test data).
@@ -65,10 +73,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
                             timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (first,) = (work / "kfp").iterdir()
-    second = run_pipeline_locally(variants=[VARIANT], work_dir=work, budget=TINY,
+    second = run_pipeline_locally(variants=[VARIANT], work_dir=work, budget=MAKE_RUN_BUDGET,
                                   echo=lambda line: None)
-    return Runs(work=work, make=result, first=first, second=second,
-                left_in_repo=_loose_files() - before)
+    left = _loose_files() - before
+    gated = work.parent / "gated"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["pipeline", "run", "--local", "--variants", VARIANT, "--work-dir",
+                     str(gated), "--algorithm", TINY.algorithm, "--max-trials", "1",
+                     "--trial-args", TINY.trial_args, "--final-fit-args", TINY.final_fit_args,
+                     "--min-skill", "1.01"])
+    assert code == 0, printed.getvalue()[-3000:]
+    return Runs(work=work, make=result, first=first, second=second, left_in_repo=left,
+                gated=gated, gated_out=printed.getvalue())
 
 
 @pytest.mark.slow
@@ -165,20 +182,38 @@ def _package_sha(run_dir: Path) -> str:
 
 
 @pytest.mark.slow
-def test_a_second_run_on_the_same_work_folder_converges(runs: Runs) -> None:
-    """Same inputs, same checkpoint: the registered version is reused; else a new one."""
+def test_a_second_run_with_the_same_inputs_converges(runs: Runs) -> None:
+    """make run's inputs again on the same work folder: the same checkpoint, so the version
+    registered the first time is found again (``created`` False), and the champion stays."""
     second = runs.second
     assert second.run_dir != runs.first  # type: ignore[attr-defined]
-    best = json.loads((second.run_dir / "for-loop-2-iteration-0" / "tune" / "best"  # type: ignore[attr-defined]
-                       / "best.json").read_text())
-    assert best["experiment"] == f"aurora-smoke-{VARIANT}-random"  # the budget's algorithm
+    assert _package_sha(second.run_dir) == _package_sha(runs.first)  # type: ignore[attr-defined]
     receipt = second.variants[VARIANT]["publish"]  # type: ignore[attr-defined]
-    same = _package_sha(second.run_dir) == _package_sha(runs.first)  # type: ignore[attr-defined]
-    assert (receipt["created"], receipt["version"]) == ((False, "1") if same else (True, "2"))
-    assert receipt["champion_version"] in ("1", "2")
+    assert (receipt["created"], receipt["version"], receipt["champion_version"]) == (
+        False, "1", "1")
     with sqlite3.connect(runs.work / "mlflow.db") as db:
         versions = db.execute("select count(*) from model_versions").fetchone()[0]
-    assert versions == (1 if same else 2)
+        aliases = db.execute("select alias, version from registered_model_aliases").fetchall()
+    assert versions == 1
+    assert ("champion", 1) in aliases
+
+
+@pytest.mark.slow
+def test_an_unreachable_quality_gate_registers_nothing_and_says_why(runs: Runs) -> None:
+    """``min_skill`` above 1 cannot be met (skill is a fraction of targets): publish must not
+    run, the registry stays empty, and the summary gives the skill against the gate."""
+    (it,) = runs.gated.glob("kfp/*/for-loop-2-iteration-0")
+    assert (it / "evaluate" / "executor_output.json").is_file()
+    assert not (it / "publish").exists()
+    with sqlite3.connect(runs.gated / "mlflow.db") as db:
+        assert db.execute("select count(*) from registered_models").fetchone()[0] == 0
+        assert db.execute("select count(*) from model_versions").fetchone()[0] == 0
+    line = next(ln for ln in runs.gated_out.splitlines() if ln.startswith(f"{VARIANT}:"))
+    match = re.fullmatch(rf"{VARIANT}: not published, the quality gate held it back: skill "
+                         r"([0-9.e-]+) < min_skill 1.01, the fraction of targets on which it "
+                         r"beats persistence", line)
+    assert match, line
+    assert 0.0 <= float(match[1]) <= 1.0
 
 
 def test_a_failing_step_shows_its_own_error(tmp_path: Path) -> None:

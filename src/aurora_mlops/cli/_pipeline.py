@@ -68,6 +68,9 @@ def register(subparsers: Any) -> Any:
     run.add_argument("--final-fit-args", default=None,
                      help="Budget of the final fit, e.g. '--epochs=4 --steps_per_epoch=25' "
                      "('' skips the final fit: the best trial is evaluated as it is).")
+    run.add_argument("--min-skill", type=float, default=None,
+                     help="The quality gate before publishing: the fraction of targets on which "
+                     "the model must beat persistence (default 0: always publish locally).")
     run.set_defaults(handler=cmd_run)
 
     from aurora_mlops.cli._submit import register_submit  # submit, schedule (KFP REST API)
@@ -90,7 +93,10 @@ def _summary(run: Any) -> list[str]:
     for variant, v in sorted(run.variants.items()):
         pub = v["publish"]
         if pub is None:
-            lines.append(f"{variant}: not published (the quality gate held it back)")
+            skill = v.get("skill")
+            why = ("" if skill is None else f": skill {skill:.3g} < min_skill {run.min_skill:g}, "
+                   "the fraction of targets on which it beats persistence")
+            lines.append(f"{variant}: not published, the quality gate held it back{why}")
         else:
             champion = pub.get("champion_version") or "none"
             gate = "passed" if pub.get("gate_passed") else "failed"
@@ -127,6 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget = replace(budget, trial_args=args.trial_args)
     if args.final_fit_args is not None:
         budget = replace(budget, final_fit_args=args.final_fit_args)
+    if args.min_skill is not None:
+        budget = replace(budget, min_skill=args.min_skill)
     work = Path(args.work_dir) if args.work_dir else get_settings().work_dir
     print(f"running aurora-all-variants locally for {' '.join(args.variants)} in {work} "
           "(kfp.local; the full log goes to pipeline.log there)", flush=True)

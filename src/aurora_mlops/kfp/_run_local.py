@@ -81,8 +81,10 @@ class LocalRun:
         tracking_uri: The MLflow store of sweeps, trials, packages and the registry.
         log: KFP's full output.
         wall_s: Wall time of the pipeline.
-        variants: ``{variant: {"dir", "publish", "evaluation", "model_card", "study"}}``.
+        variants: ``{variant: {"dir", "publish", "evaluation", "model_card", "study",
+            "skill"}}`` (``skill``: what the quality gate compared with ``min_skill``).
         report: The combined ``report.html``, if written.
+        min_skill: The quality gate the run was given.
     """
 
     work_dir: Path
@@ -92,6 +94,7 @@ class LocalRun:
     wall_s: float
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: Path | None = None
+    min_skill: float = 0.0
 
 
 def _first(paths: Iterator[Path]) -> Path | None:
@@ -107,12 +110,16 @@ def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
         variant = json.loads(ref.read_text())["variant"]
         receipt = it / "publish" / "receipt"
         card = it / "package" / "model_card"
+        evaluated = it / "evaluate" / "executor_output.json"
+        skill = (json.loads(evaluated.read_text()).get("parameterValues", {}).get("Output")
+                 if evaluated.is_file() else None)
         out[variant] = {
             "dir": it,
             "publish": json.loads(receipt.read_text()) if receipt.is_file() else None,
             "evaluation": _first(it.glob("evaluate/results/report.html")),
             "model_card": card if card.is_file() else None,
             "study": _first(it.glob("tune/sweep/study.db")),
+            "skill": None if skill is None else float(skill),
         }
     return out
 
@@ -257,14 +264,15 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                raise_on_error=True)
     before = set(root.iterdir())
-    arguments = _arguments(variants, budget or LocalBudget(), uri, dataset_uri)
+    budget = budget or LocalBudget()
+    arguments = _arguments(variants, budget, uri, dataset_uri)
     wall = _run_logged(pipeline, arguments, root=root, log=log, uri=uri, echo=echo)
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not new:
         raise PipelineFailed(f"kfp.local wrote no run folder under {root}; see {log}")
     run_dir = new[-1]
     return LocalRun(work_dir=work, run_dir=run_dir, tracking_uri=uri, log=log, wall_s=wall,
-                    variants=_collect(run_dir),
+                    variants=_collect(run_dir), min_skill=budget.min_skill,
                     report=_first(run_dir.glob("report/results/report.html")))
 
 
