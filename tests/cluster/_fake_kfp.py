@@ -23,6 +23,27 @@ import yaml
 API = "/apis/v2beta1"
 
 
+def _stored_spec(text: str) -> dict[str, Any]:
+    """The ``pipeline_spec`` that KFP's API server answers for an uploaded file.
+
+    kubeflow/pipelines backend/src/apiserver/server/api_util.go
+    (``YamlStringToPipelineSpecStruct``, 2.14-2.17): the file is split on ``\\n---\\n``; a
+    document with a Kubernetes platform config is the platform spec; with one, the answer
+    wraps both as ``{"pipeline_spec": ..., "platform_spec": ...}``, without one it is the
+    pipeline spec itself.
+    """
+    pipeline: dict[str, Any] | None = None
+    platform: dict[str, Any] | None = None
+    for part in text.split("\n---\n"):
+        doc = yaml.safe_load(part)
+        if isinstance(doc, dict) and "kubernetes" in (doc.get("platforms") or {}):
+            platform = doc
+        elif doc is not None:
+            pipeline = doc
+    assert pipeline is not None, "no pipeline spec in the uploaded file"
+    return pipeline if platform is None else {"pipeline_spec": pipeline, "platform_spec": platform}
+
+
 @dataclass
 class Request:
     """One request as the server saw it."""
@@ -159,7 +180,7 @@ class FakeKfp(LoopbackServer):
             return 200, {"pipelines": found, "total_size": len(found)} if found else {}
         if m == "POST" and path in ("/pipelines/upload", "/pipelines/upload_version"):
             text = req.files["uploadfile"].decode()
-            spec = next(yaml.safe_load_all(text))
+            spec = _stored_spec(text)
             if path == "/pipelines/upload":
                 pid = self._new_id("pipeline")
                 self.pipelines[pid] = {"pipeline_id": pid, "display_name": q["name"],

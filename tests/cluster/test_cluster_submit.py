@@ -531,3 +531,35 @@ def test_ci_logs_in_checks_the_backend_and_submits(tmp_path: Path, password: str
     assert run.json["display_name"] == f"aurora-all-variants-0.1.0-{COMMIT[:8]}"
     assert run.headers["cookie"] == f"oauth2_proxy_kubeflow={SESSION}"
     assert "authorization" not in run.headers
+
+
+def test_a_version_whose_platform_spec_changed_is_refused(
+        fake: FakeKfp, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The server answers a stored file with a platform spec wrapped (``pipeline_spec`` and
+    ``platform_spec``: kubeflow/pipelines backend/src/apiserver/server/api_util.go): the same
+    file again reuses its version; the same pipeline with another node selector under the same
+    version name (an uncommitted edit) is refused, not run with the stored, stale placement."""
+    source = ROOT / "pipelines" / "aurora-tune-and-publish.yaml"
+    path = tmp_path / "pipelines" / source.name
+    path.write_bytes(source.read_bytes())
+    package = load_package(str(path))
+    assert package.platform, "the checked-in pipeline has a platform spec"
+    argv = ["pipeline", "submit", "--pipeline", str(path), "--commit", COMMIT]
+    for key in sorted(package.required):
+        argv += ["--param", f"{key}={'x' if package.inputs[key] == 'STRING' else '1'}"]
+    assert main(argv) == 0
+    stored = len(fake.versions)
+    assert all(set(v["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
+               for v in fake.versions.values())
+    assert main(argv) == 0
+    assert len(fake.calls("POST", "/runs")) == 2
+    assert len(fake.versions) == stored  # the same file: its version reused
+    spec, platform = path.read_text().split("\n---\n")
+    assert "kubernetes.azure.com/accelerator" in platform
+    # only the platform spec changes: the pipeline spec alone would compare equal
+    path.write_text(spec + "\n---\n" + platform.replace("kubernetes.azure.com/accelerator",
+                                                          "example.com/gpu-pool"))
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "already exists with a different spec" in capsys.readouterr().err
+    assert len(fake.calls("POST", "/runs")) == 2

@@ -118,9 +118,18 @@ def connect(auth: KfpAuth, namespace: str | None) -> kfp.Client:
     return client
 
 
-def _version_spec(version: Any) -> Any:
+def _version_spec(version: Any) -> tuple[Any, Any]:
+    """``(pipeline spec, platform spec)`` of a stored version.
+
+    KFP's API server answers a file with a platform spec (node selectors, volumes, secrets) as
+    ``{"pipeline_spec": ..., "platform_spec": ...}`` and one without it as the pipeline spec
+    itself (kubeflow/pipelines backend/src/apiserver/server/api_util.go,
+    ``YamlStringToPipelineSpecStruct``).
+    """
     spec = getattr(version, "pipeline_spec", None)
-    return spec.get("pipeline_spec", spec) if isinstance(spec, dict) else spec
+    if isinstance(spec, dict) and "pipeline_spec" in spec:
+        return spec["pipeline_spec"], spec.get("platform_spec") or {}
+    return spec, {}
 
 
 def upload_version(client: kfp.Client, package: PipelinePackage, name: str) -> tuple[str, str]:
@@ -148,7 +157,7 @@ def upload_version(client: kfp.Client, package: PipelinePackage, name: str) -> t
     if existing:
         version = _api_call(f"read version {name}", lambda: client.get_pipeline_version(
             pipeline_id=pipeline_id, pipeline_version_id=existing[0].pipeline_version_id))
-        if _version_spec(version) != package.spec:
+        if _version_spec(version) != (package.spec, package.platform):
             raise KfpError(f"pipeline version {name} already exists with a different spec than "
                            f"{package.path}; commit your change (the version name holds the "
                            "commit) or delete that version in the KFP UI")
