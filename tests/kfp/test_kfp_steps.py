@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -195,10 +197,24 @@ def test_skipping_teardown_keeps_the_exit_code(code: str, rc: int) -> None:
     assert ("done" in result.stdout) == (rc == 0)  # stdout was flushed before os._exit
 
 
-def test_teardown_is_skipped_only_inside_the_kfp_executor() -> None:
-    from aurora_mlops.kfp._exit import _in_kfp_executor
-
-    assert _in_kfp_executor() is False  # pytest: a normal interpreter exit
+@pytest.mark.parametrize("as_executor", [True, False], ids=["kfp-executor", "plain"])
+def test_teardown_is_skipped_only_inside_the_kfp_executor(as_executor: bool) -> None:
+    """Under ``python -m kfp.dsl.executor_main`` (Python sets ``__main__.__spec__`` to that
+    module, as it does for any ``-m``) a finished step ends with ``os._exit``: an exit hook
+    registered before it never runs. Elsewhere the interpreter's teardown runs as usual."""
+    spec = ("import importlib.machinery, sys\n"
+            "sys.modules['__main__'].__spec__ = importlib.machinery.ModuleSpec("
+            "'kfp.dsl.executor_main', None)\n") if as_executor else ""
+    prog = (f"{spec}import atexit\n"
+            "atexit.register(lambda: print('teardown ran', flush=True))\n"
+            "from aurora_mlops.kfp._exit import _in_kfp_executor, reported\n"
+            "print('executor', _in_kfp_executor(), flush=True)\n"
+            "with reported('probe'):\n    print('step done', flush=True)\n")
+    result = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"executor {as_executor}" in result.stdout and "step done" in result.stdout
+    assert ("teardown ran" in result.stdout) is not as_executor
 
 
 def test_the_experiment_goes_to_the_tune_pods_namespace(
