@@ -114,6 +114,13 @@ def test_dependencies_before_source_and_from_the_lock_file() -> None:
     assert pins["kfp"] == "2.17.0"
 
 
+def test_hdf5_file_locking_is_off_for_shared_volumes() -> None:
+    """Trials read one netCDF file at once from a shared volume (Azure Files is SMB), where
+    HDF5's file locks can fail; the image turns them off (HDF5's HDF5_USE_FILE_LOCKING)."""
+    env = " ".join(_all("ENV"))
+    assert "HDF5_USE_FILE_LOCKING=FALSE" in env
+
+
 def test_runs_as_a_numeric_non_root_user() -> None:
     (user,) = _all("USER")
     uid, _, gid = user.partition(":")
