@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AURORA_MLOPS_KFP_SA_TOKEN_PATH",
                                       "KF_PIPELINES_SA_TOKEN_PATH", "kfp_sa_token_path"),
     )
+    monitor_webhook_url: SecretStr | None = Field(
+        default=None, description="Where `aurora-mlops monitor` POSTs a JSON alert on an "
+        "alarm (a secret: a chat webhook URL is its own credential)."
+    )
     experiment_name: str = Field(default="aurora-mlops", description="MLflow experiment.")
     parent_run_id: str | None = Field(
         default=None, description="MLflow run that trial runs are nested under (set by sweeps)."

@@ -44,6 +44,14 @@ def _register_synth(dsub: Any) -> None:
         "other profile.",
     )
     synth.add_argument("--start", default="2024-01-01T00:00", help="First time (ISO 8601).")
+    synth.add_argument(
+        "--drift", choices=["warming"], default=None,
+        help="Lay a drift over the fields from --drift-start on (warming: 2t and t rise by "
+        "--drift-rate kelvin per day); the times before it are those without drift.",
+    )
+    synth.add_argument("--drift-start", default=None, help="When the drift starts (ISO 8601).")
+    synth.add_argument("--drift-rate", type=float, default=1.0,
+                       help="Drift per day (default 1.0 K/day).")
     synth.set_defaults(handler=cmd_synth)
 
 
@@ -80,8 +88,14 @@ def _register_convert(dsub: Any) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from aurora_mlops.data import synthesize, write_dataset
+    from aurora_mlops.data import SynthDrift, synthesize, write_dataset
+    from aurora_mlops.errors import ConfigError
 
+    drift = None
+    if args.drift is not None:
+        if args.drift_start is None:
+            raise ConfigError("--drift needs --drift-start (when the drift begins, ISO 8601)")
+        drift = SynthDrift(kind=args.drift, start=args.drift_start, rate=args.drift_rate)
     ds = synthesize(
         args.variant,
         times=args.times,
@@ -89,6 +103,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         profile=args.profile,
         start=args.start,
+        drift=drift,
     )
     out = write_dataset(ds, Path(args.out))
     sizes = dict(ds.sizes)

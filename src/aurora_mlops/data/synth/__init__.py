@@ -11,7 +11,8 @@ per domain:
 * :mod:`._pollution`: four tracers emitted over cities and farmland, advected, removed and
   mixed in a diurnal boundary layer;
 * :mod:`._sea`: a wind sea and two swells;
-* :mod:`._generate`: the time loop and the canonical dataset.
+* :mod:`._generate`: the time loop and the canonical dataset;
+* :mod:`._drift`: a drift laid over the fields (a warming trend) for monitoring demos.
 
 Everything is vectorised over the grid and generated one time step at a time into preallocated
 ``float32`` arrays, so memory stays close to the size of the result. The same seed gives the
@@ -20,6 +21,7 @@ same dataset.
 
 from __future__ import annotations
 
+from aurora_mlops.data.synth._drift import DRIFT_KINDS, SynthDrift
 from aurora_mlops.data.synth._generate import synthesize
 
-__all__ = ["synthesize"]
+__all__ = ["DRIFT_KINDS", "SynthDrift", "synthesize"]

@@ -13,6 +13,7 @@ import xarray as xr
 from aurora_mlops._version import __version__
 from aurora_mlops.data._layout import ATMOS_DIMS, LAYOUT_TAG, STATIC_DIMS, SURF_DIMS
 from aurora_mlops.data.synth._atmosphere import Atmosphere
+from aurora_mlops.data.synth._drift import SynthDrift, apply_drift
 from aurora_mlops.data.synth._geography import Geography
 from aurora_mlops.data.synth._physics import EPOCH, Array
 from aurora_mlops.data.synth._pollution import Pollution
@@ -98,6 +99,7 @@ def synthesize(
     seed: int = 0,
     profile: Literal["smoke", "production"] = "smoke",
     start: str = "2024-01-01T00:00",
+    drift: SynthDrift | None = None,
 ) -> xr.Dataset:
     """Generate a canonical dataset with learnable dynamics for ``variant``.
 
@@ -110,6 +112,8 @@ def synthesize(
         seed: Random seed of continents, cities, wave phases and noise.
         profile: ``smoke`` or ``production``: which pressure levels to generate.
         start: First time (ISO 8601, UTC).
+        drift: A drift laid over the fields from its start on (see :class:`SynthDrift`); the
+            fields before it are those of the same seed without drift.
 
     Returns:
         The dataset: surface variables ``(time, lat, lon)``, atmospheric ones
@@ -135,8 +139,12 @@ def synthesize(
 
     variables = spec.variables()
     out = _run(world, variables, time, step_h, (h, w), len(levels))
+    if drift is not None:
+        apply_drift(out, time, drift)
     ds = _dataset(spec, variables, out, world.static_fields(), time, lat, lon, levels)
     ds.attrs.update({"seed": int(seed), "profile": profile, "timestep_hours": int(step_h)})
+    if drift is not None:
+        ds.attrs["drift"] = f"{drift.kind} from {drift.start} at {drift.rate:g} per day"
     log.info(
         "synthesised %s: %d times x %d levels x %dx%d grid, seed %d, in %.2f s",
         spec.name, n_times, len(levels), h, w, seed, _time.perf_counter() - tic,
