@@ -80,7 +80,8 @@ def test_prune_keeps_the_exported_and_best_checkpointed_trials(
     def local(path: str) -> Path:  # the volume, as this process mounts it
         return tmp_path / Path(path).relative_to("/mnt/artifacts")
 
-    caplog.set_level(logging.INFO)
+    # the package logger, not only the root: an in-process `train-trial` sets its level
+    caplog.set_level(logging.INFO, logger="aurora_mlops")
     removed = prune_trials(ranked, keep=2, exported="e-d", local=local)
     # Kept: the exported e-d and the best other Succeeded trial with a checkpoint, e-c.
     assert dict(removed) == {"e-a": 10 + 1024, "e-b": 5, "e-e": 40 + 1024, "e-f": 50 + 1024}

@@ -160,20 +160,32 @@ def test_status_json_reports_latest_min_and_max_of_each_metric(tmp_path: Path) -
     assert metrics["val_score"]["max"] != metrics["val_score"]["latest"]
 
 
-def test_a_sweep_that_cannot_track_does_not_print_the_uri_credentials(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("store", ["server", "database"])
+def test_a_sweep_that_cannot_track_stops_without_printing_the_uri_credentials(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A given tracking URI that cannot be used stops the sweep before its first trial (its
+    trials would each refuse it), and the one sentence hides the URI's password."""
     import mlflow.tracking
 
-    uri = "https://alice:s3cret@mlflow.example.org"
+    from _servers import free_port
+    from aurora_mlops.errors import ConfigError, RegistryError
 
-    class Refusing:
-        def __init__(self, tracking_uri: str) -> None:
-            raise ConnectionError(f"API request to {tracking_uri}/api/2.0 failed")
+    if store == "server":  # nothing listens there: /health fails at once
+        uri, expected = f"https://alice:s3cret@127.0.0.1:{free_port()}", RegistryError
+    else:
+        uri, expected = "postgresql://alice:s3cret@db.example.org/mlflow", ConfigError
 
-    monkeypatch.setattr(mlflow.tracking, "MlflowClient", Refusing)
-    run_local(parse_experiment(_script_doc("tracked")), work_dir=_work(tmp_path),
-              progress=False, tracking=True, tracking_uri=uri, use_forkserver=False)
-    err = capsys.readouterr().err
-    assert "MLflow tracking is off" in err and "https://***@mlflow.example.org" in err
-    assert "s3cret" not in err
+        class Refusing:
+            def __init__(self, tracking_uri: str) -> None:
+                raise ConnectionError(f"API request to {tracking_uri}/api/2.0 failed")
+
+        monkeypatch.setattr(mlflow.tracking, "MlflowClient", Refusing)
+    work = _work(tmp_path)
+    with pytest.raises(expected) as err:
+        run_local(parse_experiment(_script_doc("tracked")), work_dir=work,
+                  progress=False, tracking=True, tracking_uri=uri, use_forkserver=False)
+    message = str(err.value)
+    assert "alice:***@" in message or "***@" in message, message
+    assert "s3cret" not in message and "\n" not in message
+    assert not (work / "trials").exists() or not any((work / "trials").iterdir())
