@@ -24,7 +24,7 @@ MAX_FUNCTION_LINES = 60
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("kfp", "submit"),
-    ("publishing",),
+    ("publishing", "monitoring", "serving"),
     ("packaging",),
     ("comparison",),
     ("tuning", "benchmark", "evaluation"),

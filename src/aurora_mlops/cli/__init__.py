@@ -23,7 +23,7 @@ __all__ = ["build_parser", "main"]
 #: The modules whose ``register(subparsers)`` adds their subcommand, in ``--help`` order.
 #: Each imports only argparse-level things at module level (handlers import the heavy ones).
 SUBCOMMANDS = ("_data", "_train", "_katib", "_tune", "_evaluate", "_benchmark", "_report",
-               "_package", "_publish", "_pipeline", "_cluster")
+               "_package", "_publish", "_deploy", "_monitor", "_pipeline", "_cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:
