@@ -37,6 +37,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--log-to", default=None, metavar="TRACKING_URI",
         help="Also log the model to this MLflow tracking server and print its models:/ URI.",
     )
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32",
+        help="Rollout precision when a request does not say (params.precision; bf16 autocasts).",
+    )
     p.set_defaults(handler=cmd_package)
     return p
 
@@ -52,7 +56,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     result = package_model(
         args.model, variant=args.variant, out=args.out, eval_dir=args.eval,
-        bench_dir=args.bench, data=args.data, log_to=args.log_to,
+        bench_dir=args.bench, data=args.data, log_to=args.log_to, precision=args.precision,
     )
     info = result.info
     print(f"packaged {info.variant} trial {info.trial} (checkpoint sha256 "

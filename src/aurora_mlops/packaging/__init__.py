@@ -11,23 +11,26 @@ Import cost: cheap; torch, aurora and mlflow are imported by the functions that 
 from __future__ import annotations
 
 from aurora_mlops.packaging._build import PackageResult, package_model
-from aurora_mlops.packaging._contract import ModelContract
+from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
 from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
 from aurora_mlops.packaging._log import LoggedPackage, log_package
 from aurora_mlops.packaging._pyfunc import AuroraForecaster, load_forecaster
-from aurora_mlops.packaging._requests import RequestError, parse_request
+from aurora_mlops.packaging._requests import RequestError, parse_precision, parse_request
 
 __all__ = [
+    "PRECISIONS",
     "AuroraForecaster",
     "LoggedPackage",
     "ModelContract",
     "PackageError",
     "PackageInfo",
     "PackageResult",
+    "Precision",
     "RequestError",
     "load_forecaster",
     "log_package",
     "package_model",
+    "parse_precision",
     "parse_request",
     "read_package",
 ]

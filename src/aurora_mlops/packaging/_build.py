@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from aurora_mlops._io import write_json
-from aurora_mlops.packaging._contract import ModelContract, max_steps_for
+from aurora_mlops.packaging._contract import ModelContract, Precision, max_steps_for
 from aurora_mlops.packaging._info import METADATA_KEY, PackageInfo
 from aurora_mlops.packaging._pyfunc import CONTRACT_FILE, STATIC_FILE
 from aurora_mlops.packaging._sources import (
@@ -235,6 +235,7 @@ def package_model(
     bench_dir: str | Path | None = None,
     data: str | Path | None = None,
     log_to: str | None = None,
+    precision: Precision = "fp32",
 ) -> PackageResult:
     """Write the MLflow pyfunc model of a trial (or a local sweep's best trial) to ``out``.
 
@@ -247,6 +248,7 @@ def package_model(
         data: Dataset for the static fields, the grid and the input example (default: the
             trial's training dataset).
         log_to: Also log the package to this MLflow tracking URI (see :func:`log_package`).
+        precision: The rollout precision when a request does not give ``params.precision``.
 
     Raises:
         PackageError: An input is missing or describes another checkpoint.
@@ -254,6 +256,7 @@ def package_model(
     """
     src = gather_sources(model, variant, eval_dir=eval_dir, bench_dir=bench_dir, data=data)
     statics, contract, example = _read_data(src)
+    contract = contract.model_copy(update={"precision": precision})
     info = _info(src, contract)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +306,8 @@ def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
 
     requirements, lock = pinned_requirements()
     signature = ModelSignature(inputs=None, params=ParamSchema(
-        [ParamSpec("steps", "long", contract.default_steps)]))
+        [ParamSpec("steps", "long", contract.default_steps),
+         ParamSpec("precision", "string", contract.precision)]))
     mlflow.pyfunc.save_model(
         path=str(work / "model"),
         python_model=str(Path(__file__).with_name("model_code.py")),

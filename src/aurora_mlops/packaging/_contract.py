@@ -6,9 +6,15 @@ the pyfunc, so a request is checked against the model it will run on before any 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ModelContract", "max_steps_for"]
+__all__ = ["PRECISIONS", "ModelContract", "Precision", "max_steps_for"]
+
+#: Numeric precisions a rollout runs in: ``bf16`` runs it under ``torch.autocast``.
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 #: Longest forecast a packaged model serves, in hours (10 days, Aurora's medium range).
 MAX_HORIZON_HOURS = 240
@@ -35,6 +41,8 @@ class ModelContract(BaseModel):
         timestep_hours: Hours per rollout step.
         default_steps: Rollout steps when a request does not say.
         max_steps: Most rollout steps a request may ask for.
+        precision: The rollout's precision when a request does not say (``params.precision``);
+            packages written before it existed read as ``fp32``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,6 +59,7 @@ class ModelContract(BaseModel):
     timestep_hours: int = Field(ge=1)
     default_steps: int = Field(ge=1)
     max_steps: int = Field(ge=1)
+    precision: Precision = "fp32"
 
     def state_shape(self, name: str) -> tuple[int, ...]:
         """Expected shape of one initial state of ``name``, without a batch axis."""

@@ -21,11 +21,12 @@ except ImportError:  # pragma: no cover
     PythonModel = object  # type: ignore[assignment,misc]
 
 from aurora_mlops.errors import AuroraMLOpsError, CheckpointError, DataError
-from aurora_mlops.packaging._contract import ModelContract
+from aurora_mlops.packaging._contract import ModelContract, Precision
 from aurora_mlops.packaging._requests import (
     ArrayRequest,
     ReferenceRequest,
     RequestError,
+    parse_precision,
     parse_request,
 )
 
@@ -110,25 +111,47 @@ class AuroraForecaster(PythonModel):
         if self.contract is None:
             raise AuroraMLOpsError("the model is not loaded: call load_context first")
         request = parse_request(model_input, params, self.contract, self.grid)
+        precision = parse_precision(params, self.contract)
         if isinstance(request, ReferenceRequest):
-            return self._forecast_reference(request)
-        arrays = self.rollout(request)
+            return self._forecast_reference(request, precision)
+        arrays = self.rollout(request, precision)
         return {
             "init_time": [t.isoformat(timespec="minutes") for t in request.init_times],
             "lead_hours": self._lead_hours(request.steps),
             **arrays,
         }
 
-    def rollout(self, request: ArrayRequest) -> dict[str, np.ndarray]:
-        """Roll the model out from the request's states, :data:`CHUNK` states at a time."""
+    def rollout(self, request: ArrayRequest,
+                precision: Precision = "fp32") -> dict[str, np.ndarray]:
+        """Roll the model out from the request's states, :data:`CHUNK` states at a time.
+
+        ``bf16`` runs the rollout under ``torch.autocast`` in bfloat16 where the model's device
+        supports it (any CPU; a CUDA GPU that reports bf16 support), else in fp32 with a
+        warning; the answer is float32 either way.
+        """
         from aurora_mlops.evaluation import rollout_arrays
 
         size = len(request.init_times)
-        parts = [
-            rollout_arrays(self.trained.model, self._batch(request, i, i + CHUNK), request.steps)
-            for i in range(0, size, CHUNK)
-        ]
+        with self._autocast(precision):
+            parts = [
+                rollout_arrays(self.trained.model, self._batch(request, i, i + CHUNK),
+                               request.steps)
+                for i in range(0, size, CHUNK)
+            ]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _autocast(self, precision: Precision) -> Any:
+        import contextlib
+
+        import torch
+
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        device = next(self.trained.model.parameters()).device.type
+        if device == "cuda" and not torch.cuda.is_bf16_supported():
+            log.warning("bf16 requested but this GPU has no bf16 support: running fp32")
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
     def _batch(self, request: ArrayRequest, start: int, stop: int) -> Any:
         import torch
@@ -153,14 +176,15 @@ class AuroraForecaster(PythonModel):
         assert self.contract is not None
         return [self.contract.timestep_hours * (k + 1) for k in range(steps)]
 
-    def _forecast_reference(self, request: ReferenceRequest) -> dict[str, Any]:
+    def _forecast_reference(self, request: ReferenceRequest,
+                            precision: Precision) -> dict[str, Any]:
         from aurora_mlops.data import write_dataset
         from aurora_mlops.evaluation import forecast_dataset
         from aurora_mlops.packaging._reference import read_initial_state
 
         assert self.contract is not None
         state = read_initial_state(request, self.contract, self.grid)
-        arrays = self.rollout(state)
+        arrays = self.rollout(state, precision)
         fc = forecast_dataset(
             arrays, self.trained.variant, inits=np.asarray(state.init_times, "datetime64[ns]"),
             lat=self.grid["lat"], lon=self.grid["lon"], levels=self.contract.levels,

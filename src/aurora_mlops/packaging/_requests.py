@@ -10,7 +10,8 @@ Two forms reach :meth:`AuroraForecaster.predict`:
 * **references**: ``{"input_uri": "ic.nc", "output_uri": "forecast.zarr"}`` (optionally
   ``init_time``, default the last time in the input): for grids too large for a JSON body.
 
-``steps`` is an inference parameter (``params={"steps": 4}``). MLflow hands the request over as
+``steps`` and ``precision`` (``fp32`` or ``bf16``) are inference parameters
+(``params={"steps": 4, "precision": "bf16"}``). MLflow hands the request over as
 a ``dict`` (in-process or the ``inputs`` form) or a ``pandas.DataFrame`` (the ``dataframe_*``
 forms, one row per initial state); both are accepted. Every problem raises
 :class:`RequestError` naming the field.
@@ -26,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from aurora_mlops.errors import AuroraMLOpsError
-from aurora_mlops.packaging._contract import ModelContract
+from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
 
 __all__ = [
     "ArrayRequest",
     "ReferenceRequest",
     "RequestError",
+    "parse_precision",
     "parse_request",
     "parse_steps",
 ]
@@ -94,6 +96,15 @@ def parse_steps(params: Mapping[str, Any] | None, contract: ModelContract) -> in
             f"({contract.max_steps * contract.timestep_hours} h), got {steps}"
         )
     return steps
+
+
+def parse_precision(params: Mapping[str, Any] | None, contract: ModelContract) -> Precision:
+    """The ``precision`` inference parameter (``fp32`` or ``bf16``), the package's by default."""
+    raw = (params or {}).get("precision", contract.precision)
+    for choice in PRECISIONS:
+        if raw == choice:
+            return choice
+    raise RequestError(f"params.precision must be one of {list(PRECISIONS)}, got {raw!r}")
 
 
 def _columns(model_input: Any) -> dict[str, list[Any]]:

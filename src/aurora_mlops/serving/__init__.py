@@ -1,0 +1,40 @@
+"""Serving: a packaged model behind MLServer (Open Inference Protocol) and KServe.
+
+:mod:`aurora_mlops.serving.runtime` is the MLServer runtime (loaded by MLServer by name);
+:func:`render_inference_service` renders a KServe ``InferenceService`` for a registered model
+alias (``aurora-mlops deploy``), :func:`apply_inference_service` applies it;
+:func:`mlserver_config` writes the settings that start MLServer on a package here. The
+request codec (:func:`v2_request`, :func:`decode_request`) and the metric names
+(:data:`METRIC_NAMES`) are shared with the tests, the bench and the alert rules.
+
+Import cost: cheap; MLServer, mlflow and kubernetes are imported by the functions that use them.
+"""
+
+from __future__ import annotations
+
+from aurora_mlops.serving._apply import apply_inference_service
+from aurora_mlops.serving._deploy import (
+    RUNTIME_NAME,
+    DeployPlan,
+    ResolvedModel,
+    render_inference_service,
+    resolve_model,
+)
+from aurora_mlops.serving._local import mlserver_config
+from aurora_mlops.serving._metrics import METRIC_NAMES, serving_metrics
+from aurora_mlops.serving._v2 import decode_request, encode_answer, v2_request
+
+__all__ = [
+    "METRIC_NAMES",
+    "RUNTIME_NAME",
+    "DeployPlan",
+    "ResolvedModel",
+    "apply_inference_service",
+    "decode_request",
+    "encode_answer",
+    "mlserver_config",
+    "render_inference_service",
+    "resolve_model",
+    "serving_metrics",
+    "v2_request",
+]
