@@ -1,0 +1,167 @@
+"""A real MLServer on 127.0.0.1 serves the packaged smoke model through the v2 REST protocol:
+the serving example and a batch answer what the in-process pyfunc answers (the pyfunc equals
+``evaluate --model``'s rollout: tests/packaging/test_package_roundtrip.py), malformed requests
+get HTTP 400 with a v2 error body naming the field and the server keeps answering, and
+``/metrics`` counts what was sent."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aurora_mlops.packaging import load_forecaster
+from aurora_mlops.serving import METRIC_NAMES, v2_request
+
+MODEL, VERSION = "aurora-medium-res", "7"
+
+
+def _example(package: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    ex = json.loads((package / "serving_input_example.json").read_text())
+    return ex["inputs"], ex.get("params", {})
+
+
+def _outputs(answer: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {o["name"]: np.asarray(o["data"]).reshape(o["shape"]) for o in answer["outputs"]}
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``{(series name, sorted labels): value}`` from a Prometheus text exposition."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _total(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return sum(v for (n, lab), v in samples.items()
+               if n == name and all((k, w) in lab for k, w in labels.items()))
+
+
+@pytest.fixture(scope="module")
+def package(packaged_models: dict[str, dict[str, Path]]) -> Path:
+    return packaged_models["medium-res"]["package"]
+
+
+def test_example_and_batch_answer_as_the_pyfunc_in_process(mlserver: Any, package: Path) -> None:
+    fields, params = _example(package)
+    forecaster = load_forecaster(package)
+    status, answer = mlserver.infer(v2_request(fields, params))
+    assert status == 200, answer
+    assert answer["model_name"] == MODEL and answer["model_version"] == VERSION
+    got = _outputs(answer)
+    want = forecaster.forecast(fields, params)
+    for name in forecaster.contract.state_vars:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4)
+    assert got["lead_hours"].ravel().tolist() == want["lead_hours"]
+
+    # A batch of three initial times rolls out as one request, each from its own time.
+    batch = {n: np.stack([np.asarray(fields[n], np.float32)] * 3)
+             for n in forecaster.contract.state_vars}
+    times = ["2024-01-25T00:00", "2024-01-25T06:00", "2024-01-25T12:00"]
+    status, answer = mlserver.infer(v2_request({**batch, "init_time": times}, params))
+    assert status == 200, answer
+    got = _outputs(answer)
+    want = forecaster.forecast({**batch, "init_time": times}, params)
+    assert got["2t"].shape[0] == 3
+    assert got["init_time"].ravel().tolist() == want["init_time"]
+    for name in forecaster.contract.state_vars:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4)
+
+
+def _drop(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**body, "inputs": [i for i in body["inputs"] if i["name"] != name]}
+
+
+def _edit(body: dict[str, Any], name: str, **change: Any) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    for item in out["inputs"]:
+        if item["name"] == name:
+            item.update(change)
+    return out
+
+
+#: (id, how to spoil the example's v2 body, words the 400's error must contain)
+MALFORMED = [
+    ("missing-variable", lambda b: _drop(b, "2t"), "missing variable(s) ['2t']"),
+    ("data-does-not-fill-shape", lambda b: _edit(b, "msl", shape=[1, 2, 3]), "inputs.msl"),
+    ("wrong-grid", lambda b: _edit(b, "msl", shape=[2, 16, 128]), "msl has shape"),
+    # JSON has no NaN (MLServer's parser refuses it with 422 before any model code): a value
+    # beyond float32's range becomes inf instead, which the model refuses.
+    ("non-finite", lambda b: _edit(b, "10u", data=[1e+39, *_first(b, "10u")[1:]]),
+     "10u has 1 non-finite"),
+    ("bad-time", lambda b: _edit(b, "init_time", data=["yesterday"]), "init_time must be"),
+    ("steps", lambda b: {**b, "parameters": {"steps": 999}}, "params.steps must be between"),
+    ("precision", lambda b: {**b, "parameters": {"precision": "fp8"}},
+     "params.precision must be one of"),
+    ("extra-field", lambda b: {**b, "inputs": [*b["inputs"], {"name": "lsm", "datatype":
+     "FP32", "shape": [1], "data": [1.0]}]}, "static fields ['lsm'] ship with the model"),
+]
+
+
+def _first(body: dict[str, Any], name: str) -> list[Any]:
+    return list(next(i for i in body["inputs"] if i["name"] == name)["data"])
+
+
+def test_malformed_requests_get_400_naming_the_field_and_the_server_goes_on(
+    mlserver: Any, package: Path,
+) -> None:
+    fields, params = _example(package)
+    body = v2_request(fields, params)
+    before = _samples(mlserver.metrics())
+    for case, spoil, words in MALFORMED:
+        status, answer = mlserver.infer(spoil(body))
+        assert status == 400, (case, answer)
+        assert set(answer) == {"error"} and words in answer["error"], (case, answer)
+        assert "Traceback" not in answer["error"]
+    # Not JSON at all: refused without reaching the model.
+    status, _ = mlserver.infer(b"{not json")
+    assert 400 <= status < 500
+    status, _ = mlserver.infer(body)
+    assert status == 200
+    after = _samples(mlserver.metrics())
+    errors = "aurora_forecast_errors_total"
+    assert _total(after, errors, kind="bad_request") - _total(before, errors,
+                                                              kind="bad_request") == len(MALFORMED)
+    assert _total(after, errors, kind="model_failure") == _total(before, errors,
+                                                                 kind="model_failure")
+
+
+def test_bf16_runs_under_autocast_close_to_fp32(mlserver: Any, package: Path) -> None:
+    fields, params = _example(package)
+    _, fp32 = mlserver.infer(v2_request(fields, {**params, "precision": "fp32"}))
+    status, bf16 = mlserver.infer(v2_request(fields, {**params, "precision": "bf16"}))
+    assert status == 200, bf16
+    a, b = _outputs(fp32)["2t"], _outputs(bf16)["2t"]
+    assert b.dtype.kind == "f" and np.isfinite(b).all()
+    assert not np.array_equal(a, b), "bf16 gave fp32's bits: autocast did not run"
+    # bfloat16 keeps 8 significant bits: well under 1 % of a temperature in kelvin.
+    np.testing.assert_allclose(b, a, rtol=1e-2)
+
+
+def test_metrics_count_the_requests_with_version_and_precision_labels(
+    mlserver: Any, package: Path,
+) -> None:
+    fields, params = _example(package)
+    labels = {"model_name": MODEL, "model_version": VERSION, "precision": "bf16"}
+    before = _samples(mlserver.metrics())
+    for _ in range(3):
+        assert mlserver.infer(v2_request(fields, {**params, "precision": "bf16"}))[0] == 200
+    after = _samples(mlserver.metrics())
+
+    def delta(name: str) -> float:
+        return _total(after, name, **labels) - _total(before, name, **labels)
+
+    assert delta("aurora_forecast_requests_total") == 3
+    assert delta("aurora_forecast_latency_seconds_count") == 3
+    assert delta("aurora_forecast_latency_seconds_sum") > 0
+    assert delta("aurora_forecast_rollout_steps_sum") == 3 * params.get("steps", 1)
+    assert delta("aurora_forecast_batch_size_sum") == 3
+    # Every name the alert rules and the dashboard may use is exported by the server.
+    assert {n for n, _ in after} >= METRIC_NAMES
