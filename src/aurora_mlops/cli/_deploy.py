@@ -39,6 +39,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="Serve this model as a canary with PERCENT of the traffic; the last "
                    "ready revision (the champion) keeps the rest (KServe Serverless mode).")
     p.add_argument("--apply", action="store_true", help="Apply it with the kubernetes client.")
+    p.add_argument("--kubeconfig", default=None, help="--apply: kubeconfig file (KUBECONFIG).")
+    p.add_argument("--context", default=None, help="--apply: kubeconfig context.")
     p.add_argument("--port", type=int, default=8080, help="--package: HTTP port (v2 REST).")
     p.set_defaults(handler=cmd_deploy)
     return p
@@ -82,7 +84,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     path.write_text(yaml.safe_dump(isvc, sort_keys=False), encoding="utf-8")
     print(f"{model.name} version {model.version} ({model.storage_uri}) -> {path}")
     if args.apply:
-        verb = apply_inference_service(isvc)
+        from aurora_mlops.submit import kube_api_client
+
+        verb = apply_inference_service(isvc, kube_api_client(args.context, args.kubeconfig))
         print(f"{verb} InferenceService {isvc['metadata']['namespace']}/"
               f"{isvc['metadata']['name']}")
     return 0

@@ -11,28 +11,27 @@ __all__ = ["apply_inference_service"]
 _GROUP, _VERSION, _PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
 
-def apply_inference_service(isvc: dict[str, Any], *, api_client: Any = None) -> str:
-    """Create the InferenceService, or replace its spec, labels and annotations if it exists.
+def apply_inference_service(isvc: dict[str, Any], api_client: Any) -> str:
+    """Create the InferenceService, or merge its spec, labels and annotations if it exists.
 
     A merge patch keeps what KServe wrote (status, its own annotations) and makes a canary a
     change of the existing service, which is what KServe's canary rollout needs: the last
     ready revision keeps ``100 - canaryTrafficPercent`` of the traffic.
 
+    Args:
+        isvc: From :func:`render_inference_service`.
+        api_client: A ``kubernetes.client.ApiClient`` (the CLI builds it from the kubeconfig
+            or the pod's ServiceAccount).
+
     Returns:
         ``"created"`` or ``"updated"``.
 
     Raises:
-        AuroraMLOpsError: No kubeconfig, KServe is not installed, or the API refused it.
+        AuroraMLOpsError: KServe is not installed, or the API refused the object.
     """
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    if api_client is None:
-        try:
-            config.load_config()
-        except config.ConfigException as e:
-            raise AuroraMLOpsError(
-                f"no Kubernetes configuration ({e}): set KUBECONFIG or run in a pod") from e
     api = client.CustomObjectsApi(api_client)
     meta = isvc["metadata"]
     args = (_GROUP, _VERSION, meta["namespace"], _PLURAL)
