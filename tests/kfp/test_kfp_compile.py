@@ -339,3 +339,65 @@ def test_runs_go_where_they_are_started(docs: dict[str, dict[str, Any]], rel: st
     an empty namespace means the tune pod's own."""
     params = docs[rel]["spec"]["root"]["inputDefinitions"]["parameters"]
     assert params["namespace"]["defaultValue"] == ""
+
+
+MONITOR = "pipelines/aurora-monitor.yaml"
+DEV_MONITOR = "pipelines/dev/aurora-monitor.yaml"
+
+
+@pytest.fixture(scope="module")
+def monitor_docs(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for rel in (MONITOR, DEV_MONITOR):
+        spec, platform = yaml.safe_load_all(texts[rel])
+        out[rel] = {"spec": spec,
+                    "k8s": platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]}
+    return out
+
+
+def test_monitor_runs_uncached_on_the_gpu_pool_with_an_optional_webhook_secret(
+        monitor_docs: dict[str, dict[str, Any]]) -> None:
+    """The monitor step must run every night (same arguments, new data): no cache. Its webhook
+    Secret is optional, so a cluster without one runs and sends nothing; kfp-kubernetes writes
+    ``optional`` into ``secretAsEnv`` (kubernetes_platform/proto/kubernetes_executor_config.proto
+    field 3 of SecretAsEnv, from kubeflow/pipelines tag 2.15.0)."""
+    spec, k8s = monitor_docs[MONITOR]["spec"], monitor_docs[MONITOR]["k8s"]
+    task = _task(spec, "monitor")
+    assert task["cachingOptions"] == {}  # enableCache false is written as an empty object
+    assert "accelerator" in spec["deploymentSpec"]["executors"]["exec-monitor"]["container"][
+        "resources"]
+    secrets = {s["secretName"]: s for s in k8s["exec-monitor"]["secretAsEnv"]}
+    assert secrets["aurora-monitor-webhook"]["optional"] is True
+    assert secrets["aurora-monitor-webhook"]["keyToEnv"] == [
+        {"secretKey": "url", "envVar": "AURORA_MLOPS_MONITOR_WEBHOOK_URL"}]
+    assert secrets[get_settings().mlflow_secret]["optional"] is False
+    assert {m["mountPath"] for m in k8s["exec-monitor"]["pvcMount"]} == {
+        "/mnt/data", "/mnt/artifacts"}
+    dev = monitor_docs[DEV_MONITOR]["spec"]["deploymentSpec"]["executors"]["exec-monitor"]
+    assert "accelerator" not in dev["container"]["resources"]
+
+
+def test_retraining_needs_an_alarm_and_the_flag(monitor_docs: dict[str, dict[str, Any]]) -> None:
+    spec = monitor_docs[MONITOR]["spec"]
+    conditions = [t["triggerPolicy"]["condition"] for _, t in _tasks(spec)
+                  if "triggerPolicy" in t]
+    assert sorted(conditions) == [
+        "inputs.parameter_values['pipelinechannel--monitor-Output'] == true",
+        "inputs.parameter_values['pipelinechannel--retrain_on_alarm'] == true"]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["retrain_on_alarm"]["defaultValue"] is False
+    assert params["model_uri"]["defaultValue"] == "models:/aurora-medium-res@champion"
+    assert _task(spec, "retrain")["cachingOptions"] == {}
+
+
+def test_submitting_the_monitor_needs_kfp_2_15() -> None:
+    """A 2.14 API server parses each executor config strictly and knows no
+    ``SecretAsEnv.optional`` (kubeflow/pipelines backend/src/v2/compiler/argocompiler/
+    container.go at 2.14.0); the 2.15 driver copies it onto the pod's secretKeyRef
+    (backend/src/v2/driver/k8s.go)."""
+    from aurora_mlops.submit import required_version
+    from aurora_mlops.submit._spec import load_package
+
+    minimum, features = required_version(load_package(str(REPO / MONITOR)))
+    assert minimum == (2, 15, 0)
+    assert "use_secret_as_env(optional=True)" in [f.name for f in features]

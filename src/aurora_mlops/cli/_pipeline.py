@@ -71,12 +71,35 @@ def register(subparsers: Any) -> Any:
     run.add_argument("--min-skill", type=float, default=None,
                      help="The quality gate before publishing: the fraction of targets on which "
                      "the model must beat persistence (default 0: always publish locally).")
+    _register_monitor_run(run)
     run.set_defaults(handler=cmd_run)
 
     from aurora_mlops.cli._submit import register_submit  # submit, schedule (KFP REST API)
 
     register_submit(psub)
     return psub
+
+
+def _register_monitor_run(run: Any) -> None:
+    """``--pipeline aurora-monitor`` and its flags (the champion of WORK/mlflow.db)."""
+    run.add_argument("--pipeline", choices=("aurora-all-variants", "aurora-monitor"),
+                     default="aurora-all-variants",
+                     help="Which pipeline (default aurora-all-variants; aurora-monitor scores "
+                     "the registry's champion on the new windows of --data and exits 3 on an "
+                     "alarm).")
+    run.add_argument("--model", default="models:/aurora-medium-res@champion",
+                     help="aurora-monitor: the model watched (default "
+                     "models:/aurora-medium-res@champion in WORK/mlflow.db).")
+    run.add_argument("--data", default=None, help="aurora-monitor: the dataset new data "
+                     "arrive in (required).")
+    run.add_argument("--reference", default="", help="aurora-monitor: the model's training "
+                     "dataset (default: the one its package records).")
+    run.add_argument("--since", default="", help="aurora-monitor: the first window's start "
+                     "when nothing was monitored yet (ISO 8601).")
+    run.add_argument("--window-hours", type=_positive_int, default=24,
+                     help="aurora-monitor: a window's span (default 24).")
+    run.add_argument("--lead-steps", type=_positive_int, default=4,
+                     help="aurora-monitor: lead times scored (default 4).")
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -136,9 +159,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.min_skill is not None:
         budget = replace(budget, min_skill=args.min_skill)
     work = Path(args.work_dir) if args.work_dir else get_settings().work_dir
+    if args.pipeline == "aurora-monitor":
+        return _run_monitor(args, work)
     print(f"running aurora-all-variants locally for {' '.join(args.variants)} in {work} "
           "(kfp.local; the full log goes to pipeline.log there)", flush=True)
     run = run_pipeline_locally(variants=args.variants, work_dir=work, budget=budget,
                                parallelism=args.parallelism)
     print("\n".join(_summary(run)))
     return 0
+
+
+def _run_monitor(args: argparse.Namespace, work: Path) -> int:
+    """``pipeline run --local --pipeline aurora-monitor``: the summary; 3 on an alarm."""
+    from aurora_mlops.errors import ConfigError
+    from aurora_mlops.kfp import run_monitor_locally
+    from aurora_mlops.monitoring import ALARM_EXIT
+
+    if not args.data:
+        raise ConfigError("--pipeline aurora-monitor needs --data (the dataset new data arrive "
+                          "in, e.g. one written by `aurora-mlops data synth --drift warming`)")
+    print(f"running aurora-monitor locally on {args.model} in {work} (kfp.local; the full log "
+          "goes to monitor.log there)", flush=True)
+    run = run_monitor_locally(work_dir=work, model_uri=args.model, dataset_uri=args.data,
+                              reference_uri=args.reference, since=args.since,
+                              window_hours=args.window_hours, lead_steps=args.lead_steps)
+    print(f"pipeline finished in {run.wall_s:.0f} s ({run.run_dir})\n")
+    print(run.summary, end="")
+    print(f"full log: {run.log}")
+    return ALARM_EXIT if run.alarm else 0

@@ -1,6 +1,6 @@
 """Compile the components and pipelines into the YAML that ships: components/, pipelines/.
 
-``pipelines/dev/`` holds the CPU-only build of both pipelines for the dev overlay (a cluster
+``pipelines/dev/`` holds the CPU-only build of the pipelines for the dev overlay (a cluster
 without GPUs): no GPU limits, node selectors or tolerations, small requests, and the smoke
 profile on synthetic data by default.
 """
@@ -29,12 +29,13 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
     from kfp import compiler
 
     from aurora_mlops.config import get_settings
-    from aurora_mlops.kfp import all_variants, tune_and_publish
+    from aurora_mlops.kfp import all_variants, monitor, tune_and_publish
     from aurora_mlops.kfp.components import ALL
 
     par = all_variants.DEFAULT_PARALLELISM if parallelism is None else parallelism
     dev = get_settings().model_copy(update={"cpu_only": True})
     targets: dict[str, object] = {f"components/{name}.yaml": comp for name, comp in ALL.items()}
+    targets.update({f"components/{c.name}.yaml": c for c in (monitor.monitor, monitor.retrain)})
     targets[f"pipelines/{tune_and_publish.NAME}.yaml"] = tune_and_publish.tune_and_publish
     targets[f"pipelines/{all_variants.NAME}.yaml"] = (
         all_variants.all_variants if parallelism is None else all_variants.build(parallelism))
@@ -42,6 +43,8 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
         dev, defaults=tune_and_publish.DEV)
     targets[f"{DEV_DIR}/{all_variants.NAME}.yaml"] = all_variants.build(
         par, settings=dev, defaults=tune_and_publish.DEV)
+    targets[f"pipelines/{monitor.NAME}.yaml"] = monitor.aurora_monitor
+    targets[f"{DEV_DIR}/{monitor.NAME}.yaml"] = monitor.build(dev)
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="aurora-kfp-") as tmp:
         for rel, func in targets.items():

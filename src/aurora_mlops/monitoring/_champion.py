@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,14 @@ class Champion:
         version: Its version (``local`` for a package folder).
         variant: The Aurora variant.
         trained: The loaded trial (:class:`aurora_mlops.training.TrainedModel`).
+        training_data: The dataset the package records it was trained on (``""``: none).
     """
 
     name: str
     version: str
     variant: str
     trained: Any
+    training_data: str = ""
 
     @property
     def label(self) -> str:
@@ -53,30 +58,60 @@ def load_champion(model_uri: str, *, tracking_uri: str | None, cache_dir: str | 
         ConfigError: ``model_uri`` is neither; the alias is not set.
         RegistryError: The registry cannot be reached.
     """
-    from aurora_mlops.packaging import load_forecaster
-
     m = _ALIAS_URI.match(model_uri)
     if m is None:
         folder = Path(model_uri)
         if not (folder / "artifacts" / "contract.json").is_file():
             raise ConfigError(f"--model {model_uri}: not models:/NAME@ALIAS nor a package "
                               "folder (aurora-mlops package writes one)")
-        f = load_forecaster(folder)
-        assert f.contract is not None
-        return Champion(name=folder.name, version="local", variant=f.contract.variant,
-                        trained=f.trained)
+        return _loaded(folder, folder.name, "local")
     name, alias = m["name"], m["alias"]
     version = _alias_version(name, alias, tracking_uri)
     local = Path(cache_dir) / name / version
     if not (local / "artifacts" / "contract.json").is_file():
-        import mlflow
+        _download(name, version, tracking_uri, local)
+    return _loaded(local, name, version)
 
-        local.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
-                                            dst_path=str(local), tracking_uri=tracking_uri)
-    f = load_forecaster(local)
+
+def _download(name: str, version: str, tracking_uri: str | None, local: Path) -> None:
+    """Download a registered version's files into ``local``.
+
+    Not ``download_artifacts("models:/NAME/VERSION")``: MLflow resolves a ``models:/`` URI
+    against the process-wide registry URI, not the one passed, so the version's own artifact
+    location is looked up here and downloaded from the given store.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    location = client.get_model_version_download_uri(name, version)
+    if location.startswith("models:/m-"):  # MLflow 3: a logged model, not a run's folder
+        location = client.get_logged_model(location.removeprefix("models:/")).artifact_location
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=local.parent, prefix=f".{version}-") as tmp:
+        got = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri))
+        roots = [p.parent for p in got.rglob("MLmodel")] if got.is_dir() else []
+        if not roots:
+            raise ConfigError(f"models:/{name}/{version} holds no MLflow model "
+                              "(no MLmodel file); publish a package made by aurora-mlops "
+                              "package")
+        shutil.rmtree(local, ignore_errors=True)
+        os.replace(min(roots, key=lambda p: len(p.parts)), local)
+
+
+def _loaded(folder: Path, name: str, version: str) -> Champion:
+    """The package in ``folder`` loaded, with the training data its ``data_config.json``
+    names."""
+    import json
+
+    from aurora_mlops.packaging import load_forecaster
+
+    f = load_forecaster(folder)
     assert f.contract is not None
-    return Champion(name=name, version=version, variant=f.contract.variant, trained=f.trained)
+    config = folder / "artifacts" / "data_config.json"
+    data = json.loads(config.read_text()).get("path", "") if config.is_file() else ""
+    return Champion(name=name, version=version, variant=f.contract.variant, trained=f.trained,
+                    training_data=str(data or ""))
 
 
 def _alias_version(name: str, alias: str, tracking_uri: str | None) -> str:

@@ -39,7 +39,7 @@ class MonitorPlan:
     Attributes:
         dataset: The dataset new data arrive in (any reader's path or URI).
         reference: The champion's training dataset: its training split is the drift reference
-            and the climatology baseline.
+            and the climatology baseline (``""``: the one its package records).
         model_uri: ``models:/NAME@ALIAS`` or a package folder.
         tracking_uri: The MLflow store of the registry and the monitoring runs.
         out_dir: Where the history (``history.parquet``), the cached reference, the alerts
@@ -56,10 +56,10 @@ class MonitorPlan:
     """
 
     dataset: str
-    reference: str
     model_uri: str
     tracking_uri: str
     out_dir: Path
+    reference: str = ""
     experiment: str = "aurora-monitor"
     window_hours: int = 24
     lead_steps: int = 4
@@ -141,7 +141,7 @@ def monitor(plan: MonitorPlan, *, champion: Any = None,
     if not windows:
         return result
     validate(plan.dataset, champ.variant).raise_if_invalid()
-    profile, clim = _reference(plan, champ.variant, out)
+    profile, clim = _reference(plan.reference or champ.training_data, champ.variant, out)
     ctx = _Context(plan, champ, ds, step, profile, clim, history)
     for w in windows:
         echo(f"window {w.start} to {w.end}: scoring {champ.label}")
@@ -149,17 +149,24 @@ def monitor(plan: MonitorPlan, *, champion: Any = None,
     return result
 
 
-def _reference(plan: MonitorPlan, variant: str, out: Path) -> tuple[ReferenceProfile, Any]:
-    """The drift profile (cached in ``out``) and climatology of the reference's training split."""
-    from aurora_mlops.data import open_dataset, split_times
+def _reference(path: str, variant: str, out: Path) -> tuple[ReferenceProfile, Any]:
+    """The drift profile (cached in ``out``) and climatology of the reference's training split.
+
+    Raises:
+        ConfigError: No reference was given and the package records none that exists.
+    """
+    from aurora_mlops.data import is_remote, open_dataset, split_times
     from aurora_mlops.evaluation import compute_climatology
     from aurora_mlops.variables import VARIABLES
     from aurora_mlops.variants import get_variant
 
-    ref = open_dataset(plan.reference)
+    if not path or not (is_remote(path) or Path(path).exists()):
+        raise ConfigError(f"--reference: the model's package records no training dataset that "
+                          f"exists here ({path or 'none'}); pass the dataset it was trained on")
+    ref = open_dataset(path)
     train = split_times(int(ref.sizes["time"])).train
     part = ref.isel(time=slice(*train))
-    source = (f"{plan.reference} training split {pd.Timestamp(part.time.values[0])} to "
+    source = (f"{path} training split {pd.Timestamp(part.time.values[0])} to "
               f"{pd.Timestamp(part.time.values[-1])}")
     cached = out / "reference.json"
     profile = ReferenceProfile.load(cached) if cached.is_file() else None

@@ -29,7 +29,7 @@ class WindowOutcome:
         start, end: The window's initialisation times ``[start, end)``.
         model: ``NAME/VERSION`` scored.
         skill: ``{lead_hours: skill against persistence}`` (mean over variables and levels).
-        input_alarms: One phrase per drifted variable and level.
+        input_alarms: One phrase per drifted variable and level, the largest drift first.
         skill_alarms: One phrase per lead whose CUSUM crossed its threshold.
         max_drift: The largest W1 distance (training standard deviations) and where.
         replaced: History rows of an earlier run of this window that were replaced.
@@ -64,10 +64,10 @@ class WindowOutcome:
             start=w.start, end=w.end, model=model,
             skill={float(k): float(v) for k, v in zip(per_lead["lead_hours"], per_lead["value"],
                                                       strict=True)},
-            input_alarms=[f"{n} moved {d:.2f} sd (W1; mean {m:+.2f} sd)"
-                          for n, d, m, a in zip(where, drift["wasserstein_sd"],
-                                                drift["mean_shift_sd"], drift["alarm"],
-                                                strict=True) if a],
+            input_alarms=[f"{n} {d:.2f} sd (mean {m:+.2f})"
+                          for n, d, m, a in sorted(zip(where, drift["wasserstein_sd"],
+                                                       drift["mean_shift_sd"], drift["alarm"],
+                                                       strict=True), key=lambda r: -r[1]) if a],
             skill_alarms=[f"lead {lead:g} h: skill {p.skill:.3f}, CUSUM {p.statistic:.1f} > "
                           f"{cusum.h:g}" for lead, p in chart.items() if p.alarm],
             max_drift=(float(drift["wasserstein_sd"].iloc[top]), str(where.iloc[top])),
@@ -140,10 +140,10 @@ class MonitorResult:
         lines.append(f"**ALARM** in {len(alarmed)} of {len(self.windows)} windows." if alarmed
                      else f"No alarm in {len(self.windows)} windows.")
         for w in alarmed:
-            lines.append(f"- {w.start:%Y-%m-%d %H:%M}: " + "; ".join(
-                [f"input drift: {a}" for a in w.input_alarms]
-                + [f"skill drift: {a}" for a in w.skill_alarms])
-                + (f" (alert {w.alert})" if w.alert else ""))
+            parts = ([f"input drift (W1 in training sd): {', '.join(w.input_alarms)}"]
+                     if w.input_alarms else []) + [f"skill drift: {a}" for a in w.skill_alarms]
+            lines.append(f"- {w.start:%Y-%m-%d %H:%M}: " + "; ".join(parts)
+                         + (f" (alert {w.alert})" if w.alert else ""))
         lines += ["", f"History: {self.history}"]
         if self.report is not None:
             lines.append(f"Report: {self.report}")

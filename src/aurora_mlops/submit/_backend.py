@@ -86,6 +86,11 @@ def _security_context(_: dict[str, Any], platform: dict[str, Any]) -> bool:
     return any("securityContext" in e for e in _executors(platform))
 
 
+def _optional_secrets(_: dict[str, Any], platform: dict[str, Any]) -> bool:
+    return any(s.get("optional") is True
+               for e in _executors(platform) for s in e.get("secretAsEnv") or [])
+
+
 #: Features and the first backend that runs them (checked in kubeflow/pipelines at each tag).
 FEATURES: tuple[Feature, ...] = (
     # Commit ed828b513a "enable dsl.Collected for parameters & artifacts"
@@ -103,6 +108,12 @@ FEATURES: tuple[Feature, ...] = (
     Feature("kfp.kubernetes.set_security_context", (2, 16, 0),
             "kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto, "
             "tag 2.16.0", _security_context),
+    # SecretAsEnv gains `optional` (field 3) in kubernetes_platform/proto/
+    # kubernetes_executor_config.proto at 2.15.0, and backend/src/v2/driver/k8s.go copies it
+    # onto the secretKeyRef from 2.15.0; a 2.14 API server refuses the unknown field.
+    Feature("use_secret_as_env(optional=True)", (2, 15, 0),
+            "kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto, "
+            "tag 2.15.0", _optional_secrets),
 )
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
