@@ -1,5 +1,6 @@
-"""Real servers on 127.0.0.1 for tests: an ``mlflow server`` (plain or basic-auth), and
-moto's S3-compatible ``moto_server``.
+"""Real servers on 127.0.0.1 for tests: an ``mlflow server`` (plain or basic-auth),
+moto's S3-compatible ``moto_server``, Azurite (Azure Blob) and ``gcp-storage-emulator``
+(Google Cloud Storage).
 
 Started once per test session by the fixtures in ``conftest.py``; ``start_mlflow_server`` is
 also used directly by tests that need to kill and restart a server.
@@ -212,3 +213,97 @@ def start_moto_server(root: Path, *, auth_after: int | None = None) -> MotoServe
     if auth_after is not None:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(auth_after)
     return _on_a_free_port(lambda port: MotoServer(root=root, port=port, env=env))
+
+
+#: The development account that every Azurite accepts: its name and key are published in
+#: Microsoft's Azurite documentation ("Well-known storage account and key").
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+               "K1SZFPTOtr/KBHBeksoGMGw==")
+
+
+@dataclass
+class AzuriteServer(_Process):
+    """A running ``azurite-blob``: Microsoft's Azure Blob Storage emulator (npm ``azurite``),
+    which checks the shared-key signature of every request like Azure does."""
+
+    executable: str = "azurite-blob"
+
+    name = "azurite-blob"
+    log_name = "azurite.log"
+
+    @property
+    def probe(self) -> str:  # type: ignore[override]
+        # Azurite answers nothing unsigned with 200; a SAS-signed "list containers" proves that
+        # this process holds the port and accepts the development account's key.
+        from datetime import UTC, datetime, timedelta
+
+        from azure.storage.blob import (
+            AccountSasPermissions,
+            ResourceTypes,
+            generate_account_sas,
+        )
+
+        sas = generate_account_sas(
+            AZURITE_ACCOUNT, AZURITE_KEY, ResourceTypes(service=True),
+            AccountSasPermissions(list=True), datetime.now(UTC) + timedelta(hours=1))
+        return f"/{AZURITE_ACCOUNT}?comp=list&{sas}"
+
+    @property
+    def connection_string(self) -> str:
+        """What ``AZURE_STORAGE_CONNECTION_STRING`` holds to reach this server."""
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};BlobEndpoint={self.uri}/{AZURITE_ACCOUNT};")
+
+    def command(self) -> list[str]:
+        # --skipApiVersionCheck: Azurite refuses API versions newer than it knows, and the
+        # locked azure-storage-blob sends a newer one. --loose: ignore headers it does not
+        # implement instead of refusing the request.
+        return [self.executable, "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                "--location", str(self.root / "data"), "--skipApiVersionCheck", "--loose",
+                "--silent"]
+
+    def start(self, timeout: float = 60.0) -> AzuriteServer:
+        """Start the emulator and wait until it answers a signed request."""
+        self._spawn_and_wait(timeout)
+        return self
+
+
+def start_azurite(root: Path, executable: str) -> AzuriteServer:
+    """Start ``executable`` (``azurite-blob``) on a free port of 127.0.0.1, blobs under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    return _on_a_free_port(
+        lambda port: AzuriteServer(root=root, port=port, env=env, executable=executable))
+
+
+@dataclass
+class GcsEmulator(_Process):
+    """A running ``gcp-storage-emulator`` (PyPI): the Google Cloud Storage JSON API in memory.
+    It checks no credentials; gcsfs reaches it through ``STORAGE_EMULATOR_HOST``."""
+
+    executable: str = str(BIN / "gcp-storage-emulator")
+
+    name = "gcp-storage-emulator"
+    log_name = "gcs-emulator.log"
+    # Its bucket list, not "/": any HTTP server answers "/".
+    probe = "/storage/v1/b"
+
+    def command(self) -> list[str]:
+        return [self.executable, "start", "--host", "127.0.0.1", "--port", str(self.port),
+                "--in-memory"]
+
+    def start(self, timeout: float = 60.0) -> GcsEmulator:
+        """Start the emulator and wait until it lists buckets."""
+        self._spawn_and_wait(timeout)
+        return self
+
+
+def start_gcs_emulator(root: Path, executable: str) -> GcsEmulator:
+    """Start ``executable`` (``gcp-storage-emulator``) on a free port of 127.0.0.1, data in
+    memory."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GOOGLE_", "STORAGE_EMULATOR"))}
+    return _on_a_free_port(
+        lambda port: GcsEmulator(root=root, port=port, env=env, executable=executable))

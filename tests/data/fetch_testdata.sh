@@ -11,6 +11,8 @@
 #     (PyPI, tests/sample-data/).
 #   - test_stageiv_xyt.nc: NCEP Stage IV precipitation on a curvilinear grid, from the Debian
 #     package r-cran-stars (no R install: the .deb is only unpacked).
+#   - azurite/: Microsoft's Azure Storage emulator (npm azurite), which the abfs:// tests of
+#     tests/data/test_remote_azure_gcs.py run; needs node and npm.
 set -u
 
 DEST="${1:-.testdata}"
@@ -20,6 +22,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || PY="$(command -v python3 || echo python3)"
 CFGRIB_VERSION="0.9.15.1"
+AZURITE_VERSION="3.37.0"
 
 fetch_cfgrib() {
     if [ -s "$DEST/era5-levels-members.grib" ] && [ -s "$DEST/era5-levels-members.nc" ]; then
@@ -66,11 +69,27 @@ fetch_stageiv() {
     return $rc
 }
 
+fetch_azurite() {
+    local bin="$DEST/azurite/node_modules/.bin/azurite-blob"
+    if [ -x "$bin" ] && grep -q "\"version\": \"$AZURITE_VERSION\"" \
+            "$DEST/azurite/node_modules/azurite/package.json" 2>/dev/null; then
+        echo "have $bin ($AZURITE_VERSION)"
+        return 0
+    fi
+    command -v npm >/dev/null || return 1
+    # azurite declares node >= 22; its blob service runs on node 20 too (checked), so the
+    # engine warning is not an error here.
+    npm install --prefix "$DEST/azurite" --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION" >/dev/null || return 1
+    [ -x "$bin" ]
+}
+
 missing=0
 fetch_cfgrib || { echo "skipped cfgrib sample data (pip download of cfgrib==$CFGRIB_VERSION failed)"; missing=1; }
 fetch_stageiv || { echo "skipped Stage IV sample (apt-get download r-cran-stars failed)"; missing=1; }
+fetch_azurite || { echo "skipped Azurite (npm install azurite@$AZURITE_VERSION failed)"; missing=1; }
 if [ "$missing" = 1 ] && [ "${CI:-}" = "true" ]; then
-    echo "error: CI=true and sample data is missing in $DEST: the real-format reader tests would not run" >&2
+    echo "error: CI=true and sample data or Azurite is missing in $DEST: the real-format reader or Azure tests would not run" >&2
     exit 1
 fi
 exit 0

@@ -39,9 +39,9 @@ _ZARR_META = ("zarr.json", ".zgroup", ".zmetadata", ".zarray")
 
 _CREDENTIALS_HINT = {
     "s3": "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for a non-AWS server)",
-    "gs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS, the path of a service-account key file",
     "abfs": "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "
-            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN",
 }
 
 
@@ -56,10 +56,14 @@ def is_remote(path: object) -> bool:
     return scheme_of(path) in REMOTE_SCHEMES
 
 
-def _hint(scheme: str) -> str:
-    key = {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "az": "abfs", "adl": "abfs"}.get(
+def _family(scheme: str) -> str:
+    """The store behind ``scheme``: ``s3``, ``gs``, ``abfs`` (Azure Blob) or ``scheme``."""
+    return {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "az": "abfs", "adl": "abfs"}.get(
         scheme, scheme)
-    return _CREDENTIALS_HINT.get(key, "the filesystem's credentials")
+
+
+def _hint(scheme: str) -> str:
+    return _CREDENTIALS_HINT.get(_family(scheme), "the filesystem's credentials")
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:
@@ -71,6 +75,11 @@ def _filesystem(uri: str) -> tuple[Any, str]:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint_url"] = endpoint
+    elif scheme in ("gs", "gcs") and os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        # Without a token gcsfs tries each credential source and silently falls back to
+        # anonymous access when the named file is missing or unreadable; named credentials
+        # must either work or be refused.
+        options["token"] = "google_default"
     try:
         return fsspec.core.url_to_fs(uri, **options)
     except ImportError as e:
@@ -78,19 +87,22 @@ def _filesystem(uri: str) -> tuple[Any, str]:
             f"{redact_uri(uri)}: no filesystem for {scheme}:// is installed ({e}); install "
             "aurora-mlops with its dependencies (s3fs, gcsfs, adlfs)."
         ) from e
+    except Exception as e:  # adlfs without any credential, google-auth refusing a file
+        raise _failure(uri, e) from e
 
 
 def _failure(uri: str, e: BaseException) -> DataFileError:
     """One sentence for a missing object, a missing bucket or refused credentials."""
     scheme = scheme_of(uri) or ""
     text = redact_uri(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    bucket = "container" if _family(scheme) == "abfs" else "bucket"  # Azure's word
     if isinstance(e, FileNotFoundError):
         return DataFileError(
-            f"{redact_uri(uri)}: no such object or bucket ({text}); check the bucket and the "
-            "path."
+            f"{redact_uri(uri)}: no such object or {bucket} ({text}); check the {bucket} and "
+            "the path."
         )
     return DataFileError(
-        f"{redact_uri(uri)}: cannot be read ({type(e).__name__}: {text}); check the bucket "
+        f"{redact_uri(uri)}: cannot be read ({type(e).__name__}: {text}); check the {bucket} "
         f"name and the credentials in the environment ({_hint(scheme)})."
     )
 
