@@ -11,8 +11,9 @@ Credentials come from the environment, as each filesystem reads them: ``AWS_ACCE
 or ``AZURE_STORAGE_ACCOUNT_NAME`` with ``AZURE_STORAGE_ACCOUNT_KEY`` / ``AZURE_STORAGE_SAS_TOKEN``
 (or a service principal through ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``,
 ``AZURE_CLIENT_SECRET``) for Azure Blob; ``GOOGLE_APPLICATION_CREDENTIALS`` for Google Cloud
-Storage, anonymous access for public buckets. Messages never show them: URIs pass through
-:func:`aurora_mlops._redact.redact_uri`.
+Storage (a key file named there that google-auth cannot load is refused, never replaced by
+anonymous access), anonymous access for public buckets. Messages never show them: URIs pass
+through :func:`aurora_mlops._redact.redact_uri`.
 """
 
 from __future__ import annotations
