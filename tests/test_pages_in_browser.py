@@ -107,7 +107,23 @@ def pages(packaged_models: dict[str, dict[str, Path]],
         for variant, paths in packaged_models.items()
     ], report)
     out["comparison report"] = report / "report.html"
+    out["monitoring report"] = _monitoring_report(packaged_models, tmp_path_factory)
     return out
+
+
+def _monitoring_report(packaged_models: dict[str, dict[str, Path]],
+                       tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The medium-res package watched over two new days of its world (a real monitor run)."""
+    from aurora_mlops.data import synthesize, write_dataset
+    from aurora_mlops.monitoring import MonitorPlan, build_monitor_report, monitor
+
+    root = tmp_path_factory.mktemp("monitoring")
+    stream = write_dataset(synthesize("medium-res", seed=1, times=124), root / "stream.nc")
+    plan = MonitorPlan(dataset=str(stream), model_uri=str(packaged_models["medium-res"]["package"]),
+                       reference=str(packaged_models["medium-res"]["data"]),
+                       tracking_uri=f"sqlite:///{root / 'mlflow.db'}", out_dir=root / "out",
+                       lead_steps=1, since="2024-01-29T00:00")
+    return build_monitor_report(monitor(plan).history, root / "out" / "report")
 
 
 @pytest.mark.slow
@@ -126,7 +142,7 @@ def test_every_page_loads_its_images_without_errors(pages: dict[str, Path],
             # Reports open with their pictures; the tables come below.
             html = page.read_text(encoding="utf-8")
             assert images and html.index("<img") < html.index("<table"), what
-    assert {w.split()[0] for w in pages} == {"evaluation", "model", "comparison"}
+    assert {w.split()[0] for w in pages} == {"evaluation", "model", "comparison", "monitoring"}
 
 
 def test_the_probe_sees_a_broken_image_and_a_console_error(tmp_path: Path) -> None:

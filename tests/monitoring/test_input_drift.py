@@ -54,8 +54,9 @@ def _daily_windows(ds: xr.Dataset, first: str, count: int) -> list[xr.Dataset]:
 
 def test_the_synthetic_warming_raises_the_alarm_on_temperature_only() -> None:
     """Quiet days of the same seed stay under the threshold; the warming of 1 K/day alarms on
-    t (temperature aloft, whose spread is smaller than 2t's) by its third daily window, and
-    never on a variable the drift leaves alone."""
+    t (temperature aloft, whose spread is smaller than 2t's) in its fourth daily window (the
+    delay bench/bench_monitor.py measures over seeds), and never on a variable the drift
+    leaves alone."""
     quiet = synthesize("medium-res", seed=1, times=168)
     warm = synthesize("medium-res", seed=1, times=168,
                       drift=SynthDrift(kind="warming", start="2024-02-01T00:00", rate=1.0))
@@ -66,7 +67,7 @@ def test_the_synthetic_warming_raises_the_alarm_on_temperature_only() -> None:
     for day in _daily_windows(quiet, "2024-01-29", 14):
         assert not input_drift(day, profile)["alarm"].any()
     flagged = [set(input_drift(day, profile).query("alarm")["variable"])
-               for day in _daily_windows(warm, "2024-02-01", 3)]
+               for day in _daily_windows(warm, "2024-02-01", 4)]
     assert "t" in flagged[-1]
     assert all(f <= {"2t", "t"} for f in flagged)
-    assert DEFAULT_DRIFT_THRESHOLD == 0.15
+    assert DEFAULT_DRIFT_THRESHOLD == 0.2

@@ -84,16 +84,16 @@ def _alarms(history: pd.DataFrame) -> pd.Series:
     return flags.sort_index() > 0
 
 
-def test_quiet_windows_stay_quiet_and_the_drift_alarms_within_two_windows(
+def test_quiet_windows_stay_quiet_and_the_drift_alarms_within_three_windows(
         watched: Watched) -> None:
     assert watched.code == ALARM_EXIT, watched.stdout
     history = pd.read_parquet(watched.out / "history.parquet")
     alarms = _alarms(history)
     assert list(alarms.index) == list(pd.date_range(SINCE, periods=7, freq="1D"))
-    # The four days before the drift raise nothing; at 2 K/day the alarm comes by the
-    # second daily window after the drift begins (temperature moves 0.15 sd in about a day).
-    assert not alarms.iloc[:4].any()
-    assert alarms.loc["2024-02-03"] and alarms.loc["2024-02-04"]
+    # The four days before the drift raise nothing; at 2 K/day the alarm comes in the third
+    # daily window after the drift begins (t passes 0.2 training sd; bench/bench_monitor.py).
+    assert not alarms.iloc[:6].any()
+    assert alarms.loc["2024-02-04"]
     assert "ALARM" in watched.stdout and "input drift (W1 in training sd): t@" in watched.stdout
     assert "ALARM" in (watched.out / "summary.md").read_text()
     assert (watched.out / "report" / "report.html").is_file()

@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
                      help="Re-run exactly the window starting here (replaces its history).")
     run.add_argument("--drift-threshold", type=float, default=None,
                      help="Input-drift alarm: W1 distance in training standard deviations "
-                     "(default 0.15).")
+                     "(default 0.2).")
     run.add_argument("--exit-zero", action="store_true",
                      help="Exit 0 on an alarm too (the summary still says ALARM; the alert is "
                      "still sent).")

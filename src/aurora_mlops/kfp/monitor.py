@@ -90,7 +90,7 @@ def build(settings: Settings | None = None, *, artifacts_root: str = ARTIFACTS_M
         lead_steps: int = 4,
         since: str = "",
         window_start: str = "",
-        drift_threshold: float = 0.15,
+        drift_threshold: float = 0.2,
         retrain_on_alarm: bool = False,
         retrain_variant: str = "medium-res",
         retrain_params: str = "",

@@ -32,9 +32,11 @@ from aurora_mlops.errors import ConfigError, DataError
 __all__ = ["DEFAULT_DRIFT_THRESHOLD", "DRIFT_COLUMNS", "ReferenceProfile", "input_drift"]
 
 #: Alarm when a variable's W1 distance exceeds this many training standard deviations. Quiet
-#: synthetic windows (bench/bench_monitor.py, 4-step windows over four weeks and five seeds)
-#: stay below 0.09; a warming of 1 K/day crosses it for t within three days.
-DEFAULT_DRIFT_THRESHOLD = 0.15
+#: synthetic daily windows (bench/bench_monitor.py: 12 seeds x 28 days after the four training
+#: weeks) reach at most 0.14, so 0.2 leaves a margin: none of those 336 windows alarmed. A
+#: warming of 1 K/day alarms (on t) in the fourth daily window after it starts, 2 K/day in the
+#: third.
+DEFAULT_DRIFT_THRESHOLD = 0.2
 #: Quantile levels stored per variable (midpoints of 200 equal-probability bins).
 _QUANTILES = (np.arange(200) + 0.5) / 200
 #: At most this many values per variable and level are read from the training split.

@@ -99,7 +99,7 @@ def _alarm_table(h: pd.DataFrame) -> Table:
 
 
 def build_monitor_report(history: pd.DataFrame | str | Path, out_dir: str | Path, *,
-                         threshold: float = 0.15) -> Path:
+                         threshold: float = 0.2) -> Path:
     """Write ``report.html``, ``report.md``, ``skill.png`` and ``drift.png`` into ``out_dir``.
 
     Returns:
