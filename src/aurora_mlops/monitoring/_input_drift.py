@@ -9,6 +9,14 @@ small; an effect size with a fixed threshold does not depend on the grid's resol
 population stability index over the training split's deciles is reported beside it (the
 number many teams already read), but does not raise the alarm: it saturates on tails.
 
+Why no drift library: Evidently's own default for a numerical column of over 1000 values is
+this very statistic, W1 normed by the reference's standard deviation (evidentlyai/evidently
+``src/evidently/legacy/calculations/stattests/registry.py``, ``_get_default_stattest``;
+threshold 0.1 in ``wasserstein_distance_norm.py``), but it, NannyML and alibi-detect take
+tabular columns: a gridded field would become 10^5-10^8 rows per window, and the training
+split would be re-read every night. numpy's quantiles give the same number from a stored
+profile, and the threshold is ours, measured on quiet windows.
+
 The training split is summarised once (:class:`ReferenceProfile`: mean, standard deviation and
 quantiles per variable and level), so a window is compared without reading the training data
 again; W1 between two distributions is the mean absolute difference of their quantile
