@@ -68,8 +68,13 @@ def test_requirements_are_pinned_from_the_lock_file(
     assert all(ln.startswith("-c") or "==" in ln for ln in lines), lines
     for name in ("torch", "torchvision", "microsoft-aurora", "mlflow", "numpy", "xarray"):
         assert pins[name] == lock[name], name
-    assert (package / "constraints.txt").read_text().strip() == \
-        (ROOT / "constraints.txt").read_text().strip()
+    # The package's constraints pin the requirements' dependencies from the lock, no more
+    # (tests/packaging/test_package_env.py: what inference needs).
+    packed = [ln for ln in (package / "constraints.txt").read_text().splitlines() if ln]
+    canon = {re.sub(r"[-_.]+", "-", k): v for k, v in lock.items()}
+    pairs = [ln.lower().split("==") for ln in packed]
+    # Build tools the lock leaves out (setuptools) are pinned at the installed version.
+    assert pairs and all(canon.get(name, ver) == ver for name, ver in pairs)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -304,7 +304,9 @@ def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
 
     from aurora_mlops.packaging._requirements import pinned_requirements
 
-    requirements, lock = pinned_requirements()
+    requirements, constraints = pinned_requirements()
+    lock = work / "constraints.txt"
+    lock.write_text("\n".join(constraints) + "\n", encoding="utf-8")
     signature = ModelSignature(inputs=None, params=ParamSchema(
         [ParamSpec("steps", "long", contract.default_steps),
          ParamSpec("precision", "string", contract.precision)]))
@@ -315,6 +317,6 @@ def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
         code_paths=[str(_stage_code(work))],
         signature=signature,
         input_example=(example, {"steps": EXAMPLE_STEPS}) if example else None,
-        pip_requirements=[*requirements, *([f"-c {lock}"] if lock else [])],
+        pip_requirements=[*requirements, f"-c {lock}"],
         metadata={METADATA_KEY: info.stored()},
     )

@@ -1,24 +1,37 @@
-"""The pip requirements of a packaged model, pinned exactly.
+"""The pip requirements of a packaged model: what inference needs, pinned exactly.
 
-``mlflow models serve --env-manager virtualenv`` rebuilds the model's environment from
-``requirements.txt``; an unpinned ``torch`` there would pull whatever is newest. So every
-runtime dependency of aurora-mlops is pinned: from the project's lock file ``constraints.txt``
-when this is a source checkout or the image (``/opt/aurora-mlops/constraints.txt``, see
-``docker/Dockerfile``), else at the installed
-version. The lock file itself goes in as pip constraints for the transitive dependencies.
+``mlflow models serve --env-manager virtualenv`` and a serving image rebuild the model's
+environment from ``requirements.txt``; an unpinned ``torch`` there would pull whatever is
+newest, and the whole project's dependencies (Kubeflow clients, plotting, the tracking
+server's Postgres driver) would make it heavy for nothing. So the list is
+:data:`SERVING_DISTRIBUTIONS`, pinned from the project's lock file ``constraints.txt`` (a
+source checkout, or ``/opt/aurora-mlops/constraints.txt`` in the image, see
+``docker/Dockerfile``) or else at the installed version, and the package's own constraints
+file pins their dependencies' closure, nothing else.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
-from aurora_mlops._provenance import PROJECT_DIST, project_root
+from aurora_mlops._provenance import project_root
 
-__all__ = ["constraints_file", "pinned_requirements"]
+__all__ = ["SERVING_DISTRIBUTIONS", "constraints_file", "pinned_requirements"]
 
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: What loading a package and answering both request forms imports, among the project's
+#: dependencies (measured by loading a package and predicting with arrays, a netCDF and a
+#: Zarr reference; ``tests/packaging/test_package_env.py`` runs a model with only these and
+#: their dependencies importable). Not here: the Kubeflow and Kubernetes clients, optuna,
+#: matplotlib, rich, GRIB and object-storage readers, the tracking server's extras.
+SERVING_DISTRIBUTIONS = (
+    "fsspec", "microsoft-aurora", "mlflow", "netCDF4", "numpy", "pandas", "psutil", "pyarrow",
+    "pydantic", "pydantic-settings", "pyyaml", "scipy", "torch", "torchvision", "xarray",
+    "zarr",
+)
+
 
 
 def _canonical(name: str) -> str:
@@ -46,26 +59,48 @@ def _locked(path: Path | None) -> dict[str, str]:
     return pins
 
 
-def pinned_requirements() -> tuple[list[str], Path | None]:
-    """``(requirements, constraints)``: ``name==version`` for every runtime dependency of
-    aurora-mlops, and the lock file to add as ``-c`` (``None`` when there is none)."""
-    lock = constraints_file()
-    pins = _locked(lock)
-    out: list[str] = []
-    for spec in requires(PROJECT_DIST) or []:
-        if "extra ==" in spec:
+def closure(names: Iterable[str]) -> set[str]:
+    """The canonical names of ``names`` and every installed distribution they require
+    (extras left out, environment markers evaluated here)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    seen: set[str] = set()
+    todo = [_canonical(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
             continue
-        match = _NAME.match(spec)
-        if not match:
+        try:
+            specs = requires(name) or []
+        except PackageNotFoundError:
             continue
-        name = match.group(1)
-        extras = spec[match.end():].split("]", 1)[0] + "]" if spec[match.end():].startswith(
-            "[") else ""
-        pinned = pins.get(_canonical(name))
-        if pinned is None:
+        seen.add(name)
+        for spec in specs:
             try:
-                pinned = version(name)
-            except PackageNotFoundError:
+                req = Requirement(spec)
+            except InvalidRequirement:
                 continue
-        out.append(f"{name}{extras}=={pinned}")
-    return sorted(set(out), key=str.lower), lock
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(req.name))
+    return seen
+
+
+def _pin(name: str, pins: dict[str, str]) -> str | None:
+    pinned = pins.get(_canonical(name))
+    if pinned is None:
+        try:
+            pinned = version(name)
+        except PackageNotFoundError:
+            return None
+    return f"{name}=={pinned}"
+
+
+def pinned_requirements() -> tuple[list[str], list[str]]:
+    """``(requirements, constraints)``: ``name==version`` for each of
+    :data:`SERVING_DISTRIBUTIONS`, and the pins of their whole dependency closure (the lines
+    of the package's own ``constraints.txt``)."""
+    pins = _locked(constraints_file())
+    wanted = [r for n in SERVING_DISTRIBUTIONS if (r := _pin(n, pins))]
+    deps = closure(SERVING_DISTRIBUTIONS) - {_canonical(n) for n in SERVING_DISTRIBUTIONS}
+    constraints = [r for n in sorted(deps) if (r := _pin(n, pins))]
+    return sorted(wanted, key=str.lower), constraints
