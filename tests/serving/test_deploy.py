@@ -188,7 +188,7 @@ class KubeWithCustomObjects(FakeKube):
             return 201, stored
         if req.method == "PATCH" and req.path in self.objects:
             obj = self.objects[req.path]
-            obj["spec"] = req.json["spec"]
+            obj["spec"] = copy.deepcopy(req.json["spec"])
             obj["metadata"].update(req.json["metadata"])
             return 200, obj
         return super()._answer(req)
@@ -218,6 +218,11 @@ def test_apply_creates_then_patches_a_canary(tmp_path: Path) -> None:
         assert patch.json["spec"]["predictor"]["canaryTrafficPercent"] == 10
         assert patch.json["spec"]["predictor"]["model"]["storageUri"] == challenger.storage_uri
         assert patch.json["metadata"]["labels"]["aurora-mlops/model-version"] == "13"
+        # Deploying without --canary promotes: the patch removes the canary (merge-patch null).
+        promote = render_inference_service(challenger, DeployPlan(variant="medium-res"),
+                                           settings)
+        assert apply_inference_service(promote, api) == "updated"
+        assert kube.requests[-1].json["spec"]["predictor"]["canaryTrafficPercent"] is None
 
 
 def test_apply_without_kserve_says_so() -> None:

@@ -43,8 +43,11 @@ def apply_inference_service(isvc: dict[str, Any], api_client: Any) -> str:
                 raise
             api.create_namespaced_custom_object(*args, isvc)
             return "created"
+        # A merge patch keeps fields it leaves out: null removes a canary left by an earlier
+        # deploy, so deploying without one sends all traffic to the new revision.
+        predictor = {"canaryTrafficPercent": None, **isvc["spec"]["predictor"]}
         patch = {"metadata": {"labels": meta["labels"], "annotations": meta["annotations"]},
-                 "spec": isvc["spec"]}
+                 "spec": {**isvc["spec"], "predictor": predictor}}
         api.patch_namespaced_custom_object(*args, meta["name"], patch)
         return "updated"
     except ApiException as e:
