@@ -13,7 +13,7 @@ Trains and packages a smoke model (or reuses one under --dir, as bench_package.p
 
 Figures are printed, never asserted. Usage:
   python bench/bench_serving.py [--dir work/bench-package] [--requests 200] [--concurrency 4]
-      [--workers 1] [--steps 2] [--device cpu]
+      [--workers 1] [--steps 2] [--skip-load]
 """
 
 from __future__ import annotations
@@ -119,9 +119,7 @@ def _rmse(a: np.ndarray, b: np.ndarray) -> float:
 
 def precision_test(package: Path, data: Path, steps: int) -> None:
     from aurora_mlops.data import open_dataset, split_times
-    from aurora_mlops.packaging import load_forecaster
-    from aurora_mlops.packaging._reference import read_initial_state
-    from aurora_mlops.packaging._requests import ReferenceRequest
+    from aurora_mlops.packaging import ReferenceRequest, load_forecaster, read_initial_state
 
     fc = load_forecaster(package)
     contract = fc.contract

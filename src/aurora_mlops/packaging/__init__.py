@@ -15,10 +15,18 @@ from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precisio
 from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
 from aurora_mlops.packaging._log import LoggedPackage, log_package
 from aurora_mlops.packaging._pyfunc import AuroraForecaster, load_forecaster
-from aurora_mlops.packaging._requests import RequestError, parse_precision, parse_request
+from aurora_mlops.packaging._reference import read_initial_state
+from aurora_mlops.packaging._requests import (
+    ArrayRequest,
+    ReferenceRequest,
+    RequestError,
+    parse_precision,
+    parse_request,
+)
 
 __all__ = [
     "PRECISIONS",
+    "ArrayRequest",
     "AuroraForecaster",
     "LoggedPackage",
     "ModelContract",
@@ -26,11 +34,13 @@ __all__ = [
     "PackageInfo",
     "PackageResult",
     "Precision",
+    "ReferenceRequest",
     "RequestError",
     "load_forecaster",
     "log_package",
     "package_model",
     "parse_precision",
     "parse_request",
+    "read_initial_state",
     "read_package",
 ]
