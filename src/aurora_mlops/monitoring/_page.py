@@ -30,12 +30,14 @@ def _skill_plot(h: pd.DataFrame) -> bytes:
                                                    values="value")
     alarm = h[h["metric"] == "skill_alarm"].pivot_table(index="window_start",
                                                         columns="lead_hours", values="value")
+    labelled = False
     for lead in skill.columns:
-        line = ax.plot(skill.index, skill[lead], marker=".", label=f"+{lead:g} h")[0]
+        ax.plot(skill.index, skill[lead], marker=".", lw=1.2, label=f"+{lead:g} h")
         hit = alarm.get(lead, pd.Series(dtype=float)).reindex(skill.index).fillna(0) > 0
-        ax.scatter(skill.index[hit], skill[lead][hit], marker="x", s=60, color="red", zorder=3,
-                   label="skill alarm" if lead == skill.columns[0] else None)
-        line.set_linewidth(1.2)
+        if hit.any():
+            ax.scatter(skill.index[hit], skill[lead][hit], marker="x", s=60, color="red",
+                       zorder=3, label=None if labelled else "skill alarm")
+            labelled = True
     drift = h[(h["metric"] == "input_alarm") & (h["value"] > 0)]
     for i, (_, row) in enumerate(drift.iterrows()):
         ax.axvspan(row["window_start"], row["window_end"], color="orange", alpha=0.15, lw=0,
