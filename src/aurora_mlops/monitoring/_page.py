@@ -83,6 +83,26 @@ def _box(c: int, r: int) -> Any:
     return Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.2)
 
 
+def _window_table(h: pd.DataFrame) -> Table:
+    """One row per window: the model, its skill by lead, the largest drift, the state."""
+    rows = []
+    for (start, model), g in h.groupby(["window_start", "model_version"], sort=True):
+        skill = g[g["metric"] == "skill"].sort_values("lead_hours")
+        drift = g[g["metric"] == "wasserstein_sd"]
+        top = drift.loc[drift["value"].idxmax()] if not drift.empty else None
+        alarmed = (g[g["metric"].isin(["input_alarm", "skill_alarm"])]["value"] > 0).any()
+        rows.append([f"{pd.Timestamp(start):%Y-%m-%d %H:%M}", str(model),
+                     " ".join(f"{v:+.3f}" for v in skill["value"]),
+                     "" if top is None else f"{top['value']:.2f} ({top['variable']})",
+                     "ALARM" if alarmed else "quiet"])
+    leads = ", ".join(f"+{x:g} h" for x in sorted(h.loc[h["metric"] == "skill",
+                                                        "lead_hours"].unique()))
+    return Table(title="Windows", intro=f"Skill against persistence at {leads}; the largest "
+                 "input drift (W1 in training standard deviations).",
+                 header=["window", "model", "skill by lead", "largest drift", "state"],
+                 rows=rows)
+
+
 def _alarm_table(h: pd.DataFrame) -> Table:
     rows = []
     for (start, model), g in h.groupby(["window_start", "model_version"], sort=True):
@@ -125,6 +145,6 @@ def build_monitor_report(history: pd.DataFrame | str | Path, out_dir: str | Path
     context = {"models": sorted(h["model_version"].unique()), "windows": windows,
                "first": f"{h['window_start'].min():%Y-%m-%d %H:%M}",
                "last": f"{h['window_end'].max():%Y-%m-%d %H:%M}",
-               "pictures": pictures, "alarms": _alarm_table(h)}
+               "pictures": pictures, "alarms": _alarm_table(h), "windows_table": _window_table(h)}
     atomic_write(out / "report.md", tidy_markdown(render("monitor.md.j2", context)))
     return atomic_write(out / "report.html", render("monitor.html.j2", context))
