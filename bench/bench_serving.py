@@ -78,37 +78,44 @@ def _start(package: Path, root: Path, workers: int) -> tuple[subprocess.Popen[by
     raise RuntimeError(f"mlserver did not start: see {root / 'mlserver.log'}")
 
 
-def load_test(package: Path, n: int, concurrency: int, workers: int) -> None:
+def load_test(package: Path, n: int, concurrency: int, workers: int, rounds: int = 4) -> None:
+    """Served and bare throughput in alternating rounds, so that a change in the machine's
+    load during the run (a shared machine) weighs on both alike."""
     from aurora_mlops.packaging import load_forecaster
     from aurora_mlops.serving import v2_request
 
     example = json.loads((package / "serving_input_example.json").read_text())
     fields, params = example["inputs"], example.get("params", {})
     body = json.dumps(v2_request(fields, params)).encode()
+    forecaster = load_forecaster(package)
+    forecaster.forecast(fields, params)
+    per_round = max(1, n // rounds)
+    results: list[tuple[int, float]] = []
+    served_s = bare_s = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = _start(package, Path(tmp), workers)
         try:
             _post(url + "/infer", body)  # warm-up
-            start = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                results = list(pool.map(lambda _: _post(url + "/infer", body), range(n)))
-            wall = time.perf_counter() - start
+            for _ in range(rounds):
+                start = time.perf_counter()
+                with ThreadPoolExecutor(concurrency) as pool:
+                    results += pool.map(lambda _: _post(url + "/infer", body), range(per_round))
+                served_s += time.perf_counter() - start
+                start = time.perf_counter()
+                for _ in range(per_round):
+                    forecaster.forecast(fields, params)
+                bare_s += time.perf_counter() - start
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    total = per_round * rounds
     errors = sum(code != 200 for code, _ in results)
     lat = sorted(t for _, t in results)
-    served = n / wall
-    forecaster = load_forecaster(package)
-    forecaster.forecast(fields, params)
-    start = time.perf_counter()
-    for _ in range(n):
-        forecaster.forecast(fields, params)
-    bare = n / (time.perf_counter() - start)
-    print(f"load test: {n} requests, {concurrency} concurrent, {workers} MLServer worker(s), "
-          f"body {len(body) / 1e6:.2f} MB")
-    print(f"  MLServer v2 REST: errors {errors}, p50 {lat[n // 2] * 1e3:.0f} ms, "
-          f"p95 {lat[int(n * 0.95) - 1] * 1e3:.0f} ms, {served:.1f} requests/s")
+    served, bare = total / served_s, total / bare_s
+    print(f"load test: {total} requests, {concurrency} concurrent, {workers} MLServer "
+          f"worker(s), body {len(body) / 1e6:.2f} MB, {rounds} alternating rounds")
+    print(f"  MLServer v2 REST: errors {errors}, p50 {lat[total // 2] * 1e3:.0f} ms, "
+          f"p95 {lat[int(total * 0.95) - 1] * 1e3:.0f} ms, {served:.1f} requests/s")
     print(f"  bare pyfunc in one process: {bare:.1f} requests/s "
           f"({1e3 / bare:.0f} ms each); served/bare = {served / bare:.2f}")
 
@@ -139,14 +146,17 @@ def precision_test(package: Path, data: Path, steps: int) -> None:
     truth = {n: np.stack([np.stack([state(t + k * dt).states[n][0, -1]
                                     for k in range(1, steps + 1)]) for t in inits])
              for n in contract.state_vars}
-    seconds, rmse = {}, {}
-    for precision in ("fp32", "bf16"):
+    seconds = {"fp32": 0.0, "bf16": 0.0}
+    out: dict[str, list[dict[str, np.ndarray]]] = {"fp32": [], "bf16": []}
+    for precision in seconds:
         fc.rollout(states[0], precision)  # warm-up
-        start = time.perf_counter()
-        out = [fc.rollout(s, precision) for s in states]
-        seconds[precision] = time.perf_counter() - start
-        rmse[precision] = {n: _rmse(np.concatenate([o[n] for o in out]), truth[n])
-                           for n in contract.state_vars}
+    for s in states:  # interleaved, so that the machine's load weighs on both alike
+        for precision in seconds:
+            start = time.perf_counter()
+            out[precision].append(fc.rollout(s, precision))
+            seconds[precision] += time.perf_counter() - start
+    rmse = {p: {n: _rmse(np.concatenate([o[n] for o in out[p]]), truth[n])
+                for n in contract.state_vars} for p in seconds}
     print(f"bf16 vs fp32: {len(inits)} initial times of the test split, {steps} steps each")
     print(f"  latency fp32 {seconds['fp32'] / len(inits) * 1e3:.0f} ms, bf16 "
           f"{seconds['bf16'] / len(inits) * 1e3:.0f} ms per rollout: bf16/fp32 = "

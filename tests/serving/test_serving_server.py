@@ -165,3 +165,21 @@ def test_metrics_count_the_requests_with_version_and_precision_labels(
     assert delta("aurora_forecast_batch_size_sum") == 3
     # Every name the alert rules and the dashboard may use is exported by the server.
     assert {n for n, _ in after} >= METRIC_NAMES
+
+
+def test_the_serving_runtime_probes_and_metadata_answer(mlserver: Any) -> None:
+    """The ServingRuntime's probes are paths this MLServer really answers, and its v2 metadata
+    lists the variables the contract needs."""
+    import urllib.request
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    (runtime,) = yaml.safe_load_all((root / "manifests/serving/servingruntime.yaml").read_text())
+    (container,) = runtime["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        with urllib.request.urlopen(mlserver.uri + container[probe]["httpGet"]["path"]) as r:
+            assert r.status == 200, probe
+    with urllib.request.urlopen(f"{mlserver.uri}/v2/models/{MODEL}") as r:
+        meta = json.load(r)
+    assert {"2t", "msl", "z", "init_time"} <= {i["name"] for i in meta["inputs"]}

@@ -7,7 +7,8 @@ alias (``aurora-mlops deploy``), :func:`apply_inference_service` applies it;
 request codec (:func:`v2_request`, :func:`decode_request`) and the metric names
 (:data:`METRIC_NAMES`) are shared with the tests, the bench and the alert rules.
 
-Import cost: cheap; MLServer, mlflow and kubernetes are imported by the functions that use them.
+Import cost: that of :mod:`aurora_mlops.packaging` (mlflow); MLServer and kubernetes are
+imported by the functions that use them.
 """
 
 from __future__ import annotations
