@@ -126,8 +126,10 @@ def test_a_ready_cluster_passes_every_check(env: Env) -> None:
         "image pull secret ghcr-pull", "mlflow"]
     assert lines[-1] == f"{len(checks)} checks: 0 failed, 0 warnings"
     assert "katib-controller v0.19.0" in checks[0]
-    assert f"{env.kfp.url} (token), multi-user True, backend 2.15.0 (aurora-all-variants " \
-           "needs 2.14.0+)" in checks[2]
+    # the newest need of pipelines/: aurora-monitor's optional webhook Secret (SecretAsEnv
+    # .optional, kubernetes_platform/proto/kubernetes_executor_config.proto from 2.15.0)
+    assert f"{env.kfp.url} (token), multi-user True, backend 2.15.0 (aurora-monitor " \
+           "needs 2.15.0+)" in checks[2]
     assert "allocatable nvidia.com/gpu: aks-gpu-0 1, aks-gpu-1 1" in checks[7]
     # The kubeconfig's credential reached the API server; the KFP token reached KFP.
     assert all(r.headers.get("authorization") == "Bearer admin-token"
@@ -282,8 +284,8 @@ def test_an_old_kfp_backend_fails(env: Env, monkeypatch: pytest.MonkeyPatch) -> 
     assert code == 1
     (failed,) = [ln for ln in lines if ln.startswith("fail ")]
     assert failed.startswith(f"fail  kfp: {env.kfp.url} (token), multi-user True: backend "
-                             "2.5.0 is older than 2.14.0, which aurora-all-variants needs")
-    assert "; fix: upgrade Kubeflow Pipelines to 2.14 or later" in failed
+                             "2.5.0 is older than 2.15.0, which aurora-monitor needs")
+    assert "; fix: upgrade Kubeflow Pipelines to 2.15.0 or later" in failed
 
 
 def test_kfp_unreachable_or_unconfigured(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -244,15 +244,19 @@ def test_the_checked_in_pipelines_upload_byte_for_byte(fake: FakeKfp, path: Path
     assert package.name == path.stem
     required = [f"{k}={'x' if package.inputs[k] == 'STRING' else '1'}"
                 for k in sorted(package.required)]
+    # an optional integer parameter the pipeline has, typed on the way (max_trials, or the
+    # monitor's lead_steps)
+    number = "max_trials" if "max_trials" in package.inputs else "lead_steps"
+    assert package.inputs[number] == "NUMBER_INTEGER"
     argv = ["pipeline", "submit", "--pipeline", str(path), "--commit", COMMIT]
-    for item in [*required, "max_trials=3"]:
+    for item in [*required, f"{number}=3"]:
         argv += ["--param", item]
     assert main(argv) == 0
     for call in (*fake.calls("POST", "/pipelines/upload"),
                  *fake.calls("POST", "/pipelines/upload_version")):
         assert call.files["uploadfile"] == path.read_bytes()
     (run,) = fake.calls("POST", "/runs")
-    assert run.json["runtime_config"]["parameters"]["max_trials"] == 3
+    assert run.json["runtime_config"]["parameters"][number] == 3
     assert parse_params(required, package).keys() == package.required
 
 

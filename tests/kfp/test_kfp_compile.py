@@ -331,6 +331,23 @@ def test_the_shipped_yaml_starts_on_kfp_2_14(docs: dict[str, dict[str, Any]], re
     kubernetes_executor_config.proto, field 18 from 2.16.0): the default build leaves it out."""
     k8s = docs[rel]["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert not [name for name, cfg in k8s.items() if "securityContext" in cfg]
+    # SecretAsEnv.optional is field 3 from 2.15.0 on; kfp-kubernetes 2.17 writes
+    # `optional: false` everywhere, which the compile step leaves out (the default anyway)
+    assert not [name for name, cfg in k8s.items()
+                for s in cfg.get("secretAsEnv") or [] if "optional" in s]
+    assert any(cfg.get("secretAsEnv") for cfg in k8s.values())  # the check saw secrets
+
+
+def test_only_the_default_optional_is_left_out() -> None:
+    """``optional: true`` (a Secret that may be missing) stays; ``optional: false`` goes."""
+    from aurora_mlops.kfp._compile import _without_default_optional
+
+    text = ("spec: 1\n---\nplatforms:\n  kubernetes:\n    secretAsEnv:\n    - keyToEnv: []\n"
+            "      optional: false\n      secretName: a\n    - keyToEnv: []\n"
+            "      optional: true\n      secretName: b\n")
+    out = _without_default_optional(text)
+    assert "optional: false" not in out and out.count("optional: true") == 1
+    assert out.replace("\n      optional: false", "") == out and "secretName: a" in out
 
 
 @pytest.mark.parametrize("rel", PIPELINES)
@@ -370,7 +387,8 @@ def test_monitor_runs_uncached_on_the_gpu_pool_with_an_optional_webhook_secret(
     assert secrets["aurora-monitor-webhook"]["optional"] is True
     assert secrets["aurora-monitor-webhook"]["keyToEnv"] == [
         {"secretKey": "url", "envVar": "AURORA_MLOPS_MONITOR_WEBHOOK_URL"}]
-    assert secrets[get_settings().mlflow_secret]["optional"] is False
+    # the default (false) is left out: KFP before 2.15 has no such field
+    assert "optional" not in secrets[get_settings().mlflow_secret]
     assert {m["mountPath"] for m in k8s["exec-monitor"]["pvcMount"]} == {
         "/mnt/data", "/mnt/artifacts"}
     dev = monitor_docs[DEV_MONITOR]["spec"]["deploymentSpec"]["executors"]["exec-monitor"]

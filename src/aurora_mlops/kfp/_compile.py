@@ -7,6 +7,7 @@ profile on synthetic data by default.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -50,8 +51,24 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
         for rel, func in targets.items():
             path = Path(tmp) / rel.replace("/", "__")
             compiler.Compiler().compile(func, str(path))
-            out[rel] = path.read_text(encoding="utf-8")
+            out[rel] = _without_default_optional(path.read_text(encoding="utf-8"))
     return out
+
+
+def _without_default_optional(text: str) -> str:
+    """The compiled YAML without ``optional: false`` in its platform spec.
+
+    kfp-kubernetes 2.17 writes ``optional: false`` on every ``secretAsEnv``. The field arrived
+    in KFP 2.15.0 (kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto,
+    ``SecretAsEnv.optional = 3``), and older API servers unmarshal each task's Kubernetes config
+    strictly (backend/src/v2/compiler/argocompiler/container.go, ``protojson.Unmarshal``), so
+    they refuse the whole run over a field whose value is the default anyway. Left out, the
+    pipelines start on the older releases that support their other features.
+    """
+    spec, sep, platform = text.partition("\n---\n")
+    if not sep:
+        return text
+    return spec + sep + re.sub(r"\n[ ]+optional: false(?=\n)", "", platform)
 
 
 def compile_all(root: str | Path = ".", parallelism: int | None = None) -> list[Path]:

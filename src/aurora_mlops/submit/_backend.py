@@ -87,7 +87,8 @@ def _security_context(_: dict[str, Any], platform: dict[str, Any]) -> bool:
 
 
 def _optional_secrets(_: dict[str, Any], platform: dict[str, Any]) -> bool:
-    return any(s.get("optional") is True
+    # any value: a server without the field refuses `optional: false` as well
+    return any("optional" in s
                for e in _executors(platform) for s in e.get("secretAsEnv") or [])
 
 

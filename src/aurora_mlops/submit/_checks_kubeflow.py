@@ -135,7 +135,8 @@ def check_kfp(c: Cluster) -> list[Check]:
     if version < minimum:
         return [Check("kfp", "fail", f"{where}: backend {tag} is older than {need}, which "
                       f"{pipeline} needs",
-                      "upgrade Kubeflow Pipelines to 2.14 or later (Kubeflow 1.11 ships 2.15.0)")]
+                      f"upgrade Kubeflow Pipelines to {need} or later (Kubeflow 1.11 ships "
+                      "2.15.0)")]
     return [Check("kfp", "ok", f"{where}, backend {tag} ({pipeline} needs {need}+)")]
 
 
