@@ -154,3 +154,27 @@ def test_an_input_that_cannot_start_a_forecast_is_refused_and_nothing_written(
     assert message in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out.nc").exists()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_package_serves_from_it_and_forecasts_as_on_the_cpu(
+        forecaster: AuroraForecaster, example: dict[str, Any], paths: dict[str, Path]) -> None:
+    """Where CUDA is there (a KServe predictor with a GPU), the model and the request's batch
+    live on it; the answer is the CPU's to float tolerance."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    on_gpu = load_forecaster(paths["package"])
+    assert next(on_gpu.trained.model.parameters()).device.type == "cuda"
+    got = on_gpu.forecast(example, {"steps": 2})
+    with torch.no_grad():
+        cpu = AuroraForecaster()
+        cpu.load(paths["package"] / "artifacts")
+        cpu.trained.model.to("cpu")
+        cpu.static = {k: v.cpu() for k, v in cpu.static.items()}
+        cpu.device = "cpu"
+        want = cpu.forecast(example, {"steps": 2})
+    for name in {*VARIANTS[VARIANT].surf_vars, *VARIANTS[VARIANT].atmos_vars}:
+        scale = float(np.nanmax(np.abs(want[name]))) or 1.0
+        assert float(np.nanmax(np.abs(np.asarray(got[name]) - want[name]))) <= 1e-3 * scale

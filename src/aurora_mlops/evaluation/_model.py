@@ -163,7 +163,7 @@ def rollout_arrays(model: Any, batch: Any, steps: int) -> dict[str, np.ndarray]:
     for group in ("surf_vars", "atmos_vars"):
         for name in getattr(preds[0], group):
             out[name] = np.stack(
-                [getattr(p, group)[name][:, 0].float().numpy() for p in preds], axis=1
+                [getattr(p, group)[name][:, 0].float().cpu().numpy() for p in preds], axis=1
             )
     return out
 

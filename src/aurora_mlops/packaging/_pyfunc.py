@@ -48,6 +48,7 @@ class AuroraForecaster(PythonModel):
         self.contract: ModelContract | None = None
         self.grid: dict[str, np.ndarray] = {}
         self.static: dict[str, Any] = {}
+        self.device: Any = "cpu"
 
     # -- loading --------------------------------------------------------------------------
 
@@ -79,6 +80,12 @@ class AuroraForecaster(PythonModel):
         self.static = {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()}
         if "lsm" in arrays:
             self.static.update(extra_statics(self.trained, arrays["lsm"]))
+        # Serve on the GPU where the pod has one (KServe's predictor asks for one): the model
+        # and its static fields move once here, each request's states in _batch.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type != "cpu":
+            self.trained.model.to(self.device)
+            self.static = {k: v.to(self.device) for k, v in self.static.items()}
         log.info("loaded %s from %s", self.contract.variant, artifacts)
 
     # -- serving --------------------------------------------------------------------------
@@ -160,7 +167,7 @@ class AuroraForecaster(PythonModel):
         assert self.contract is not None
         take = {n: torch.from_numpy(np.ascontiguousarray(a[start:stop]))
                 for n, a in request.states.items()}
-        return Batch(
+        batch = Batch(
             surf_vars={n: take[n] for n in self.contract.surf_vars},
             static_vars=dict(self.static),
             atmos_vars={n: take[n] for n in self.contract.atmos_vars},
@@ -171,6 +178,7 @@ class AuroraForecaster(PythonModel):
                 atmos_levels=tuple(int(x) for x in self.grid["level"]),
             ),
         )
+        return batch if str(self.device) == "cpu" else batch.to(self.device)
 
     def _lead_hours(self, steps: int) -> list[int]:
         assert self.contract is not None
