@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 import xarray as xr
+from _object_store import clear_filesystem_caches, validate_refused
 
 from _servers import AZURITE_KEY, start_azurite, start_gcs_emulator
 from _tools import require_tool
@@ -40,14 +41,6 @@ _AZURE_ENV = ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_
 _GOOGLE_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CONFIG")
 
 
-def _clear_fsspec_cache() -> None:
-    import adlfs
-    import gcsfs
-
-    adlfs.AzureBlobFileSystem.clear_instance_cache()
-    gcsfs.GCSFileSystem.clear_instance_cache()
-
-
 @contextlib.contextmanager
 def _environment(cache: Path, unset: tuple[str, ...], **env: str) -> Iterator[None]:
     """Unset ``unset`` and set ``env`` until the block ends, with fresh filesystem instances."""
@@ -58,11 +51,11 @@ def _environment(cache: Path, unset: tuple[str, ...], **env: str) -> Iterator[No
             mp.setenv(k, v)
         # Statistics of object-store data are cached per user: here, per session.
         mp.setenv("XDG_CACHE_HOME", str(cache))
-        _clear_fsspec_cache()
+        clear_filesystem_caches()
         try:
             yield
         finally:
-            _clear_fsspec_cache()
+            clear_filesystem_caches()
 
 
 def _upload(put: Callable[[Path, str], object], local: Path, store: Path) -> None:
@@ -184,21 +177,6 @@ def test_train_trial_reads_azure_and_gcs(
     assert (trial / "model.ckpt").is_file()
 
 
-def _validate_fails(uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """Run ``data validate`` on ``uri``; it must fail with one line and write no report."""
-    _clear_fsspec_cache()
-    try:
-        code = main(["data", "validate", uri, "--variant", "medium-res",
-                     "--report", str(tmp_path / "report")])
-    finally:
-        _clear_fsspec_cache()
-    err = capsys.readouterr().err
-    assert code == 1
-    assert uri in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "report").exists()
-    return err
-
-
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
@@ -215,7 +193,7 @@ def test_a_missing_container_or_object_is_one_sentence(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     request.getfixturevalue("gcs" if uri.startswith("gs") else "azure")
-    assert expected in _validate_fails(uri, tmp_path, capsys)
+    assert expected in validate_refused(uri, tmp_path, capsys)
 
 
 def test_a_wrong_azure_account_key_is_refused_by_the_server_in_one_sentence(
@@ -226,7 +204,7 @@ def test_a_wrong_azure_account_key_is_refused_by_the_server_in_one_sentence(
     wrong = "d3Jvbmcta2V5" + "A" * 76
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.replace(AZURITE_KEY, wrong))
     uri = f"abfs://{CONTAINER}/era5/medium-res.nc"
-    err = _validate_fails(uri, tmp_path, capsys)
+    err = validate_refused(uri, tmp_path, capsys)
     # Azurite's own refusal (its AuthorizationFailure), then what to set.
     assert "Server failed to authenticate the request" in err
     assert ("check the container name and the credentials in the environment "
@@ -242,7 +220,7 @@ def test_no_azure_credentials_at_all_is_one_sentence(
     # adlfs refuses to build a filesystem without a connection string or an account name
     # (adlfs spec.py, AzureBlobFileSystem.do_connect); that used to escape as a traceback.
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
-    err = _validate_fails(f"az://{CONTAINER}/era5/medium-res.nc", tmp_path, capsys)
+    err = validate_refused(f"az://{CONTAINER}/era5/medium-res.nc", tmp_path, capsys)
     assert "Must provide either a connection_string or account_name" in err
     assert "(AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME" in err
 
@@ -267,7 +245,7 @@ def test_unusable_google_credentials_are_refused_not_read_anonymously(
     if content is not None:
         key.write_text(content)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-    err = _validate_fails(f"gs://{CONTAINER}/era5/medium-res.nc", tmp_path, capsys)
+    err = validate_refused(f"gs://{CONTAINER}/era5/medium-res.nc", tmp_path, capsys)
     assert expected in err
     assert ("check the bucket name and the credentials in the environment "
             "(GOOGLE_APPLICATION_CREDENTIALS, the path of a service-account key file)") in err
