@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-from _object_store import clear_filesystem_caches, validate_refused
 
+from _object_store import clear_filesystem_caches, validate_refused
 from _servers import MotoServer, start_moto_server
 from aurora_mlops.cli import main
 from aurora_mlops.data import open_dataset, write_dataset

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pytest
 import xarray as xr
-from _object_store import clear_filesystem_caches, validate_refused
 
+from _object_store import clear_filesystem_caches, validate_refused
 from _servers import AZURITE_KEY, start_azurite, start_gcs_emulator
 from _tools import require_tool
 from aurora_mlops.cli import main
