@@ -146,7 +146,11 @@ def test_budgets_and_algorithms(study: Study) -> None:
     assert spec["metricsCollectorSpec"] == {"collector": {"kind": "StdOut"}}
     n = spec["maxTrialCount"]
     assert 1 <= spec["parallelTrialCount"] <= n and 0 <= spec["maxFailedTrialCount"] <= n
-    if study.profile == "smoke":
+    if study.algorithm == "halving":
+        # Rung 0 of successive halving: a Sobol' design wide enough that 1/eta survive.
+        assert study.halving is not None and n >= study.halving.eta ** 2
+        assert spec["parallelTrialCount"] <= (2 if study.profile == "smoke" else 4)
+    elif study.profile == "smoke":
         assert n <= 6 and spec["parallelTrialCount"] <= 2
     elif study.algorithm == "random":
         assert 10 <= n <= 30
@@ -157,7 +161,7 @@ def test_budgets_and_algorithms(study: Study) -> None:
         # Katib's `tpe` (hyperopt) proposes duplicates to parallel trials; Optuna's does not.
         assert spec["algorithm"]["algorithmName"] == "multivariate-tpe"
     else:
-        assert spec["algorithm"]["algorithmName"] == study.algorithm
+        assert spec["algorithm"]["algorithmName"] == study.katib_algorithm
     if study.algorithm == "grid":
         assert n <= (study.space.grid_size() or 0)
         if study.profile == "production":

@@ -156,6 +156,28 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_halving(exp: Any, args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """A successive-halving spec: one Experiment per rung on ``backend``; the shipped trial."""
+    from aurora_mlops.config import get_settings
+    from aurora_mlops.tuning import run_halving_katib, run_halving_local
+
+    settings = get_settings()
+    if backend == "katib":
+        h = run_halving_katib(exp, namespace=args.namespace or exp.namespace
+                              or settings.namespace, timeout=args.timeout or 24 * 3600.0)
+        where: dict[str, Any] = {}
+    else:
+        work = Path(args.work_dir) if args.work_dir else settings.work_dir / "tune" / exp.name
+        h = run_halving_local(exp, work_dir=work.resolve(), data_dir=args.data_dir,
+                              timeout=args.timeout, trial_timeout=args.trial_timeout)
+        where = {"workDir": str(work.resolve()), "halving": str(work.resolve() / "halving.json"),
+                 "dashboard": f"optuna-dashboard sqlite:///{work.resolve() / 'study.db'}"}
+    return {"experiment": exp.name, **where, "bestTrialName": h.best_trial,
+            "parameters": h.parameters, "metrics": h.metrics, "checkpoint": h.checkpoint,
+            "rungs": [{"experiment": r.experiment, "budget": r.budget, "trials": len(r.trials),
+                       "promoted": list(r.promoted)} for r in h.result.rungs]}
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """``tune [run] SPEC``: run the Experiment; print the best trial as JSON (exit 1: none)."""
     from aurora_mlops.config import get_settings
@@ -164,12 +186,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     exp = load_experiment(args.spec)
     settings = get_settings()
     backend = args.backend or "local"
-    if backend == "katib":
+    from aurora_mlops.tuning import read_halving
+
+    payload: dict[str, Any]
+    if read_halving(exp.raw, exp.source) is not None:
+        payload = _run_halving(exp, args, backend)
+    elif backend == "katib":
         from aurora_mlops.tuning import run_katib
 
         k = run_katib(exp, namespace=args.namespace or exp.namespace or settings.namespace,
                       timeout=args.timeout or 24 * 3600.0)
-        payload: dict[str, Any] = {
+        payload = {
             "experiment": k.experiment, "namespace": k.namespace, "condition": k.condition,
             "bestTrialName": k.best_trial, "parameters": k.parameters, "metrics": k.metrics,
             "checkpoint": k.checkpoint,

@@ -25,7 +25,7 @@ __all__ = ["ARTIFACTS_ROOT", "DATA_ROOT", "StepFailed", "sweep"]
 DATA_ROOT = "/mnt/data"
 ARTIFACTS_ROOT = "/mnt/artifacts"
 #: What a local sweep leaves that the KFP UI and the report read (small files only).
-_SWEEP_SUMMARY = ("status.json", "best.json", "study.db")
+_SWEEP_SUMMARY = ("status.json", "best.json", "study.db", "halving.json")
 
 
 class StepFailed(AuroraMLOpsError, RuntimeError):
@@ -83,7 +83,7 @@ def _local_data_dir(data: Path, variant: str, work: Path) -> Path:
 def _katib_best(exp: Any, best_dir: Path, artifacts_root: str, **run: Any) -> dict[str, Any]:
     """Run ``exp`` on Katib, name its best trial with a checkpoint, prune the other folders."""
     from aurora_mlops.config import get_settings
-    from aurora_mlops.tuning import prune_trials, run_katib
+    from aurora_mlops.tuning import prune_trials, read_halving, run_halving_katib, run_katib
 
     def here(path: str) -> Path:  # a trial's path (under /mnt/artifacts) as this pod sees it
         p = PurePosixPath(path)
@@ -91,6 +91,16 @@ def _katib_best(exp: Any, best_dir: Path, artifacts_root: str, **run: Any) -> di
             p = PurePosixPath(artifacts_root) / p.relative_to(ARTIFACTS_ROOT)
         return Path(p)
 
+    if read_halving(exp.raw, exp.source) is not None:
+        h = run_halving_katib(exp, here=here, **run)
+        write_json(best_dir / "halving.json", h.summary(), sort_keys=False)
+        doc = _best_json(best_dir, checkpoint=here(str(h.checkpoint)), experiment=exp.name,
+                         best_trial=h.best_trial, parameters=h.parameters, metrics=h.metrics)
+        # Rung by rung from the last: the full-budget trials first, then the ones they resumed.
+        ranked = [t for rung in reversed(h.result.rungs) for t in rung.trials]
+        prune_trials(ranked, keep=get_settings().keep_trials, exported=h.best_trial,
+                     local=here)
+        return doc
     k = run_katib(exp, has_checkpoint=lambda p: here(p).is_file(), **run)
     doc = _best_json(best_dir, checkpoint=here(str(k.checkpoint)), experiment=exp.name,
                      best_trial=str(k.best_trial), parameters=dict(k.parameters),
@@ -100,17 +110,28 @@ def _katib_best(exp: Any, best_dir: Path, artifacts_root: str, **run: Any) -> di
     return doc
 
 
-def _local_best(exp: Any, best_dir: Path, sweep_dir: Path, *, work: Path, data_dir: Path,
-                tracking_uri: str) -> dict[str, Any]:
-    """Run ``exp`` on the embedded runner in ``work``; name its best trial, keep a summary."""
-    from aurora_mlops.tuning import run_local
-
-    r = run_local(exp, work_dir=work, data_dir=data_dir, progress=False,
-                  tracking_uri=tracking_uri or None)
+def _keep_summary(work: Path, sweep_dir: Path) -> None:
+    """Copy the small files of a local sweep that the KFP UI and the report read."""
     for name in _SWEEP_SUMMARY:
         if (work / name).is_file():
             sweep_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(work / name, sweep_dir / name)
+
+
+def _local_best(exp: Any, best_dir: Path, sweep_dir: Path, *, work: Path, data_dir: Path,
+                tracking_uri: str) -> dict[str, Any]:
+    """Run ``exp`` on the embedded runner in ``work``; name its best trial, keep a summary."""
+    from aurora_mlops.tuning import read_halving, run_halving_local, run_local
+
+    if read_halving(exp.raw, exp.source) is not None:
+        h = run_halving_local(exp, work_dir=work, data_dir=data_dir, progress=False,
+                              tracking_uri=tracking_uri or None)
+        _keep_summary(work, sweep_dir)
+        return _best_json(best_dir, checkpoint=Path(str(h.checkpoint)), experiment=exp.name,
+                          best_trial=h.best_trial, parameters=h.parameters, metrics=h.metrics)
+    r = run_local(exp, work_dir=work, data_dir=data_dir, progress=False,
+                  tracking_uri=tracking_uri or None)
+    _keep_summary(work, sweep_dir)
     if r.best_trial is None or r.checkpoint is None:
         raise StepFailed(f"no trial of {exp.name} succeeded ({r.reason}); see "
                          f"{work / 'status.json'}")

@@ -5,8 +5,10 @@ Katib Experiment specs under ``katib/`` (:func:`render_all`) and into Optuna dis
 (:meth:`SearchSpace.to_optuna`). :func:`check_experiment` validates a spec the way Katib's
 admission webhook would, before anything reaches a cluster; :func:`load_experiment` reads one
 into an :class:`Experiment`. :func:`run_local` runs it on this machine (Optuna, Katib's
-semantics), :func:`run_katib` on a cluster. :func:`analyze_sweep` reads a finished local sweep
-(importance, directions, elites against the bounds) and proposes the next spec.
+semantics), :func:`run_katib` on a cluster; a successive-halving spec runs as a chain of
+Experiments, one per rung (:func:`run_halving_local`, :func:`run_halving_katib`).
+:func:`analyze_sweep` reads a finished local sweep (importance, directions, elites against the
+bounds) and proposes the next spec.
 """
 
 from aurora_mlops.tuning._analysis_model import (
@@ -23,6 +25,9 @@ from aurora_mlops.tuning._check_service import file_warnings as spec_warnings
 from aurora_mlops.tuning._check_service import service_warnings
 from aurora_mlops.tuning._experiment import Experiment, Objective, Parameter
 from aurora_mlops.tuning._experiment_load import load_experiment, parse_experiment
+from aurora_mlops.tuning._halving import read_halving, rung_experiment
+from aurora_mlops.tuning._halving_plan import HALVING_ANNOTATION, Halving
+from aurora_mlops.tuning._halving_run import HalvingRun, run_halving_katib, run_halving_local
 from aurora_mlops.tuning._katib_cancel import Terminated
 from aurora_mlops.tuning._katib_client import KatibError, KatibResult, run_katib
 from aurora_mlops.tuning._katib_export import export_trial
@@ -44,12 +49,15 @@ from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.tuning._trial_proc import is_train_trial_command
 
 __all__ = [
+    "HALVING_ANNOTATION",
     "SMOKE_SPACES",
     "SPACES",
     "STUDIES",
     "TRIAL_NAME_PARAMETER",
     "CategoryStats",
     "Experiment",
+    "Halving",
+    "HalvingRun",
     "KatibError",
     "KatibResult",
     "Objective",
@@ -80,10 +88,14 @@ __all__ = [
     "parse_experiment",
     "pipeline_experiment",
     "prune_trials",
+    "read_halving",
     "render_all",
     "rendered_specs",
+    "run_halving_katib",
+    "run_halving_local",
     "run_katib",
     "run_local",
+    "rung_experiment",
     "service_warnings",
     "spec_warnings",
     "write_analysis",

@@ -38,6 +38,7 @@ from aurora_mlops.config import ARTIFACTS_PVC, DATA_PVC, Settings, get_settings
 from aurora_mlops.katib_metrics import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from aurora_mlops.tuning._defaults_trial import DEFAULTS_TRIAL_ANNOTATION as _DEFAULTS
 from aurora_mlops.tuning._defaults_trial import defaults_assignments
+from aurora_mlops.tuning._halving_plan import HALVING_ANNOTATION
 from aurora_mlops.tuning._katib_model import KatibExperiment
 from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._studies import STUDIES, Study
@@ -99,6 +100,8 @@ def _annotations(study: Study, space: SearchSpace) -> dict[str, str]:
     defaults = defaults_assignments(get_variant(study.variant), study.profile, space)
     if defaults is not None and study.algorithm != "grid":  # a grid visits its own points
         annotations[_DEFAULTS] = json.dumps(defaults, sort_keys=True)
+    if study.halving is not None:
+        annotations[HALVING_ANNOTATION] = study.halving.to_annotation()
     return annotations
 
 
@@ -116,7 +119,7 @@ def _search(study: Study) -> dict[str, Any]:
         },
         "algorithm": {"algorithmName": study.katib_algorithm},
     }
-    if study.algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
+    if study.katib_algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
         spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": "42"}]
     if study.early_stopping:
         spec["earlyStopping"] = {

@@ -1,9 +1,10 @@
 """Which Katib Experiments ``katib render`` writes: one :class:`Study` per spec, :data:`STUDIES`.
 
 Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
-(its space without ``sweep_random_leave_out``), TPE over the fine-tune knobs from the published
-checkpoint, and four CPU smoke sweeps (grid over ``smoke_sweep_grid``, random, TPE, and the
-Sobol' design that ``make run`` sweeps). Where a production trial needs several GPUs, each
+(its space without ``sweep_random_leave_out``), successive halving over the same space, TPE over
+the fine-tune knobs from the published checkpoint, and five CPU smoke sweeps (grid over
+``smoke_sweep_grid``, random, TPE, a Sobol' design, and the successive halving that
+``make run`` sweeps). Where a production trial needs several GPUs, each
 production sweep also has a PyTorchJob copy (one GPU a pod), for GPU pools with fewer GPUs a
 node than a trial needs. The variant's facts live on its
 :class:`~aurora_mlops.variants.VariantSpec`.
@@ -21,17 +22,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aurora_mlops.tuning._halving_plan import Halving
 from aurora_mlops.tuning._search_space import SearchSpace
 from aurora_mlops.tuning._space import get_space
 from aurora_mlops.variants import VARIANTS
 
 __all__ = ["KATIB_ALGORITHMS", "STUDIES", "Study"]
 
-Algorithm = Literal["grid", "random", "tpe", "sobol"]
+Algorithm = Literal["grid", "random", "tpe", "sobol", "halving"]
 Launcher = Literal["job", "pytorchjob"]
 SpecProfile = Literal["smoke", "production"]
 #: The Katib algorithm a sweep runs where the names differ (the module docstring says why).
-KATIB_ALGORITHMS: dict[str, str] = {"tpe": "multivariate-tpe"}
+KATIB_ALGORITHMS: dict[str, str] = {"tpe": "multivariate-tpe", "halving": "sobol"}
 
 
 class Study(BaseModel):
@@ -50,6 +52,8 @@ class Study(BaseModel):
         launcher: ``job`` (``batch/v1`` Job, every GPU in one pod) or ``pytorchjob``
             (training-operator ``kubeflow.org/v1`` PyTorchJob, one GPU a pod).
         purpose: One sentence, written into the spec's annotations.
+        halving: The successive-halving plan of a ``halving`` study (its rung 0 is a Sobol'
+            design of ``max_trial_count`` trials; see :mod:`._halving`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +69,7 @@ class Study(BaseModel):
     early_stopping: bool = False
     launcher: Launcher = "job"
     purpose: str
+    halving: Halving | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -113,6 +118,14 @@ def _production_studies(variant: str) -> list[Study]:
         max_trial_count=24, parallel_trial_count=parallel, max_failed_trial_count=6,
         purpose="Random search over architecture and fine-tune knobs, from scratch.",
     ))
+    out.append(Study(
+        variant=variant, algorithm="halving", profile="production",
+        parameters=space.without(spec.sweep_random_leave_out).names,
+        max_trial_count=27, parallel_trial_count=parallel, max_failed_trial_count=6,
+        halving=Halving(eta=3, budgets=(2, 7, 20)),
+        purpose="Successive halving from scratch: 27 Sobol' points for 2 epochs, the best 9 "
+                "resumed to 7, the best 3 to the full 20.",
+    ))
     tpe = Study(
         variant=variant, algorithm="tpe", profile="production",
         parameters=space.by_tag("fine-tune").names, max_trial_count=40,
@@ -149,8 +162,14 @@ def _smoke_studies(variant: str) -> list[Study]:
     ))
     out.append(Study(
         algorithm="sobol", parameters=space.names, max_trial_count=6,
-        purpose="Smoke Sobol' design over fine-tune knobs, every listed value spread (CPU); "
-                "make run's sweep.", **common,
+        purpose="Smoke Sobol' design over fine-tune knobs, every listed value spread (CPU).",
+        **common,
+    ))
+    out.append(Study(
+        algorithm="halving", parameters=space.names, max_trial_count=9,
+        halving=Halving(eta=3, budgets=(3, 9, 27)),
+        purpose="Smoke successive halving (CPU): 9 Sobol' points for 3 epochs, the best 3 "
+                "resumed to 9, the best one to 27; make run's sweep.", **common,
     ))
     return out
 
