@@ -102,6 +102,9 @@ MALFORMED = [
      "params.precision must be one of"),
     ("extra-field", lambda b: {**b, "inputs": [*b["inputs"], {"name": "lsm", "datatype":
      "FP32", "shape": [1], "data": [1.0]}]}, "static fields ['lsm'] ship with the model"),
+    # Valid v2 JSON that the runtime sees and refuses: text where numbers belong.
+    ("text-for-numbers", lambda b: _edit(b, "msl", data=["a"] * len(_first(b, "msl"))),
+     "inputs.msl: its data does not fit"),
 ]
 
 
@@ -120,9 +123,6 @@ def test_malformed_requests_get_400_naming_the_field_and_the_server_goes_on(
         assert status == 400, (case, answer)
         assert set(answer) == {"error"} and words in answer["error"], (case, answer)
         assert "Traceback" not in answer["error"]
-    # Not JSON at all: refused without reaching the model.
-    status, _ = mlserver.infer(b"{not json")
-    assert 400 <= status < 500
     status, _ = mlserver.infer(body)
     assert status == 200
     after = _samples(mlserver.metrics())
@@ -183,3 +183,64 @@ def test_the_serving_runtime_probes_and_metadata_answer(mlserver: Any) -> None:
     with urllib.request.urlopen(f"{mlserver.uri}/v2/models/{MODEL}") as r:
         meta = json.load(r)
     assert {"2t", "msl", "z", "init_time"} <= {i["name"] for i in meta["inputs"]}
+
+
+def _nan_body(body: dict[str, Any]) -> bytes:
+    """The example with one NaN, as Python's json writes it (``NaN``: not JSON)."""
+    return json.dumps(_edit(body, "10u", data=[float("nan"), *_first(body, "10u")[1:]])).encode()
+
+
+#: Bodies that MLServer 1.7.1 refuses itself, before any runtime code runs: FastAPI parses the
+#: body (orjson: mlserver/rest/requests.py) and validates it against the ``payload:
+#: InferenceRequest`` parameter of ``Endpoints.infer`` (mlserver/rest/endpoints.py). FastAPI
+#: answers either failure with 422 and ``{"detail": [{"type", "loc", "msg", ...}]}``
+#: (fastapi/routing.py: a JSONDecodeError becomes a RequestValidationError of type
+#: json_invalid). MLServer registers a handler for its own MLServerError only
+#: (mlserver/rest/errors.py ``_EXCEPTION_HANDLERS``, passed to FastAPI in mlserver/rest/app.py);
+#: ``settings.extensions`` is only listed in the server metadata, and a runtime's custom
+#: handlers are added after ``/v2/models/{model_name}/infer`` (mlserver/rest/server.py
+#: ``add_custom_handlers``), so no supported hook can turn these into 400s.
+#: (id, body, the start of the first error's ``loc``, its ``type``); TWO_T stands for the
+#: index of ``2t`` among the example's inputs.
+TWO_T = "index of 2t"
+REFUSED_BY_MLSERVER: list[tuple[str, Any, list[Any], str]] = [
+    ("not-json", b"{not json", ["body", 1], "json_invalid"),
+    ("nan", _nan_body, ["body"], "json_invalid"),
+    ("empty", b"", ["body"], "missing"),
+    ("a-list", [1, 2], ["body"], "model_attributes_type"),
+    ("no-inputs", {"parameters": {"steps": 1}}, ["body", "inputs"], "missing"),
+    ("inputs-not-a-list", {"inputs": {"2t": [1.0]}}, ["body", "inputs"], "list_type"),
+    ("unknown-datatype", lambda b: _edit(b, "2t", datatype="FP99"),
+     ["body", "inputs", TWO_T, "datatype"], "enum"),
+    ("shape-not-a-list", lambda b: _edit(b, "2t", shape="1x2"),
+     ["body", "inputs", TWO_T, "shape"], "list_type"),
+    ("no-datatype", {"inputs": [{"name": "2t", "shape": [1], "data": [1.0]}]},
+     ["body", "inputs", 0, "datatype"], "missing"),
+]
+
+
+def test_bodies_that_are_not_v2_requests_get_mlservers_422_and_the_server_goes_on(
+    mlserver: Any, package: Path,
+) -> None:
+    fields, params = _example(package)
+    body = v2_request(fields, params)
+    first = [i["name"] for i in body["inputs"]].index("2t")
+    before = _samples(mlserver.metrics())
+    for case, make, loc, kind in REFUSED_BY_MLSERVER:
+        sent = make(body) if callable(make) else make
+        status, answer = mlserver.infer(sent)
+        assert status == 422, (case, status, str(answer)[:300])
+        (error, *_) = answer["detail"]
+        want = [first if x == TWO_T else x for x in loc]
+        assert error["type"] == kind and error["loc"][:len(want)] == want, (case, error)
+        assert "Traceback" not in json.dumps(answer)
+    status, _ = mlserver.infer(body)
+    assert status == 200
+    after = _samples(mlserver.metrics())
+    # The runtime never saw them: its counters did not move; MLServer's own REST metrics
+    # (starlette_exporter, prefix rest_server: mlserver/rest/app.py) count them by status.
+    for name in ("aurora_forecast_requests_total", "aurora_forecast_errors_total"):
+        assert _total(after, name) - _total(before, name) == (1 if "requests" in name else 0)
+    rest = "rest_server_requests_total"
+    assert (_total(after, rest, status_code="422") - _total(before, rest, status_code="422")
+            == len(REFUSED_BY_MLSERVER))
