@@ -110,6 +110,52 @@ def test_cpu_only_clusters_get_no_gpu_and_no_gpu_node() -> None:
     pred = isvc["spec"]["predictor"]
     assert "nvidia.com/gpu" not in pred["model"]["resources"]["limits"]
     assert "nodeSelector" not in pred and "tolerations" not in pred
+    assert pred["model"]["image"].startswith(Settings().image_registry)
+
+
+#: A cluster that is not AKS: GKE's accelerator label and the NVIDIA taint, a private registry.
+OTHER_CLUSTER = {
+    "AURORA_MLOPS_GPU_NODE_SELECTOR_KEY": "cloud.google.com/gke-accelerator",
+    "AURORA_MLOPS_GPU_NODE_SELECTOR_VALUE": "nvidia-h100-80gb",
+    "AURORA_MLOPS_GPU_TOLERATION_KEY": "nvidia.com/gpu",
+    "AURORA_MLOPS_IMAGE_REGISTRY": "registry.example.com/weather",
+}
+OTHER_CLUSTER_PLACEMENT = """\
+nodeSelector:
+  cloud.google.com/gke-accelerator: nvidia-h100-80gb
+tolerations:
+- effect: NoSchedule
+  key: nvidia.com/gpu
+  operator: Exists
+"""
+
+
+def test_placement_and_image_come_from_the_settings_and_the_runtime_names_no_pool(
+    registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The GPU pool and registry set once (the Settings the pipeline's GPU steps read) place
+    the predictor; the ServingRuntime adds no pool of its own to what KServe schedules."""
+    from aurora_mlops._version import __version__
+
+    for key, value in OTHER_CLUSTER.items():
+        monkeypatch.setenv(key, value)
+    assert main(["deploy", "--variant", "medium-res", "--model-uri",
+                 "models:/aurora-medium-res@champion", "--tracking-uri", registry,
+                 "--out", str(tmp_path)]) == 0
+    isvc = yaml.safe_load((tmp_path / "aurora-medium-res.yaml").read_text())
+    _check(isvc)
+    pred = isvc["spec"]["predictor"]
+    placement = {k: pred[k] for k in ("nodeSelector", "tolerations")}
+    assert yaml.safe_dump(placement) == OTHER_CLUSTER_PLACEMENT
+    assert pred["model"]["image"] == f"registry.example.com/weather/aurora-mlops:{__version__}"
+    (runtime,) = yaml.safe_load_all((SERVING / "servingruntime.yaml").read_text())
+    assert not {"nodeSelector", "tolerations", "affinity"} & set(runtime["spec"])
+    # KServe builds the pod from the runtime's pod fields with the predictor's laid over them
+    # by a strategic merge patch, which merges the two nodeSelector maps (kserve/kserve
+    # pkg/controller/v1beta1/inferenceservice/utils/utils.go MergePodSpec, its test
+    # TestMergePodSpec "BasicMerge"): any runtime label would survive beside ours.
+    merged = {**runtime["spec"].get("nodeSelector", {}), **pred["nodeSelector"]}
+    assert merged == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
 
 
 def test_serving_runtime_fits_the_crd_and_serves_our_runtime() -> None:

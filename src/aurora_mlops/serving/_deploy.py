@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aurora_mlops.config import Settings
+from aurora_mlops.config import Settings, image_ref
 from aurora_mlops.errors import AuroraMLOpsError
 from aurora_mlops.variants import get_variant
 
@@ -103,7 +103,13 @@ def _label(value: str) -> str:
 
 
 def _placement(plan: DeployPlan, settings: Settings) -> dict[str, Any]:
-    """Resources from the variant's node pool; the GPU pool's selector and toleration."""
+    """Resources from the variant's node pool; the GPU pool's selector and toleration.
+
+    The same Settings and the same shape as the pipeline's GPU steps and Katib's trials, so a
+    cluster configured once places all of them alike. Only here: the ServingRuntime names no
+    pool, because KServe merges its nodeSelector into the predictor's (kserve/kserve
+    pkg/controller/v1beta1/inferenceservice/utils/utils.go ``MergePodSpec``).
+    """
     pool = get_variant(plan.variant).node_pool
     resources: dict[str, Any] = {"cpu": pool.cpu, "memory": pool.memory}
     if settings.cpu_only:
@@ -142,6 +148,9 @@ def render_inference_service(model: ResolvedModel, plan: DeployPlan,
             "runtime": RUNTIME_NAME,
             "protocolVersion": "v2",
             "storageUri": model.storage_uri,
+            # The pipeline's image and registry (Settings.image_registry); KServe lays the
+            # predictor's container over the runtime's (utils.go MergeRuntimeContainers).
+            "image": image_ref(settings),
             "resources": place["resources"],
             # MLServer reports it in every answer and the metrics carry it as a label.
             "env": [{"name": "MLSERVER_MODEL_VERSION", "value": model.version}],
