@@ -117,12 +117,7 @@ def test_the_other_mode_and_platform_pairs_render_too(
 ) -> None:
     """overlays/aks and overlays/dev pick one mode each; the README says how to pick the other,
     with the same component. That kustomization renders and validates as well."""
-    up = os.path.relpath(MANIFESTS, tmp_path)  # kustomize takes relative paths only
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": OVERLAYS[mode], "resources": [f"{up}/overlays/{mode}"],
-        "components": [f"{up}/components/{component}"]}))
-    text = _kustomize(tmp_path)
+    text = _overlay_with(tmp_path, mode, [component])
     _validate_strictly(text, tmp_path)
     docs = [d for d in yaml.safe_load_all(text) if d]
     assert {d["metadata"].get("namespace", d["kind"]) for d in docs} == {
@@ -131,6 +126,49 @@ def test_the_other_mode_and_platform_pairs_render_too(
            if d["kind"] == "PersistentVolumeClaim"}
     assert {d["metadata"]["name"]: d["spec"] for d in docs
             if d["kind"] == "PersistentVolumeClaim"} == pvc
+
+
+def _overlay_with(tmp_path: Path, overlay: str, components: list[str]) -> str:
+    """``kubectl kustomize`` of overlays/<overlay> with more components, in its namespace."""
+    up = os.path.relpath(MANIFESTS, tmp_path)  # kustomize takes relative paths only
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": OVERLAYS[overlay], "resources": [f"{up}/overlays/{overlay}"],
+        "components": [f"{up}/components/{c}" for c in components]}))
+    return _kustomize(tmp_path)
+
+
+#: Kinds that need CRDs beyond Kubernetes, Kubeflow's Profile aside: KServe's ServingRuntime
+#: and the Prometheus Operator's PrometheusRule. `kubectl apply -k` fails on a kind the cluster
+#: has no CRD for, so they come only with the optional components/serving.
+SERVING_KINDS = {("ServingRuntime", "serving.kserve.io/v1alpha1"),
+                 ("PrometheusRule", "monitoring.coreos.com/v1")}
+
+
+@pytest.mark.parametrize("overlay", ["kubeflow", "aks", "standalone"])
+def test_the_serving_component_adds_the_runtime_and_alerts_to_any_overlay(
+    overlay: str, tmp_path: Path,
+) -> None:
+    text = _overlay_with(tmp_path, overlay, ["serving"])
+    _validate_strictly(text, tmp_path)  # the built-in kinds; the CRD kinds below
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    added = [d for d in docs if (d["kind"], d["apiVersion"]) in SERVING_KINDS]
+    assert {(d["kind"], d["apiVersion"]) for d in added} == SERVING_KINDS
+    assert {d["metadata"]["namespace"] for d in added} == {OVERLAYS[overlay]}
+    # The same objects as manifests/serving, which tests/serving checks against KServe's CRD
+    # schema, a real MLServer and the metrics it exports.
+    for d in added:
+        (source,) = [s for s in render("serving") if s["kind"] == d["kind"]]
+        assert {**d, "metadata": {**d["metadata"], "namespace": None}} == {
+            **source, "metadata": {**source["metadata"], "namespace": None}}
+    # Everything else is the overlay as it is.
+    rest = [d for d in docs if (d["kind"], d["apiVersion"]) not in SERVING_KINDS]
+    assert rest == render(f"overlays/{overlay}")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_overlays_need_no_crd_of_kserve_or_prometheus(target: str) -> None:
+    assert not {(d["kind"], d["apiVersion"]) for d in render(target)} & SERVING_KINDS
 
 
 def test_strict_validation_catches_a_misspelt_field() -> None:
