@@ -31,14 +31,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="List the trial parameters with their defaults and bounds, then exit.",
     )
     trial.add_argument(
-        "--profile", choices=["smoke", "production"], default="production",
-        help="smoke: CPU-sized model and budget; production: the published configuration.",
+        "--profile", choices=["smoke", "production"], default=None,
+        help="smoke: CPU-sized model and budget; production: the published configuration "
+        "(default: production, or the profile of the trial that --resume-from names).",
     )
     trial.add_argument("--init", default=None, help="Checkpoint to start from (path or `hub`).")
     trial.add_argument(
         "--from-sweep", default=None, metavar="WORKDIR",
         help="Start from the best parameters of a local sweep (its best.json); --NAME=VALUE "
         "given here override them. The final fit after a short-budget sweep.",
+    )
+    trial.add_argument(
+        "--resume-from", default=None, metavar="DIR",
+        help="Continue the finished trial in DIR (its --output) to a larger --epochs, from its "
+        "train_state.pt: its parameters, weights, optimiser, schedule, random state and data "
+        "order, so the result equals one uninterrupted trial. Only --epochs and knobs that do "
+        "not change results (--torch_threads, --num_workers, --prefetch_factor) may be given; "
+        "--variant, --data and --profile default to DIR's.",
     )
     trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
@@ -81,20 +90,44 @@ def report_device(profile: str) -> str:
     return "cpu"
 
 
+def _resumed(args: argparse.Namespace, given: dict[str, Any]) -> Any:
+    """The parameters of a trial that continues ``--resume-from``: the earlier trial's, then
+    only the flags given here (no profile defaults: the Katib rung command gives just
+    ``--epochs``); ``--variant``, ``--data`` and ``--profile`` left out are the earlier trial's."""
+    from aurora_mlops.training import resume_point
+
+    if args.from_sweep is not None:
+        raise ConfigError("--from-sweep and --resume-from cannot be combined: a resumed trial "
+                          "keeps the parameters of the trial it continues")
+    point = resume_point(args.resume_from)
+    args.variant = args.variant or point.trial["variant"]
+    args.data = args.data or point.trial["data"]["path"]
+    args.profile = args.profile or point.trial["profile"]
+    params = point.params_with(given)
+    point.check(variant=args.variant, profile=args.profile, data=args.data, params=params,
+                init=args.init)
+    return params
+
+
 def cmd_train_trial(args: argparse.Namespace) -> int:
     # Parameters are checked before torch and aurora are imported: a typo fails in a second.
     from aurora_mlops.training import describe_params, parse_param_args, resolve_params
 
     if args.list_params:
-        print(describe_params(args.profile))
+        print(describe_params(args.profile or "production"))
         return 0
-    missing = [f"--{n}" for n in ("variant", "data", "output") if getattr(args, n) is None]
+    required = ("output",) if args.resume_from is not None else ("variant", "data", "output")
+    missing = [f"--{n}" for n in required if getattr(args, n) is None]
     if missing:
         args.subparser.error(f"the following arguments are required: {', '.join(missing)}")
     given = parse_param_args(args.params)
-    if args.from_sweep is not None:
-        given = {**sweep_params(args.from_sweep), **given}
-    params = resolve_params(args.profile, given)
+    if args.resume_from is not None:
+        params = _resumed(args, given)
+    else:
+        if args.from_sweep is not None:
+            given = {**sweep_params(args.from_sweep), **given}
+        args.profile = args.profile or "production"
+        params = resolve_params(args.profile, given)
     from aurora_mlops.cli._profile import require_train_data_profile
 
     require_train_data_profile(args.data, args.profile)
@@ -111,6 +144,7 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
         init=args.init,
         tracking=not args.no_tracking,
         tracking_uri=args.tracking_uri,
+        resume_from=args.resume_from,
     )
     print(f"checkpoint: {result.checkpoint}")
     print(f"trial: {result.trial_json}")

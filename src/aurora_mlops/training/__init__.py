@@ -1,8 +1,9 @@
 """Training: one Katib trial (``aurora-mlops train-trial``) and its pieces.
 
 Import cost: the trial parameters (``TrialParams``, ``parse_param_args``, ``resolve_params``,
-``describe_params`` ...) need only pydantic; everything else imports torch, and is imported
-only when first used, so a typo in a parameter fails before torch is loaded.
+``describe_params`` ...) and the record of a trial to resume (``resume_point``) need only
+pydantic; everything else imports torch, and is imported only when first used, so a typo in a
+parameter fails before torch is loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aurora_mlops.training._params import (
     parse_param_args,
     resolve_params,
 )
+from aurora_mlops.training._resume import RESUMABLE, STATE_FILE, ResumePoint, resume_point
 
 if TYPE_CHECKING:
     from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained
@@ -32,7 +34,10 @@ __all__ = [
     "COAST_VAR",
     "MODEL_KNOBS",
     "PROFILE_DEFAULTS",
+    "RESUMABLE",
+    "STATE_FILE",
     "LossConfig",
+    "ResumePoint",
     "TrainedModel",
     "TrialParams",
     "TrialResult",
@@ -44,6 +49,7 @@ __all__ = [
     "load_trained",
     "parse_param_args",
     "resolve_params",
+    "resume_point",
     "rollout_loss",
     "tracking_server_problem",
     "train_trial",

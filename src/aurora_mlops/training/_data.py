@@ -5,7 +5,8 @@ Training windows come through a real ``torch.utils.data.DataLoader`` (``num_work
 permutations of the training windows (a ``torch.Generator`` seeded with the trial's seed);
 each optimiser micro-step takes the next ``batch_size * world`` indices, and each DDP rank
 reads only its own ``batch_size`` of them, so the ranks read disjoint shards and together see
-exactly what one process with the global batch would see.
+exactly what one process with the global batch would see. A resumed trial starts the order
+where the earlier trial left it (``start``: the micro-batches it consumed).
 """
 
 from __future__ import annotations
@@ -131,11 +132,18 @@ def load_trial_data(
 class WindowSampler(torch.utils.data.Sampler[list[int]]):
     """Endless micro-batches of window indices for one rank (see the module docstring)."""
 
-    def __init__(self, n: int, *, seed: int, batch_size: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, *, seed: int, batch_size: int, rank: int = 0, world: int = 1,
+                 start: int = 0):
         self.n, self.seed, self.batch_size, self.rank, self.world = n, seed, batch_size, rank, world
+        self.start = start  # global micro-batches already consumed (a resumed trial)
 
     def _stream(self) -> Iterator[int]:
         gen = torch.Generator().manual_seed(self.seed)
+        skip = self.start * self.batch_size * self.world
+        for _ in range(skip // self.n):  # whole passes: drawn only to advance the generator
+            torch.randperm(self.n, generator=gen)
+        first = [int(i) for i in torch.randperm(self.n, generator=gen)]
+        yield from first[skip % self.n:]
         while True:
             yield from (int(i) for i in torch.randperm(self.n, generator=gen))
 
@@ -167,7 +175,13 @@ def loader_batches(
 ) -> Generator[tuple[Any, Targets], None, None]:
     """``(aurora.Batch, targets)`` for each list of window indices in ``batches``, read through
     a DataLoader with the trial's ``num_workers`` and ``prefetch_factor`` (pinned memory on
-    CUDA), on ``device`` and fitted to the model's patches (see :func:`fit_to_patches`)."""
+    CUDA), on ``device`` and fitted to the model's patches (see :func:`fit_to_patches`).
+
+    The DataLoader's iterator is made here, not at the first batch: making it draws a seed
+    from torch's global generator, and a resumed trial restores that generator after this call,
+    so both an uninterrupted and a resumed trial draw their next random number (drop path) from
+    the same state.
+    """
     workers = params.num_workers
     loader = torch.utils.data.DataLoader(
         windows,
@@ -177,7 +191,13 @@ def loader_batches(
         prefetch_factor=params.prefetch_factor if workers > 0 else None,
         pin_memory=device.type == "cuda",
     )
-    for stacked in loader:
+    return _on_device(windows, iter(loader), device, patch_size)
+
+
+def _on_device(
+    windows: WindowDataset, stacks: Iterator[Any], device: torch.device, patch_size: int,
+) -> Generator[tuple[Any, Targets], None, None]:
+    for stacked in stacks:
         batch, targets = windows.to_batch(stacked)
         batch, targets = fit_to_patches(batch, targets, patch_size)
         yield (
@@ -188,11 +208,13 @@ def loader_batches(
 
 
 def train_batches(
-    train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int
+    train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int,
+    start: int = 0,
 ) -> Generator[tuple[Any, Targets], None, None]:
-    """Endless micro-batches of this rank's training windows (see :func:`loader_batches`)."""
+    """Endless micro-batches of this rank's training windows (see :func:`loader_batches`),
+    after the first ``start`` global micro-batches of the order."""
     sampler = WindowSampler(
         len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
-        world=dist.world,
+        world=dist.world, start=start,
     )
     return loader_batches(train, sampler, params, dist.device, patch_size)

@@ -6,6 +6,11 @@ with ``curriculum``), and backpropagates the rollout loss. Every rank checks the
 backward, so a NaN on one rank stops them all. After each epoch the bare module is validated,
 the Katib metric lines are printed, and the best weights are kept. Progress goes to stderr
 through ``rich`` when stderr is a terminal.
+
+A loop given the end state of an earlier trial (``resume``, see :mod:`._resume`) restores the
+weights, optimiser, schedule, loop state, data position and random generators, re-prints the
+earlier epochs' metric lines (Katib takes the best over all of a trial's lines) and trains on
+from the next epoch, unless the earlier trial stopped early. :meth:`Loop.state` is that state.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from aurora_mlops.training._distributed import Distributed
 from aurora_mlops.training._loss import LossConfig, lat_weights, rollout_loss
 from aurora_mlops.training._model import TrialModel
 from aurora_mlops.training._params import TrialParams
+from aurora_mlops.training._resume import restore_rng, rng_state
 from aurora_mlops.training._schedule import make_scheduler
 from aurora_mlops.training._tracking import Tracker
 from aurora_mlops.training._validation import REPORTED, check_validation, validate
@@ -67,7 +73,12 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
 
 @dataclass
 class LoopResult:
-    """What the loop produced: per-epoch metrics, per-step losses and the best weights."""
+    """What the loop produced: per-epoch metrics, per-step losses and the best weights.
+
+    ``steps``, ``samples`` and ``train_seconds`` count the whole training, a resumed trial's
+    earlier part included; ``carried`` holds what they were when this process started.
+    ``stale`` and ``best`` are the early-stopping counters.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
@@ -77,6 +88,23 @@ class LoopResult:
     steps: int = 0
     samples: int = 0
     train_seconds: float = 0.0
+    stale: int = 0
+    best: float = math.inf
+    stopped_early: bool = False
+    carried: tuple[int, int, float] = (0, 0, 0.0)
+
+    def own(self) -> tuple[int, int, float]:
+        """Steps, samples and training seconds of this process alone."""
+        steps, samples, seconds = self.carried
+        return self.steps - steps, self.samples - samples, self.train_seconds - seconds
+
+    def state(self) -> dict[str, Any]:
+        """The fields a resumed loop continues from (all but ``carried``)."""
+        return {k: getattr(self, k) for k in _LOOP_STATE}
+
+
+_LOOP_STATE = ("history", "step_losses", "best_state", "best_epoch", "best_metrics", "steps",
+               "samples", "train_seconds", "stale", "best", "stopped_early")
 
 
 @dataclass
@@ -91,6 +119,7 @@ class Loop:
     tracker: Tracker
     out: TextIO = sys.stdout
     fail_on_step: Callable[[int], bool] | None = None
+    resume: dict[str, Any] | None = None
     result: LoopResult = field(default_factory=LoopResult)
 
     def run(self) -> LoopResult:
@@ -109,28 +138,75 @@ class Loop:
         self.loss_cfg = LossConfig.from_params(params)
         self.amp = torch.autocast(self.dist.device.type, dtype=torch.bfloat16,
                                   enabled=params.amp)
-        result = self.result = LoopResult()
-        batches = train_batches(self.data.train, params, self.dist, patch)
-        stale, best = 0, math.inf
-        total = params.epochs * params.steps_per_epoch
+        result = self.result = self._restore()
+        start = 0 if self.resume is None else int(self.resume["data"]["micro_batches"])
+        batches = train_batches(self.data.train, params, self.dist, patch, start=start)
+        if self.resume is not None:  # after the DataLoader drew its seed (see loader_batches)
+            restore_rng(self.resume["rng"], self.dist.device)
+        first = params.epochs if result.stopped_early else len(result.history)
         try:
-            with _progress(total, self.dist.main) as advance:
-                for epoch in range(params.epochs):
-                    metrics = self._epoch(epoch, batches, result, advance)
-                    if metrics["val_score"] < best - params.min_delta:
-                        best, result.best_epoch, stale = metrics["val_score"], epoch, 0
-                        result.best_state = copy.deepcopy(
-                            {k: v.detach().cpu() for k, v in module.state_dict().items()}
-                        )
-                        result.best_metrics = dict(metrics)
-                        continue
-                    stale += 1
-                    if stale >= params.patience:
-                        log.info("validation plateau for %d epochs: stopping early", stale)
+            with _progress(max(params.epochs - first, 0) * params.steps_per_epoch,
+                           self.dist.main) as advance:
+                for epoch in range(first, params.epochs):
+                    self._early_stop(self._epoch(epoch, batches, result, advance), epoch)
+                    if result.stopped_early:
+                        log.info("validation plateau for %d epochs: stopping early",
+                                 result.stale)
                         break
         finally:
             batches.close()  # shuts the DataLoader's workers down
         return result
+
+    def _early_stop(self, metrics: dict[str, float], epoch: int) -> None:
+        """Keep the best weights, or count a stale epoch (``stopped_early`` at ``patience``)."""
+        result, params = self.result, self.params
+        if metrics["val_score"] < result.best - params.min_delta:
+            result.best, result.best_epoch, result.stale = metrics["val_score"], epoch, 0
+            result.best_state = copy.deepcopy(
+                {k: v.detach().cpu() for k, v in self.model.module.state_dict().items()}
+            )
+            result.best_metrics = dict(metrics)
+            return
+        result.stale += 1
+        result.stopped_early = result.stale >= params.patience
+
+    def _restore(self) -> LoopResult:
+        """A fresh result, or (resuming) the earlier trial's, with the weights, optimiser and
+        schedule restored and its metric lines printed again."""
+        state = self.resume
+        if state is None:
+            return LoopResult()
+        self.model.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        loop = dict(state["loop"])
+        if loop["best_state"] is not None:
+            loop["best_state"] = {k: v.cpu() for k, v in loop["best_state"].items()}
+        result = LoopResult(**loop)
+        result.carried = (result.steps, result.samples, result.train_seconds)
+        for metrics in result.history:
+            self._report(metrics)
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """The end state that a resumed trial continues from (see :mod:`._resume`); call after
+        :meth:`run`. ``micro_batches``: the global micro-batches taken from the data order."""
+        module = self.model.module
+        return {
+            "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(self.dist.device),
+            "data": {"micro_batches": self.result.steps * self.params.accumulation_steps,
+                     "seed": self.params.seed},
+            "loop": self.result.state(),
+        }
+
+    def _report(self, metrics: dict[str, float]) -> None:
+        """Print the Katib metric lines of one epoch (rank 0 only)."""
+        if self.dist.main:
+            for line in format_metric_lines({k: metrics[k] for k in REPORTED}):
+                print(line, file=self.out, flush=True)
 
     def _horizon(self, epoch: int) -> int:
         params = self.params
@@ -163,9 +239,7 @@ class Loop:
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])
         check_validation(metrics, epoch)
         result.history.append(metrics)
-        if self.dist.main:
-            for line in format_metric_lines({k: metrics[k] for k in REPORTED}):
-                print(line, file=self.out, flush=True)
+        self._report(metrics)
         self.tracker.log_metrics(metrics, step=epoch)
         return metrics
 

@@ -244,8 +244,10 @@ def parse_param_args(args: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def resolve_params(profile: str, given: Mapping[str, Any]) -> TrialParams:
-    """Profile defaults overlaid with ``given``, validated; unknown names are refused.
+def resolve_params(profile: str, given: Mapping[str, Any],
+                   base: Mapping[str, Any] | None = None) -> TrialParams:
+    """Profile defaults (or ``base``, when given) overlaid with ``given``, validated; unknown
+    names are refused.
 
     Raises:
         ConfigError: An unknown name (the message lists the valid ones) or a bad value (the
@@ -257,7 +259,7 @@ def resolve_params(profile: str, given: Mapping[str, Any]) -> TrialParams:
             f"unknown trial parameter(s) {', '.join('--' + u for u in unknown)}; valid ones: "
             f"{', '.join(sorted(TrialParams.model_fields))}"
         )
-    values = {**PROFILE_DEFAULTS[profile], **given}
+    values = {**(PROFILE_DEFAULTS[profile] if base is None else base), **given}
     try:
         return TrialParams(**values)
     except ValidationError as e:

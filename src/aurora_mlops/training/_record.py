@@ -1,5 +1,6 @@
-"""What a trial leaves behind: ``model.ckpt``, ``config.json``, ``trial.json`` (or
-``failure.json``), and the system metrics logged to MLflow. Only rank 0 writes."""
+"""What a trial leaves behind: ``model.ckpt``, ``train_state.pt`` (what a resumed trial
+continues from), ``config.json``, ``trial.json`` (or ``failure.json``), and the system metrics
+logged to MLflow. Only rank 0 writes."""
 
 from __future__ import annotations
 
@@ -17,18 +18,11 @@ from aurora_mlops.training._data import TrialData
 from aurora_mlops.training._distributed import Distributed
 from aurora_mlops.training._loop import LoopResult
 from aurora_mlops.training._params import TrialParams
+from aurora_mlops.training._resume import STATE_FILE, ResumePoint, init_ref
 from aurora_mlops.training._tracking import Tracker
 from aurora_mlops.variants import Profile, VariantSpec
 
-__all__ = ["TrialRecord", "init_ref", "write_failure"]
-
-
-def init_ref(init: str | Path | None) -> str | None:
-    """How ``trial.json`` records ``--init``: an absolute path for files, else as given."""
-    if init is None:
-        return None
-    path = Path(init)
-    return str(path.resolve()) if path.is_file() else str(init)
+__all__ = ["TrialRecord", "write_failure"]
 
 
 def _dist_version(name: str) -> str:
@@ -57,6 +51,7 @@ class TrialRecord:
     data: TrialData
     init: str | Path | None
     dist: Distributed
+    resumed_from: ResumePoint | None = None
 
     def config(self) -> dict[str, Any]:
         """``config.json``: what rebuilds the trained model."""
@@ -70,13 +65,15 @@ class TrialRecord:
         }
 
     def system(self, loop: LoopResult, duration: float) -> dict[str, Any]:
-        """Timings and peak memory of the trial."""
-        secs = loop.train_seconds
+        """Timings and peak memory of this process (``total_train_steps``: a resumed trial's
+        earlier steps included)."""
+        steps, samples, secs = loop.own()
         return {
             "duration_s": duration,
             "train_seconds": secs,
-            "train_steps": loop.steps,
-            "samples_per_s": loop.samples / secs if secs > 0 else 0.0,
+            "train_steps": steps,
+            "total_train_steps": loop.steps,
+            "samples_per_s": samples / secs if secs > 0 else 0.0,
             "peak_cpu_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_cuda_mib": (
                 torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
@@ -84,12 +81,14 @@ class TrialRecord:
         }
 
     def write(self, output_dir: Path, loop: LoopResult, duration: float,
-              tracker: Tracker) -> Path:
-        """Write the best weights, ``config.json`` and ``trial.json``; returns the checkpoint."""
-        ckpt = output_dir / "model.ckpt"
+              tracker: Tracker, state: dict[str, Any]) -> Path:
+        """Write the best weights, the end ``state``, ``config.json`` and ``trial.json``;
+        returns the checkpoint."""
+        ckpt, state_file = output_dir / "model.ckpt", output_dir / STATE_FILE
         best = loop.best_state
         assert best is not None
         atomic_write(ckpt, lambda f: torch.save(best, f))
+        atomic_write(state_file, lambda f: torch.save(state, f))
         system = self.system(loop, duration)
         tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
         config = self.config()
@@ -110,11 +109,14 @@ class TrialRecord:
             "history": loop.history,
             "step_losses": loop.step_losses,
             "timings": system,
-            "checkpoint": {"path": ckpt.name, "sha256": sha256_file(ckpt),
-                           "bytes": ckpt.stat().st_size},
+            "checkpoint": _file_ref(ckpt),
+            "train_state": _file_ref(state_file),
+            "resumed_from": None if self.resumed_from is None else self.resumed_from.record(),
             "norm_stats": "norm_stats.json",
             "norm_stats_source": d.stats_source,
-            "init": init_ref(self.init),
+            # A resumed trial's weights come from its state: record where the training began.
+            "init": (init_ref(self.init) if self.resumed_from is None
+                     else self.resumed_from.trial["init"]),
             "mlflow_run_id": tracker.run_id,
             "versions": {
                 "aurora_mlops": __version__,
@@ -126,3 +128,8 @@ class TrialRecord:
             },
         })
         return ckpt
+
+
+def _file_ref(path: Path) -> dict[str, Any]:
+    """How ``trial.json`` names a file beside it: its name, SHA-256 and size."""
+    return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}

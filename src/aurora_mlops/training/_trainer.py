@@ -3,9 +3,10 @@
 The trial is a short sequence of steps, each in its own module: build the model with the
 trial's knobs (:mod:`._model`), open the data lazily and get the training split's cached
 statistics (:mod:`._data`), prepare the model (weights, switches, DDP), run the loop with
-validation, Katib metric lines and early stopping (:mod:`._loop`), and write the best weights
-and ``trial.json`` (:mod:`._record`). Runs as one process or under ``torchrun``
-(DistributedDataParallel, gloo on the CPU).
+validation, Katib metric lines and early stopping (:mod:`._loop`), and write the best weights,
+the end state and ``trial.json`` (:mod:`._record`). Runs as one process or under ``torchrun``
+(DistributedDataParallel, gloo on the CPU). A trial may continue an earlier one to a larger
+budget (``resume_from``, :mod:`._resume`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from aurora_mlops.training._model import (
 )
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.training._record import TrialRecord, write_failure
+from aurora_mlops.training._resume import checked_point
 from aurora_mlops.training._tracking import Tracker
 from aurora_mlops.variants import Profile, VariantSpec
 
@@ -112,9 +114,10 @@ def _add_coast_mask(data: TrialData) -> None:
 
 def _start_tracker(
     enabled: bool, uri: str | None, variant: VariantSpec, profile: Profile,
-    params: TrialParams, data: str | Path, trial_data: TrialData,
+    params: TrialParams, data: str | Path, trial_data: TrialData, resumed_from: Path | None,
 ) -> Tracker:
-    """The trial's MLflow run, started with its tags and parameters (a no-op when disabled)."""
+    """The trial's MLflow run, started with its tags and parameters (a no-op when disabled);
+    a resumed trial's run logs only its new epochs and is tagged with where it resumed from."""
     settings = get_settings()
     tracker = Tracker(enabled=enabled, uri=uri or settings.resolved_tracking_uri(),
                       experiment=settings.experiment_name)
@@ -127,6 +130,7 @@ def _start_tracker(
         "data_split": json.dumps(trial_data.splits.as_dict()),
         "aurora_mlops": __version__,
         **katib_context(),
+        **({"resumed_from": str(resumed_from)} if resumed_from is not None else {}),
     }
     tracker.start(
         run_name=katib_context().get("katib.trial", f"{variant.name}-trial"),
@@ -150,6 +154,7 @@ def train_trial(
     tracking_uri: str | None = None,
     stdout: TextIO | None = None,
     fail_on_step: Callable[[int], bool] | None = None,
+    resume_from: str | Path | None = None,
 ) -> TrialResult:
     """Fine-tune ``variant`` on ``data`` with ``params``; write the checkpoint and ``trial.json``.
 
@@ -164,16 +169,21 @@ def train_trial(
         tracking_uri: MLflow URI overriding the settings.
         stdout: Where Katib metric lines go (default ``sys.stdout``).
         fail_on_step: Test hook: return True to make that optimiser step's loss NaN.
+        resume_from: An earlier trial's output directory to continue to ``params.epochs``
+            from its state, not from ``init`` (see :mod:`aurora_mlops.training._resume`).
 
     Raises:
-        ConfigError: Bad parameters for this variant or dataset (before any training).
+        ConfigError: Bad parameters for this variant or dataset, or a ``resume_from`` that
+            cannot be continued to equal an uninterrupted trial (before any training).
         CheckpointError: ``init`` does not fit the model.
         TrainingError: The loss became NaN or infinite, or a production trial sees no CUDA
             device (it would train on the CPU for days).
     """
-    output_dir = Path(output_dir)
-    t_start = time.perf_counter()
+    output_dir, t_start = Path(output_dir), time.perf_counter()
+    point = None if resume_from is None else checked_point(
+        resume_from, variant=variant.name, profile=profile, data=data, params=params, init=init)
     dist = Distributed(require_cuda="production" if profile == "production" else None)
+    state = None if point is None else point.load(dist)
     _seed(params.seed)
     # Everything that can fail on bad input fails before a single step is taken.
     model = build_trial_model(variant, params, profile)
@@ -182,15 +192,15 @@ def train_trial(
     lead_weights = _lead_weights(variant, params)
     if params.coastal_conditioning:
         _add_coast_mask(trial_data)
-    trial_model = prepare_model(model, variant, params, init, dist)
+    trial_model = prepare_model(model, variant, params, None if point else init, dist)
     tracker = _start_tracker(tracking and dist.main, tracking_uri, variant, profile, params,
-                             data, trial_data)
+                             data, trial_data, None if point is None else point.path)
     if dist.main:
         output_dir.mkdir(parents=True, exist_ok=True)
         trial_data.stats.to_json(output_dir / "norm_stats.json")
     loop = Loop(trial_model, trial_data, params, dist, lead_weights, tracker,
-                out=stdout or sys.stdout, fail_on_step=fail_on_step)
-    record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist)
+                out=stdout or sys.stdout, fail_on_step=fail_on_step, resume=state)
+    record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist, point)
     return _run(loop, record, output_dir, tracker, t_start)
 
 
@@ -204,7 +214,8 @@ def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
         # Written before the run ends: after end() MLflow would start a new, untagged run.
         ckpt = output_dir / "model.ckpt"
         if dist.main:
-            ckpt = record.write(output_dir, result, time.perf_counter() - t_start, tracker)
+            ckpt = record.write(output_dir, result, time.perf_counter() - t_start, tracker,
+                                loop.state())
         status = "FINISHED"
     except TrainingError as e:
         if dist.main:
