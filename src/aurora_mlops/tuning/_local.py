@@ -22,7 +22,8 @@ parameters. ``WORKDIR/status.json`` mirrors Katib's ``Experiment.status`` and
 The pieces: :mod:`~aurora_mlops.tuning._optuna_map` (sampler and pruner),
 :mod:`~aurora_mlops.tuning._trial_proc` (the trial processes and the preloaded forkserver),
 :mod:`~aurora_mlops.tuning._trial_metrics` (a running trial's metrics),
-:mod:`~aurora_mlops.tuning._katib_status` (``status.json`` and ``best.json``) and
+:mod:`~aurora_mlops.tuning._katib_status` (``status.json`` and ``best.json``),
+:mod:`~aurora_mlops.tuning._study_storage` (``study.db``, in WAL mode while the sweep runs) and
 :mod:`~aurora_mlops.tuning._sweep_tracking` (the MLflow parent run); this module is the loop.
 """
 
@@ -56,6 +57,7 @@ from aurora_mlops.tuning._optuna_map import (
     make_sampler,
 )
 from aurora_mlops.tuning._states import attr, live_trials, requeue_interrupted
+from aurora_mlops.tuning._study_storage import close_storage, open_storage
 from aurora_mlops.tuning._sweep_tracking import ParentRun, start_parent_run
 from aurora_mlops.tuning._trial_metrics import (
     RunningTrial,
@@ -70,6 +72,7 @@ from aurora_mlops.tuning._trial_proc import (
     TrialProcess,
     is_train_trial_command,
     log_tail,
+    wait_any,
 )
 from aurora_mlops.tuning._workdir import (
     check_trial_data,
@@ -112,8 +115,9 @@ class _Runner:
         self.t0 = time.monotonic()
         self.start_time = now()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.storage = open_storage(work_dir / "study.db")  # closed by run_local
         self.study = optuna.create_study(
-            storage=f"sqlite:///{work_dir / 'study.db'}", study_name=exp.name,
+            storage=self.storage, study_name=exp.name,
             direction=exp.objective.type, sampler=make_sampler(exp, seed),
             pruner=make_pruner(exp), load_if_exists=True)
         self.distributions = {p.name: p.distribution_for_optuna() for p in exp.parameters}
@@ -128,8 +132,6 @@ class _Runner:
         self.threads = max((os.cpu_count() or 1) // max(exp.parallel_trial_count, 1), 1)
         self.conditions = [{"type": "Created", "status": "True", "reason": "ExperimentCreated",
                             "lastUpdateTime": self.start_time}]
-
-    # -- state --------------------------------------------------------------------------------
 
     def _trials(self) -> list[Any]:
         return live_trials(self.study.get_trials(deepcopy=False))
@@ -292,7 +294,7 @@ class _Runner:
                 write_status(status_path, self._status([*self.conditions, running_cond], False))
             if reason is not None and not self.running:
                 return reason
-            time.sleep(POLL_S)
+            wait_any([run.proc for run in self.running.values()], POLL_S)
 
     def _result(self, reason: str | None, status: dict[str, Any]) -> SweepResult:
         best = self._best()
@@ -377,18 +379,21 @@ def run_local(
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     with lock_work_dir(work):  # a second live runner would re-queue this one's trials
+        probe = localize(exp.trial_command("probe", {p.name: "0" for p in exp.parameters}))
+        if use_forkserver and is_train_trial_command(probe):
+            ForkServer.warm_up()  # first: it imports while the runner sets up, on another core
         if data_dir is not None:
             link_data(work, Path(data_dir))
-        probe = localize(exp.trial_command("probe", {p.name: "0" for p in exp.parameters}))
         check_trial_data(probe, work, spec=exp.source)
         if tracking_uri is None and tracking:
             from aurora_mlops.config import get_settings
 
             tracking_uri = (get_settings().resolved_tracking_uri()
                             or f"sqlite:///{work / 'mlflow.db'}")
-        if use_forkserver and is_train_trial_command(probe):
-            ForkServer.warm_up()  # it imports torch, aurora and mlflow while the runner sets up
         runner = _Runner(exp, work, trial_timeout=trial_timeout, timeout=timeout,
                          progress=progress, tracking=tracking, tracking_uri=tracking_uri,
                          seed=seed, use_forkserver=use_forkserver)
-        return runner.run()
+        try:
+            return runner.run()
+        finally:
+            close_storage(runner.storage)

@@ -1,0 +1,167 @@
+"""Cheap trials: the warm forkserver, the runner's wake-up on a trial's end, the study's storage."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aurora_mlops.tuning import parse_experiment, run_local
+from aurora_mlops.tuning._study_storage import close_storage, open_storage
+from aurora_mlops.tuning._trial_proc import PRELOAD, TrialProcess, wait_any
+
+SPECS = Path(__file__).parent / "specs"
+
+
+class _Forked:
+    """A stand-in for a forked :class:`TrialProcess`: only its sentinel matters here."""
+
+    def __init__(self, process: Any) -> None:
+        self.sentinel = process.sentinel
+
+
+def test_the_runner_wakes_when_a_forked_trial_ends_not_after_its_poll_interval() -> None:
+    process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0.2,))
+    process.start()
+    t0 = time.monotonic()
+    wait_any([_Forked(process)], timeout=120)
+    # Woken by the end (a generous bound: the interval it would otherwise sleep is 120 s).
+    assert time.monotonic() - t0 < 60
+    process.join(5)
+    assert process.exitcode == 0
+
+
+def test_a_subprocess_trial_has_no_sentinel_so_the_runner_polls_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = TrialProcess([sys.executable, "-c", "pass"], tmp_path, dict(os.environ),
+                        tmp_path / "log.txt", threads=1, fork=False)
+    assert proc.sentinel is None
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    wait_any([proc], timeout=0.05)
+    assert slept == [0.05]
+
+
+def test_the_study_file_is_whole_when_the_sweep_returns(tmp_path: Path) -> None:
+    """During a sweep the study commits to a write-ahead log; afterwards study.db alone holds
+    everything (the pipeline copies it as the sweep's summary)."""
+    import optuna
+
+    db = tmp_path / "study.db"
+    storage = open_storage(db)
+    with storage.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.enqueue_trial({"x": 1.0})
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    trial.set_user_attr("katib_name", "s-0")
+    study.tell(trial, 0.5)
+    close_storage(storage)
+    assert not db.with_name("study.db-wal").exists()
+    copy = tmp_path / "copy" / "study.db"
+    copy.parent.mkdir()
+    shutil.copy(db, copy)  # the file alone, as a copy of the summary would be
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    (again,) = optuna.load_study(study_name="s", storage=f"sqlite:///{copy}").trials
+    assert again.value == 0.5 and again.user_attrs["katib_name"] == "s-0"
+
+
+def _list_params_doc(name: str) -> dict[str, Any]:
+    """A sweep whose one trial is a forked ``train-trial --list-params`` (it prints the
+    parameters and exits without a metric, so it fails quickly, in the forkserver)."""
+    doc = yaml.safe_load((SPECS / "smoke-tpe.yaml").read_text())
+    doc["metadata"]["name"] = name
+    doc["spec"].update(maxTrialCount=1, maxFailedTrialCount=1, parallelTrialCount=1)
+    doc["spec"]["algorithm"] = {"algorithmName": "random"}
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]
+    container["command"] = ["aurora-mlops", "train-trial", "--list-params", "--profile", "smoke",
+                            "--data", "data/medium-res.nc",
+                            "--learning_rate=${trialParameters.learning_rate}"]
+    return doc
+
+
+@pytest.mark.slow
+def test_every_sweep_of_a_process_reuses_the_one_warm_forkserver(tmp_path: Path) -> None:
+    """Successive-halving rungs call run_local one after another: only the first pays for the
+    forkserver's imports."""
+    from multiprocessing import forkserver
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "medium-res.nc").write_bytes(b"")  # --list-params never opens it
+    servers = []
+    for rung in ("rung-0", "rung-1"):
+        work = tmp_path / rung
+        result = run_local(parse_experiment(_list_params_doc(rung)), work_dir=work,
+                           data_dir=data, progress=False, tracking=False)
+        (trial,) = result.status["failures"]
+        assert "learning_rate" in (work / "trials" / trial / "log.txt").read_text()
+        servers.append(forkserver._forkserver._forkserver_pid)
+    assert servers[0] is not None and servers[0] == servers[1]
+    os.kill(servers[0], 0)  # still alive, for the next rung
+
+
+_TRIAL_IMPORTS = """
+import atexit, json, os, sys
+from aurora_mlops.tuning._trial_proc import PRELOAD, _forked_trial
+for name in PRELOAD:
+    __import__(name)
+before = set(sys.modules)
+out, argv, work = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+def dump():
+    with open(out, "w") as f:
+        json.dump(sorted(set(sys.modules) - before), f)
+atexit.register(dump)
+env = {"PATH": os.environ["PATH"], "HOME": work}
+_forked_trial(argv, work, env, os.path.join(work, "log.txt"), 1)
+"""
+#: What a forked trial must never import itself (the forkserver holds them).
+_PRELOADED = ("torch", "aurora.", "timm", "scipy", "xarray", "netCDF4", "sqlalchemy", "git",
+              "rich", "aurora_mlops", "mlflow.store.tracking", "mlflow.tracking")
+
+
+@pytest.mark.slow
+def test_a_forked_trial_imports_nothing_that_the_forkserver_could_have(tmp_path: Path) -> None:
+    """Same order as the server: PRELOAD, then the trial body with an MLflow run on SQLite."""
+    from aurora_mlops.data import synthesize, write_dataset
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write_dataset(synthesize("medium-res", times=40, seed=1), work / "medium-res.nc")
+    argv = ["aurora-mlops", "train-trial", "--variant", "medium-res", "--profile", "smoke",
+            "--data", "medium-res.nc", "--output", "trials/t-0", "--epochs=1",
+            "--steps_per_epoch=1", "--val_windows=1",
+            "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]
+    out = tmp_path / "imports.json"
+    subprocess.run([sys.executable, "-c", _TRIAL_IMPORTS, str(out), json.dumps(argv),
+                    str(work)], check=True, timeout=600)
+    assert "val_score=" in (work / "log.txt").read_text()
+    new = json.loads(out.read_text())
+    late = [m for m in new if m.startswith(_PRELOADED)]
+    assert late == [], f"a forked trial imported {late}: add them to PRELOAD or _WARM_IMPORTS"
+    assert "aurora_mlops.tuning._trial_warm" in PRELOAD
+
+
+def test_warming_the_forkserver_leaves_logging_to_each_trial() -> None:
+    """The warm-up runs the CLI once; a trial's own ``-v`` must still configure its logging."""
+    import logging
+
+    from aurora_mlops.tuning._trial_proc import warm_trial_imports
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    warm_trial_imports()
+    assert (list(root.handlers), root.level) == before
+    assert {"aurora_mlops.cli._train", "aurora_mlops.cli._profile"} <= set(sys.modules)
