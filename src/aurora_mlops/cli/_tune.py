@@ -114,12 +114,16 @@ def _register_run(sub: Any) -> None:
 
 def _register_analyze(sub: Any) -> None:
     analyze: argparse.ArgumentParser = sub.add_parser(
-        "analyze", help="Analyze a local sweep and propose the next spec.")
+        "analyze", help="Analyze a local sweep (or a successive-halving chain's rungs) and "
+        "propose the next spec.")
     analyze.add_argument("analyze_work_dir", metavar="WORKDIR",
-                         help="The sweep's work dir (study.db, status.json, best.json).")
+                         help="The sweep's work dir (study.db, status.json, best.json; "
+                         "halving.json for a chain, or a folder with only halving.json and "
+                         "trial folders, given --spec).")
     analyze.add_argument("--spec", dest="analyze_spec", default=None, metavar="FILE",
-                         help="The Experiment YAML the sweep ran (needed for next-spec.yaml; "
-                         "default: a spec path recorded in best.json/status.json).")
+                         help="The Experiment YAML the sweep ran, for a chain the "
+                         "successive-halving spec it started from (needed for next-spec.yaml; "
+                         "default: a spec path recorded in halving.json/best.json/status.json).")
     analyze.add_argument("--out", dest="analyze_out", default=None, metavar="DIR",
                          help="Output directory (default WORKDIR/analysis).")
     analyze.set_defaults(handler=cmd_analyze)
@@ -137,6 +141,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{analysis.experiment}: {c['complete']} completed, {c['pruned']} early-stopped, "
           f"{c['failed'] + c['killed']} failed; best {analysis.metric}="
           f"{analysis.best.value:.6g} ({analysis.best.name})")
+    r = analysis.rungs
+    if r is not None:
+        print(f"rungs of {r.chain}: " + " -> ".join(
+            f"{k.trials} at {k.budget} {r.resource}" for k in r.rungs)
+            + f", shipped {r.shipped}. {r.verdict}")
     actionable = [s for s in analysis.suggestions if s.action != "keep"]
     if actionable:
         print("suggestions:")

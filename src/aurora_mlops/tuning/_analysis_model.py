@@ -17,7 +17,11 @@ from aurora_mlops.tuning._states import State
 
 __all__ = [
     "CategoryStats",
+    "Configuration",
     "ParameterAnalysis",
+    "RankCorrelation",
+    "RungAnalysis",
+    "RungSummary",
     "Suggestion",
     "SweepAnalysis",
     "TrialRecord",
@@ -47,6 +51,11 @@ MIN_TRIALS_FIX = 10
 MIN_TRIALS_FANOVA = 10
 IMPORTANCE_SEED = 0
 ALPHA = 0.05
+#: Successive halving: configurations a rank correlation needs before it judges the fidelity ...
+MIN_JUDGE = 4
+#: ... which it calls trustworthy from this Spearman rho, and misleading at or below the other.
+RHO_ALIKE = 0.6
+RHO_OPPOSITE = 0.0
 
 Action = Literal["expand_lower", "expand_upper", "narrow", "fix", "keep"]
 Method = Literal["fanova", "variance"]
@@ -120,6 +129,72 @@ class ParameterAnalysis:
 
 
 @dataclass(frozen=True)
+class RungSummary:
+    """One rung of a successive-halving chain: its Experiment, budget, trials and promotions."""
+
+    rung: int
+    experiment: str
+    budget: int
+    trials: int
+    succeeded: int
+    promoted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One rung-0 configuration followed up the chain.
+
+    ``trials`` and ``values`` hold its trial and objective value per rung it reached (rung 0
+    first); ``stopped_at`` is the budget of the highest one; ``history`` its objective per epoch
+    (epoch 1 first), from the deepest trial's record, empty where no record was found.
+    """
+
+    name: str
+    params: dict[str, str]
+    trials: tuple[str, ...]
+    values: tuple[float | None, ...]
+    stopped_at: int
+    shipped: bool
+    history: tuple[float, ...] = ()
+
+    @property
+    def value(self) -> float | None:
+        """The objective at the budget it was stopped at."""
+        return self.values[-1]
+
+
+@dataclass(frozen=True)
+class RankCorrelation:
+    """Spearman's rho between the objective at a ``low`` and a ``high`` budget over ``n``
+    configurations that reached both (``rho`` is ``None`` below 3 or when one side is constant);
+    ``source``: the rungs' objective values or the trials' per-epoch histories."""
+
+    low: int
+    high: int
+    n: int
+    rho: float | None
+    p_value: float | None
+    source: Literal["rungs", "history"]
+
+
+@dataclass(frozen=True)
+class RungAnalysis:
+    """What ``tune analyze`` finds in a successive-halving chain (``halving.json``)."""
+
+    chain: str
+    resource: str
+    eta: int
+    budgets: tuple[int, ...]
+    rungs: tuple[RungSummary, ...]
+    configurations: tuple[Configuration, ...]
+    between_rungs: tuple[RankCorrelation, ...]
+    by_budget: tuple[RankCorrelation, ...]
+    judged: RankCorrelation | None
+    verdict: str
+    shipped: str | None
+
+
+@dataclass(frozen=True)
 class SweepAnalysis:
     """The result of :func:`analyze_sweep`; :meth:`to_dict` is what ``analysis.json`` holds."""
 
@@ -139,6 +214,7 @@ class SweepAnalysis:
     next_spec: dict[str, Any] | None = None
     next_spec_problems: tuple[str, ...] = ()
     elites: tuple[int, ...] = field(default=())
+    rungs: RungAnalysis | None = None
 
     @property
     def completed(self) -> list[TrialRecord]:

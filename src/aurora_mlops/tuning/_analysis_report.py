@@ -21,6 +21,8 @@ from aurora_mlops.tuning._analysis_model import (
     ELITE_FRACTION,
     MIN_ELITES,
     ParameterAnalysis,
+    RankCorrelation,
+    RungAnalysis,
     SweepAnalysis,
 )
 from aurora_mlops.tuning._experiment import Parameter
@@ -73,6 +75,46 @@ def _plot_history(a: SweepAnalysis, path: Path) -> None:
     ax.set_ylabel(a.metric)
     ax.set_title(f"{a.experiment}: {a.metric} ({a.direction})")
     ax.legend(fontsize="small")
+    fig.savefig(path)
+
+
+
+def _plot_rungs(a: SweepAnalysis, r: RungAnalysis, path: Path) -> None:
+    """The objective against epochs per configuration: rung budgets as vertical lines, the
+    promoted chains in colour, the others grey, the shipped one marked."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    drawn: list[float] = []
+    for i, c in enumerate(sorted(r.configurations, key=lambda c: (len(c.trials), c.shipped))):
+        xs, ys = ((list(range(1, len(c.history) + 1)), list(c.history)) if c.history else
+                  ([b for b, v in zip(r.budgets, c.values, strict=False) if v is not None],
+                   [v for v in c.values if v is not None]))
+        if not ys:
+            continue
+        drawn += ys
+        promoted = len(c.trials) > 1
+        style: dict[str, Any] = (
+            {"color": "C3", "linewidth": 2.4, "zorder": 4} if c.shipped else
+            {"color": f"C{i % 10}", "linewidth": 1.6, "zorder": 3} if promoted else
+            {"color": "0.6", "linewidth": 0.9, "alpha": 0.7, "zorder": 2})
+        ax.plot(xs, ys, marker="." if len(xs) > 1 else "o", label=(
+            f"{c.name} (shipped)" if c.shipped else c.name if promoted else None), **style)
+        if c.shipped:
+            ax.scatter([xs[-1]], [ys[-1]], marker="*", s=180, color="C3", zorder=5)
+    for k, budget in enumerate(r.budgets):
+        ax.axvline(budget, color="grey", linestyle="--", linewidth=1)
+        ax.text(budget, 1.0, f" rung {k}", transform=ax.get_xaxis_transform(), va="top",
+                fontsize="small", color="grey")
+    ax.plot([], [], color="0.6", linewidth=0.9, label="stopped at rung 0")
+    if drawn and min(drawn) > 0 and max(drawn) / min(drawn) > 10:
+        ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(r.resource)
+    ax.set_ylabel(a.metric + (" (log)" if ax.get_yscale() == "log" else ""))
+    ax.set_title(f"{r.chain}: successive halving, eta {r.eta}", fontsize="small")
+    ax.legend(fontsize="x-small")
     fig.savefig(path)
 
 
@@ -182,6 +224,32 @@ def _section(a: SweepAnalysis, p: ParameterAnalysis, plots: Mapping[str, str]) -
     }
 
 
+def _rho(c: RankCorrelation) -> list[Any]:
+    return [c.low, c.high, c.n, "-" if c.rho is None else f"{c.rho:.2f}", _shown(c.p_value)]
+
+
+def _rungs_section(r: RungAnalysis) -> dict[str, Any]:
+    """What the template shows of a successive-halving chain."""
+    corr = ["lower budget", "higher budget", "configurations", "Spearman rho", "p"]
+    return {
+        "r": r, "budgets": ", ".join(str(b) for b in r.budgets),
+        "rungs": markdown_table(
+            ["rung", "Experiment", r.resource, "trials", "succeeded", "promoted"],
+            [[k.rung, k.experiment, k.budget, k.trials, k.succeeded,
+              ", ".join(k.promoted) or "-"] for k in r.rungs]),
+        "configurations": markdown_table(
+            ["configuration", "parameters", f"stopped at ({r.resource})", "value there",
+             "trials"],
+            [[c.name + (" (shipped)" if c.shipped else ""),
+              ", ".join(f"{k}={v}" for k, v in c.params.items()), c.stopped_at,
+              _shown(c.value), " -> ".join(c.trials)]
+             for c in sorted(r.configurations, key=lambda c: (-len(c.trials), c.name))]),
+        "between": markdown_table(corr, [_rho(c) for c in r.between_rungs]),
+        "by_budget": markdown_table(corr, [_rho(c) for c in r.by_budget])
+        if r.by_budget else "",
+    }
+
+
 def render_markdown(a: SweepAnalysis, plots: Mapping[str, str], wrote_spec: bool) -> str:
     """``analysis.md``: the summary, the suggestions, one section per parameter, the notes.
 
@@ -209,13 +277,17 @@ def render_markdown(a: SweepAnalysis, plots: Mapping[str, str], wrote_spec: bool
             ["parameter", "type", "importance", "direction"],
             [[p.name, f"{p.type}{' (log)' if p.log else ''}", _shown(p.importance),
               p.direction or p.best_vs_worst or "-"] for p in a.parameters]),
-        sections=[_section(a, p, plots) for p in a.parameters], history=plots["history"])
+        sections=[_section(a, p, plots) for p in a.parameters], history=plots["history"],
+        rungs=_rungs_section(a.rungs) if a.rungs else None, rungs_plot=plots.get("rungs", ""))
 
 
 def _plot_all(analysis: SweepAnalysis, out: Path) -> dict[str, str]:
     """Draw the history and one plot per parameter with trials; their file names by key."""
     plots = {"history": "history.png"}
     _plot_history(analysis, out / plots["history"])
+    if analysis.rungs is not None:
+        plots["rungs"] = "rungs.png"
+        _plot_rungs(analysis, analysis.rungs, out / plots["rungs"])
     for pa in analysis.parameters:
         if not pa.trials:
             continue

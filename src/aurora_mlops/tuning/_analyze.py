@@ -23,6 +23,12 @@ Only completed trials with a finite objective enter the statistics. Early-stoppe
 failed and killed trials are counted, never used; trials a crashed runner left behind and
 re-queued (``katib_interrupted``) are left out, as in ``status.json``.
 
+A successive-halving chain (``halving.json`` in the work dir, one study per rung) is analysed on
+its rung-0 study, every configuration at the lowest budget, with the spec the chain started
+from (never a rung's: a later rung searches only ``promoted``), so the next spec stays a
+halving spec; :mod:`._analyze_rungs` adds what the rungs say (promotions, where each
+configuration stopped, whether the low budgets ranked like the full one).
+
 :func:`analyze_sweep` only reads. :func:`write_analysis` writes ``analysis.json``,
 ``analysis.md``, PNG plots and ``next-spec.yaml``: the input Experiment with the suggested
 feasible spaces and a bumped ``metadata.name``; it is written only when :func:`check_experiment`
@@ -47,14 +53,26 @@ from aurora_mlops.tuning._analysis_model import (
     MIN_TRIALS_NARROW,
     CategoryStats,
     ParameterAnalysis,
+    RungAnalysis,
     Suggestion,
     SweepAnalysis,
     TrialRecord,
     usable,
 )
 from aurora_mlops.tuning._analysis_report import write_analysis
+from aurora_mlops.tuning._analyze_rungs import (
+    HALVING_FILE,
+    analyze_rungs,
+    intermediate_values,
+    memory_study,
+    read_chain,
+    trial_folders,
+    trial_histories,
+)
 from aurora_mlops.tuning._experiment import Experiment, Parameter
 from aurora_mlops.tuning._experiment_load import load_experiment
+from aurora_mlops.tuning._halving import read_halving
+from aurora_mlops.tuning._halving_plan import HALVING_ANNOTATION
 from aurora_mlops.tuning._next_spec import _next_spec
 from aurora_mlops.tuning._proposals import _analyze_parameter
 from aurora_mlops.tuning._states import COUNT_KEYS, attr, live_trials, trial_state
@@ -76,6 +94,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "CategoryStats",
     "ParameterAnalysis",
+    "RungAnalysis",
     "Suggestion",
     "SweepAnalysis",
     "TrialRecord",
@@ -186,21 +205,36 @@ def _completed(study: optuna.Study, db: Path, trials: tuple[TrialRecord, ...],
 def analyze_sweep(work_dir: str | Path, spec: str | Path | None = None) -> SweepAnalysis:
     """Analyse the local sweep in ``work_dir`` and propose the next Experiment.
 
+    A successive-halving chain (``halving.json`` in ``work_dir``) is analysed on its rung-0
+    study, which holds every configuration at the lowest budget, with the spec the chain started
+    from, and gets a :class:`RungAnalysis` of its promotions (``rungs``); ``study.db`` may be
+    missing there (a Katib chain's summary) when ``spec`` is given.
+
     Args:
         work_dir: The work dir of ``aurora-mlops tune SPEC --backend local`` (``study.db``,
-            ``status.json``, ``best.json``).
-        spec: The Experiment YAML the sweep ran. Default: a ``spec`` path recorded in
-            ``best.json`` or ``status.json``; without any, the space comes from the trials and
-            there is no next spec.
+            ``status.json``, ``best.json``, and ``halving.json`` for a chain).
+        spec: The Experiment YAML the sweep ran (for a chain: the successive-halving spec, not
+            a rung's). Default: a ``spec`` path recorded in ``halving.json``, ``best.json`` or
+            ``status.json``; without any, the space comes from the trials and there is no next
+            spec.
 
     Raises:
         ConfigError: The work dir or its ``study.db`` is missing or unreadable, the spec does
-            not match the study, or no trial has completed.
+            not match the study (or is a rung's), or no trial has completed.
     """
     work = Path(work_dir)
+    chain = read_chain(work) if work.is_dir() else None
+    if chain is not None:
+        return _analyze_chain(work, chain, spec)
     db = _study_db(work)
     spec_path, exp, study, direction = _load(work, db, spec)
-    notes: list[str] = []
+    return _analyze_study(work, db, spec_path, exp, study, direction, [])
+
+
+def _analyze_study(work: Path, db: Path, spec_path: Path | None, exp: Experiment | None,
+                   study: optuna.Study, direction: Direction, notes: list[str],
+                   rungs: RungAnalysis | None = None) -> SweepAnalysis:
+    """The parameter analysis of ``study`` (the sweep, or a chain's rung 0) with ``exp``."""
     everything = study.get_trials(deepcopy=False)
     raw = live_trials(everything)
     params = exp.parameters if exp is not None else _parameters_from_trials(raw)
@@ -232,4 +266,75 @@ def analyze_sweep(work_dir: str | Path, spec: str | Path | None = None) -> Sweep
         importance_method=method,
         parameters=tuple(analyses), suggestions=tuple(suggestions), notes=tuple(notes),
         trials=trials, next_spec=next_spec, next_spec_problems=problems,
-        elites=tuple(t.number for t in elites))
+        elites=tuple(t.number for t in elites), rungs=rungs)
+
+
+def _analyze_chain(work: Path, chain: dict[str, Any], spec: str | Path | None,
+                   ) -> SweepAnalysis:
+    """A successive-halving chain: rung 0's parameter analysis, then the rungs."""
+    notes: list[str] = []
+    spec_path, exp = _chain_spec(work, chain, spec, notes)
+    names = [str(r["experiment"]) for r in chain["rungs"]]
+    db = work / "study.db"
+    if db.is_file():
+        study = _open_study(db, names[0])
+        intermediate = intermediate_values(db, names)
+    elif exp is not None:
+        study, intermediate = memory_study(chain, exp), {}
+        notes.append(f"No study.db: rung 0's trials come from {HALVING_FILE}, their learning "
+                     "curves from the trial folders' trial.json where they are at hand.")
+    else:
+        raise ConfigError(f"{work} holds {HALVING_FILE} but no study.db; pass --spec with the "
+                          f"successive-halving spec the chain {chain['experiment']} started "
+                          "from, so that rung 0's parameters can be read")
+    direction: Direction = "minimize" if study.direction.name == "MINIMIZE" else "maximize"
+    if exp is not None and exp.objective.type != direction:
+        raise ConfigError(f"{spec_path} says {exp.objective.type} but the chain in {work} was "
+                          f"run to {direction}; pass the spec of the chain that ran there")
+    metric = _metric_name(exp, live_trials(study.get_trials(deepcopy=False)))
+    trial_names = [str(t["name"]) for r in chain["rungs"] for t in r["trials"]]
+    folders = {n: trial_folders(work, exp, n) for n in trial_names}
+    rungs = analyze_rungs(chain, trial_histories(trial_names, folders, metric, intermediate))
+    notes.append(f"Parameters: rung 0 ({names[0]}), every configuration at the lowest budget "
+                 f"({rungs.budgets[0]} {rungs.resource}); the ranking there may differ from "
+                 "the full budget's (see Rungs).")
+    return _analyze_study(work, db, spec_path, exp, study, direction, notes, rungs)
+
+
+def _not_base(exp: Experiment, chain: dict[str, Any]) -> str:
+    """Why ``exp`` is not the spec ``chain`` started from ('' when it is)."""
+    base = chain["experiment"]
+    rungs = [str(r["experiment"]) for r in chain["rungs"]]
+    if exp.name in rungs:
+        return (f"is the spec of rung {rungs.index(exp.name)} ({exp.name}), not the "
+                f"successive-halving spec the chain started from; pass that one "
+                f"(metadata.name {base})")
+    if exp.name != base:
+        return (f"is the Experiment {exp.name}, but the work dir holds the successive-halving "
+                f"chain {base} ({HALVING_FILE}); pass the spec that chain started from")
+    if read_halving(exp.raw, exp.source) is None:
+        return (f"has no {HALVING_ANNOTATION} annotation, but {base} ran as a successive-halving "
+                "chain; pass the spec with the annotation it ran")
+    return ""
+
+
+def _chain_spec(work: Path, chain: dict[str, Any], spec: str | Path | None, notes: list[str],
+                ) -> tuple[Path | None, Experiment | None]:
+    """The chain's base spec: ``spec`` (refused if it is not the base), else a recorded one
+    that is the base (others are skipped with a note)."""
+    if spec is not None:
+        exp = load_experiment(spec)
+        problem = _not_base(exp, chain)
+        if problem:
+            raise ConfigError(f"{spec} {problem}")
+        return Path(spec), exp
+    docs = [chain, _read_json(work / "best.json"), _read_json(work / "status.json")]
+    path = _recorded_spec(work, docs)
+    if path is None:
+        return None, None
+    exp = load_experiment(path)
+    problem = _not_base(exp, chain)
+    if problem:
+        notes.append(f"The recorded spec {path} {problem}; it was not used.")
+        return None, None
+    return path, exp
