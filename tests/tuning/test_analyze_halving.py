@@ -153,9 +153,11 @@ def test_correlations_match_a_hand_computation_and_the_verdict_says_alike(
     assert row.rho == pytest.approx(_hand_rho([c[0] for c in curves], [c[1] for c in curves]))
     assert r.judged is not None and (r.judged.low, r.judged.high, r.judged.n) == (1, 2, 4)
     assert r.judged.rho == pytest.approx(1.0)
+    # Exact p of a perfect rank order of 4: 2 of the 24 pairings reach |rho| = 1.
+    assert r.judged.p_value == pytest.approx(2 / 24)
     assert r.verdict.startswith("The low rungs ranked like the full budget (Spearman rho=1.00, "
-                                "n=4, between 1 and 2 epochs, the highest budget that at "
-                                "least 4 configurations reached (the full budget is 4))")
+                                "p=0.083, n=4, between 1 and 2 epochs, the highest budget that "
+                                "at least 4 configurations reached (the full budget is 4))")
 
 
 def test_a_low_rung_that_ranks_opposite_is_called_misleading(
@@ -169,7 +171,7 @@ def test_a_low_rung_that_ranks_opposite_is_called_misleading(
     assert r.judged.n == 4 and r.judged.rho == pytest.approx(
         _hand_rho(*map(list, zip(*pairs, strict=True)))) == pytest.approx(-1.0)
     assert r.verdict.startswith("The low rungs did not rank like the full budget "
-                                "(Spearman rho=-1.00, n=4")
+                                "(Spearman rho=-1.00, p=0.083, n=4")
     assert "raise it or keep more per rung" in r.verdict
 
 
@@ -243,3 +245,44 @@ def test_a_folder_with_only_halving_json_and_trial_folders(
     assert list(shipped.history) == curve
     written = write_analysis(a, tmp_path / "out")
     assert tmp_path / "out" / "rungs.png" in written
+
+
+@pytest.mark.parametrize("xs, ys, rho, p", [
+    ([1, 2, 3], [1, 2, 3], 1.0, 2 / 6),  # scipy's t approximation says p=0 here
+    ([1, 2, 3, 4], [4, 3, 2, 1], -1.0, 2 / 24),
+    ([1, 2, 3, 4, 5], [1, 3, 2, 4, 5], 0.9, None),
+    ([1, 2], [1, 2], None, None),
+    ([1, 2, 3, 4], [2, 2, 2, 2], None, None),
+], ids=["three", "four-reversed", "five", "two", "constant"])
+def test_spearman_and_its_exact_p(xs: list[float], ys: list[float], rho: float | None,
+                                  p: float | None) -> None:
+    from itertools import permutations
+
+    from aurora_mlops.tuning._analyze_rungs import _spearman
+
+    got_rho, got_p = _spearman(xs, ys)
+    assert got_rho == (None if rho is None else pytest.approx(rho))
+    if rho is None:
+        assert got_p is None
+        return
+    # By hand: the share of all pairings of the y values whose |rho| is at least as large.
+    pairings = [_hand_rho(xs, list(perm)) for perm in permutations(ys)]
+    share = sum(abs(q) >= abs(rho) - 1e-9 for q in pairings) / len(pairings)
+    assert got_p == pytest.approx(share if p is None else p)
+
+
+@pytest.mark.parametrize("rho, n, words", [
+    (0.9, 5, "ranked like the full budget (Spearman rho=0.90"),
+    (0.3, 5, "ranked only loosely like the full budget (Spearman rho=0.30"),
+    (-0.5, 5, "did not rank like the full budget (Spearman rho=-0.50"),
+    (1.0, 3, "Too few configurations (n=3) to judge"),
+    (None, 5, "the objective was the same for all n=5 configurations"),
+], ids=["alike", "loosely", "opposite", "too-few", "constant"])
+def test_the_verdict_is_one_sentence(rho: float | None, n: int, words: str) -> None:
+    from aurora_mlops.tuning._analysis_model import RankCorrelation
+    from aurora_mlops.tuning._analyze_rungs import _verdict
+
+    text = _verdict(RankCorrelation(low=3, high=27, n=n, rho=rho, p_value=None,
+                                    source="rungs"), [3, 9, 27], "epochs")
+    assert words in text and "between 3 and 27 epochs" in text
+    assert text.count(". ") == 0 and text.endswith(".")

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 __all__ = ["HALVING_FILE", "analyze_rungs", "intermediate_values", "memory_study", "read_chain",
            "trial_folders", "trial_histories"]
 
+#: Up to this many pairs the p-value enumerates every pairing (8! = 40320).
+EXACT_P_MAX = 8
+
 #: What a successive-halving chain leaves beside its work dir's study (or in a best dir).
 HALVING_FILE = "halving.json"
 
@@ -196,8 +199,23 @@ def _configurations(doc: Mapping[str, Any], histories: Mapping[str, Sequence[flo
     return out
 
 
+def _exact_p(xs: Sequence[float], ys: Sequence[float], rho: float) -> float:
+    """Two-sided p of Spearman's ``rho`` over every pairing of the ranks (the t approximation
+    that scipy uses says p=0 for a perfect rho of three points; the truth is 1/3)."""
+    import itertools
+
+    import numpy as np
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(xs), rankdata(ys)
+    rx, perms = rx - rx.mean(), np.array(list(itertools.permutations(ry - ry.mean())))
+    rhos = perms @ rx / (np.linalg.norm(rx) * np.linalg.norm(perms[0]))
+    return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-9))
+
+
 def _spearman(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, float | None]:
-    """Spearman's rho and its p-value; ``None`` below 3 pairs or when a side is constant."""
+    """Spearman's rho and its p-value (exact up to :data:`EXACT_P_MAX` pairs); ``None`` below 3
+    pairs or when a side is constant."""
     if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None, None
     from scipy.stats import spearmanr
@@ -205,8 +223,11 @@ def _spearman(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, f
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = spearmanr(xs, ys)
-    rho, p = float(res.statistic), float(res.pvalue)
-    return (rho if math.isfinite(rho) else None), (p if math.isfinite(p) else None)
+    rho = float(res.statistic)
+    if not math.isfinite(rho):
+        return None, None
+    p = _exact_p(xs, ys, rho) if len(xs) <= EXACT_P_MAX else float(res.pvalue)
+    return rho, (p if math.isfinite(p) else None)
 
 
 def _correlation(pairs: Sequence[tuple[float, float]], low: int, high: int,
@@ -252,6 +273,8 @@ def _verdict(j: RankCorrelation | None, budgets: Sequence[int], resource: str) -
     if j is None or j.n == 0:
         return "No configuration ran past the lowest rung, so the fidelity cannot be judged."
     rho = "undefined" if j.rho is None else f"{j.rho:.2f}"
+    if j.p_value is not None:
+        rho += f", p={j.p_value:.2g}"
     where = f"between {j.low} and {j.high} {resource}"
     if j.high != budgets[-1] and j.n >= MIN_JUDGE:
         where += (f", the highest budget that at least {MIN_JUDGE} configurations reached "
