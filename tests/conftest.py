@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+
+# Python's own SQLite before anything lists xarray's engines: that loads cfgrib, whose eccodes
+# loads eckitlib's bundled libsqlite3 3.26 with global symbols, and a later `import sqlite3`
+# binds to it, which MLflow's SQL store refuses (it needs 3.31 or newer).
+import sqlite3  # noqa: F401
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
