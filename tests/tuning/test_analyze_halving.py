@@ -148,7 +148,11 @@ def test_correlations_match_a_hand_computation_and_the_verdict_says_alike(
     assert first.rho == pytest.approx(_hand_rho(*map(list, zip(*pairs, strict=True))))
     # From the curves of the trials that reached rung 1: epoch 1 against epoch 2.
     curves = [_curve(work, t["name"]) for t in r1]
-    row = next(c for c in r.by_budget if (c.low, c.high) == (1, 2))
+    # Per rung reached by two or more curves, every lower epoch against the rung's budget
+    # (rung 0 trains one epoch, so it has no lower one).
+    assert [(c.low, c.high, c.n) for c in r.by_budget] == [(1, 2, 4), (1, 4, 2), (2, 4, 2),
+                                                           (3, 4, 2)]
+    row = r.by_budget[0]
     assert row.n == 4 and row.source == "history"
     assert row.rho == pytest.approx(_hand_rho([c[0] for c in curves], [c[1] for c in curves]))
     assert r.judged is not None and (r.judged.low, r.judged.high, r.judged.n) == (1, 2, 4)

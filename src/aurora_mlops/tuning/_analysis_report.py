@@ -85,7 +85,8 @@ def _plot_rungs(a: SweepAnalysis, r: RungAnalysis, path: Path) -> None:
     fig = _figure()
     ax = fig.add_subplot()
     drawn: list[float] = []
-    for i, c in enumerate(sorted(r.configurations, key=lambda c: (len(c.trials), c.shipped))):
+    palette = iter(["C0", "C1", "C2", "C4", "C6", "C8", "C9", "C5"] * len(r.configurations))
+    for c in sorted(r.configurations, key=lambda c: (len(c.trials), c.shipped)):
         xs, ys = ((list(range(1, len(c.history) + 1)), list(c.history)) if c.history else
                   ([b for b, v in zip(r.budgets, c.values, strict=False) if v is not None],
                    [v for v in c.values if v is not None]))
@@ -95,7 +96,7 @@ def _plot_rungs(a: SweepAnalysis, r: RungAnalysis, path: Path) -> None:
         promoted = len(c.trials) > 1
         style: dict[str, Any] = (
             {"color": "C3", "linewidth": 2.4, "zorder": 4} if c.shipped else
-            {"color": f"C{i % 10}", "linewidth": 1.6, "zorder": 3} if promoted else
+            {"color": next(palette), "linewidth": 1.6, "zorder": 3} if promoted else
             {"color": "0.6", "linewidth": 0.9, "alpha": 0.7, "zorder": 2})
         ax.plot(xs, ys, marker="." if len(xs) > 1 else "o", label=(
             f"{c.name} (shipped)" if c.shipped else c.name if promoted else None), **style)

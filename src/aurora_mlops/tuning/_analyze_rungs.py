@@ -246,10 +246,11 @@ def _rung_pair(configs: Sequence[Configuration], budgets: Sequence[int], low: in
 
 def _by_budget(configs: Sequence[Configuration], budgets: Sequence[int],
                ) -> list[RankCorrelation]:
-    """Per higher rung k reached by two or more configurations with a learning curve: the
-    objective after each epoch below ``budgets[k]`` against the one at ``budgets[k]``."""
+    """Per rung k reached by two or more configurations with a learning curve: the objective
+    after each epoch below ``budgets[k]`` against the one at ``budgets[k]`` (rung 0: every
+    configuration, the only comparison with many when the chain keeps a third)."""
     out = []
-    for k, top in enumerate(budgets[1:], start=1):
+    for k, top in enumerate(budgets):
         curves = [c.history for c in configs if len(c.trials) > k and len(c.history) >= top]
         if len(curves) < 2:
             continue
@@ -280,7 +281,7 @@ def _verdict(j: RankCorrelation | None, budgets: Sequence[int], resource: str) -
         where += (f", the highest budget that at least {MIN_JUDGE} configurations reached "
                   f"(the full budget is {budgets[-1]})")
     if j.n < MIN_JUDGE:
-        found = (f"Spearman rho={rho} {where}" if j.rho is not None
+        found = (f"Spearman rho={rho}, {where}" if j.rho is not None
                  else f"no rank correlation {where}")
         return (f"Too few configurations (n={j.n}) to judge whether the low rungs ranked like "
                 f"the full budget ({found}; at least {MIN_JUDGE} are needed).")
