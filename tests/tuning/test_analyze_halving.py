@@ -290,3 +290,18 @@ def test_the_verdict_is_one_sentence(rho: float | None, n: int, words: str) -> N
                                     source="rungs"), [3, 9, 27], "epochs")
     assert words in text and "between 3 and 27 epochs" in text
     assert text.count(". ") == 0 and text.endswith(".")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "cannot be read as JSON"),
+    ('{"experiment": "x", "plan": {}, "rungs": []}', "is not a successive-halving summary"),
+    ('{"experiment": "x", "plan": {}, "rungs": [{"experiment": "x-r0", "budget": 1, '
+     '"trials": [{"value": 1.0}]}]}', "every trial with a name and parameters"),
+], ids=["not-json", "no-rungs", "nameless-trial"])
+def test_a_broken_halving_json_is_one_sentence(text: str, words: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "halving.json").write_text(text)
+    assert main(["tune", "analyze", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aurora-mlops: error: ") and words in err and err.count("\n") == 1
+    assert str(tmp_path / "halving.json") in err

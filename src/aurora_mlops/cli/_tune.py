@@ -158,7 +158,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if analysis.next_spec_problems:
         print("next-spec.yaml not written: the proposal fails katib check (see analysis.md)")
     elif analysis.next_spec is None:
-        print("next-spec.yaml not written: pass --spec with the Experiment this sweep ran")
+        print("next-spec.yaml not written: pass --spec with the Experiment this sweep ran"
+              + (" (the successive-halving spec, not a rung's)" if r is not None else ""))
     print("wrote:")
     for path in paths:
         print(f"  {path}")

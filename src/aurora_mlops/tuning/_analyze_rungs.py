@@ -74,11 +74,15 @@ def read_chain(folder: Path) -> dict[str, Any] | None:
     ok = (isinstance(rungs, list) and rungs and isinstance(doc.get("experiment"), str)
           and isinstance(doc.get("plan"), dict)
           and all(isinstance(r, dict) and {"experiment", "budget", "trials"} <= r.keys()
+                  and isinstance(r["trials"], list)
+                  and all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                          and isinstance(t.get("parameters", {}), dict) for t in r["trials"])
                   for r in rungs))
     if not ok:
         raise ConfigError(f"{path} is not a successive-halving summary (it needs experiment, "
                           "plan and rungs with experiment, budget and trials); it is written "
-                          "by `aurora-mlops tune` for a spec with aurora-mlops/successive-halving")
+                          "by `aurora-mlops tune` for a spec with aurora-mlops/successive-halving"
+                          " (every trial with a name and parameters)")
     return doc
 
 
@@ -155,14 +159,19 @@ def memory_study(chain: dict[str, Any], exp: Experiment) -> optuna.Study:
                                 direction=exp.objective.type)
     dists = {p.name: p.distribution_for_optuna() for p in exp.parameters}
     for t in rung0["trials"]:
+        assigned = t.get("parameters") or {}
+        missing = [p.name for p in exp.parameters if p.name not in assigned]
+        if missing:
+            raise ConfigError(f"{HALVING_FILE}: trial {t['name']} has no value for {missing[0]}"
+                              f" of {exp.source}; pass the spec the chain ran")
         state = TrialState[_OPTUNA_STATES.get(str(t.get("state")), "FAIL")]
         value = t.get("value")
         if state == TrialState.COMPLETE and not isinstance(value, int | float):
             state = TrialState.FAIL
         study.add_trial(create_trial(
             state=state, value=value if state == TrialState.COMPLETE else None,
-            params=optuna_params(exp, t["parameters"]), distributions=dists,
-            user_attrs={attr("name"): t["name"], attr("assignments"): t["parameters"],
+            params=optuna_params(exp, assigned), distributions=dists,
+            user_attrs={attr("name"): t["name"], attr("assignments"): assigned,
                         attr("killed"): t.get("state") == "Killed"}))
     return study
 
@@ -179,10 +188,11 @@ def _configurations(doc: Mapping[str, Any], histories: Mapping[str, Sequence[flo
     last: dict[str, str] = {}  # a trial's name -> its configuration (rung-0 trial's name)
     for k, rung in enumerate(doc["rungs"]):
         for t in rung["trials"]:
-            origin = t["name"] if k == 0 else last.get(str(t["parameters"].get(PROMOTED)))
+            resumed = (t.get("parameters") or {}).get(PROMOTED)
+            origin = t["name"] if k == 0 else last.get(str(resumed))
             if origin is None:
                 log.warning("%s: trial %s resumed %r, which no earlier rung ran; left out",
-                            HALVING_FILE, t["name"], t["parameters"].get(PROMOTED))
+                            HALVING_FILE, t["name"], resumed)
                 continue
             chains.setdefault(origin, []).append(t)
             last[t["name"]] = origin
@@ -192,7 +202,8 @@ def _configurations(doc: Mapping[str, Any], histories: Mapping[str, Sequence[flo
         names = tuple(str(t["name"]) for t in chain)
         deepest = max((list(histories.get(n, ())) for n in names), key=len)
         out.append(Configuration(
-            name=origin, params={k: str(v) for k, v in chain[0]["parameters"].items()},
+            name=origin,
+            params={k: str(v) for k, v in (chain[0].get("parameters") or {}).items()},
             trials=names, values=tuple(_value(t.get("value")) for t in chain),
             stopped_at=budgets[len(chain) - 1], shipped=best in names,
             history=tuple(deepest)))
