@@ -132,9 +132,10 @@ def warm_trial_imports() -> None:
 
     Resolve the entry point (a scan of every installed package's metadata), import the CLI's
     subcommand modules (the parser is built from all of them), the training modules (the
-    package imports them lazily) and what a trial imports on the way: its dataset's reader,
-    the progress bar, and what MLflow imports when a run starts and logs (GitPython for the
-    source commit, OpenTelemetry, the SQLite dialect). Optional ones may be missing.
+    package imports them lazily) and what a trial imports on the way: its dataset's reader
+    (and xarray's list of backends), the progress bar, and what MLflow imports when a run
+    starts and logs (GitPython for the source commit, OpenTelemetry, the SQLite dialect).
+    Optional ones may be missing.
     """
     import logging
 
@@ -146,8 +147,11 @@ def warm_trial_imports() -> None:
         program_main()(["train-trial", "--list-params", "--profile", "smoke"])
     root.handlers[:] = handlers
     root.setLevel(level)
+    import xarray.backends
+
     from aurora_mlops.training import train_trial  # noqa: F401
 
+    xarray.backends.list_engines()  # found through entry points on a process's first open
     for name in _WARM_IMPORTS:
         with contextlib.suppress(ImportError):
             __import__(name)
