@@ -304,3 +304,39 @@ def test_a_resumed_ddp_trial_equals_an_uninterrupted_one(
     err = capsys.readouterr().err
     assert code == 1 and "trained on 2 process(es) but this trial runs on 1" in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.gpu
+def test_the_cuda_generator_is_saved_and_restored() -> None:
+    """Drop path on a GPU draws from the device's generator, which the state keeps too."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from aurora_mlops.training._resume import restore_rng, rng_state
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    state = rng_state(device)
+    first = (torch.rand(8, device=device), torch.rand(8))
+    torch.rand(8, device=device)  # move on, then back
+    restore_rng(state, device)
+    assert torch.equal(first[0], torch.rand(8, device=device))
+    assert torch.equal(first[1], torch.rand(8))
+
+
+def test_every_generator_comes_back_through_the_state_file(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from aurora_mlops.training._resume import restore_rng, rng_state
+
+    cpu = torch.device("cpu")
+    torch.save(rng_state(cpu), tmp_path / "rng.pt")
+
+    def draw() -> tuple[float, float, float, float]:
+        return (random.random(), float(np.random.rand()), float(np.random.randn()),
+                float(torch.rand(1)))
+
+    first = draw()
+    draw()
+    restore_rng(torch.load(tmp_path / "rng.pt", weights_only=True), cpu)
+    assert draw() == first
