@@ -49,7 +49,8 @@ STATE_FILE = "train_state.pt"
 _RECORD_KEYS = ("variant", "profile", "params", "history", "train_state", "data", "init",
                 "versions")
 #: Parameters a resumed trial may change: the budget, and knobs that change speed, not results
-#: (DataLoader workers read the same windows in the same order; threads split the same ops).
+#: (DataLoader workers read the same windows in the same order; another thread count may only
+#: reorder a sum, a float rounding).
 RESUMABLE: tuple[str, ...] = ("epochs", "torch_threads", "num_workers", "prefetch_factor")
 
 
