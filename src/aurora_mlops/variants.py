@@ -108,7 +108,9 @@ class VariantSpec(BaseModel):
             variable, or the two components of a speed.
         headline: ``(variable, level hPa or None)`` pairs that reports show first, in order.
         trial_flags: Literal ``train-trial`` flags every sweep trial of the variant runs with
-            (not searched), e.g. ``--amp=on``.
+            (not searched), e.g. ``--positivity=on``.
+        production_flags: Literal flags production sweep trials add (``--amp=on``: bf16
+            autocast pays on a GPU; on the smoke profile's CPU it slows the step down).
         sweep_grid: Parameters of the production architecture grid sweep (``katib render``;
             none: no grid sweep).
         sweep_random_leave_out: Parameters the production random sweep leaves out (Katib
@@ -141,6 +143,7 @@ class VariantSpec(BaseModel):
     event_inputs: tuple[str, ...] = Field(default=("10u", "10v"), min_length=1, max_length=2)
     headline: tuple[tuple[str, int | None], ...] = (("2t", None), ("msl", None), ("z", 500))
     trial_flags: tuple[str, ...] = ()
+    production_flags: tuple[str, ...] = ()
     sweep_grid: tuple[str, ...] = ()
     sweep_random_leave_out: tuple[str, ...] = ()
     smoke_sweep_grid: tuple[str, ...] = ()
@@ -148,6 +151,10 @@ class VariantSpec(BaseModel):
     def config(self, profile: Profile) -> dict[str, Any]:
         """Constructor keyword arguments of the ``profile`` model (a fresh dict)."""
         return dict(self.smoke if profile == "smoke" else self.production)
+
+    def flags(self, profile: Profile) -> tuple[str, ...]:
+        """Literal ``train-trial`` flags of the variant's ``profile`` sweep trials."""
+        return self.trial_flags + (self.production_flags if profile == "production" else ())
 
     def pressure_levels(self, profile: Profile) -> tuple[int, ...]:
         """Pressure levels (hPa) used with the ``profile`` model."""
@@ -237,7 +244,9 @@ VARIANTS: dict[str, VariantSpec] = {
             node_pool=NodePool(gpu_type="nvidia-h100-80gb", gpus_per_trial=4, gpu_memory_gib=75.0,
                                cpu="32", memory="256Gi"),
             description="Global weather at 0.1 degrees, 6-hourly, fine-tuned on IFS HRES analysis.",
-            trial_flags=("--amp=on",),
+            # Not on the smoke CPU: autocast's casts around the tiny model's many small
+            # matrices made its step 1.8x slower (bench/bench_trial_speed.py).
+            production_flags=("--amp=on",),
             sweep_grid=("patch_size", "encoder_depths", "embed_dim"),
             sweep_random_leave_out=("embed_dim",),
             smoke_sweep_grid=("weight_decay", "max_history_size"),
@@ -322,14 +331,11 @@ def get_variant(name: str) -> VariantSpec:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown variant {name!r}: choose one of {', '.join(VARIANTS)}"
-        ) from None
+        raise ConfigError(f"unknown variant {name!r}: choose one of {', '.join(VARIANTS)}"
+                          ) from None
 
 
-def variants_with(
-    capability: Literal["loss_terms", "extra_inputs", "events"], item: str
-) -> str:
+def variants_with(capability: Literal["loss_terms", "extra_inputs", "events"], item: str) -> str:
     """The names of the variants whose ``capability`` field holds ``item``, joined by "and"
     (for messages such as "--log_space_loss applies to air-pollution only")."""
     return " and ".join(n for n, v in VARIANTS.items() if item in getattr(v, capability))
@@ -340,9 +346,7 @@ def model_knobs(spec: VariantSpec) -> dict[str, inspect.Parameter]:
     knobs: dict[str, inspect.Parameter] = {}
     for klass in aurora_class(spec.aurora_class).__mro__:
         init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for pname, param in inspect.signature(init).parameters.items():
+        for pname, param in inspect.signature(init).parameters.items() if init else ():
             if param.kind == inspect.Parameter.KEYWORD_ONLY or (
                 param.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD and pname != "self"
             ):
@@ -352,9 +356,7 @@ def model_knobs(spec: VariantSpec) -> dict[str, inspect.Parameter]:
 
 def _coerce(value: Any, default: Any) -> Any:
     """Lists become tuples where the constructor default is a tuple (YAML/JSON give lists)."""
-    if isinstance(default, tuple) and isinstance(value, list):
-        return tuple(value)
-    return value
+    return tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
 
 
 def build_model(
@@ -386,14 +388,12 @@ def build_model(
             f"unknown model setting(s) {', '.join(unknown)} for variant {spec.name} "
             f"({spec.aurora_class}); valid settings are: {', '.join(sorted(knobs))}"
         )
-    kwargs = spec.config(profile)
-    kwargs.update(overrides)
-    kwargs = {k: _coerce(v, knobs[k].default) for k, v in kwargs.items()}
+    merged = {**spec.config(profile), **overrides}
+    kwargs = {k: _coerce(v, knobs[k].default) for k, v in merged.items()}
     try:
-        model = aurora_class(spec.aurora_class)(**kwargs)
+        return aurora_class(spec.aurora_class)(**kwargs)
     except (TypeError, ValueError, AssertionError) as e:
         raise ConfigError(
             f"variant {spec.name}: {spec.aurora_class} rejected the configuration "
             f"{sorted(kwargs.items())}: {e}"
         ) from e
-    return model

@@ -126,8 +126,8 @@ def test_trial_command_parses_with_the_real_cli(study: Study) -> None:
         params = resolve_params(args.profile, parse_param_args(extra))
         for name in study.parameters:
             assert getattr(params, name) is not None, name
-        if study.variant == "high-res":
-            assert params.amp is True
+        if study.variant == "high-res":  # bf16 autocast on GPUs only: slower on the CPU
+            assert params.amp is (study.profile == "production")
         if study.variant == "air-pollution":
             assert params.positivity is True
         # Smoke trials too: the volumes' paths, not the image's working directory.

@@ -73,7 +73,7 @@ def trial_command(study: Study, *, launcher_prefix: tuple[str, ...] = ()) -> lis
     ]
     if study.init is not None:
         cmd += ["--init", study.init]
-    cmd += list(VARIANTS[study.variant].trial_flags)
+    cmd += list(VARIANTS[study.variant].flags(study.profile))
     if study.profile == "smoke":
         cmd += list(SMOKE_BUDGET)
     cmd += [f"--{name}=${{trialParameters.{name}}}" for name in study.parameters]
