@@ -1,25 +1,29 @@
-"""Does tuning pay? The sweep's best parameters against the defaults, same final-fit budget.
+"""Does tuning pay, measured honestly? (a) the pick against the defaults on unseen data, (b) the
+tuner's efficiency against random search.
 
-For each variant: synthesise its smoke dataset, run the local sweep exactly as ``make run`` does
-(``aurora_mlops.kfp.steps.sweep``, backend ``local``, the smoke search space, ``make run``'s
-trial budget; its trials use seed 0), then train twice per seed, once with the sweep's best
-parameters and once with the smoke profile's defaults, with the same budget (``make run``'s
-final fit, or its trial budget when it ships the best trial as it is). The seeds are 1..N, not
-the sweep's 0, so the best trial's luck on its own seed does not count. Prints, per variant,
-the best parameters and the fits' ``val_score`` (lower is better) as mean +- standard
-deviation over the seeds, their difference, and per seed (each seed's two fits share its data
-order and initial weights, so the paired difference has a spread of its own).
+(a) Held-out data. The smoke defaults were set by hand on make run's data (synthetic seed 0,
+    January), so beating them there proves little. Per variant this synthesises another
+    dataset (``--data-seed``, default 7, starting in July: another seed and season), runs make
+    run's sweep on it (successive halving, ``aurora_mlops.kfp.steps.sweep``), then fits the
+    pick and the defaults with seeds 1..N at the full budget (the sweep's trials use seed 0)
+    and scores each fit on the dataset's test split with ``aurora-mlops evaluate``: the mean
+    over every variable x level x lead target of RMSE / persistence's RMSE (lower is better)
+    and the fraction of targets won against persistence. Prints each arm's mean and standard
+    error and the paired difference (default - tuned) with its standard error; the pick "pays"
+    where the paired difference exceeds two standard errors.
+(b) Efficiency, on make run's own data (seed 0). Per seed s (the samplers' seed), successive
+    halving spends C trial-steps; random search gets 3C (whole trials at the full budget).
+    Prints both bests (val_score, lower is better), whether halving reached random's best, and
+    the compute random needed to reach halving's best (its trials in the order they ran), as
+    a multiple of C. Target: halving reaches random's 3C best in C, i.e. at most a third of
+    random's compute.
 
-Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 3] [--algorithm sobol]
-                                    [--max-trials N] [--jobs 2] [--trial-args '--epochs=2 ...']
-                                    [--final-fit-args '--epochs=6 ...'] [--work DIR]
-                                    [--from-run WORK | --best-args='--learning_rate=... ...']
+Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--part a|b|ab]
+                                    [--steps-per-epoch 50] [--jobs 2] [--work DIR]
 
-Heavy: per variant, a sweep of 6 trials plus 2 x seeds fits, each of 1500 steps (60-350 s on
-one free core), ``--jobs`` (default 2) at once: 6 to 20 minutes per variant on 2 cores. With
-more torch threads than free cores OpenMP's spinning made one fit 10x slower, so each job gets
-one core (OMP_NUM_THREADS=1 unless set; the smoke profile uses one torch thread): give
-``--jobs`` no more than the free cores.
+Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
+N random searches of 3x their compute. ``--steps-per-epoch`` scales every budget (make run: 50);
+the printout says which was used.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import multiprocessing
 import os
 import shlex
@@ -35,148 +40,201 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 from aurora_mlops.data import synthesize, write_dataset
-from aurora_mlops.errors import ConfigError
 from aurora_mlops.kfp import LocalBudget
 from aurora_mlops.kfp.steps import sweep
 from aurora_mlops.training import parse_param_args, resolve_params, train_trial
+from aurora_mlops.tuning import (
+    pipeline_experiment,
+    read_halving,
+    run_halving_local,
+    run_local,
+)
 from aurora_mlops.variants import VARIANTS, get_variant
 
-
-def _fit(variant: str, data: Path, out: Path, given: dict[str, Any]) -> float:
-    """``val_score`` of one smoke final fit of ``given`` (no tracking)."""
-    result = train_trial(variant=get_variant(variant), data=data, output_dir=out,
-                         params=resolve_params("smoke", given), profile="smoke",
-                         tracking=False, stdout=io.StringIO())
-    return float(result.metrics["val_score"])
+BUDGET = LocalBudget()
 
 
-def _run_fits(calls: list[tuple[str, Path, Path, dict[str, Any]]], jobs: int) -> list[float]:
-    """``_fit`` of each call, ``jobs`` at once in processes of their own (in this one if 1).
+def _budget_args(steps_per_epoch: int) -> str:
+    """make run's trial budget with ``steps_per_epoch`` steps an epoch."""
+    given = parse_param_args(shlex.split(BUDGET.trial_args))
+    given["steps_per_epoch"] = steps_per_epoch
+    return " ".join(f"--{k}={v}" for k, v in given.items())
 
-    Each fit is seeded and single-threaded, so running them side by side changes its wall time,
-    not its result.
-    """
+
+# (a) the pick against the defaults on held-out data ---------------------------------------------
+def _score(variant: str, model: Path, data: Path, out: Path) -> tuple[float, float]:
+    """Mean RMSE / persistence's RMSE over the test split's targets, and the fraction won."""
+    from aurora_mlops.cli import main
+
+    with redirect_stdout(io.StringIO()):
+        code = main(["evaluate", "--model", str(model), "--data", str(data), "--variant",
+                     variant, "--out", str(out), "--lead-steps", str(BUDGET.lead_steps),
+                     "--max-inits", str(BUDGET.max_inits)])
+    if code != 0:
+        raise SystemExit(f"evaluate of {model} failed ({code})")
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    rmse: dict[tuple[Any, ...], dict[str, float]] = {}
+    for r in rows:
+        if r["metric"] == "rmse":
+            rmse.setdefault((r["variable"], r.get("level"), r["lead_hours"]), {})[r["model"]] = (
+                float(r["value"]))
+    ratios = [t["model"] / t["persistence"] for t in rmse.values()
+              if "model" in t and t.get("persistence", 0) > 0]
+    return statistics.fmean(ratios), sum(r < 1 for r in ratios) / len(ratios)
+
+
+def _fit_and_score(variant: str, data: Path, out: Path, given: dict[str, Any]) -> tuple[float, ...]:
+    train_trial(variant=get_variant(variant), data=data, output_dir=out,
+                params=resolve_params("smoke", given), profile="smoke", tracking=False,
+                stdout=io.StringIO())
+    return _score(variant, out, data, out / "eval")
+
+
+def _pool(calls: list[tuple[Any, ...]], jobs: int) -> list[tuple[float, ...]]:
+    """``_fit_and_score`` of each call, ``jobs`` at once (seeded single-threaded fits, so the
+    results do not depend on it)."""
     if jobs == 1:
-        return [_fit(*call) for call in calls]
+        return [_fit_and_score(*c) for c in calls]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_fit, *zip(*calls, strict=True)))
+        return list(pool.map(_fit_and_score, *zip(*calls, strict=True)))
 
 
-def _spread(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} +- {sd:.4f}"
+def _se(values: list[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
 
 
-def _from_run(run: Path, variant: str) -> tuple[Path, dict[str, Any]]:
-    """The dataset and sweep ``best.json`` of ``variant`` in a ``make run`` work dir."""
-    found = sorted(run.glob(f"kfp/**/data-validate/dataset/{variant}.nc"))
-    if not found:
-        raise SystemExit(f"--from-run {run}: no make-run dataset of {variant} under {run}/kfp")
-    best = found[-1].parents[2] / "tune" / "sweep" / "best.json"
-    return found[-1], json.loads(best.read_text())
-
-
-def bench_variant(variant: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Sweep once (or take make run's sweep), then the tuned and default fits over the seeds."""
-    root = work / variant
+def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Sweep on held-out data, then N paired fits of the pick and of the defaults."""
     data_dir = root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    data = write_dataset(synthesize(variant, seed=args.data_seed, start=args.start),
+                         data_dir / f"{variant}.nc")
+    trial_args = _budget_args(args.steps_per_epoch)
     tic = time.perf_counter()
-    if args.from_run is not None:
-        data, best = _from_run(args.from_run, variant)
-    else:
-        data = write_dataset(synthesize(variant, seed=args.data_seed), data_dir / f"{variant}.nc")
-    if args.best_args is not None:
-        best = {"bestTrialName": "--best-args", "metrics": {"val_score": float("nan")},
-                "parameterAssignments": [{"name": k, "value": v} for k, v in
-                                         parse_param_args(shlex.split(args.best_args)).items()]}
-    elif args.from_run is None:
-        best = sweep(variant=variant, algorithm=args.algorithm, profile="smoke", data_dir=data_dir,
-                     best_dir=root / "best", sweep_dir=root / "sweep",
-                     max_trials=args.max_trials, parallel_trials=args.jobs, backend="local",
-                     trial_args=args.trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
+                 best_dir=root / "best", sweep_dir=root / "sweep", max_trials=BUDGET.max_trials,
+                 parallel_trials=args.jobs, backend="local", run_id="bench",
+                 trial_args=trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                 artifacts_root=str(root / "artifacts"))
     sweep_s = time.perf_counter() - tic
     tuned = parse_param_args([f"--{a['name']}={a['value']}"
                               for a in best.get("parameterAssignments") or []])
-    budget = parse_param_args(shlex.split(args.final_fit_args or args.trial_args))
-    scores: dict[str, list[float]] = {"tuned": [], "default": []}
-    tic = time.perf_counter()
-    fits = [(kind, {**params, **budget, "seed": seed}) for seed in range(1, args.seeds + 1)
+    budget = parse_param_args(shlex.split(trial_args))
+    arms = [(kind, {**params, **budget, "seed": seed}) for seed in range(1, args.seeds + 1)
             for kind, params in (("tuned", tuned), ("default", {}))]
-    calls = [(variant, data, root / f"{kind}-{given['seed']}", given) for kind, given in fits]
-    for (kind, _), score in zip(fits, _run_fits(calls, args.jobs), strict=True):
-        scores[kind].append(score)
-    return {"variant": variant, "best": tuned, "sweep_s": sweep_s, "trial": best["bestTrialName"],
-            "sweep_best": float(best["metrics"]["val_score"]),
-            "fits_s": time.perf_counter() - tic, **scores}
+    results = _pool([(variant, data, root / f"{kind}-{g['seed']}", g) for kind, g in arms],
+                    args.jobs)
+    out: dict[str, Any] = {"tuned": [], "default": [], "won_tuned": [], "won_default": [],
+                           "best": tuned, "sweep_s": sweep_s}
+    for (kind, _), (ratio, won) in zip(arms, results, strict=True):
+        out[kind].append(ratio)
+        out[f"won_{kind}"].append(won)
+    return out
+
+
+def print_a(variant: str, r: dict[str, Any]) -> None:
+    paired = [d - t for d, t in zip(r["default"], r["tuned"], strict=True)]
+    diff, se = statistics.fmean(paired), _se(paired)
+    verdict = ("pays (beyond 2 SE)" if diff > 2 * se else
+               "no worse" if diff >= -2 * se else "WORSE than the defaults")
+    print(f"(a) {variant:14s} RMSE/persistence tuned {statistics.fmean(r['tuned']):.4f} +- "
+          f"{_se(r['tuned']):.4f}  default {statistics.fmean(r['default']):.4f} +- "
+          f"{_se(r['default']):.4f}  paired default - tuned {diff:+.4f} +- {se:.4f}: {verdict}; "
+          f"won vs persistence {statistics.fmean(r['won_tuned']):.0%} vs "
+          f"{statistics.fmean(r['won_default']):.0%} (sweep {r['sweep_s']:.0f} s)", flush=True)
+    print(f"    pick: {json.dumps(r['best'], sort_keys=True)}", flush=True)
+
+
+# (b) efficiency: successive halving against random search with 3x its compute ---------------------
+def _trial_steps(folder: Path) -> tuple[int, float]:
+    """Optimiser steps a trial ran itself, and its val_score (min over its history)."""
+    doc = json.loads((folder / "trial.json").read_text())
+    return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
+
+
+def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
+           data_dir: Path) -> dict[str, Any]:
+    trial_args = shlex.split(_budget_args(args.steps_per_epoch))
+    run = {"data_dir": data_dir, "progress": False, "tracking": False, "seed": seed}
+    halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
+                                  max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
+                                  extra_args=trial_args, name_suffix=f"s{seed}")
+    h = run_halving_local(halving, work_dir=root / f"halving-{seed}", **run)
+    steps = [_trial_steps(root / f"halving-{seed}" / "trials" / t.name)
+             for r in h.result.rungs for t in r.trials if t.state == "Succeeded"]
+    cost = sum(s for s, _ in steps)
+    plan = read_halving(halving.raw)
+    assert plan is not None
+    full = plan.budgets[-1] * args.steps_per_epoch
+    n_random = math.ceil(3 * cost / full)
+    rand = pipeline_experiment(variant=variant, algorithm="random", profile="smoke",
+                               max_trials=n_random, parallel_trials=args.jobs,
+                               extra_args=trial_args, name_suffix=f"s{seed}")
+    r = run_local(rand, work_dir=root / f"random-{seed}", **run)
+    order = sorted((root / f"random-{seed}" / "trials").iterdir(), key=lambda p: p.stat().st_mtime)
+    random_steps = [_trial_steps(p) for p in order if (p / "trial.json").is_file()]
+    best_h = float(h.metrics["val_score"])
+    best_r = min(v for _, v in random_steps)
+    spent, reach = 0, None
+    for s, v in random_steps:
+        spent += s
+        if reach is None and v <= best_h:
+            reach = spent
+    return {"seed": seed, "halving": best_h, "random": best_r, "cost": cost,
+            "random_cost": sum(s for s, _ in random_steps), "random_trials": len(random_steps),
+            "reach": reach, "r_best": r.best_trial}
+
+
+def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        reach = (f"random reached halving's best after {r['reach'] / r['cost']:.2f} C"
+                 if r["reach"] is not None else "random never reached halving's best")
+        print(f"(b) {variant:14s} seed {r['seed']}: halving {r['halving']:.4f} in C = "
+              f"{r['cost']} steps; random {r['random']:.4f} in {r['random_cost']} steps "
+              f"({r['random_trials']} trials, {r['random_cost'] / r['cost']:.2f} C); "
+              f"{reach}", flush=True)
+    diffs = [r["random"] - r["halving"] for r in rows]
+    won = sum(d >= 0 for d in diffs)
+    print(f"(b) {variant:14s} halving's best <= random's 3C best on {won}/{len(rows)} seeds; "
+          f"random - halving {statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    budget = LocalBudget()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--seeds", type=int, default=3, help="Final-fit seeds per arm (>= 3).")
-    p.add_argument("--algorithm", default=budget.algorithm,
-                   help=f"The smoke sweep (default make run's, {budget.algorithm}).")
-    p.add_argument("--max-trials", type=int, default=budget.max_trials)
-    p.add_argument("--trial-args", default=budget.trial_args)
-    p.add_argument("--final-fit-args", default=budget.final_fit_args)
-    p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=budget.parallel_trials,
-                   help="Sweep trials and fits at once, one core each (default make run's "
-                   f"{budget.parallel_trials} trials at once).")
+    p.add_argument("--seeds", type=int, default=5, help="Paired seeds (>= 2).")
+    p.add_argument("--part", choices=("a", "b", "ab"), default="ab")
+    p.add_argument("--steps-per-epoch", type=int, default=50,
+                   help="Steps an epoch of every trial and fit (make run: 50).")
+    p.add_argument("--data-seed", type=int, default=7, help="(a): the held-out data's seed.")
+    p.add_argument("--start", default="2024-07-01T00:00", help="(a): its first time.")
+    p.add_argument("--jobs", type=int, default=BUDGET.parallel_trials,
+                   help="Trials and fits at once, one core each.")
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
-    given = p.add_mutually_exclusive_group()
-    given.add_argument("--from-run", type=Path, default=None, metavar="WORK",
-                   help="Take the sweeps (and datasets) of a finished `make run WORK=...` instead "
-                   "of sweeping again: the same sweep, run 2 trials at a time.")
-    given.add_argument("--best-args", default=None, metavar="ARGS",
-                       help="The tuned arm's parameters as train-trial takes them "
-                       "('--learning_rate=2e-3 --t0=1500 ...'), instead of sweeping: a sweep's "
-                       "best trial (a sobol or grid design is the same at every run). One variant.")
     args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error(f"--jobs must be at least 1, not {args.jobs}")
-    # More OpenMP threads than free cores made one fit 10x slower; children inherit this.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.best_args is not None and len(args.variants) != 1:
-        p.error("--best-args holds one variant's parameters: name that variant alone in "
-                "--variants")
-    for flag in ("best_args", "trial_args", "final_fit_args"):
-        try:
-            resolve_params("smoke", parse_param_args(shlex.split(getattr(args, flag) or "")))
-        except (ConfigError, ValueError) as exc:
-            p.error(f"--{flag.replace('_', '-')}: {exc}")
-    tuned = (f"tuned: {args.best_args!r}" if args.best_args is not None else
-             f"sweep: {args.max_trials} {args.algorithm} trials (the first the defaults) of "
-             f"{args.trial_args!r}")
-    print(f"{tuned}; fits: {args.final_fit_args or args.trial_args!r}, seeds "
-          f"1..{args.seeds}; val_score, lower is better")
-    rows = []
+    if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1:
+        p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
+    print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
+          f"sweep: {BUDGET.max_trials}-point successive halving; seeds 1..{args.seeds}",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
         work = args.work or Path(tmp)
         for variant in args.variants:
-            r = bench_variant(variant, args, work)
-            rows.append(r)
-            gain = statistics.fmean(r["default"]) - statistics.fmean(r["tuned"])
-            print(f"{variant:14s} tuned {_spread(r['tuned'])}  default {_spread(r['default'])}"
-                  f"  default - tuned {gain:+.4f}  (sweep {r['sweep_s']:.0f} s, "
-                  f"fits {r['fits_s']:.0f} s)", flush=True)
-            paired = [d - t for d, t in zip(r["default"], r["tuned"], strict=True)]
-            won = sum(g > 0 for g in paired)
-            print(f"{'':14s} per seed (tuned/default): "
-                  + ", ".join(f"{t:.4f}/{d:.4f}" for t, d in zip(r["tuned"], r["default"],
-                                                                  strict=True))
-                  + f"; default - tuned per seed {_spread(paired)}, tuned better on {won}/"
-                  f"{len(paired)} seeds", flush=True)
-            origin = ("given" if args.best_args is not None else
-                      f"{r['trial']}, val_score {r['sweep_best']:.4f} on the sweep's seed")
-            print(f"{'':14s} best ({origin}): {json.dumps(r['best'], sort_keys=True)}",
-                  flush=True)
+            if "a" in args.part:
+                print_a(variant, part_a(variant, args, work / "a" / variant))
+            if "b" in args.part:
+                root = work / "b" / variant
+                data_dir = root / "data"
+                data_dir.mkdir(parents=True, exist_ok=True)
+                write_dataset(synthesize(variant, seed=0), data_dir / f"{variant}.nc")
+                print_b(variant, [part_b(variant, s, args, root, data_dir)
+                                  for s in range(1, args.seeds + 1)])
     return 0
 
 

@@ -77,8 +77,9 @@ def _summary(work: Path) -> dict[str, Any]:
 
 
 def _curve(work: Path, trial: str) -> list[float]:
-    """The trial's own record of its objective per epoch (the stand-in's state file)."""
-    return list(json.loads((work / "trials" / trial / "train_state.pt").read_text())["history"])
+    """The trial's own record of its objective per epoch (its trial.json)."""
+    doc = json.loads((work / "trials" / trial / "trial.json").read_text())
+    return [e["val_score"] for e in doc["history"]]
 
 
 def test_rungs_promotions_and_where_each_configuration_stopped(
@@ -240,6 +241,9 @@ def test_a_folder_with_only_halving_json_and_trial_folders(
     (folder / "trials" / best / "trial.json").write_text(json.dumps(
         {"history": [{"epoch": e, "val_score": v, "train_loss": 1.0}
                      for e, v in enumerate(curve)]}))
+    assert analyze_sweep(folder).next_spec is not None  # halving.json names the spec
+    unnamed = {**_summary(work), "spec": None}
+    (folder / "halving.json").write_text(json.dumps(unnamed))
     with pytest.raises(ConfigError, match=r"no study\.db; pass --spec"):
         analyze_sweep(folder)
     a = analyze_sweep(folder, spec=spec)

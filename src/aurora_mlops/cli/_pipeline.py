@@ -59,9 +59,10 @@ def register(subparsers: Any) -> Any:
     run.add_argument("--work-dir", default=None, help="Work folder (default: the settings', work).")
     run.add_argument("--parallelism", type=_positive_int, default=1,
                      help="Variants at a time (default 1: on 2 cores each step uses them all).")
-    run.add_argument("--algorithm", choices=("sobol", "random", "tpe", "grid"), default=None,
+    run.add_argument("--algorithm", choices=("halving", "sobol", "random", "tpe", "grid"),
+                     default=None,
                      help="The smoke sweep of each variant (katib/smoke/VARIANT-ALGORITHM.yaml; "
-                     "default sobol).")
+                     "default halving: successive halving, one Experiment per rung).")
     run.add_argument("--max-trials", type=_positive_int, default=None, help="Trials per sweep.")
     run.add_argument("--trial-args", default=None,
                      help="Budget of every sweep trial, e.g. '--epochs=2 --steps_per_epoch=6'.")

@@ -49,6 +49,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "not change results (--torch_threads, --num_workers, --prefetch_factor) may be given; "
         "--variant, --data and --profile default to DIR's.",
     )
+    trial.add_argument(
+        "--save-state", action=argparse.BooleanOptionalAction, default=None,
+        help="Write train_state.pt, what --resume-from reads (about 4x the checkpoint's size; "
+        "some 20 GB for the published model). Default: for smoke trials only; successive "
+        "halving asks for it on the rungs whose trials may be promoted.",
+    )
     trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
     trial.set_defaults(handler=cmd_train_trial, accepts_params=True, subparser=trial)
@@ -145,6 +151,7 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
         tracking=not args.no_tracking,
         tracking_uri=args.tracking_uri,
         resume_from=args.resume_from,
+        save_state=args.save_state,
     )
     print(f"checkpoint: {result.checkpoint}")
     print(f"trial: {result.trial_json}")

@@ -81,14 +81,17 @@ class TrialRecord:
         }
 
     def write(self, output_dir: Path, loop: LoopResult, duration: float,
-              tracker: Tracker, state: dict[str, Any]) -> Path:
-        """Write the best weights, the end ``state``, ``config.json`` and ``trial.json``;
-        returns the checkpoint."""
+              tracker: Tracker, state: dict[str, Any] | None) -> Path:
+        """Write the best weights, the end ``state`` (unless ``None``), ``config.json`` and
+        ``trial.json``; returns the checkpoint."""
         ckpt, state_file = output_dir / "model.ckpt", output_dir / STATE_FILE
         best = loop.best_state
         assert best is not None
         atomic_write(ckpt, lambda f: torch.save(best, f))
-        atomic_write(state_file, lambda f: torch.save(state, f))
+        if state is not None:
+            atomic_write(state_file, lambda f: torch.save(state, f))
+        else:  # a stale state beside new weights would resume the wrong run
+            state_file.unlink(missing_ok=True)
         system = self.system(loop, duration)
         tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
         config = self.config()
@@ -110,7 +113,7 @@ class TrialRecord:
             "step_losses": loop.step_losses,
             "timings": system,
             "checkpoint": _file_ref(ckpt),
-            "train_state": _file_ref(state_file),
+            "train_state": _file_ref(state_file) if state is not None else None,
             "resumed_from": None if self.resumed_from is None else self.resumed_from.record(),
             "norm_stats": "norm_stats.json",
             "norm_stats_source": d.stats_source,

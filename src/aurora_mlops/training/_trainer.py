@@ -155,6 +155,7 @@ def train_trial(
     stdout: TextIO | None = None,
     fail_on_step: Callable[[int], bool] | None = None,
     resume_from: str | Path | None = None,
+    save_state: bool | None = None,
 ) -> TrialResult:
     """Fine-tune ``variant`` on ``data`` with ``params``; write the checkpoint and ``trial.json``.
 
@@ -171,6 +172,8 @@ def train_trial(
         fail_on_step: Test hook: return True to make that optimiser step's loss NaN.
         resume_from: An earlier trial's output directory to continue to ``params.epochs``
             from its state, not from ``init`` (see :mod:`aurora_mlops.training._resume`).
+        save_state: Write ``train_state.pt``, what ``resume_from`` reads (about 4x the
+            checkpoint: some 20 GB for the published model). ``None``: for smoke trials only.
 
     Raises:
         ConfigError: Bad parameters for this variant or dataset, or a ``resume_from`` that
@@ -201,11 +204,12 @@ def train_trial(
     loop = Loop(trial_model, trial_data, params, dist, lead_weights, tracker,
                 out=stdout or sys.stdout, fail_on_step=fail_on_step, resume=state)
     record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist, point)
-    return _run(loop, record, output_dir, tracker, t_start)
+    keep = profile == "smoke" if save_state is None else save_state
+    return _run(loop, record, output_dir, tracker, t_start, keep)
 
 
 def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
-         t_start: float) -> TrialResult:
+         t_start: float, save_state: bool) -> TrialResult:
     """Run the loop and write the trial's files (``failure.json`` on a training error); the
     tracking run and the process group end either way."""
     dist, status = loop.dist, "FAILED"
@@ -215,7 +219,7 @@ def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
         ckpt = output_dir / "model.ckpt"
         if dist.main:
             ckpt = record.write(output_dir, result, time.perf_counter() - t_start, tracker,
-                                loop.state())
+                                loop.state() if save_state else None)
         status = "FINISHED"
     except TrainingError as e:
         if dist.main:

@@ -119,7 +119,9 @@ def rung_experiment(base: Experiment, plan: Halving, rung: int,
     meta["name"] = experiment_name(base.name, f"r{rung}")
     annotations = meta.setdefault("annotations", {})
     annotations[_RUNG_ANNOTATION] = str(rung)
-    budget = [f"--{plan.resource}={plan.budgets[rung]}"]
+    # Trials that may be promoted keep their training state (``--resume-from`` reads it).
+    keep = ["--save-state"] if rung < len(plan.budgets) - 1 else []
+    budget = [*keep, f"--{plan.resource}={plan.budgets[rung]}"]
     primary = spec["trialTemplate"]["primaryContainerName"]
     containers = [c for c in _containers(spec["trialTemplate"]["trialSpec"])
                   if c.get("name") == primary]
@@ -206,7 +208,8 @@ def run_halving(base: Experiment, run_rung: Callable[[Experiment], Sequence[Tria
                 *, usable: Callable[[TrialOutcome], bool] = lambda t: True,
                 plan: Halving | None = None) -> HalvingResult:
     """Run every rung of ``base``'s plan with ``run_rung`` (one backend's "run this Experiment
-    and list its trials"), promoting between rungs with :func:`promote`.
+    and list its trials"), promoting between rungs with :func:`promote` the trials ``usable``
+    accepts (those that can be resumed).
 
     Raises:
         ConfigError: ``base`` has no plan, or a rung left nothing to promote or ship.
@@ -222,7 +225,9 @@ def run_halving(base: Experiment, run_rung: Callable[[Experiment], Sequence[Tria
         exp = rung_experiment(base, plan, k, promoted)
         trials = tuple(run_rung(exp))
         last = k == len(plan.budgets) - 1
-        keep = promote(trials, 1 if last else counts[k + 1], base.objective.type, usable)
+        # A promoted trial must be resumable; the shipped one needs only its checkpoint.
+        keep = promote(trials, 1 if last else counts[k + 1], base.objective.type,
+                       (lambda t: t.checkpoint is not None) if last else usable)
         promoted = [t.name for t in keep]
         result.rungs.append(Rung(exp.name, budget, trials, () if last else tuple(promoted)))
         log.info("rung %d (%s, %s %d): %d trials, %s", k, exp.name, plan.resource, budget,

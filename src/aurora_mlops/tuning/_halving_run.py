@@ -32,6 +32,8 @@ class HalvingRun:
 
     experiment: str
     result: HalvingResult
+    #: The rung-0 spec's file, if the chain came from one (``tune analyze`` reads it).
+    spec: str | None
     best_trial: str
     parameters: dict[str, str]
     metrics: dict[str, float]
@@ -39,7 +41,8 @@ class HalvingRun:
 
     def summary(self) -> dict[str, Any]:
         """``halving.json``."""
-        return {"experiment": self.experiment, "bestTrialName": self.best_trial,
+        return {"experiment": self.experiment, "spec": self.spec,
+                "bestTrialName": self.best_trial,
                 "parameters": self.parameters, **self.result.as_dict()}
 
 
@@ -55,7 +58,10 @@ def lineage(result: HalvingResult, name: str) -> dict[str, str]:
 def _shipped(exp: Experiment, result: HalvingResult) -> HalvingRun:
     best = result.best
     assert best is not None  # run_halving raises when the last rung ships nothing
-    return HalvingRun(experiment=exp.name, result=result, best_trial=best.name,
+    from aurora_mlops.tuning._workdir import spec_path
+
+    return HalvingRun(experiment=exp.name, result=result, spec=spec_path(exp),
+                      best_trial=best.name,
                       parameters=lineage(result, best.name), metrics=dict(best.metrics),
                       checkpoint=best.checkpoint)
 

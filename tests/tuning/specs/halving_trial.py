@@ -16,6 +16,7 @@ p.add_argument("--x", type=float, default=None)
 p.add_argument("--output", required=True)
 p.add_argument("--epochs", type=int, default=1)
 p.add_argument("--resume-from", default=None)
+p.add_argument("--save-state", action="store_true")
 args = p.parse_args()
 
 
@@ -37,8 +38,10 @@ for epoch in range(len(history), args.epochs):
 out = Path(args.output)
 out.mkdir(parents=True, exist_ok=True)
 (out / "model.ckpt").write_text(f"x={x}\n")
-(out / "train_state.pt").write_text(json.dumps({"x": x, "history": history}))
+if args.save_state:
+    (out / "train_state.pt").write_text(json.dumps({"x": x, "history": history}))
 (out / "trial.json").write_text(json.dumps({
-    "checkpoint": {"path": "model.ckpt"}, "trained_epochs": args.epochs - (
+    "checkpoint": {"path": "model.ckpt"}, "history": [{"val_score": v} for v in history],
+    "trained_epochs": args.epochs - (
         len(json.loads((Path(args.resume_from) / "train_state.pt").read_text())["history"])
         if args.resume_from else 0), "resumed_from": args.resume_from}))
