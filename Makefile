@@ -18,11 +18,13 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make testdata  fetch the real sample data that ships inside packages"
 
+# The stamp holds the install's seconds, which make run's summary prints.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade 'pip>=24'
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	touch $@
+	start=$$(date +%s) && \
+	{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	$(BIN)/python -m pip install -q --upgrade 'pip>=24' && \
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' && \
+	echo $$(( $$(date +%s) - start )) > $@
 
 install: $(STAMP)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from aurora_mlops.cli import main
+from aurora_mlops.comparison import floors
 from aurora_mlops.kfp import LocalBudget, PipelineFailed, run_pipeline_locally, task_timings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,6 +101,13 @@ def test_make_run_prints_the_summary(runs: Runs) -> None:
     assert "Executing task" not in out  # KFP's own output went to the log
     log = re.sub(r"\x1b\[[0-9;]*m", "", (runs.work / "pipeline.log").read_text())
     assert "Executing task 'publish'" in log
+    # Where the time went, step by step, and the floors of the shipped model, as its own
+    # evaluation reads (a tiny run misses them: the line must say so, not hide it).
+    steps = re.search(r"^time per step, all variants: (.*)$", out, re.M)
+    assert steps is not None and {"tune", "evaluate", "package"} <= {
+        part.split()[0] for part in steps[1].split(", ")}
+    metrics = runs.first / "for-loop-2-iteration-0" / "evaluate" / "results" / "metrics.json"
+    assert f"  floors: {floors(json.loads(metrics.read_text())).line()}" in out
 
 
 @pytest.mark.slow

@@ -112,8 +112,30 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _times(run: Any) -> list[str]:
+    """Where the time went: the install (``make install`` records it) and each step."""
+    from aurora_mlops.errors import ConfigError
+    from aurora_mlops.kfp import task_timings
+
+    lines = []
+    stamp = Path(sys.prefix) / ".installed"
+    recorded = stamp.read_text().strip() if stamp.is_file() else ""
+    if recorded.isdigit():
+        lines.append(f"install: {recorded} s (make install, recorded in {stamp})")
+    per: dict[str, float] = {}
+    try:
+        for t in task_timings(run.log):
+            per[t.task] = per.get(t.task, 0.0) + t.finished - t.queued
+    except (ConfigError, OSError):
+        return lines
+    steps = ", ".join(f"{name} {s:.0f} s" for name, s in sorted(per.items(),
+                                                                 key=lambda kv: -kv[1]))
+    lines.append(f"time per step, all variants: {steps}")
+    return lines
+
+
 def _summary(run: Any) -> list[str]:
-    lines = [f"pipeline finished in {run.wall_s:.0f} s ({run.run_dir})", ""]
+    lines = [f"pipeline finished in {run.wall_s:.0f} s ({run.run_dir})", *_times(run), ""]
     for variant, v in sorted(run.variants.items()):
         pub = v["publish"]
         if pub is None:
@@ -128,6 +150,8 @@ def _summary(run: Any) -> list[str]:
                          f"{gate}, champion version {champion}")
         lines.append(f"  evaluation: {v['evaluation']}")
         lines.append(f"  model card: {v['model_card']}")
+        if v.get("floors") is not None:
+            lines.append(f"  floors: {v['floors'].line()}")
     lines += ["", f"combined report: {run.report}", "",
               "browse the runs, models and registry:",
               f"  {Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri "

@@ -24,16 +24,20 @@ from aurora_mlops.comparison._entries import (
     discover_entries,
     parse_entry,
 )
+from aurora_mlops.comparison._floors import MIN_WON, Floors, floors
 
 __all__ = [
     "DEFAULT_TITLE",
     "ENTRY_SYNTAX",
     "HEADLINE_VARIABLES",
+    "MIN_WON",
     "SCHEMA",
+    "Floors",
     "ReportEntry",
     "build_report",
     "collect_report",
     "discover_entries",
+    "floors",
     "headline_targets",
     "parse_entry",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops.comparison import floors
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError
 
 __all__ = ["LocalBudget", "LocalRun", "PipelineFailed", "TaskTiming", "run_pipeline_locally",
@@ -81,7 +82,9 @@ class LocalRun:
         log: KFP's full output.
         wall_s: Wall time of the pipeline.
         variants: ``{variant: {"dir", "publish", "evaluation", "model_card", "study",
-            "skill"}}`` (``skill``: what the quality gate compared with ``min_skill``).
+            "skill", "floors"}}`` (``skill``: what the quality gate compared with
+            ``min_skill``; ``floors``: :class:`~aurora_mlops.comparison.Floors` of the
+            evaluation).
         report: The combined ``report.html``, if written.
         min_skill: The quality gate the run was given.
     """
@@ -110,6 +113,7 @@ def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
         receipt = it / "publish" / "receipt"
         card = it / "package" / "model_card"
         evaluated = it / "evaluate" / "executor_output.json"
+        metrics = it / "evaluate" / "results" / "metrics.json"
         skill = (json.loads(evaluated.read_text()).get("parameterValues", {}).get("Output")
                  if evaluated.is_file() else None)
         out[variant] = {
@@ -119,6 +123,7 @@ def _collect(run_dir: Path) -> dict[str, dict[str, Any]]:
             "model_card": card if card.is_file() else None,
             "study": _first(it.glob("tune/sweep/study.db")),
             "skill": None if skill is None else float(skill),
+            "floors": floors(json.loads(metrics.read_text())) if metrics.is_file() else None,
         }
     return out
 
