@@ -160,27 +160,23 @@ def train_trial(
     """Fine-tune ``variant`` on ``data`` with ``params``; write the checkpoint and ``trial.json``.
 
     Args:
-        variant: The variant to train.
-        data: Canonical (or readable foreign) dataset path.
+        variant, data: The variant to train, and its dataset (canonical or readable foreign).
         output_dir: The trial's own directory (``model.ckpt``, ``trial.json``, ``norm_stats.json``).
         params: Validated hyperparameters.
         profile: ``smoke`` (CPU-sized model) or ``production`` (the published configuration).
         init: Checkpoint to start from (a path, or ``hub`` for the published weights).
-        tracking: Log to MLflow (local default store unless a URI is configured).
-        tracking_uri: MLflow URI overriding the settings.
+        tracking, tracking_uri: Log to MLflow (the settings' store unless a URI is given).
         stdout: Where Katib metric lines go (default ``sys.stdout``).
         fail_on_step: Test hook: return True to make that optimiser step's loss NaN.
-        resume_from: An earlier trial's output directory to continue to ``params.epochs``
-            from its state, not from ``init`` (see :mod:`aurora_mlops.training._resume`).
-        save_state: Write ``train_state.pt``, what ``resume_from`` reads (about 4x the
-            checkpoint: some 20 GB for the published model). ``None``: for smoke trials only.
+        resume_from: An earlier trial's folder to continue to ``params.epochs`` (:mod:`._resume`).
+        save_state: Write ``train_state.pt`` (what ``resume_from`` reads; 4x the checkpoint's
+            size). ``None``: for smoke trials only.
 
     Raises:
-        ConfigError: Bad parameters for this variant or dataset, or a ``resume_from`` that
-            cannot be continued to equal an uninterrupted trial (before any training).
+        ConfigError: Bad parameters, or a ``resume_from`` that cannot be continued (before
+            any training).
         CheckpointError: ``init`` does not fit the model.
-        TrainingError: The loss became NaN or infinite, or a production trial sees no CUDA
-            device (it would train on the CPU for days).
+        TrainingError: The loss became NaN or infinite, or a production trial has no CUDA.
     """
     output_dir, t_start = Path(output_dir), time.perf_counter()
     point = None if resume_from is None else checked_point(
@@ -193,7 +189,7 @@ def train_trial(
     history = max(int(getattr(model, "max_history_size", 2)), variant.min_history)
     trial_data = load_trial_data(data, variant, params, profile, history, dist)
     lead_weights = _lead_weights(variant, params)
-    if params.coastal_conditioning:
+    if params.coastal_conditioning:  # the mask is one more static field
         _add_coast_mask(trial_data)
     trial_model = prepare_model(model, variant, params, None if point else init, dist)
     tracker = _start_tracker(tracking and dist.main, tracking_uri, variant, profile, params,
@@ -204,8 +200,8 @@ def train_trial(
     loop = Loop(trial_model, trial_data, params, dist, lead_weights, tracker,
                 out=stdout or sys.stdout, fail_on_step=fail_on_step, resume=state)
     record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist, point)
-    keep = profile == "smoke" if save_state is None else save_state
-    return _run(loop, record, output_dir, tracker, t_start, keep)
+    return _run(loop, record, output_dir, tracker, t_start,
+                profile == "smoke" if save_state is None else save_state)
 
 
 def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
