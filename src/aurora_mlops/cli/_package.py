@@ -41,6 +41,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--precision", choices=["fp32", "bf16"], default="fp32",
         help="Rollout precision when a request does not say (params.precision; bf16 autocasts).",
     )
+    p.add_argument(
+        "--ensemble", type=int, default=1, metavar="K",
+        help="Package the sweep's K best trials with a checkpoint as one model (their mean is "
+        "the forecast, params.members adds each member's); with a successive-halving work dir, "
+        "the K best configurations at the furthest budget each reached. Default 1: the best "
+        "trial alone. --eval and --bench must then be of the same ensemble "
+        "(`evaluate --ensemble K`).",
+    )
     p.set_defaults(handler=cmd_package)
     return p
 
@@ -57,10 +65,16 @@ def cmd_package(args: argparse.Namespace) -> int:
     result = package_model(
         args.model, variant=args.variant, out=args.out, eval_dir=args.eval,
         bench_dir=args.bench, data=args.data, log_to=args.log_to, precision=args.precision,
+        ensemble=args.ensemble,
     )
     info = result.info
-    print(f"packaged {info.variant} trial {info.trial} (checkpoint sha256 "
-          f"{info.checkpoint_sha256[:12]}) at {result.path}")
+    if info.ensemble:
+        print(f"packaged {info.variant} ensemble of {len(info.ensemble)} trials ("
+              + ", ".join(str(m["trial"]) for m in info.ensemble)
+              + f"; ensemble sha256 {info.checkpoint_sha256[:12]}) at {result.path}")
+    else:
+        print(f"packaged {info.variant} trial {info.trial} (checkpoint sha256 "
+              f"{info.checkpoint_sha256[:12]}) at {result.path}")
     print(f"model card: {result.path / 'artifacts' / 'MODEL_CARD.md'}")
     if result.model_uri:
         print(f"logged: {result.model_uri}")

@@ -14,6 +14,7 @@ from aurora_mlops.packaging._build import PackageResult, package_model
 from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
 from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
 from aurora_mlops.packaging._log import LoggedPackage, log_package
+from aurora_mlops.packaging._members import Member, ensemble_sha256, select_members
 from aurora_mlops.packaging._pyfunc import AuroraForecaster, load_forecaster
 from aurora_mlops.packaging._reference import read_initial_state
 from aurora_mlops.packaging._requests import (
@@ -29,6 +30,7 @@ __all__ = [
     "ArrayRequest",
     "AuroraForecaster",
     "LoggedPackage",
+    "Member",
     "ModelContract",
     "PackageError",
     "PackageInfo",
@@ -36,6 +38,7 @@ __all__ = [
     "Precision",
     "ReferenceRequest",
     "RequestError",
+    "ensemble_sha256",
     "load_forecaster",
     "log_package",
     "package_model",
@@ -43,4 +46,5 @@ __all__ = [
     "parse_request",
     "read_initial_state",
     "read_package",
+    "select_members",
 ]

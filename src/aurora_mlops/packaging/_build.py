@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import numpy as np
 
 from aurora_mlops._io import write_json
 from aurora_mlops.packaging._contract import ModelContract, Precision, max_steps_for
-from aurora_mlops.packaging._info import METADATA_KEY, PackageInfo
+from aurora_mlops.packaging._ensemble import MEMBERS_DIR, ensemble_record, stage_members
+from aurora_mlops.packaging._info import METADATA_KEY, PackageError, PackageInfo
+from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, select_members
 from aurora_mlops.packaging._pyfunc import CONTRACT_FILE, STATIC_FILE
 from aurora_mlops.packaging._sources import (
     Sources,
@@ -80,7 +82,8 @@ def _scores(metrics: dict[str, Any] | None) -> dict[str, float]:
     return out
 
 
-def _info(src: Sources, contract: ModelContract) -> PackageInfo:
+def _info(src: Sources, contract: ModelContract,
+          ensemble: dict[str, Any] | None = None) -> PackageInfo:
     from aurora_mlops._provenance import git_commit
     from aurora_mlops.config import image_ref
 
@@ -93,13 +96,16 @@ def _info(src: Sources, contract: ModelContract) -> PackageInfo:
         horizon_hours=contract.max_steps * spec.timestep_hours, grid=contract.grid,
         profile=str(src.trained.profile), dataset=str(trial["data"]["path"]),
         event_thresholds={} if threshold is None else {"val_event": float(threshold)},
-        checkpoint_sha256=src.sha256, git_commit=git_commit(), image=image_ref(),
+        checkpoint_sha256=ensemble["sha256"] if ensemble else src.sha256,
+        git_commit=git_commit(), image=image_ref(),
         trial=src.trial_dir.name,
         katib_experiment=best.get("katib_experiment") or trial.get("katib", {}).get("experiment"),
         katib_trial=best.get("katib_trial") or trial.get("katib", {}).get("trial"),
         sweep=str(src.sweep) if src.sweep else None,
         val_score=trial.get("metrics", {}).get("val_score"),
         scores=_scores(src.metrics), params=trial.get("params", {}),
+        ensemble=[{k: m[k] for k in ("trial", "checkpoint_sha256", "val_score", "budget")}
+                  for m in (ensemble or {}).get("members", [])],
     )
 
 
@@ -142,7 +148,7 @@ def _stage_code(tmp: Path) -> Path:
 
 def _write_artifacts(
     src: Sources, info: PackageInfo, contract: ModelContract, statics: dict[str, np.ndarray],
-    stage: Path,
+    stage: Path, members: Any = None,
 ) -> dict[str, str]:
     """Every artifact of the package in ``stage``; returns MLflow's ``artifacts`` mapping."""
     from aurora_mlops._provenance import package_versions
@@ -166,6 +172,10 @@ def _write_artifacts(
     put("preprocessing.json", _preprocessing(src, contract, statics))
     put("artifacts_versions.json", {"packages": package_versions(),
                                     "git_commit": info.git_commit, "image": info.image})
+    if members is not None:
+        stage_members(members.members, members.selection, stage)
+        files[ENSEMBLE_FILE] = stage / ENSEMBLE_FILE
+        files[MEMBERS_DIR] = stage / MEMBERS_DIR
     files[CONTRACT_FILE] = _dump(stage, contract)
     np.savez(stage / STATIC_FILE, **statics)  # type: ignore[arg-type]
     files[STATIC_FILE] = stage / STATIC_FILE
@@ -236,6 +246,7 @@ def package_model(
     data: str | Path | None = None,
     log_to: str | None = None,
     precision: Precision = "fp32",
+    ensemble: int = 1,
 ) -> PackageResult:
     """Write the MLflow pyfunc model of a trial (or a local sweep's best trial) to ``out``.
 
@@ -249,23 +260,29 @@ def package_model(
             trial's training dataset).
         log_to: Also log the package to this MLflow tracking URI (see :func:`log_package`).
         precision: The rollout precision when a request does not give ``params.precision``.
+        ensemble: Members of a top-k ensemble of the sweep ``model`` (see
+            :func:`~._members.select_members`); ``1``: the best trial alone. ``eval_dir`` and
+            ``bench_dir`` must then be of the same ensemble (``evaluate --ensemble K``).
 
     Raises:
         PackageError: An input is missing or describes another checkpoint.
         CheckpointError: The checkpoint is missing, corrupt or of another variant.
     """
-    src = gather_sources(model, variant, eval_dir=eval_dir, bench_dir=bench_dir, data=data)
+    chosen = _ensemble_members(model, ensemble)
+    record = ensemble_record(chosen.members, chosen.selection) if chosen else None
+    src = _gather(model, variant, chosen, record, eval_dir=eval_dir, bench_dir=bench_dir,
+                  data=data)
     statics, contract, example = _read_data(src)
     contract = contract.model_copy(update={"precision": precision})
-    info = _info(src, contract)
+    info = _info(src, contract, record)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
         stage = work / "artifacts"
         stage.mkdir()
-        artifacts = _write_artifacts(src, info, contract, statics, stage)
-        _save_pyfunc(work, artifacts, info, contract, example)
+        artifacts = _write_artifacts(src, info, contract, statics, stage, chosen)
+        _save_pyfunc(work, artifacts, info, contract, example, ensemble=chosen is not None)
         _replace_dir(work / "model", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -277,6 +294,42 @@ def package_model(
         logged = log_package(out, log_to, tags={"trial": info.trial})
         result = PackageResult(path=out, info=result.info, model_uri=logged.model_uri)
     return result
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    members: list[Member]
+    selection: str
+
+
+def _ensemble_members(model: str | Path, k: int) -> _Chosen | None:
+    """The members of ``--ensemble k`` of the sweep ``model`` (``None`` for ``k == 1``)."""
+    if k == 1:
+        return None
+    model = Path(model)
+    if (model / "model.ckpt").exists():
+        raise PackageError(f"--ensemble {k} needs a sweep's work dir as --model, and {model} is "
+                           "one trial: pass the --work-dir of `aurora-mlops tune`")
+    chain = (model / "halving.json").is_file()
+    selection = (f"the {k} best configurations of the successive-halving chain, each at the "
+                 "furthest budget it reached, largest budget first, then lowest val_score"
+                 if chain else f"the {k} Succeeded trials with the lowest val_score")
+    return _Chosen(select_members(model, k), selection)
+
+
+def _gather(model: str | Path, variant: str, chosen: _Chosen | None,
+            record: dict[str, Any] | None, **inputs: Any) -> Sources:
+    """The checked sources: the trial's, or for an ensemble its best member's with the sweep's
+    ``best.json``, the evaluation and benchmark checked against the ensemble's digest."""
+    import json
+
+    if chosen is None or record is None:
+        return gather_sources(model, variant, **inputs)
+    src = gather_sources(chosen.members[0].trial_dir, variant, identity=record["sha256"],
+                         **inputs)
+    best = Path(model) / "best.json"
+    return replace(src, sweep=Path(model), best=json.loads(best.read_text(encoding="utf-8"))
+                   if best.is_file() else None)
 
 
 def _read_data(src: Sources) -> tuple[dict[str, np.ndarray], ModelContract, Any]:
@@ -296,7 +349,7 @@ def _read_data(src: Sources) -> tuple[dict[str, np.ndarray], ModelContract, Any]
 
 
 def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
-                 contract: ModelContract, example: Any) -> None:
+                 contract: ModelContract, example: Any, *, ensemble: bool = False) -> None:
     """``mlflow.pyfunc.save_model`` into ``work/model``: models from code, pinned requirements."""
     import mlflow
     from mlflow.models import ModelSignature
@@ -307,9 +360,11 @@ def _save_pyfunc(work: Path, artifacts: dict[str, str], info: PackageInfo,
     requirements, constraints = pinned_requirements()
     lock = work / "constraints.txt"
     lock.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-    signature = ModelSignature(inputs=None, params=ParamSchema(
-        [ParamSpec("steps", "long", contract.default_steps),
-         ParamSpec("precision", "string", contract.precision)]))
+    specs = [ParamSpec("steps", "long", contract.default_steps),
+             ParamSpec("precision", "string", contract.precision)]
+    if ensemble:
+        specs.append(ParamSpec("members", "boolean", False))
+    signature = ModelSignature(inputs=None, params=ParamSchema(specs))
     mlflow.pyfunc.save_model(
         path=str(work / "model"),
         python_model=str(Path(__file__).with_name("model_code.py")),

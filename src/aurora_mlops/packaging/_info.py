@@ -37,7 +37,8 @@ class PackageInfo(BaseModel):
         profile: ``smoke`` or ``production``.
         dataset: The training dataset (path or URI as the trial recorded it).
         event_thresholds: Event thresholds the evaluation and ``val_score`` used.
-        checkpoint_sha256: SHA-256 of the packaged checkpoint (the package's identity).
+        checkpoint_sha256: SHA-256 of the packaged checkpoint (the package's identity); for a
+            top-k ensemble, the SHA-256 of its members' digests in order.
         git_commit: Commit of the code that built the package.
         image: Reference of the project image of this version.
         trial: The trial's name (its folder name).
@@ -49,6 +50,8 @@ class PackageInfo(BaseModel):
             ``rmse_targets_vs_<baseline>``, ``rmse_fraction_vs_<baseline>``, same for ``acc``).
         params: The trial's hyperparameters.
         model_card: ``MODEL_CARD.md`` inside the package.
+        ensemble: A top-k ensemble's members, best first (``trial``, ``checkpoint_sha256``,
+            ``val_score``, ``budget``); empty for one model, whose trial is ``trial``.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -74,6 +77,7 @@ class PackageInfo(BaseModel):
     scores: dict[str, float] = {}
     params: dict[str, Any] = {}
     model_card: Path = Path("artifacts/MODEL_CARD.md")
+    ensemble: list[dict[str, Any]] = []
 
     def stored(self) -> dict[str, Any]:
         """The JSON form kept in ``MLmodel`` (paths relative to the package)."""
@@ -95,6 +99,8 @@ class PackageInfo(BaseModel):
             "image": self.image,
             "trial": self.trial,
         }
+        if self.ensemble:
+            tags["ensemble_members"] = ",".join(str(m["trial"]) for m in self.ensemble)
         for key in ("katib_experiment", "katib_trial", "sweep"):
             value = getattr(self, key)
             if value:

@@ -22,10 +22,14 @@ except ImportError:  # pragma: no cover
 
 from aurora_mlops.errors import AuroraMLOpsError, CheckpointError, DataError
 from aurora_mlops.packaging._contract import ModelContract, Precision
+from aurora_mlops.packaging._ensemble import ensemble_mean_arrays, load_members
+from aurora_mlops.packaging._members import ENSEMBLE_FILE
 from aurora_mlops.packaging._requests import (
+    MEMBERS_SUFFIX,
     ArrayRequest,
     ReferenceRequest,
     RequestError,
+    parse_members,
     parse_precision,
     parse_request,
 )
@@ -45,6 +49,8 @@ class AuroraForecaster(PythonModel):
 
     def __init__(self) -> None:
         self.trained: Any = None
+        #: Every member of a top-k ensemble, best first (``[self.trained]`` for one model).
+        self.members: list[Any] = []
         self.contract: ModelContract | None = None
         self.grid: dict[str, np.ndarray] = {}
         self.static: dict[str, Any] = {}
@@ -73,7 +79,11 @@ class AuroraForecaster(PythonModel):
             self.contract = ModelContract.model_validate_json(contract_path.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{contract_path}: not a packaged model contract ({e})") from e
-        self.trained = load_trained(artifacts / "model.ckpt", self.contract.variant)
+        if (artifacts / ENSEMBLE_FILE).is_file():
+            self.members = load_members(artifacts, self.contract.variant)
+        else:
+            self.members = [load_trained(artifacts / "model.ckpt", self.contract.variant)]
+        self.trained = self.members[0]
         with np.load(artifacts / STATIC_FILE) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
         self.grid = {k: arrays.pop(k) for k in ("lat", "lon", "level")}
@@ -84,7 +94,8 @@ class AuroraForecaster(PythonModel):
         # and its static fields move once here, each request's states in _batch.
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.type != "cpu":
-            self.trained.model.to(self.device)
+            for member in self.members:
+                member.model.to(self.device)
             self.static = {k: v.to(self.device) for k, v in self.static.items()}
         log.info("loaded %s from %s", self.contract.variant, artifacts)
 
@@ -121,16 +132,32 @@ class AuroraForecaster(PythonModel):
         precision = parse_precision(params, self.contract)
         if isinstance(request, ReferenceRequest):
             return self._forecast_reference(request, precision)
-        arrays = self.rollout(request, precision)
-        return {
+        members = self.rollout_members(request, precision)
+        answer = {
             "init_time": [t.isoformat(timespec="minutes") for t in request.init_times],
             "lead_hours": self._lead_hours(request.steps),
-            **arrays,
+            **self._mean(members),
         }
+        if parse_members(params, len(self.members)):
+            answer |= {f"{name}{MEMBERS_SUFFIX}": a for name, a in members.items()}
+        return answer
 
     def rollout(self, request: ArrayRequest,
                 precision: Precision = "fp32") -> dict[str, np.ndarray]:
-        """Roll the model out from the request's states, :data:`CHUNK` states at a time.
+        """The forecast from the request's states: the model's, or the ensemble mean of its
+        members' (see :meth:`rollout_members`)."""
+        return self._mean(self.rollout_members(request, precision))
+
+    def _mean(self, members: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if len(self.members) == 1:
+            return {name: a[:, 0] for name, a in members.items()}
+        return ensemble_mean_arrays(members, axis=1)
+
+    def rollout_members(self, request: ArrayRequest,
+                        precision: Precision = "fp32") -> dict[str, np.ndarray]:
+        """Roll every member out from the request's states, :data:`CHUNK` states at a time;
+        ``{name: (b, members, steps, ...)}``. Each chunk's batch is built once and rolled out
+        by every member in turn (the members' weights differ, so they cannot share a forward).
 
         ``bf16`` runs the rollout under ``torch.autocast`` in bfloat16 where the model's device
         supports it (any CPU; a CUDA GPU that reports bf16 support), else in fp32 with a
@@ -139,12 +166,13 @@ class AuroraForecaster(PythonModel):
         from aurora_mlops.evaluation import rollout_arrays
 
         size = len(request.init_times)
+        parts = []
         with self._autocast(precision):
-            parts = [
-                rollout_arrays(self.trained.model, self._batch(request, i, i + CHUNK),
-                               request.steps)
-                for i in range(0, size, CHUNK)
-            ]
+            for i in range(0, size, CHUNK):
+                batch = self._batch(request, i, i + CHUNK)
+                runs = [rollout_arrays(m.model, batch, request.steps) for m in self.members]
+                parts.append({name: np.stack([r[name] for r in runs], axis=1)
+                              for name in runs[0]})
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def _autocast(self, precision: Precision) -> Any:

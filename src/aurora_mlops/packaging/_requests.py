@@ -10,8 +10,9 @@ Two forms reach :meth:`AuroraForecaster.predict`:
 * **references**: ``{"input_uri": "ic.nc", "output_uri": "forecast.zarr"}`` (optionally
   ``init_time``, default the last time in the input): for grids too large for a JSON body.
 
-``steps`` and ``precision`` (``fp32`` or ``bf16``) are inference parameters
-(``params={"steps": 4, "precision": "bf16"}``). MLflow hands the request over as
+``steps``, ``precision`` (``fp32`` or ``bf16``) and ``members`` (a top-k ensemble's members
+beside their mean, ``<name>_members`` arrays) are inference parameters
+(``params={"steps": 4, "precision": "bf16", "members": true}``). MLflow hands the request over as
 a ``dict`` (in-process or the ``inputs`` form) or a ``pandas.DataFrame`` (the ``dataframe_*``
 forms, one row per initial state); both are accepted. Every problem raises
 :class:`RequestError` naming the field.
@@ -30,9 +31,11 @@ from aurora_mlops.errors import AuroraMLOpsError
 from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
 
 __all__ = [
+    "MEMBERS_SUFFIX",
     "ArrayRequest",
     "ReferenceRequest",
     "RequestError",
+    "parse_members",
     "parse_precision",
     "parse_request",
     "parse_steps",
@@ -105,6 +108,23 @@ def parse_precision(params: Mapping[str, Any] | None, contract: ModelContract) -
         if raw == choice:
             return choice
     raise RequestError(f"params.precision must be one of {list(PRECISIONS)}, got {raw!r}")
+
+
+#: Suffix of the answer's per-member arrays, ``(b, members, steps, ...)``, when asked for.
+MEMBERS_SUFFIX = "_members"
+
+
+def parse_members(params: Mapping[str, Any] | None, count: int) -> bool:
+    """The ``members`` inference parameter: whether the answer carries every member's forecast
+    beside the mean (``false`` by default; ``count`` members in the package)."""
+    raw = (params or {}).get("members", False)
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        raw = raw.lower() == "true"
+    if not isinstance(raw, bool | np.bool_):
+        raise RequestError(f"params.members must be true or false, got {raw!r}")
+    if raw and count < 1:
+        raise RequestError("params.members: the model has no members")
+    return bool(raw)
 
 
 def _columns(model_input: Any) -> dict[str, list[Any]]:

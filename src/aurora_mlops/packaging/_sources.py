@@ -81,8 +81,12 @@ def gather_sources(
     eval_dir: str | Path | None = None,
     bench_dir: str | Path | None = None,
     data: str | Path | None = None,
+    identity: str | None = None,
 ) -> Sources:
     """Load the trial (or a sweep's best trial) and check every other input against it.
+
+    ``identity``: the digest the evaluation and benchmark must name instead of the trial's
+    checkpoint's (a top-k ensemble's, see :func:`~._members.ensemble_sha256`).
 
     Raises:
         PackageError: An input is missing, unreadable, or describes another checkpoint.
@@ -100,6 +104,7 @@ def gather_sources(
     if not expected:
         raise PackageError(f"{trained.checkpoint.parent / 'trial.json'} records no checkpoint "
                            "sha256: re-run the trial with this version of aurora-mlops")
+    expected = identity or expected
     found: dict[str, tuple[Path | None, dict[str, Any] | None]] = {}
     for key, folder, name, made_by in (
         ("eval", eval_dir, "metrics.json", "aurora-mlops evaluate --model"),

@@ -1,0 +1,119 @@
+"""A top-k ensemble inside a package: its members' files, their check at load, their mean.
+
+The package's own ``model.ckpt`` and ``trial.json`` are the best member's (so everything that
+reads one model from a package, the monitor and the card, sees the best single model); every
+member, the best included, is under ``artifacts/members/<i>/`` and ``ensemble.json`` records
+each member's checkpoint SHA-256, which :func:`load_members` checks before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aurora_mlops.errors import CheckpointError
+from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, ensemble_sha256
+
+__all__ = [
+    "MEMBERS_DIR", "ensemble_mean_arrays", "ensemble_record", "load_members", "stage_members",
+]
+
+#: Folder of the members' trial files inside a package's artifacts.
+MEMBERS_DIR = "members"
+_TRIAL_FILES = ("model.ckpt", "trial.json", "config.json", "norm_stats.json")
+
+
+def _digest(member: Member) -> str:
+    trial = json.loads((member.trial_dir / "trial.json").read_text(encoding="utf-8"))
+    digest = str(trial.get("checkpoint", {}).get("sha256") or "")
+    if not digest:
+        raise CheckpointError(f"{member.trial_dir / 'trial.json'} records no checkpoint sha256: "
+                              "re-run the trial with this version of aurora-mlops")
+    return digest
+
+
+def ensemble_record(members: Sequence[Member], selection: str) -> dict[str, Any]:
+    """``ensemble.json``'s content: the members (best first) with their digests."""
+    digests = [_digest(m) for m in members]
+    return {
+        "k": len(members),
+        "selection": selection,
+        "sha256": ensemble_sha256(digests),
+        "members": [
+            {"index": i, "trial": m.name, "checkpoint_sha256": d, "val_score": m.value,
+             "budget": m.budget, "path": f"{MEMBERS_DIR}/{i}"}
+            for i, (m, d) in enumerate(zip(members, digests, strict=True))
+        ],
+    }
+
+
+def stage_members(members: Sequence[Member], selection: str, stage: Path) -> dict[str, Any]:
+    """Copy every member's trial files under ``stage/members/<i>`` and write ``ensemble.json``;
+    returns its content."""
+    record = ensemble_record(members, selection)
+    for i, m in enumerate(members):
+        dst = stage / MEMBERS_DIR / str(i)
+        dst.mkdir(parents=True)
+        for name in _TRIAL_FILES:
+            if (m.trial_dir / name).is_file():
+                shutil.copy2(m.trial_dir / name, dst / name)
+    (stage / ENSEMBLE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def load_members(artifacts: Path, variant: str) -> list[Any]:
+    """The members of the ensemble in ``artifacts`` as loaded ``TrainedModel``s, best first.
+
+    Raises:
+        CheckpointError: A member's checkpoint is missing or its SHA-256 is not the one
+            ``ensemble.json`` records (one sentence naming the member).
+    """
+    from aurora_mlops._io import sha256_file
+    from aurora_mlops.training import load_trained
+
+    path = artifacts / ENSEMBLE_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        entries = list(record["members"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: not an ensemble record ({e}): re-run "
+                              "`aurora-mlops package --ensemble K`") from e
+    out = []
+    for entry in entries:
+        ckpt = artifacts / str(entry["path"]) / "model.ckpt"
+        label = f"ensemble member {entry['index']} (trial {entry['trial']})"
+        if not ckpt.is_file():
+            raise CheckpointError(f"{label}: {ckpt} is missing; the package is incomplete: "
+                                  "re-run `aurora-mlops package --ensemble K`")
+        found = sha256_file(ckpt)
+        if found != entry["checkpoint_sha256"]:
+            raise CheckpointError(
+                f"{label}: {ckpt} has sha256 {found}, but {path.name} records "
+                f"{entry['checkpoint_sha256']}; the file changed: re-run "
+                "`aurora-mlops package --ensemble K`"
+            )
+        out.append(load_trained(ckpt, variant))
+    return out
+
+
+def ensemble_mean_arrays(members: dict[str, np.ndarray], axis: int = 1) -> dict[str, np.ndarray]:
+    """The ensemble mean of ``{name: array}`` along the members' ``axis``: the circular mean for
+    directions (wave directions), the plain mean for the rest, as ``evaluate`` scores them."""
+    import xarray as xr
+
+    from aurora_mlops.evaluation import ensemble_mean
+    from aurora_mlops.variables import VARIABLES
+
+    angles = {v.name for v in VARIABLES.values() if v.angle}
+    out = {}
+    for name, arr in members.items():
+        dims = [f"d{i}" for i in range(arr.ndim)]
+        dims[axis] = "member"
+        mean = ensemble_mean(xr.Dataset({name: (dims, arr)}), angles=angles)
+        out[name] = np.asarray(mean[name].values, dtype=np.float32)
+    return out

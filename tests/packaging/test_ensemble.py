@@ -1,0 +1,176 @@
+"""`package --ensemble K`: a sweep's K best trials as one pyfunc, checked at load, mean served."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aurora_mlops.errors import CheckpointError
+from aurora_mlops.packaging import PackageError, load_forecaster, parse_request, select_members
+
+VARIANT = "medium-res"
+#: Three tiny trials that differ in seed and learning rate (so their weights differ).
+TRIALS = {"sw-0": (0, 3e-3), "sw-1": (1, 1e-3), "sw-2": (2, 5e-3)}
+
+
+def _status(work: Path, succeeded: list[str]) -> None:
+    (work / "status.json").write_text(json.dumps({"succeededTrialList": succeeded}))
+
+
+@pytest.fixture(scope="module")
+def sweep(synthetic_data: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain sweep's work dir: three Succeeded trials and one Failed without a checkpoint."""
+    from aurora_mlops.training import resolve_params, train_trial
+    from aurora_mlops.variants import get_variant
+
+    work = tmp_path_factory.mktemp("ensemble") / "sweep"
+    for name, (seed, lr) in TRIALS.items():
+        train_trial(
+            variant=get_variant(VARIANT), data=synthetic_data(VARIANT),
+            output_dir=work / "trials" / name,
+            params=resolve_params("smoke", {"epochs": 1, "steps_per_epoch": 2, "seed": seed,
+                                            "learning_rate": lr}),
+            profile="smoke", tracking=False, stdout=io.StringIO(),
+        )
+    (work / "trials" / "sw-3").mkdir()
+    _status(work, [*TRIALS, "sw-3"])
+    best = select_members(work, 1)[0]
+    (work / "best.json").write_text(json.dumps(
+        {"bestTrialName": best.name, "checkpoint": str(best.trial_dir / "model.ckpt")}))
+    return work
+
+
+def _scores(work: Path) -> list[tuple[float, str]]:
+    return sorted(
+        (json.loads((work / "trials" / n / "trial.json").read_text())["metrics"]["val_score"], n)
+        for n in TRIALS
+    )
+
+
+def test_a_plain_sweep_gives_its_best_succeeded_trials_with_a_checkpoint(sweep: Path) -> None:
+    members = select_members(sweep, 3)
+    assert [m.name for m in members] == [n for _, n in _scores(sweep)]
+    assert [m.value for m in members] == sorted(m.value for m in members)
+    with pytest.raises(PackageError, match=r"has 3 Succeeded trials with a checkpoint, fewer "
+                                           r"than --ensemble 4: pass --ensemble 3"):
+        select_members(sweep, 4)
+    with pytest.raises(PackageError, match="at least 1"):
+        select_members(sweep, 0)
+
+
+def _fake_trial(work: Path, name: str, value: float) -> None:
+    folder = work / "trials" / name
+    folder.mkdir(parents=True)
+    (folder / "model.ckpt").write_bytes(b"x")
+    (folder / "trial.json").write_text(json.dumps({"metrics": {"val_score": value}}))
+
+
+def test_a_halving_chain_gives_configurations_at_their_furthest_budget(tmp_path: Path) -> None:
+    """Budget first, then value; a configuration whose last trial failed counts at the rung
+    before; a promoted trial's earlier rung is not a configuration of its own."""
+    def trial(name: str, value: float | None, parent: str | None = None,
+              state: str = "Succeeded") -> dict[str, object]:
+        if value is not None and state == "Succeeded":
+            _fake_trial(tmp_path, name, value)
+        return {"name": name, "state": state, "value": value,
+                "parameters": {"promoted": parent} if parent else {"lr": "0.1"}}
+
+    rungs = [
+        {"budget": 3, "trials": [trial("r0-a", 0.50), trial("r0-b", 0.40), trial("r0-c", 0.30),
+                                 trial("r0-d", 0.45)]},
+        {"budget": 9, "trials": [trial("r1-a", 0.35, "r0-c"),
+                                 trial("r1-b", None, "r0-b", state="Failed")]},
+        {"budget": 27, "trials": [trial("r2-a", 0.90, "r1-a")]},
+    ]
+    (tmp_path / "halving.json").write_text(json.dumps({"rungs": rungs}))
+    members = select_members(tmp_path, 4)
+    assert [(m.name, m.budget) for m in members] == [
+        ("r2-a", 27), ("r0-b", 3), ("r0-d", 3), ("r0-a", 3)]
+
+
+def test_a_folder_that_is_no_sweep_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="not a local sweep's work dir"):
+        select_members(tmp_path, 2)
+
+
+@pytest.fixture(scope="module")
+def packages(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from aurora_mlops.cli import main
+
+    root = tmp_path_factory.mktemp("ensemble-packages")
+    out = {"ensemble": root / "ensemble", "single": root / "single"}
+    assert main(["package", "--model", str(sweep), "--variant", VARIANT,
+                 "--out", str(out["ensemble"]), "--ensemble", "2"]) == 0
+    assert main(["package", "--model", str(sweep), "--variant", VARIANT,
+                 "--out", str(out["single"])]) == 0
+    return out
+
+
+def _example(package: Path) -> dict[str, object]:
+    return json.loads((package / "serving_input_example.json").read_text())["inputs"]
+
+
+def test_the_ensemble_serves_the_mean_of_its_members_and_the_members_on_request(
+    packages: dict[str, Path], sweep: Path
+) -> None:
+    from aurora_mlops.packaging import read_package
+
+    info = read_package(packages["ensemble"])
+    want = [n for _, n in _scores(sweep)][:2]
+    assert [m["trial"] for m in info.ensemble] == want
+    assert info.trial == want[0]
+    ens, single = load_forecaster(packages["ensemble"]), load_forecaster(packages["single"])
+    example = _example(packages["ensemble"])
+    plain = ens.forecast(example, {"steps": 2})
+    assert not any(k.endswith("_members") for k in plain)
+    answer = ens.forecast(example, {"steps": 2, "members": True})
+    alone = single.forecast(example, {"steps": 2})
+    for name in ens.contract.state_vars if ens.contract else ():
+        members = answer[f"{name}_members"]
+        assert members.shape[:3] == (1, 2, 2)
+        np.testing.assert_allclose(answer[name], members.mean(axis=1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(answer[name], plain[name])
+        # member 0 is the best trial, and rolls out exactly as that trial packaged alone
+        np.testing.assert_allclose(members[:, 0], alone[name], rtol=1e-5, atol=1e-5)
+        assert not np.allclose(members[:, 0], members[:, 1])
+
+
+def test_members_must_be_a_boolean(packages: dict[str, Path]) -> None:
+    from aurora_mlops.packaging import RequestError
+
+    ens = load_forecaster(packages["ensemble"])
+    with pytest.raises(RequestError, match=r"params\.members must be true or false"):
+        ens.forecast(_example(packages["ensemble"]), {"steps": 1, "members": 3})
+    assert ens.contract is not None
+    assert parse_request(_example(packages["ensemble"]), {"steps": 1}, ens.contract, ens.grid)
+
+
+def test_a_changed_member_is_refused_at_load_naming_it(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(packages["ensemble"], copy)
+    record = json.loads((copy / "artifacts" / "ensemble.json").read_text())
+    ckpt = copy / "artifacts" / "members" / "1" / "model.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")
+    with pytest.raises(CheckpointError, match=rf"^ensemble member 1 \(trial "
+                                              rf"{record['members'][1]['trial']}\): .* has "
+                                              r"sha256 .*, but ensemble.json records"):
+        load_forecaster(copy)
+
+
+def test_ensemble_of_one_trial_folder_is_refused(sweep: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from aurora_mlops.cli import main
+
+    code = main(["package", "--model", str(sweep / "trials" / "sw-0"), "--variant", VARIANT,
+                 "--out", str(tmp_path / "p"), "--ensemble", "2"])
+    assert code != 0
+    assert "needs a sweep's work dir as --model" in capsys.readouterr().err
