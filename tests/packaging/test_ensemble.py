@@ -174,3 +174,54 @@ def test_ensemble_of_one_trial_folder_is_refused(sweep: Path, tmp_path: Path,
                  "--out", str(tmp_path / "p"), "--ensemble", "2"])
     assert code != 0
     assert "needs a sweep's work dir as --model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ensemble_eval(sweep: Path, synthetic_data: Callable[..., Path],
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aurora_mlops.cli import main
+
+    out = tmp_path_factory.mktemp("ensemble-eval") / "eval"
+    assert main(["evaluate", "--model", str(sweep), "--ensemble", "2", "--data",
+                 str(synthetic_data(VARIANT)), "--variant", VARIANT, "--out", str(out),
+                 "--lead-steps", "2", "--max-inits", "3"]) == 0
+    return out
+
+
+def test_evaluate_scores_the_ensemble_with_its_member_metrics_against_the_best_member(
+    ensemble_eval: Path, sweep: Path, packages: dict[str, Path], tmp_path: Path
+) -> None:
+    from aurora_mlops.packaging import package_model, read_package
+
+    metrics = json.loads((ensemble_eval / "metrics.json").read_text())
+    model_metrics = {r["metric"] for r in metrics["rows"] if r["model"] == "model"}
+    assert {"crps", "spread", "spread_skill", "rmse"} <= model_metrics
+    assert "best_member" in metrics["models"]
+    assert not {"crps", "spread"} & {r["metric"] for r in metrics["rows"]
+                                      if r["model"] == "best_member"}
+    assert "rmse" in metrics["scorecard"]["model"]["best_member"]
+    # The evaluation names the ensemble's digest: packaging it with its ensemble passes and
+    # the gate can read the comparison with the best member; the single model's is refused.
+    info = read_package(package_model(sweep, variant=VARIANT, out=tmp_path / "p",
+                                      eval_dir=ensemble_eval, ensemble=2).path)
+    assert metrics["checkpoint"]["sha256"] == info.checkpoint_sha256
+    card = metrics["scorecard"]["model"]["best_member"]["rmse"]
+    assert info.scores["rmse_wins_vs_best_member"] == card["wins"]
+    with pytest.raises(PackageError, match="but the packaged checkpoint is"):
+        package_model(sweep, variant=VARIANT, out=tmp_path / "q", eval_dir=ensemble_eval)
+
+
+def test_evaluate_takes_an_ensemble_package_as_the_model(
+    packages: dict[str, Path], ensemble_eval: Path, synthetic_data: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    from aurora_mlops.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(packages["ensemble"]), "--data",
+                 str(synthetic_data(VARIANT)), "--variant", VARIANT, "--out", str(out),
+                 "--lead-steps", "2", "--max-inits", "3"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    first = json.loads((ensemble_eval / "metrics.json").read_text())
+    assert again["checkpoint"]["sha256"] == first["checkpoint"]["sha256"]
+    assert again["scorecard"] == first["scorecard"]

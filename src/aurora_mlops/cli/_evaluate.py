@@ -47,6 +47,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="With --model: at most this many initialisations, evenly spaced over the test split.",
     )
     p.add_argument(
+        "--ensemble", type=int, default=1, metavar="K",
+        help="With --model SWEEP_DIR: score the sweep's top-K ensemble (the members `package "
+        "--ensemble K` picks; an ensemble package as --model needs no K): CRPS, spread and "
+        "spread/skill, and the best member as the reference best_member.",
+    )
+    p.add_argument(
         "--climatology-from", default=None,
         help="Dataset whose training split gives the climatology (default: truth before the "
         "first initialisation time).",
@@ -127,18 +133,26 @@ def _model_forecasts(args: argparse.Namespace, scratch: Path) -> Forecasts:
     from aurora_mlops.training import checkpoint_record, load_trained
 
     # Load the trial and open the data once; both rollouts share them.
-    trained = load_trained(args.model, args.variant)
     data = open_dataset(args.data)
     rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
-    forecasts: dict[str, Any] = {"model": ev.forecast_from_checkpoint(
-        trained, data, args.variant, store=scratch / "model.zarr", **rollout)}
+    if args.ensemble != 1 or (Path(args.model) / "artifacts" / "ensemble.json").is_file():
+        from aurora_mlops.packaging import ensemble_forecasts
+
+        ens = ensemble_forecasts(args.model, args.ensemble, data, args.variant,
+                                 scratch=scratch, **rollout)
+        trained, forecasts, record = ens.best, dict(ens.forecasts), ens.checkpoint
+    else:
+        trained = load_trained(args.model, args.variant)
+        forecasts = {"model": ev.forecast_from_checkpoint(
+            trained, data, args.variant, store=scratch / "model.zarr", **rollout)}
+        record = checkpoint_record(trained)
     untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned,
                                   store=scratch / "untuned.zarr", **rollout)
     if untuned is not None:
         forecasts["untuned"] = untuned
     else:
         print("note: no untuned baseline: the trial trained from scratch (pass --untuned CKPT)")
-    return forecasts, checkpoint_record(trained), args.truth or args.data
+    return forecasts, record, args.truth or args.data
 
 
 def _file_forecasts(args: argparse.Namespace) -> Forecasts:

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from aurora_mlops.packaging._build import PackageResult, package_model
 from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
+from aurora_mlops.packaging._ensemble_eval import (
+    BEST_MEMBER,
+    EnsembleForecasts,
+    ensemble_forecasts,
+    ensemble_trials,
+)
 from aurora_mlops.packaging._info import PackageError, PackageInfo, read_package
 from aurora_mlops.packaging._log import LoggedPackage, log_package
 from aurora_mlops.packaging._members import Member, ensemble_sha256, select_members
@@ -26,9 +32,11 @@ from aurora_mlops.packaging._requests import (
 )
 
 __all__ = [
+    "BEST_MEMBER",
     "PRECISIONS",
     "ArrayRequest",
     "AuroraForecaster",
+    "EnsembleForecasts",
     "LoggedPackage",
     "Member",
     "ModelContract",
@@ -38,7 +46,9 @@ __all__ = [
     "Precision",
     "ReferenceRequest",
     "RequestError",
+    "ensemble_forecasts",
     "ensemble_sha256",
+    "ensemble_trials",
     "load_forecaster",
     "log_package",
     "package_model",
