@@ -169,7 +169,7 @@ def test_the_resumed_mlflow_run_logs_the_new_epochs_and_where_it_resumed_from(
 
 
 def _no_sampler_position(real: Callable[..., Any]) -> Callable[..., Any]:
-    return lambda *args, start=0: real(*args, start=0)
+    return lambda *args, start=0, **kwargs: real(*args, start=0, **kwargs)
 
 
 #: Each part of the state, left out of the restore: the resumed trial must then differ.

@@ -31,6 +31,7 @@ from aurora_mlops.data import (
     split_times,
     stack_windows,
 )
+from aurora_mlops.training._augment import Augmentation, mapped_batches
 from aurora_mlops.training._distributed import Distributed
 from aurora_mlops.training._loss import EVENT_QUANTILE, event_field
 from aurora_mlops.training._params import TrialParams
@@ -63,6 +64,7 @@ class TrialData:
     stats: NormStats
     threshold: float
     stats_source: str
+    augment: Augmentation | None = None
 
 
 def _levels(ds: xr.Dataset, variant: VariantSpec, profile: Profile) -> tuple[int, ...]:
@@ -126,6 +128,7 @@ def load_trial_data(
     return TrialData(
         ds=ds, splits=splits, levels=levels, history=history, train=train, val=val,
         stats=found.norm, threshold=found.event_threshold, stats_source=found.source,
+        augment=Augmentation.of(variant, params, found.norm, found.event_threshold),
     )
 
 
@@ -209,12 +212,18 @@ def _on_device(
 
 def train_batches(
     train: WindowDataset, params: TrialParams, dist: Distributed, patch_size: int,
-    start: int = 0,
+    start: int = 0, augment: Augmentation | None = None,
 ) -> Generator[tuple[Any, Targets], None, None]:
     """Endless micro-batches of this rank's training windows (see :func:`loader_batches`),
-    after the first ``start`` global micro-batches of the order."""
+    after the first ``start`` global micro-batches of the order, augmented where ``augment``
+    says (see :mod:`aurora_mlops.training._augment`)."""
+    order = None if augment is None else augment.window_order(train)
     sampler = WindowSampler(
-        len(train), seed=params.seed, batch_size=params.batch_size, rank=dist.rank,
-        world=dist.world, start=start,
+        len(train) if order is None else len(order), seed=params.seed,
+        batch_size=params.batch_size, rank=dist.rank, world=dist.world, start=start,
     )
-    return loader_batches(train, sampler, params, dist.device, patch_size)
+    if augment is None or order is None:
+        return loader_batches(train, sampler, params, dist.device, patch_size)
+    inner = loader_batches(train, mapped_batches(sampler, order), params, dist.device,
+                           patch_size)
+    return augment.batches(inner, start=start, rank=dist.rank, patch_size=patch_size)

@@ -140,7 +140,8 @@ class Loop:
                                   enabled=params.amp)
         result = self.result = self._restore()
         start = 0 if self.resume is None else int(self.resume["data"]["micro_batches"])
-        batches = train_batches(self.data.train, params, self.dist, patch, start=start)
+        batches = train_batches(self.data.train, params, self.dist, patch, start=start,
+                                augment=self.data.augment)
         if self.resume is not None:  # after the DataLoader drew its seed (see loader_batches)
             restore_rng(self.resume["rng"], self.dist.device)
         first = params.epochs if result.stopped_early else len(result.history)

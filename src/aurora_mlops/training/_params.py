@@ -100,6 +100,21 @@ class TrialParams(BaseModel):
     huber_delta: float = Field(default=1.0, gt=0)
     variable_weights: dict[str, float] = Field(default_factory=dict)
     lead_weights: tuple[float, ...] | None = None
+    # Physics-aware augmentation of training windows (training.augment; all off by default).
+    augment_lon_roll: bool = Field(
+        default=False, description="Roll a global grid by a random number of longitudes.")
+    augment_crop: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="Largest fraction of a regional grid's longitudes a random crop drops.")
+    augment_wind_rotation: float = Field(
+        default=0.0, ge=0, le=180,
+        description="Largest random turn of the wind (and wave directions), degrees.")
+    augment_noise: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Input noise in training standard deviations, inside physical ranges.")
+    augment_event_repeat: int = Field(
+        default=1, ge=1, le=16,
+        description="Times a training window holding an event comes in each pass.")
     # Loop.
     epochs: int = Field(ge=1, le=10_000)
     steps_per_epoch: int = Field(ge=1)
