@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aurora_mlops.errors import ConfigError
 
 __all__ = [
     "ARTIFACTS_PVC",
@@ -23,6 +26,7 @@ __all__ = [
     "MLFLOW_SECRET_KEYS",
     "NAMESPACE",
     "Settings",
+    "TrackerName",
     "get_settings",
     "image_ref",
     "katib_context",
@@ -43,6 +47,9 @@ ARTIFACTS_PVC = "aurora-mlops-artifacts"
 MLFLOW_SECRET = "aurora-mlops-mlflow"
 #: Its keys that MLflow clients (trials, pipeline steps) read as environment variables.
 MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+#: Where a trial logs its parameters, metrics and artifacts' paths (``--tracker``).
+TrackerName = Literal["mlflow", "wandb", "both"]
 
 #: The default promotion gate of ``aurora-mlops publish``: no worse validation score and no
 #: fewer (variable, lead time) targets beaten against persistence than the champion.
@@ -130,6 +137,11 @@ class Settings(BaseSettings):
         "alarm (a secret: a chat webhook URL is its own credential)."
     )
     experiment_name: str = Field(default="aurora-mlops", description="MLflow experiment.")
+    tracker: TrackerName = Field(
+        default="mlflow", description="Where trials log: mlflow, wandb (Weights & Biases, "
+        "the project named like the MLflow experiment; W&B's own WANDB_* variables apply) "
+        "or both."
+    )
     parent_run_id: str | None = Field(
         default=None, description="MLflow run that trial runs are nested under (set by sweeps)."
     )
@@ -161,8 +173,17 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read once).
+
+    Raises:
+        ConfigError: An ``AURORA_MLOPS_*`` variable has a value its setting refuses.
+    """
+    try:
+        return Settings()
+    except ValidationError as e:
+        bad = "; ".join(f"AURORA_MLOPS_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                        for err in e.errors())
+        raise ConfigError(f"{bad}: fix the environment variable") from e
 
 
 def image_ref(settings: Settings | None = None) -> str:

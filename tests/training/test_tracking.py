@@ -15,7 +15,7 @@ import pytest
 
 from aurora_mlops.cli import main
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.training._tracking import Tracker
+from aurora_mlops.training._tracking import MlflowTracker
 
 AZURE_URI = ("azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/SUB/resourceGroups/"
              "RG/providers/Microsoft.MachineLearningServices/workspaces/WS")
@@ -39,7 +39,7 @@ def test_an_azureml_uri_without_the_plugin_says_what_to_do(clean_tracking_uri: N
         pass
     else:  # pragma: no cover - the lock leaves the plugin out; with it the URI would be tried
         pytest.skip("azureml-mlflow is installed here")
-    tracker = Tracker(enabled=True, uri=AZURE_URI, experiment="x")
+    tracker = MlflowTracker(enabled=True, uri=AZURE_URI, experiment="x")
     with pytest.raises(ConfigError) as info:
         tracker.start(run_name="r", tags={}, parent_run_id=None)
     message = str(info.value)
@@ -57,7 +57,7 @@ def test_an_unusable_store_fails_with_the_uri_and_the_reason(
     # A SQLite file below a plain file: MLflow can neither create the folder nor open the store.
     (tmp_path / "a-file").write_text("")
     uri = f"sqlite:///{tmp_path}/a-file/mlflow.db"
-    tracker = Tracker(enabled=True, uri=uri, experiment="x")
+    tracker = MlflowTracker(enabled=True, uri=uri, experiment="x")
     with pytest.raises(ConfigError, match="cannot be used") as info:
         tracker.start(run_name="r", tags={}, parent_run_id=None)
     assert uri in str(info.value) and "--no-tracking" in str(info.value)
@@ -71,7 +71,7 @@ def test_without_a_uri_the_local_default_store_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_tracking_uri: None
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    tracker = Tracker(enabled=True, uri=None, experiment="local")
+    tracker = MlflowTracker(enabled=True, uri=None, experiment="local")
     tracker.start(run_name="r", tags={"k": "v"}, parent_run_id=None)
     try:
         assert tracker.enabled and tracker.run_id
@@ -109,7 +109,7 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(
     uri = f"sqlite:///{store / 'mlflow.db'}"
     artifact = tmp_path / "log.txt"
     artifact.write_text("trial log\n")
-    tracker = Tracker(enabled=True, uri=uri, experiment="artifact-home")
+    tracker = MlflowTracker(enabled=True, uri=uri, experiment="artifact-home")
     tracker.start(run_name="r", tags={}, parent_run_id=None)
     try:
         tracker.log_artifact(artifact)

@@ -17,7 +17,7 @@ import torch
 from aurora_mlops.errors import RegistryError, TrainingError
 from aurora_mlops.training import resolve_params, train_trial
 from aurora_mlops.training._distributed import Distributed
-from aurora_mlops.training._tracking import Tracker
+from aurora_mlops.training._tracking import MlflowTracker, make_tracker
 from aurora_mlops.variants import get_variant
 
 #: A generous bound on how long spawned children may take: a guard against a hang, not a
@@ -164,7 +164,7 @@ def test_a_tracked_trial_leaves_exactly_one_run_with_its_late_logs(
 
 
 def test_the_tracker_refuses_to_log_after_end() -> None:
-    tracker = Tracker(enabled=False, uri=None, experiment="x")
+    tracker = make_tracker("mlflow", enabled=False, uri=None, experiment="x")
     tracker.log_metrics({"a": 1.0})
     tracker.end("FINISHED")
     for call in (lambda: tracker.log_metrics({"a": 1.0}), lambda: tracker.log_params({"a": 1}),
@@ -179,7 +179,7 @@ def test_the_tracker_never_logs_the_credentials_of_its_uri(
     from aurora_mlops._redact import redact_uri
 
     # Port 9 (discard) on loopback: nothing answers, and the error names the URI redacted.
-    tracker = Tracker(enabled=True, uri="http://alice:s3cret@127.0.0.1:9", experiment="x")
+    tracker = MlflowTracker(enabled=True, uri="http://alice:s3cret@127.0.0.1:9", experiment="x")
     with caplog.at_level("WARNING"), pytest.raises(RegistryError) as info:
         tracker.start(run_name="r", tags={}, parent_run_id=None)
     text = caplog.text + str(info.value)

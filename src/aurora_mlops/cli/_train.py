@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from aurora_mlops.config import TrackerName, get_settings
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.variants import get_variant
 
@@ -55,7 +56,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "some 20 GB for the published model). Default: for smoke trials only; successive "
         "halving asks for it on the rungs whose trials may be promoted.",
     )
-    trial.add_argument("--no-tracking", action="store_true", help="Do not log to MLflow.")
+    trial.add_argument("--no-tracking", action="store_true",
+                       help="Do not log to MLflow (nor to W&B).")
+    trial.add_argument(
+        "--tracker", choices=get_args(TrackerName), default=None,
+        help="Log to MLflow, to Weights & Biases (the `wandb` extra; W&B's WANDB_* variables "
+        "apply, WANDB_MODE=offline keeps the run local) or to both (default: "
+        "AURORA_MLOPS_TRACKER, else mlflow).",
+    )
     trial.add_argument("--tracking-uri", default=None, help="MLflow tracking URI.")
     trial.set_defaults(handler=cmd_train_trial, accepts_params=True, subparser=trial)
     return trial
@@ -127,6 +135,8 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
     if missing:
         args.subparser.error(f"the following arguments are required: {', '.join(missing)}")
     given = parse_param_args(args.params)
+    # A bad AURORA_MLOPS_TRACKER (or any setting) fails here, before the data are read.
+    tracking = False if args.no_tracking else args.tracker or get_settings().tracker
     if args.resume_from is not None:
         params = _resumed(args, given)
     else:
@@ -148,7 +158,7 @@ def cmd_train_trial(args: argparse.Namespace) -> int:
         params=params,
         profile=args.profile,
         init=args.init,
-        tracking=not args.no_tracking,
+        tracking=tracking,
         tracking_uri=args.tracking_uri,
         resume_from=args.resume_from,
         save_state=args.save_state,

@@ -120,7 +120,7 @@ class TrialRecord:
             # A resumed trial's weights come from its state: record where the training began.
             "init": (init_ref(self.init) if self.resumed_from is None
                      else self.resumed_from.trial["init"]),
-            "mlflow_run_id": tracker.run_id,
+            **tracker.record(),  # mlflow_run_id, and wandb_run where W&B tracks the trial
             "versions": {
                 "aurora_mlops": __version__,
                 "torch": torch.__version__,

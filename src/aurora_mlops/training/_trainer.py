@@ -27,7 +27,7 @@ import torch
 
 from aurora_mlops._provenance import git_commit
 from aurora_mlops._version import __version__
-from aurora_mlops.config import get_settings, katib_context
+from aurora_mlops.config import TrackerName, get_settings, katib_context
 from aurora_mlops.errors import ConfigError, TrainingError
 from aurora_mlops.training._data import TrialData, load_trial_data
 from aurora_mlops.training._distributed import Distributed
@@ -42,7 +42,7 @@ from aurora_mlops.training._model import (
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.training._record import TrialRecord, write_failure
 from aurora_mlops.training._resume import checked_point
-from aurora_mlops.training._tracking import Tracker
+from aurora_mlops.training._tracking import Tracker, make_tracker
 from aurora_mlops.variants import Profile, VariantSpec
 
 __all__ = [
@@ -113,14 +113,17 @@ def _add_coast_mask(data: TrialData) -> None:
 
 
 def _start_tracker(
-    enabled: bool, uri: str | None, variant: VariantSpec, profile: Profile,
+    tracking: bool | TrackerName, uri: str | None, variant: VariantSpec, profile: Profile,
     params: TrialParams, data: str | Path, trial_data: TrialData, resumed_from: Path | None,
 ) -> Tracker:
-    """The trial's MLflow run, started with its tags and parameters (a no-op when disabled);
-    a resumed trial's run logs only its new epochs and is tagged with where it resumed from."""
+    """The trial's runs (MLflow, W&B or both: ``True`` is the settings' choice), started with
+    its tags and parameters (none when ``tracking`` is ``False``); a resumed trial's runs log
+    only its new epochs and are tagged with where it resumed from."""
     settings = get_settings()
-    tracker = Tracker(enabled=enabled, uri=uri or settings.resolved_tracking_uri(),
-                      experiment=settings.experiment_name)
+    tracker = make_tracker(settings.tracker if tracking is True else tracking or "mlflow",
+                           enabled=tracking is not False,
+                           uri=uri or settings.resolved_tracking_uri(),
+                           experiment=settings.experiment_name)
     tags = {
         "variant": variant.name,
         "profile": profile,
@@ -150,7 +153,7 @@ def train_trial(
     params: TrialParams,
     profile: Profile = "production",
     init: str | Path | None = None,
-    tracking: bool = True,
+    tracking: bool | TrackerName = True,
     tracking_uri: str | None = None,
     stdout: TextIO | None = None,
     fail_on_step: Callable[[int], bool] | None = None,
@@ -165,7 +168,7 @@ def train_trial(
         params: Validated hyperparameters.
         profile: ``smoke`` (CPU-sized model) or ``production`` (the published configuration).
         init: Checkpoint to start from (a path, or ``hub`` for the published weights).
-        tracking, tracking_uri: Log to MLflow (the settings' store unless a URI is given).
+        tracking, tracking_uri: mlflow, wandb, both, True (the settings') or False; MLflow's URI.
         stdout: Where Katib metric lines go (default ``sys.stdout``).
         fail_on_step: Test hook: return True to make that optimiser step's loss NaN.
         resume_from: An earlier trial's folder to continue to ``params.epochs`` (:mod:`._resume`).
@@ -192,7 +195,7 @@ def train_trial(
     if params.coastal_conditioning:  # the mask is one more static field
         _add_coast_mask(trial_data)
     trial_model = prepare_model(model, variant, params, None if point else init, dist)
-    tracker = _start_tracker(tracking and dist.main, tracking_uri, variant, profile, params,
+    tracker = _start_tracker(dist.main and tracking, tracking_uri, variant, profile, params,
                              data, trial_data, None if point is None else point.path)
     if dist.main:
         output_dir.mkdir(parents=True, exist_ok=True)
