@@ -209,6 +209,25 @@ def test_evaluate_scores_the_ensemble_with_its_member_metrics_against_the_best_m
     assert info.scores["rmse_wins_vs_best_member"] == card["wins"]
     with pytest.raises(PackageError, match="but the packaged checkpoint is"):
         package_model(sweep, variant=VARIANT, out=tmp_path / "q", eval_dir=ensemble_eval)
+    _card_says_who_won(info.model_card.read_text(), metrics)
+    assert "## Ensemble" not in (packages["single"] / "artifacts" / "MODEL_CARD.md").read_text()
+
+
+def _card_says_who_won(card: str, metrics: dict[str, object]) -> None:
+    """The card's verdict, recomputed here from metrics.json's RMSE rows."""
+    from aurora_mlops.packaging._card import fmt
+
+    rmse: dict[str, dict[tuple[object, ...], float]] = {"model": {}, "best_member": {}}
+    for r in metrics["rows"]:  # type: ignore[attr-defined]
+        if r["metric"] == "rmse" and r["model"] in rmse:
+            rmse[r["model"]][(r["variable"], r["level"], r["lead_hours"])] = r["value"]
+    ratios = [v / rmse["best_member"][k] for k, v in rmse["model"].items()]
+    median = float(np.median(ratios))
+    winner = "the ensemble mean" if median < 1 else "the best single member"
+    assert "## Ensemble" in card
+    assert (f"lower in {sum(x < 1 for x in ratios)} of {len(ratios)} targets, median RMSE "
+            f"ratio {fmt(median)}: **{winner} won, by {fmt(abs(median - 1) * 100)} % of RMSE**"
+            ) in card
 
 
 def test_evaluate_takes_an_ensemble_package_as_the_model(

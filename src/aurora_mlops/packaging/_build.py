@@ -18,7 +18,12 @@ import numpy as np
 
 from aurora_mlops._io import write_json
 from aurora_mlops.packaging._contract import ModelContract, Precision, max_steps_for
-from aurora_mlops.packaging._ensemble import MEMBERS_DIR, ensemble_record, stage_members
+from aurora_mlops.packaging._ensemble import (
+    MEMBERS_DIR,
+    ensemble_card,
+    ensemble_record,
+    stage_members,
+)
 from aurora_mlops.packaging._info import METADATA_KEY, PackageError, PackageInfo
 from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, select_members
 from aurora_mlops.packaging._pyfunc import CONTRACT_FILE, STATIC_FILE
@@ -185,7 +190,9 @@ def _write_artifacts(
     if src.benchmark is not None:
         put("benchmark.json", src.benchmark)
     card_text, script = _usage(info.variant)
-    markdown, html = render_card(card_context(src, info, contract, card_text))
+    context = {**card_context(src, info, contract, card_text),
+               "ensemble": ensemble_card(info, src.metrics)}
+    markdown, html = render_card(context)
     for name, text in (("MODEL_CARD.md", markdown), ("model_card.html", html),
                        ("usage_example.py", script)):
         (stage / name).write_text(text, encoding="utf-8")

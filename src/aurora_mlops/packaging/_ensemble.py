@@ -117,3 +117,34 @@ def ensemble_mean_arrays(members: dict[str, np.ndarray], axis: int = 1) -> dict[
         mean = ensemble_mean(xr.Dataset({name: (dims, arr)}), angles=angles)
         out[name] = np.asarray(mean[name].values, dtype=np.float32)
     return out
+
+
+def ensemble_card(info: Any, metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's ensemble section: the members, and which won against the best member
+    (``evaluate --ensemble K``'s ``best_member`` rows) and by how much; ``None`` for one model.
+
+    ``comparison`` (``None`` without those rows): ``wins`` and ``targets`` (variable x level x
+    lead where the ensemble mean's RMSE is lower), ``median_ratio`` (RMSE of the mean over the
+    best member's), ``change_pct`` (the same as a percentage change), ``winner``.
+    """
+    if not info.ensemble:
+        return None
+    from aurora_mlops.packaging._ensemble_eval import BEST_MEMBER
+
+    rmse: dict[str, dict[tuple[Any, ...], float]] = {"model": {}, BEST_MEMBER: {}}
+    for r in (metrics or {}).get("rows", []):
+        if r["metric"] == "rmse" and r["model"] in rmse:
+            rmse[r["model"]][(r["variable"], r["level"], r["lead_hours"])] = float(r["value"])
+    ratios = sorted(v / rmse[BEST_MEMBER][k] for k, v in rmse["model"].items()
+                    if rmse[BEST_MEMBER].get(k))
+    comparison = None
+    if ratios:
+        median = float(np.median(ratios))
+        comparison = {
+            "wins": sum(x < 1 for x in ratios), "targets": len(ratios), "median_ratio": median,
+            "change_pct": abs(median - 1.0) * 100.0,
+            "winner": "the ensemble mean" if median < 1 else "the best single member",
+        }
+    halving = any(m.get("budget") is not None for m in info.ensemble)
+    return {"members": info.ensemble, "k": len(info.ensemble), "halving": halving,
+            "comparison": comparison}
