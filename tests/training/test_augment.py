@@ -331,3 +331,36 @@ def test_a_resumed_augmented_trial_equals_an_uninterrupted_one(
                         lambda self, inner, *, start, **kw: real(self, inner, start=0, **kw))
     other = resume(tmp_path / "restarted-draws")
     assert other["step_losses"][3:] != pytest.approx(full["step_losses"][3:], rel=0, abs=1e-6)
+
+
+# Search spaces and Katib specs ---------------------------------------------------------------
+def test_augmentation_is_swept_in_production_and_in_its_own_smoke_sweep_only() -> None:
+    from aurora_mlops.tuning import (
+        AUGMENT_SPACES,
+        SMOKE_SPACES,
+        SPACES,
+        STUDIES,
+        pipeline_experiment,
+    )
+    from aurora_mlops.tuning._search_space import format_value
+
+    knobs = set(AUGMENT_PARAMS)
+    for variant in VARIANTS:
+        # Production data is global: a crop would be a dead knob there.
+        assert set(SPACES[variant].names) & knobs == knobs - {"augment_crop"}
+        assert not set(SMOKE_SPACES[variant].names) & knobs  # make run's halving: unchanged
+        assert set(AUGMENT_SPACES[variant].names) == (
+            set(SMOKE_SPACES[variant].names) | knobs - {"augment_crop"})
+        for param in (*SPACES[variant].parameters, *AUGMENT_SPACES[variant].parameters):
+            if param.name in knobs:  # "off" is inside every range, so the defaults are a point
+                off = format_value(AUGMENT_PARAMS[param.name])
+                assert (off in {format_value(c) for c in param.choices} if param.choices
+                        else param.low == AUGMENT_PARAMS[param.name]), param
+        study = next(s for s in STUDIES if s.relpath == f"smoke/{variant}-augment.yaml")
+        assert study.augment and study.experiment_name == f"aurora-smoke-{variant}-augment"
+        plain = pipeline_experiment(variant=variant, algorithm="sobol", profile="smoke",
+                                    max_trials=2, parallel_trials=1)
+        assert not {p.name for p in plain.parameters} & knobs
+    for study in STUDIES:
+        if study.profile == "smoke" and not study.augment:
+            assert not set(study.parameters) & knobs, study.relpath

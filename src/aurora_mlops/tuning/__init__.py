@@ -44,11 +44,12 @@ from aurora_mlops.tuning._render import (
     rendered_specs,
 )
 from aurora_mlops.tuning._search_space import SearchParameter, SearchSpace, format_value
-from aurora_mlops.tuning._space import SMOKE_SPACES, SPACES, get_space
+from aurora_mlops.tuning._space import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
 from aurora_mlops.tuning._studies import STUDIES, Study
 from aurora_mlops.tuning._trial_proc import is_train_trial_command
 
 __all__ = [
+    "AUGMENT_SPACES",
     "HALVING_ANNOTATION",
     "SMOKE_SPACES",
     "SPACES",

@@ -3,8 +3,9 @@
 Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
 (its space without ``sweep_random_leave_out``), successive halving over the same space, TPE over
 the fine-tune knobs from the published checkpoint, and five CPU smoke sweeps (grid over
-``smoke_sweep_grid``, random, TPE, a Sobol' design, and the successive halving that
-``make run`` sweeps). Where a production trial needs several GPUs, each
+``smoke_sweep_grid``, random, TPE, a Sobol' design, the successive halving that
+``make run`` sweeps, and a Sobol' design that adds the physics-aware augmentation's ranges,
+``smoke/<variant>-augment.yaml``). Where a production trial needs several GPUs, each
 production sweep also has a PyTorchJob copy (one GPU a pod), for GPU pools with fewer GPUs a
 node than a trial needs. The variant's facts live on its
 :class:`~aurora_mlops.variants.VariantSpec`.
@@ -54,6 +55,8 @@ class Study(BaseModel):
         purpose: One sentence, written into the spec's annotations.
         halving: The successive-halving plan of a ``halving`` study (its rung 0 is a Sobol'
             design of ``max_trial_count`` trials; see :mod:`._halving`).
+        augment: A smoke sweep over the augmentation space (:data:`._space.AUGMENT_SPACES`),
+            written as ``smoke/<variant>-augment.yaml``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,11 +73,13 @@ class Study(BaseModel):
     launcher: Launcher = "job"
     purpose: str
     halving: Halving | None = None
+    augment: bool = False
 
     @property
     def space(self) -> SearchSpace:
         """The searched parameters."""
-        return get_space(self.variant, self.profile).subset(self.parameters)
+        return get_space(self.variant, self.profile, augment=self.augment).subset(
+            self.parameters)
 
     @property
     def katib_algorithm(self) -> str:
@@ -83,16 +88,21 @@ class Study(BaseModel):
 
     @property
     def experiment_name(self) -> str:
-        """``metadata.name``: ``aurora-[smoke-]<variant>-<algorithm>[-pytorchjob]``."""
+        """``metadata.name``: ``aurora-[smoke-]<variant>-<algorithm>[-pytorchjob]``, or
+        ``aurora-smoke-<variant>-augment``."""
         smoke = "smoke-" if self.profile == "smoke" else ""
         suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
-        return f"aurora-{smoke}{self.variant}-{self.algorithm}{suffix}"
+        return f"aurora-{smoke}{self.variant}-{self._kind}{suffix}"
+
+    @property
+    def _kind(self) -> str:
+        return "augment" if self.augment else self.algorithm
 
     @property
     def relpath(self) -> str:
         """Where the spec lives under ``katib/``."""
         if self.profile == "smoke":
-            return f"smoke/{self.variant}-{self.algorithm}.yaml"
+            return f"smoke/{self.variant}-{self._kind}.yaml"
         suffix = "-pytorchjob" if self.launcher == "pytorchjob" else ""
         return f"{self.variant}/{self.algorithm}{suffix}.yaml"
 
@@ -170,6 +180,13 @@ def _smoke_studies(variant: str) -> list[Study]:
         halving=Halving(eta=3, budgets=(3, 9, 27)),
         purpose="Smoke successive halving (CPU): 9 Sobol' points for 3 epochs, the best 3 "
                 "resumed to 9, the best one to 27; make run's sweep.", **common,
+    ))
+    # Last, so a look-up of the smoke Sobol' sweep by variant and algorithm finds the one above.
+    out.append(Study(
+        algorithm="sobol", augment=True,
+        parameters=get_space(variant, "smoke", augment=True).names, max_trial_count=6,
+        purpose="Smoke Sobol' design over fine-tune knobs and the physics-aware augmentation "
+                "(CPU); bench/bench_augment.py sets it against the one without.", **common,
     ))
     return out
 
