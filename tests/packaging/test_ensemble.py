@@ -244,3 +244,24 @@ def test_evaluate_takes_an_ensemble_package_as_the_model(
     first = json.loads((ensemble_eval / "metrics.json").read_text())
     assert again["checkpoint"]["sha256"] == first["checkpoint"]["sha256"]
     assert again["scorecard"] == first["scorecard"]
+
+
+def test_benchmark_reports_the_cost_per_member_and_packages_with_the_ensemble(
+    packages: dict[str, Path], sweep: Path, tmp_path: Path
+) -> None:
+    from aurora_mlops.cli import main
+    from aurora_mlops.packaging import package_model, read_package
+
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--model", str(packages["ensemble"]), "--variant", VARIANT,
+                 "--out", str(out), "--repeats", "1", "--warmup", "0", "--train-steps", "1",
+                 "--batch-sizes", "1", "--no-amp-compare"]) == 0
+    report = json.loads((out / "benchmark.json").read_text())
+    cost = report["ensemble"]
+    assert [r["members"] for r in cost["rows"]] == [1, 2]
+    assert all(r["latency_s"] > 0 and r["rss_bytes"] > 0 for r in cost["rows"])
+    assert cost["per_member"]["param_bytes"] > 0
+    info = read_package(packages["ensemble"])
+    assert report["model"]["checkpoint_sha256"] == info.checkpoint_sha256
+    assert report["model"]["best_member_sha256"] == info.ensemble[0]["checkpoint_sha256"]
+    package_model(sweep, variant=VARIANT, out=tmp_path / "p", bench_dir=out, ensemble=2)

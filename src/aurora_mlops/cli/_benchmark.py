@@ -50,7 +50,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "against fp32. Without CUDA it measures on the CPU and says so. Writes "
         "OUT/benchmark.json and OUT/benchmark.md; progress goes to stderr.",
     )
-    p.add_argument("--model", required=True, help="train-trial output directory or its model.ckpt.")
+    p.add_argument("--model", required=True, help="train-trial output directory or its "
+                   "model.ckpt, or an ensemble package (adds latency and memory per member).")
     p.add_argument("--variant", required=True, choices=list(VARIANTS), help="Aurora variant.")
     p.add_argument("--out", required=True, help="Output directory.")
     p.add_argument(
@@ -108,21 +109,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"benchmark: {line}", file=sys.stderr, flush=True)
 
-    report = run_benchmark(
-        args.model,
-        args.variant,
-        data=args.data,
-        out_dir=Path(args.out),
-        batch_sizes=args.batch_sizes,
-        rollout_steps=args.rollout_steps,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        train_steps=args.train_steps,
-        amp_modes=None if args.no_amp_compare else (False, True),
-        device=args.device,
-        threads=args.threads,
-        progress=progress,
-    )
+    bench = {"data": args.data, "out_dir": Path(args.out), "batch_sizes": args.batch_sizes,
+             "rollout_steps": args.rollout_steps, "repeats": args.repeats,
+             "warmup": args.warmup, "train_steps": args.train_steps,
+             "amp_modes": None if args.no_amp_compare else (False, True),
+             "device": args.device, "threads": args.threads, "progress": progress}
+    if (Path(args.model) / "artifacts" / "ensemble.json").is_file():
+        from aurora_mlops.packaging import benchmark_ensemble
+
+        report = benchmark_ensemble(args.model, args.variant, **bench)
+    else:
+        report = run_benchmark(args.model, args.variant, **bench)
     for f in report["figures"]:
         if "error" in f:
             print(f"{f['id']}: {f['error']}")
@@ -132,6 +129,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             f"{f['id']}: median {f[key]['median'] * 1e3:.2f} ms, p95 {f[key]['p95'] * 1e3:.2f} ms,"
             f" {f['samples_per_s']:.2f} samples/s"
         )
+    for row in report.get("ensemble", {}).get("rows", []):
+        print(f"ensemble of {row['members']}: a request of the input example "
+              f"{row['latency_s'] * 1e3:.1f} ms, resident memory {row['rss_bytes'] / 2**20:.0f} MiB"
+              + (f", CUDA peak {row['cuda_peak_bytes'] / 2**20:.0f} MiB"
+                 if row["cuda_peak_bytes"] is not None else ""))
     if report["device"]["note"]:
         print(f"note: {report['device']['note']}")
     print(f"wrote benchmark.json and benchmark.md to {args.out}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aurora_mlops.packaging._build import PackageResult, package_model
 from aurora_mlops.packaging._contract import PRECISIONS, ModelContract, Precision
+from aurora_mlops.packaging._ensemble_cost import benchmark_ensemble, ensemble_cost
 from aurora_mlops.packaging._ensemble_eval import (
     BEST_MEMBER,
     EnsembleForecasts,
@@ -46,6 +47,8 @@ __all__ = [
     "Precision",
     "ReferenceRequest",
     "RequestError",
+    "benchmark_ensemble",
+    "ensemble_cost",
     "ensemble_forecasts",
     "ensemble_sha256",
     "ensemble_trials",
