@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("publishing", "monitoring", "serving"),
     ("packaging",),
     ("comparison",),
-    ("tuning", "benchmark", "evaluation"),
+    ("tuning", "benchmark", "evaluation", "explain"),
     ("training",),
     ("data",),
 )

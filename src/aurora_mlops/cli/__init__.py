@@ -22,8 +22,8 @@ __all__ = ["build_parser", "main"]
 
 #: The modules whose ``register(subparsers)`` adds their subcommand, in ``--help`` order.
 #: Each imports only argparse-level things at module level (handlers import the heavy ones).
-SUBCOMMANDS = ("_data", "_train", "_katib", "_tune", "_evaluate", "_benchmark", "_report",
-               "_package", "_publish", "_deploy", "_monitor", "_pipeline", "_cluster")
+SUBCOMMANDS = ("_data", "_train", "_katib", "_tune", "_evaluate", "_benchmark", "_explain",
+               "_report", "_package", "_publish", "_deploy", "_monitor", "_pipeline", "_cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:
