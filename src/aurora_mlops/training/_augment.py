@@ -172,6 +172,13 @@ class Augmentation:
     def window_order(self, train: WindowDataset) -> list[int]:
         """One pass of the data order's windows: each once, event windows
         ``augment_event_repeat`` times."""
+        globe = is_global(train.lon)
+        if self.params.augment_crop > 0 and globe:
+            log.info("augment_crop does nothing here: the grid is global (its roll is "
+                     "augment_lon_roll)")
+        if self.params.augment_lon_roll and not globe:
+            log.info("augment_lon_roll does nothing here: the grid is regional (its crop is "
+                     "augment_crop)")
         order = list(range(len(train)))
         repeat = self.params.augment_event_repeat
         if repeat > 1:
