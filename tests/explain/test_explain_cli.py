@@ -121,3 +121,35 @@ def test_tiles_must_look_like_rows_x_cols(capsys: pytest.CaptureFixture[str]) ->
         main(["explain", "--model", "m", "--data", "d", "--variant", "medium-res", "--out", "o",
               "--tiles", "0x3"])
     assert e.value.code == 2 and "tiles must be at least 1x1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_evaluation_report_and_the_model_card_link_an_explanation_beside_them(
+    trial: Path, synthetic_data: Callable[..., Path], tmp_path: Path,
+) -> None:
+    from aurora_mlops.packaging import package_model
+    from conftest import PACKAGE_EVAL
+
+    data, evaluation = synthetic_data("medium-res"), tmp_path / "eval"
+    plain = tmp_path / "eval-plain"
+    assert main(["evaluate", "--model", str(trial), "--data", str(data), "--variant",
+                 "medium-res", "--out", str(plain), *PACKAGE_EVAL]) == 0
+    assert "explanation" not in (plain / "report.md").read_text()
+    assert main(_args(trial, data, evaluation / "explanation", "--method", "saliency")) == 0
+    assert main(["evaluate", "--model", str(trial), "--data", str(data), "--variant",
+                 "medium-res", "--out", str(evaluation), *PACKAGE_EVAL]) == 0
+    assert "[explanation](explanation/explanation.html)" in (evaluation / "report.md").read_text()
+    assert '<a href="explanation/explanation.html">' in (evaluation / "report.html").read_text()
+    assert (evaluation / "explanation" / "explanation.json").is_file()  # evaluate kept it
+
+    package = tmp_path / "package"
+    package_model(trial, variant="medium-res", out=package, eval_dir=evaluation)
+    card = next(package.rglob("MODEL_CARD.md"))
+    assert "## What the forecast depends on" in card.read_text()
+    assert "[explanation/explanation.html](explanation/explanation.html)" in card.read_text()
+    # The link resolves: the folder ships beside the card.
+    assert (card.parent / "explanation" / "explanation.json").is_file()
+    no_explanation = tmp_path / "package-plain"
+    package_model(trial, variant="medium-res", out=no_explanation, eval_dir=plain)
+    assert "What the forecast depends on" not in next(
+        no_explanation.rglob("MODEL_CARD.md")).read_text()

@@ -370,7 +370,9 @@ def evaluate_forecasts(
             json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         result.table.to_parquet(tmp / "metrics.parquet", engine="pyarrow", index=False)
-        write_page(result, tmp)
+        # `explain --out OUT/explanation` (aurora_mlops.explain.EXPLANATION_DIR) put it there.
+        explained = (out / "explanation" / "explanation.html").is_file()
+        write_page(result, tmp, explanation="explanation/explanation.html" if explained else None)
         written = [out / p.name for p in sorted(tmp.iterdir())]
     logger.info("wrote %d files to %s", len(written), out)
     return EvaluationResult(**{**result.__dict__, "files": written})

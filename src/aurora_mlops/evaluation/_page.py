@@ -93,11 +93,13 @@ def _context(result: EvaluationResult, images: dict[str, bytes]) -> dict[str, An
     }
 
 
-def write_page(result: EvaluationResult, out_dir: Path) -> list[Path]:
+def write_page(result: EvaluationResult, out_dir: Path, *,
+               explanation: str | None = None) -> list[Path]:
     """Write the PNGs, ``report.html`` and ``report.md`` into ``out_dir``.
 
     ``out_dir`` is the folder being filled (the caller makes it appear whole, see
-    :func:`aurora_mlops._io.atomic_dir`).
+    :func:`aurora_mlops._io.atomic_dir`); ``explanation`` is the relative path of an
+    ``explain`` page beside the report, which the report then links.
 
     Returns:
         The paths written.
@@ -107,7 +109,7 @@ def write_page(result: EvaluationResult, out_dir: Path) -> list[Path]:
     for name, data in images.items():
         (out_dir / name).write_bytes(data)
         written.append(out_dir / name)
-    context = _context(result, images)
+    context = {**_context(result, images), "explanation": explanation}
     pages = {"report.md": tidy_markdown(render("evaluation.md.j2", context)),
              "report.html": render("evaluation.html.j2", context)}
     for name, text in pages.items():

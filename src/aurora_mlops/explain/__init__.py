@@ -16,10 +16,12 @@ from aurora_mlops.explain._attribute import (
     input_fields,
     require_captum,
 )
+from aurora_mlops.explain._beside import EXPLANATION_DIR, explanation_beside
 from aurora_mlops.explain._run import explain_model
 from aurora_mlops.explain._target import ExplainTarget, lead_horizon, parse_target
 
 __all__ = [
+    "EXPLANATION_DIR",
     "METHODS",
     "ExplainTarget",
     "Method",
@@ -27,6 +29,7 @@ __all__ = [
     "WindowAttribution",
     "attribute_window",
     "explain_model",
+    "explanation_beside",
     "input_fields",
     "lead_horizon",
     "parse_target",

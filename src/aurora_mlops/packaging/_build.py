@@ -189,15 +189,29 @@ def _write_artifacts(
         put("scorecard.json", src.metrics.get("scorecard", {}))
     if src.benchmark is not None:
         put("benchmark.json", src.benchmark)
+    explanation = _explanation(src, stage)
+    if explanation is not None:
+        files[explanation["dir"].name] = explanation["dir"]
     card_text, script = _usage(info.variant)
     context = {**card_context(src, info, contract, card_text),
-               "ensemble": ensemble_card(info, src.metrics)}
+               "ensemble": ensemble_card(info, src.metrics), "explanation": explanation}
     markdown, html = render_card(context)
     for name, text in (("MODEL_CARD.md", markdown), ("model_card.html", html),
                        ("usage_example.py", script)):
         (stage / name).write_text(text, encoding="utf-8")
         files[name] = stage / name
     return {name.replace(".", "_"): str(path) for name, path in files.items()}
+
+
+def _explanation(src: Sources, stage: Path) -> dict[str, Any] | None:
+    """The explanation beside the evaluation (``explain --out EVAL_DIR/explanation``), copied
+    into the package for the card to link; ``None`` without one."""
+    from aurora_mlops.explain import EXPLANATION_DIR, explanation_beside
+
+    found = explanation_beside(None if src.metrics_path is None else src.metrics_path.parent)
+    if found is None:
+        return None
+    return {**found, "dir": Path(shutil.copytree(found["dir"], stage / EXPLANATION_DIR))}
 
 
 def _dump(stage: Path, contract: ModelContract) -> Path:
