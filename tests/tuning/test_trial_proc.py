@@ -165,3 +165,15 @@ def test_warming_the_forkserver_leaves_logging_to_each_trial() -> None:
     warm_trial_imports()
     assert (list(root.handlers), root.level) == before
     assert {"aurora_mlops.cli._train", "aurora_mlops.cli._profile"} <= set(sys.modules)
+
+
+def test_the_warm_up_leaves_trials_a_sqlite_that_mlflow_accepts() -> None:
+    """Listing xarray's engines loads eccodes' bundled SQLite 3.26 with global symbols; in a
+    process that had not loaded Python's own first, every forked trial's sqlite3 would be 3.26,
+    which MLflow's SQL store refuses (it needs 3.31). A fresh interpreter, as the forkserver's."""
+    code = ("from aurora_mlops.tuning._trial_proc import warm_trial_imports\n"
+            "warm_trial_imports()\n"
+            "import sqlite3; print(sqlite3.sqlite_version)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()[-1]
+    assert tuple(int(x) for x in out.split(".")) >= (3, 31), out

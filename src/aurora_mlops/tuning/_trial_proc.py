@@ -139,6 +139,11 @@ def warm_trial_imports() -> None:
     """
     import logging
 
+    # Python's own SQLite first: listing xarray's engines loads cfgrib and eccodes, whose
+    # bundled SQLite 3.26 (loaded with global symbols) would otherwise become the one every
+    # forked trial's sqlite3 binds to, and MLflow's SQL store refuses SQLite below 3.31.
+    import sqlite3  # noqa: F401
+
     # The cheapest run of the command builds its whole parser, as every trial's run does;
     # the logging it configures is undone, so that each trial's own -v still takes effect.
     root = logging.getLogger()
