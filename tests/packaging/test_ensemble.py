@@ -265,3 +265,28 @@ def test_benchmark_reports_the_cost_per_member_and_packages_with_the_ensemble(
     assert report["model"]["checkpoint_sha256"] == info.checkpoint_sha256
     assert report["model"]["best_member_sha256"] == info.ensemble[0]["checkpoint_sha256"]
     package_model(sweep, variant=VARIANT, out=tmp_path / "p", bench_dir=out, ensemble=2)
+
+
+def test_the_pipeline_steps_package_the_sweep_of_the_best_trial_with_its_benchmark(
+    sweep: Path, ensemble_eval: Path, tmp_path: Path
+) -> None:
+    """ensemble=2 in the pipeline: the best trial's folder stands for its sweep, and a
+    benchmark of that best trial alone (one member's figures) is accepted by the package."""
+    from aurora_mlops.cli import main
+    from aurora_mlops.errors import ConfigError
+    from aurora_mlops.kfp.steps import ensemble_sweep, package
+
+    best = select_members(sweep, 1)[0].trial_dir
+    assert ensemble_sweep(best, 1) == best
+    assert ensemble_sweep(best, 2) == sweep
+    with pytest.raises(ConfigError, match="an ensemble needs backend=local and an empty "
+                                          "final_fit_args"):
+        ensemble_sweep(tmp_path / "final-fit", 2)
+    bench = tmp_path / "bench"
+    assert main(["benchmark", "--model", str(best), "--variant", VARIANT, "--out", str(bench),
+                 "--repeats", "1", "--warmup", "0", "--train-steps", "1", "--batch-sizes", "1",
+                 "--no-amp-compare"]) == 0
+    info = package(model_dir=best, variant=VARIANT, out_dir=tmp_path / "p",
+                   eval_dir=ensemble_eval, bench_dir=bench, ensemble=2)
+    assert info["checkpoint_sha256"] == json.loads(
+        (ensemble_eval / "metrics.json").read_text())["checkpoint"]["sha256"]

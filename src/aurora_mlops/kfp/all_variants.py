@@ -77,6 +77,7 @@ def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES
         bench_train_steps: int = 5,
         tracking_uri: str = "",
         namespace: str = "",
+        ensemble: int = 1,
     ) -> None:
         """Every variant through the same steps, then one combined report."""
         summary = c.failure_summary()
@@ -90,7 +91,7 @@ def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES
                     min_skill=min_skill, model_name="", trial_args=trial_args,
                     final_fit_args=final_fit_args, lead_steps=lead_steps, max_inits=max_inits,
                     bench_repeats=bench_repeats, bench_train_steps=bench_train_steps,
-                    tracking_uri=tracking_uri, namespace=namespace)
+                    tracking_uri=tracking_uri, namespace=namespace, ensemble=ensemble)
             rep = c.report(evaluations=dsl.Collected(steps.outputs["evaluation"]),
                            benchmarks=dsl.Collected(steps.outputs["benchmark"]),
                            best_trials=dsl.Collected(steps.outputs["best_trial"]))

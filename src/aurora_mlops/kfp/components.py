@@ -102,7 +102,7 @@ def final_fit(variant: str, profile: str, fit_args: str, tracking_uri: str,
 
 
 @_component
-def evaluate(variant: str, lead_steps: int, max_inits: int, model: Input[Model],
+def evaluate(variant: str, lead_steps: int, max_inits: int, ensemble: int, model: Input[Model],
              data: Input[Dataset], results: Output[Artifact], metrics: Output[Metrics],
              events: Output[ClassificationMetrics], report_html: Output[HTML],
              report_md: Output[Markdown]) -> float:
@@ -115,7 +115,8 @@ def evaluate(variant: str, lead_steps: int, max_inits: int, model: Input[Model],
     with reported("evaluate"):
         summary = evaluate_model(model_dir=read_ref(model.path), data=read_ref(data.path),
                                  variant=variant, out_dir=results.path,
-                                 lead_steps=lead_steps, max_inits=max_inits)
+                                 lead_steps=lead_steps, max_inits=max_inits,
+                                 ensemble=ensemble)
     for name, value in summary["figures"].items():
         metrics.log_metric(name, value)
     if summary["event"]:
@@ -149,7 +150,7 @@ def benchmark(variant: str, repeats: int, train_steps: int, model: Input[Model],
 
 
 @_component
-def package(variant: str, tracking_uri: str, artifacts_root: str, run_id: str,
+def package(variant: str, tracking_uri: str, artifacts_root: str, run_id: str, ensemble: int,
             model: Input[Model], data: Input[Dataset], evaluation: Input[Artifact],
             bench: Input[Artifact], mlflow_model: Output[Model],
             model_card: Output[Markdown]) -> None:
@@ -165,7 +166,8 @@ def package(variant: str, tracking_uri: str, artifacts_root: str, run_id: str,
         out = run_folder(artifacts_root, run_id, variant, "package")
         info = make_package(model_dir=read_ref(model.path), variant=variant, out_dir=out,
                             data=read_ref(data.path), eval_dir=evaluation.path,
-                            bench_dir=bench.path, tracking_uri=tracking_uri)
+                            bench_dir=bench.path, tracking_uri=tracking_uri,
+                            ensemble=ensemble)
         write_ref(mlflow_model.path, out, variant=variant)
     cards = [p for p in sorted(glob.glob(os.path.join(out, "**", "*.md"), recursive=True))
              if "card" in p.lower()]

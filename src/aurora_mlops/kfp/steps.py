@@ -201,18 +201,39 @@ def _summarise_eval(doc: dict[str, Any], variant: str) -> dict[str, Any]:
             "skill": figures.get("rmse_wins_vs_persistence", 0.0)}
 
 
+def ensemble_sweep(model_dir: str | Path, ensemble: int) -> Path:
+    """The model folder, or for ``ensemble > 1`` the local sweep's work dir the best trial's
+    folder ``WORKDIR/trials/NAME`` is in (whose top-``ensemble`` trials are packaged).
+
+    Raises:
+        ConfigError: The model is not a local sweep's trial (a final fit, or Katib's volume).
+    """
+    if ensemble <= 1:
+        return Path(model_dir)
+    work = Path(model_dir).parent.parent
+    if not ((work / "status.json").is_file() or (work / "halving.json").is_file()):
+        raise ConfigError(f"ensemble={ensemble}: {model_dir} is not a trial of a local sweep's "
+                          "work dir; an ensemble needs backend=local and an empty "
+                          "final_fit_args (the sweep's own trials are its members)")
+    return work
+
+
 def evaluate_model(*, model_dir: str | Path, data: str | Path, variant: str,
-                   out_dir: str | Path, lead_steps: int = 4, max_inits: int = 0
-                   ) -> dict[str, Any]:
-    """``aurora-mlops evaluate --model``, then the figures the pipeline shows and gates on.
+                   out_dir: str | Path, lead_steps: int = 4, max_inits: int = 0,
+                   ensemble: int = 1) -> dict[str, Any]:
+    """``aurora-mlops evaluate --model`` (``ensemble > 1``: ``--ensemble`` of the sweep's
+    top trials, see :func:`ensemble_sweep`), then the figures the pipeline shows and gates on.
 
     Returns:
         ``figures`` (RMSE wins against each baseline, headline RMSE at each lead), ``event``
         (the model's first event record: hits, misses, false alarms, correct negatives) and
         ``skill`` (fraction of targets where the model beats persistence on RMSE).
     """
-    argv = ["evaluate", "--model", str(model_dir), "--data", str(data), "--variant", variant,
-            "--out", str(out_dir), "--lead-steps", str(lead_steps)]
+    argv = ["evaluate", "--model", str(ensemble_sweep(model_dir, ensemble)), "--data",
+            str(data), "--variant", variant, "--out", str(out_dir), "--lead-steps",
+            str(lead_steps)]
+    if ensemble > 1:
+        argv += ["--ensemble", str(ensemble)]
     if max_inits > 0:
         argv += ["--max-inits", str(max_inits)]
     run_cli(argv)
@@ -239,8 +260,9 @@ def benchmark_model(*, model_dir: str | Path, variant: str, out_dir: str | Path,
 
 def package(*, model_dir: str | Path, variant: str, out_dir: str | Path, eval_dir: str | Path,
             bench_dir: str | Path, data: str | Path | None = None,
-            tracking_uri: str = "") -> dict[str, Any]:
-    """Package the final model as an MLflow pyfunc with its evaluation and benchmark.
+            tracking_uri: str = "", ensemble: int = 1) -> dict[str, Any]:
+    """Package the final model (``ensemble > 1``: the sweep's top trials, see
+    :func:`ensemble_sweep`) as an MLflow pyfunc with its evaluation and benchmark.
 
     Args:
         data: The pipeline's dataset (static fields, grid, input example); default: the one
@@ -251,8 +273,9 @@ def package(*, model_dir: str | Path, variant: str, out_dir: str | Path, eval_di
     """
     from aurora_mlops.packaging import package_model
 
-    result = package_model(model_dir, variant=variant, out=out_dir, eval_dir=eval_dir,
-                           bench_dir=bench_dir, data=data, log_to=tracking_uri or None)
+    result = package_model(ensemble_sweep(model_dir, ensemble), variant=variant, out=out_dir,
+                           eval_dir=eval_dir, bench_dir=bench_dir, data=data,
+                           log_to=tracking_uri or None, ensemble=ensemble)
     info = result.info
     return {"variant": info.variant, "checkpoint_sha256": info.checkpoint_sha256,
             "val_score": info.val_score, "path": str(result.path)}

@@ -78,6 +78,7 @@ def make_variant_steps(retries: int = NETWORK_RETRIES, settings: Settings | None
         bench_train_steps: int,
         tracking_uri: str,
         namespace: str,
+        ensemble: int,
     ) -> VariantOutputs:
         """data-validate -> tune -> final-fit -> evaluate -> benchmark -> package -> publish."""
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
@@ -93,12 +94,12 @@ def make_variant_steps(retries: int = NETWORK_RETRIES, settings: Settings | None
                                    tracking_uri=tracking_uri, artifacts_root=artifacts_root,
                                    run_id=run_id, best=sweep.outputs["best"], data=data), s)
         ev = gpu_step(c.evaluate(variant=variant, lead_steps=lead_steps, max_inits=max_inits,
-                                 model=fit.outputs["model"], data=data), s)
+                                 ensemble=ensemble, model=fit.outputs["model"], data=data), s)
         bench = gpu_step(c.benchmark(variant=variant, repeats=bench_repeats,
                                      train_steps=bench_train_steps, model=fit.outputs["model"]), s)
         pkg = cpu_step(c.package(variant=variant, tracking_uri=tracking_uri,
                                  artifacts_root=artifacts_root, run_id=run_id,
-                                 model=fit.outputs["model"], data=data,
+                                 ensemble=ensemble, model=fit.outputs["model"], data=data,
                                  evaluation=ev.outputs["results"],
                                  bench=bench.outputs["results"]), s, memory="8G", volumes=True)
         _publish_if_skilled(s, retries, ev, pkg, min_skill=min_skill, registry_uri=registry_uri,
@@ -191,6 +192,7 @@ def build(settings: Settings | None = None, *, defaults: Defaults = PRODUCTION) 
         bench_train_steps: int = 5,
         tracking_uri: str = "",
         namespace: str = "",
+        ensemble: int = 1,
     ) -> None:
         """One variant, end to end; the exit handler summarises a failure."""
         summary = c.failure_summary()
@@ -203,7 +205,7 @@ def build(settings: Settings | None = None, *, defaults: Defaults = PRODUCTION) 
                 model_name=model_name, trial_args=trial_args, final_fit_args=final_fit_args,
                 lead_steps=lead_steps, max_inits=max_inits, bench_repeats=bench_repeats,
                 bench_train_steps=bench_train_steps, tracking_uri=tracking_uri,
-                namespace=namespace)
+                namespace=namespace, ensemble=ensemble)
 
     return dsl.pipeline(tune_and_publish, name=NAME, description=_DESCRIPTION)
 

@@ -86,7 +86,8 @@ def gather_sources(
     """Load the trial (or a sweep's best trial) and check every other input against it.
 
     ``identity``: the digest the evaluation and benchmark must name instead of the trial's
-    checkpoint's (a top-k ensemble's, see :func:`~._members.ensemble_sha256`).
+    checkpoint's (a top-k ensemble's, see :func:`~._members.ensemble_sha256`); a benchmark of
+    the trial itself (the ensemble's best member, one model's figures) is accepted too.
 
     Raises:
         PackageError: An input is missing, unreadable, or describes another checkpoint.
@@ -104,7 +105,7 @@ def gather_sources(
     if not expected:
         raise PackageError(f"{trained.checkpoint.parent / 'trial.json'} records no checkpoint "
                            "sha256: re-run the trial with this version of aurora-mlops")
-    expected = identity or expected
+    own, expected = expected, identity or expected
     found: dict[str, tuple[Path | None, dict[str, Any] | None]] = {}
     for key, folder, name, made_by in (
         ("eval", eval_dir, "metrics.json", "aurora-mlops evaluate --model"),
@@ -116,8 +117,9 @@ def gather_sources(
         path = Path(folder) / name
         payload = _json(path, made_by)
         record = payload.get("checkpoint" if key == "eval" else "model") or {}
-        _same_checkpoint(record.get("sha256" if key == "eval" else "checkpoint_sha256"),
-                         expected, path, made_by)
+        named = record.get("sha256" if key == "eval" else "checkpoint_sha256")
+        want = own if key == "bench" and named == own else expected
+        _same_checkpoint(named, want, path, made_by)
         found[key] = (path, payload)
     (metrics_path, metrics), (bench_path, bench) = found["eval"], found["bench"]
     data_path = Path(data) if data is not None else Path(trained.trial["data"]["path"])
