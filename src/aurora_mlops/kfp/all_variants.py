@@ -76,8 +76,7 @@ def build(parallelism: int = DEFAULT_PARALLELISM, retries: int = NETWORK_RETRIES
         bench_repeats: int = 10,
         bench_train_steps: int = 5,
         tracking_uri: str = "",
-        namespace: str = "",
-        ensemble: int = 1,
+        namespace: str = "", ensemble: int = 1,
     ) -> None:
         """Every variant through the same steps, then one combined report."""
         summary = c.failure_summary()

@@ -77,8 +77,7 @@ def make_variant_steps(retries: int = NETWORK_RETRIES, settings: Settings | None
         bench_repeats: int,
         bench_train_steps: int,
         tracking_uri: str,
-        namespace: str,
-        ensemble: int,
+        namespace: str, ensemble: int,
     ) -> VariantOutputs:
         """data-validate -> tune -> final-fit -> evaluate -> benchmark -> package -> publish."""
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
