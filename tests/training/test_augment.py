@@ -237,6 +237,24 @@ def test_draws_depend_on_seed_rank_and_micro_batch_only(
     assert torch.equal(torch.get_rng_state(), state)  # the global generator is never used
 
 
+@pytest.mark.gpu
+def test_on_a_gpu_the_draws_are_made_there_reproducibly_and_stay_in_bounds(
+    synthetic_data: Callable[..., Path],
+) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    device = torch.device("cuda", torch.cuda.current_device())
+    trial, aug = _setup(synthetic_data("ocean-waves"), "ocean-waves", **ALL_ON)
+    batch, targets = _batch(trial, [0, 1])
+    batch = batch.to(device)
+    targets = {g: {k: v.to(device) for k, v in d.items()} for g, d in targets.items()}
+    one, two = (aug.apply(batch, targets, _generator(0, 0, 3, device), 4) for _ in range(2))
+    for name, x in one[0].surf_vars.items():
+        assert x.device == device
+        torch.testing.assert_close(x, two[0].surf_vars[name], rtol=0, atol=0, equal_nan=True)
+    _assert_in_bounds({g: {k: v.cpu() for k, v in d.items()} for g, d in _fields(one[0]).items()})
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_windows_holding_an_event_are_repeated(
     variant: str, synthetic_data: Callable[..., Path],

@@ -114,10 +114,13 @@ def _wrap(angle: torch.Tensor) -> torch.Tensor:
     return torch.where(out >= 360.0, out - 360.0, out)
 
 
-def _generator(seed: int, rank: int, micro_batch: int) -> torch.Generator:
-    """A generator of its own for one micro-batch of one rank (see the module docstring)."""
+def _generator(seed: int, rank: int, micro_batch: int,
+               device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of its own for one micro-batch of one rank (see the module docstring), on
+    the batch's ``device``: the noise of a production batch (10^8 numbers) is drawn where it
+    is added, not on the CPU and copied."""
     words = np.random.SeedSequence([seed, rank, micro_batch, 0x41554721]).generate_state(2)
-    return torch.Generator().manual_seed(int(words[0]) << 31 ^ int(words[1]))
+    return torch.Generator(device=device).manual_seed(int(words[0]) << 31 ^ int(words[1]))
 
 
 def _map_fields(fields: Fields, fn: Any) -> Fields:
@@ -197,7 +200,8 @@ class Augmentation:
         ``start``; closing this closes ``inner`` (and the DataLoader's workers)."""
         try:
             for index, (batch, targets) in enumerate(inner, start):
-                gen = _generator(self.params.seed, rank, index)
+                device = next(iter(batch.surf_vars.values())).device
+                gen = _generator(self.params.seed, rank, index, device)
                 yield self.apply(batch, targets, gen, patch_size)
         finally:
             inner.close()
@@ -216,7 +220,7 @@ class Augmentation:
                 lon = lon[columns.to(lon.device)]
         if self.params.augment_wind_rotation > 0:
             b = next(iter(inputs["surf"].values())).shape[0]
-            angle = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1)
+            angle = torch.rand(b, generator=gen, dtype=torch.float64, device=gen.device) * 2 - 1
             angle = angle * self.params.augment_wind_rotation
             inputs, targets = (self._rotate(f, angle) for f in (inputs, targets))
         if self.params.augment_noise > 0:
@@ -233,15 +237,15 @@ class Augmentation:
         if is_global(lon):
             if not self.params.augment_lon_roll:
                 return None
-            shift = int(torch.randint(w, (1,), generator=gen))
+            shift = int(torch.randint(w, (1,), generator=gen, device=gen.device))
             return torch.roll(torch.arange(w), shift)
         if self.params.augment_crop <= 0:
             return None
         narrowest = max(patch_size, math.ceil(w * (1 - self.params.augment_crop) / patch_size)
                         * patch_size)
         widths = list(range(narrowest, w + 1, patch_size))
-        width = widths[int(torch.randint(len(widths), (1,), generator=gen))]
-        offset = int(torch.randint(w - width + 1, (1,), generator=gen))
+        width = widths[int(torch.randint(len(widths), (1,), generator=gen, device=gen.device))]
+        offset = int(torch.randint(w - width + 1, (1,), generator=gen, device=gen.device))
         return torch.arange(offset, offset + width)
 
     def _rotate(self, fields: Fields, degrees: torch.Tensor) -> Fields:
@@ -270,7 +274,8 @@ class Augmentation:
         def noisy(group: str, name: str, x: torch.Tensor) -> torch.Tensor:
             spec = _spec(group, name)
             mean, std = self._moments(group, name, levels, x)
-            eps = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(x.device)
+            eps = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=gen.device)
+            eps = eps.to(x.device)
             if spec.positive:
                 scale = (std / mean.abs().clamp(min=1e-30)).clamp(max=1.0)
                 out = x * torch.exp(sigma * scale * eps)
