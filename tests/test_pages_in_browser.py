@@ -133,7 +133,7 @@ def test_every_page_loads_its_images_without_errors(pages: dict[str, Path],
     for i, (what, page) in enumerate(sorted(pages.items())):
         result = _open(exe, page, tmp_path / str(i))
         images = result["images"]
-        # Each page shows every PNG written beside it (model cards have no pictures).
+        # Each page shows every PNG written beside it (a model card: the scorecards it ships).
         assert len(images) == len(list(page.parent.glob("*.png"))), (what, images)
         broken = [im["alt"] for im in images if not (im["complete"] and im["naturalWidth"] > 0)]
         assert not broken, f"{what}: images that did not load: {broken}"

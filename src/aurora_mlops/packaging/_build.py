@@ -157,7 +157,7 @@ def _write_artifacts(
 ) -> dict[str, str]:
     """Every artifact of the package in ``stage``; returns MLflow's ``artifacts`` mapping."""
     from aurora_mlops._provenance import package_versions
-    from aurora_mlops.packaging._card import card_context, render_card
+    from aurora_mlops.packaging._card import card_context, render_card, scorecard_pictures
 
     trial = src.trained.trial
     files: dict[str, Path] = {}
@@ -187,6 +187,8 @@ def _write_artifacts(
     if src.metrics is not None:
         put("metrics.json", src.metrics)
         put("scorecard.json", src.metrics.get("scorecard", {}))
+    for picture in scorecard_pictures(src):  # the card shows them
+        files[picture.name] = Path(shutil.copy2(picture, stage / picture.name))
     if src.benchmark is not None:
         put("benchmark.json", src.benchmark)
     explanation = _explanation(src, stage)

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aurora_mlops._templates import render
 
-__all__ = ["card_context", "f1", "fmt", "metrics_rows", "render_card"]
+__all__ = ["card_context", "f1", "fmt", "fmt_value", "metrics_rows", "render_card",
+           "scorecard_pictures"]
 
 #: Baselines the card compares against, in column order (those the evaluation scored).
 CARD_BASELINES = ("persistence", "climatology", "untuned")
+#: The evaluation's skill scorecards of the packaged model (``evaluation/_plots.py`` names them).
+SCORECARD_GLOB = "scorecard_model_vs_*.png"
+#: ``attrs["generator"]`` of a dataset made by ``aurora_mlops.data.synthesize``.
+SYNTHETIC_MARK = "aurora_mlops.data.synthesize"
 
 
 def fmt(value: Any) -> str:
@@ -28,6 +34,19 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{float(value):.4g}"
+
+
+def fmt_value(value: Any) -> str:
+    """A parameter value as the card prints it: floats without binary noise (12 significant
+    digits, then the shortest form: ``0.043750000000000004`` is ``0.04375``), lists and
+    mappings element by element."""
+    if isinstance(value, float):
+        return repr(float(f"{value:.12g}")) if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt_value(v)}" for k, v in value.items())
+    return str(value)
 
 
 def f1(event: dict[str, Any]) -> float | None:
@@ -110,6 +129,92 @@ def _efficiency(bench: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def scorecard_pictures(sources: Any) -> list[Path]:
+    """The evaluation's skill scorecard PNGs of the packaged model, the card's baselines first
+    (none without an evaluation); the package ships them beside the card."""
+    if sources.metrics_path is None:
+        return []
+    found = {p.name: p for p in Path(sources.metrics_path).parent.glob(SCORECARD_GLOB)}
+    first = [f"scorecard_model_vs_{b}.png" for b in CARD_BASELINES]
+    return [found[n] for n in first if n in found] + [
+        found[n] for n in sorted(found) if n not in first]
+
+
+def _origin(data: Path) -> str:
+    """What the training data are: synthetic (and its seed) or real, from the dataset's own
+    attributes (the synthetic generator marks what it writes)."""
+    from aurora_mlops.data import open_dataset
+
+    ds = open_dataset(data)
+    try:
+        attrs = dict(ds.attrs)
+    finally:
+        ds.close()
+    if not str(attrs.get("generator", "")).startswith(SYNTHETIC_MARK):
+        return "real data (not made by aurora-mlops' synthetic generator)"
+    seed = f", seed {int(attrs['seed'])}" if "seed" in attrs else ""
+    return f"synthetic data (aurora-mlops' generator{seed})"
+
+
+def _weights(trial: dict[str, Any], spec: Any) -> str:
+    """Where training began (``trial.json`` ``init``: a resumed trial keeps its first rung's)."""
+    init = trial.get("init")
+    if init is None:
+        return ("random weights (trained from scratch, not from the published checkpoint "
+                f"`{spec.checkpoint_name}`)")
+    if init == "hub":
+        return f"the published checkpoint `{spec.checkpoint_name}` ({spec.description.rstrip('.')})"
+    return f"the checkpoint `{init}`"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _budget(trial: dict[str, Any]) -> str:
+    """Optimiser steps, all rungs of a resumed chain included (``total_train_steps``)."""
+    params, timings = trial.get("params", {}), trial.get("timings", {})
+    total = timings.get("total_train_steps", timings.get("train_steps"))
+    epochs = len(trial.get("history", []))
+    batch = f"batch {params.get('batch_size')}"
+    if params.get("accumulation_steps", 1) > 1:
+        batch += f" x {params['accumulation_steps']} accumulated"
+    per_epoch = params.get("steps_per_epoch")
+    text = f"{total} optimiser steps ({_count(epochs, 'epoch')} of {per_epoch} steps, {batch})"
+    if epochs < params.get("epochs", epochs):
+        text += f", stopped early after {epochs} of {params['epochs']} epochs"
+    if trial.get("best_epoch", -1) >= 0:
+        text += f"; the packaged weights are epoch {trial['best_epoch'] + 1}'s"
+    resumed = trial.get("resumed_from")
+    if resumed:
+        earlier = total - timings.get("train_steps", 0)
+        text += (f"; resumed from `{resumed['path']}` after its "
+                 f"{_count(resumed['epochs'], 'epoch')}, whose {earlier} steps are counted")
+    return text
+
+
+def _about(sources: Any, trial: dict[str, Any], spec: Any, info: Any) -> dict[str, Any]:
+    """What the model is, what it learnt from, from which weights and with what budget."""
+    config = ("a smoke-profile (CPU-sized) configuration" if info.profile == "smoke"
+              else "the published configuration")
+    origin, weights, budget = _origin(sources.data), _weights(trial, spec), _budget(trial)
+    splits = trial.get("data", {}).get("splits", {})
+    params = trial.get("params", {})
+    unset = sorted(k for k, v in params.items() if v is None or v == {} or v == [])
+    return {
+        "summary": (f"The {spec.name} variant's Aurora `{spec.aurora_class}` in {config} on a "
+                    f"{info.grid[0]} x {info.grid[1]} grid, trained on {origin} starting from "
+                    f"{weights}, for {budget}."),
+        # The description's subject; its resolution and data are the published checkpoint's.
+        "domain": spec.description.split(" at ")[0].lower(),
+        "origin": origin, "weights": weights, "budget": budget,
+        "splits": ", ".join(f"{k} [{splits[k][0]}, {splits[k][1]})"
+                            for k in ("train", "val", "test") if k in splits),
+        "params": [(k, fmt_value(v)) for k, v in sorted(params.items()) if k not in unset],
+        "unset": unset,
+    }
+
+
 def card_context(sources: Any, info: Any, contract: Any, request_example: str) -> dict[str, Any]:
     """Everything the templates show, read from the package's sources."""
     trial = sources.trained.trial
@@ -129,6 +234,9 @@ def card_context(sources: Any, info: Any, contract: Any, request_example: str) -
         "events": metrics.get("events", []) if metrics else [],
         "efficiency": _efficiency(sources.benchmark),
         "request_example": request_example,
+        "about": _about(sources, trial, spec, info),
+        "pictures": [{"file": p.name, "against": p.stem.removeprefix("scorecard_model_vs_")}
+                     for p in scorecard_pictures(sources)],
     }
 
 
