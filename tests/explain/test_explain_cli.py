@@ -64,8 +64,25 @@ def test_explain_writes_the_table_the_maps_and_the_page(
     assert len(report["bands"]) == 2 and all(b["occlusion"] > 0 for b in report["bands"])
     md = (out / "explanation.md").read_text()
     assert "## Contribution per input" in md and "| 1 |" in md
-    assert "<h1>Explanation: 2t at +6 h (medium-res)</h1>" in (
-        out / "explanation.html").read_text()
+    html = (out / "explanation.html").read_text()
+    assert "<h1>Explanation: 2t at +6 h (medium-res)</h1>" in html
+    # Like every report, the page opens with its pictures; the tables come below.
+    assert md.index("![") < md.index("| rank |") and html.index("<img") < html.index("<table")
+
+
+@pytest.mark.slow
+def test_the_page_loads_its_images_in_a_browser(
+    trial: Path, synthetic_data: Callable[..., Path], tmp_path: Path,
+) -> None:
+    from test_pages_in_browser import _chromium, _open
+
+    exe = _chromium()
+    out = tmp_path / "explain"
+    assert main(_args(trial, synthetic_data("medium-res"), out, "--method", "both")) == 0
+    result = _open(exe, out / "explanation.html", tmp_path / "browser")
+    assert len(result["images"]) == len(list(out.glob("*.png"))) == 3
+    assert all(im["complete"] and im["naturalWidth"] > 0 for im in result["images"])
+    assert result["errors"] == [] and result["console"] == [], result
 
 
 @pytest.mark.slow
