@@ -93,3 +93,27 @@ def test_regions_find_where_the_dependence_is(window: Any) -> None:
     u_map = out.saliency_maps[out.names.index("10u")]
     # Row 0 is the pole, whose area weight (cos 90 deg) is zero.
     assert np.all(u_map[GRID[0] // 2 :] == 0) and np.all(u_map[1 : GRID[0] // 2] > 0)
+
+
+def test_fields_with_missing_points_still_score(window: Any) -> None:
+    """Wave fields are NaN where there are no waves: the source's spread and the target's
+    mean skip those points instead of turning the whole score into NaN or zero."""
+    import dataclasses
+
+    surf = dict(window.surf_vars)
+    source = surf["10u"].clone()
+    source[..., : GRID[0] // 4, :] = float("nan")
+    surf["10u"] = source
+    holed = dataclasses.replace(window, surf_vars=surf)
+    out = attribute_window(OneInputModel("2t", "10u").eval(), holed,
+                           ExplainTarget(variable="2t", level=None, lead=1), tiles=(2, 2))
+    assert out.occlusion is not None and out.saliency is not None
+    for scores in (out.occlusion, out.saliency):
+        assert np.all(np.isfinite(scores))
+        assert out.names[int(np.argmax(scores))] == "10u" and scores.max() > 0
+    # Three quarters of the points left: the score keeps its size (a NaN spread made it 0).
+    whole = attribute_window(OneInputModel("2t", "10u").eval(), window,
+                             ExplainTarget(variable="2t", level=None, lead=1), tiles=(2, 2))
+    assert whole.saliency is not None
+    k = out.names.index("10u")
+    assert 0.3 < out.saliency[k] / whole.saliency[k] < 3

@@ -223,7 +223,9 @@ def _saliency(
     grads = Saliency(mean).attribute(inputs, abs=True)
     maps = []
     for g, f in zip(grads, fields, strict=True):
-        scaled = g.detach() * torch.nan_to_num(f.std()).clamp(min=1e-12)
+        # NaN-aware: wave fields are NaN where there are no waves.
+        spread = torch.sqrt(torch.nanmean((f - torch.nanmean(f)) ** 2))
+        scaled = g.detach() * torch.nan_to_num(spread).clamp(min=1e-12)
         maps.append(torch.nan_to_num(scaled).reshape(-1, *f.shape[-2:]).sum(dim=0).numpy())
     stacked = np.stack(maps)
     return stacked.sum(axis=(-2, -1)), stacked
