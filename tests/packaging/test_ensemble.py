@@ -140,6 +140,21 @@ def test_the_ensemble_serves_the_mean_of_its_members_and_the_members_on_request(
         assert not np.allclose(members[:, 0], members[:, 1])
 
 
+def test_a_reference_forecast_names_the_ensemble(
+    packages: dict[str, Path], synthetic_data: Callable[..., Path], tmp_path: Path
+) -> None:
+    import xarray as xr
+
+    from aurora_mlops.packaging import read_package
+
+    ens = load_forecaster(packages["ensemble"])
+    answer = ens.forecast({"input_uri": str(synthetic_data(VARIANT)),
+                           "output_uri": str(tmp_path / "fc.nc")}, {"steps": 1})
+    with xr.open_dataset(answer["output_uri"]) as fc:
+        assert fc.attrs["checkpoint_sha256"] == read_package(
+            packages["ensemble"]).checkpoint_sha256
+
+
 def test_members_must_be_a_boolean(packages: dict[str, Path]) -> None:
     from aurora_mlops.packaging import RequestError
 

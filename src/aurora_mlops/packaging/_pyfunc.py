@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover
 from aurora_mlops.errors import AuroraMLOpsError, CheckpointError, DataError
 from aurora_mlops.packaging._contract import ModelContract, Precision
 from aurora_mlops.packaging._ensemble import ensemble_mean_arrays, load_members
-from aurora_mlops.packaging._members import ENSEMBLE_FILE
+from aurora_mlops.packaging._members import ENSEMBLE_FILE, ensemble_sha256
 from aurora_mlops.packaging._requests import (
     MEMBERS_SUFFIX,
     ArrayRequest,
@@ -225,7 +225,9 @@ class AuroraForecaster(PythonModel):
             arrays, self.trained.variant, inits=np.asarray(state.init_times, "datetime64[ns]"),
             lat=self.grid["lat"], lon=self.grid["lon"], levels=self.contract.levels,
         )
-        fc.attrs["checkpoint_sha256"] = str(self.trained.trial["checkpoint"]["sha256"])
+        digests = [str(m.trial["checkpoint"]["sha256"]) for m in self.members]
+        fc.attrs["checkpoint_sha256"] = digests[0] if len(digests) == 1 else \
+            ensemble_sha256(digests)
         fc.attrs["init_source"] = request.input_uri
         out = write_dataset(fc, _local_path(request.output_uri))
         last = {
