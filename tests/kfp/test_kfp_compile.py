@@ -274,7 +274,7 @@ def test_run_takes_the_smoke_sweep_to_run(monkeypatch: pytest.MonkeyPatch,
         raise Ran(kwargs["budget"])
 
     monkeypatch.setattr(kfp_api, "run_pipeline_locally", run)
-    for argv, want in ((["--algorithm", "tpe"], "tpe"), ([], "sobol")):
+    for argv, want in ((["--algorithm", "tpe"], "tpe"), ([], "halving")):
         with pytest.raises(Ran) as ran:
             main(["pipeline", "run", "--local", "--work-dir", "w", *argv])
         assert ran.value.args[0].algorithm == want
