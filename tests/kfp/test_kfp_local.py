@@ -118,7 +118,13 @@ def test_every_step_left_its_outputs(runs: Runs) -> None:
     assert data.is_file() and data.is_relative_to(volumes / "data" / "pipeline-runs")
     assert (it / "data-validate" / "audit").read_text().startswith("#")
     best = json.loads((it / "tune" / "best" / "best.json").read_text())
-    assert best["experiment"] == f"aurora-smoke-{VARIANT}-sobol"  # make run's own sweep
+    assert best["experiment"] == f"aurora-smoke-{VARIANT}-halving"  # make run's own sweep
+    # The chain's rungs, and the shipped trial is the last rung's, with rung 0's parameters.
+    chain = json.loads((it / "tune" / "sweep" / "halving.json").read_text())
+    assert [r["budget"] for r in chain["rungs"]] == [3, 9, 27]
+    assert best["bestTrialName"] == chain["bestTrialName"] == chain["rungs"][-1]["trials"][0][
+        "name"]
+    assert {a["name"] for a in best["parameterAssignments"]} >= {"learning_rate", "t0"}
     checkpoint = Path(best["checkpoint"])  # where the trial wrote it: nothing was copied
     assert checkpoint.is_file() and checkpoint.is_relative_to(volumes / "artifacts")
     assert (it / "tune" / "sweep" / "study.db").is_file()
