@@ -3,6 +3,7 @@ input field only, so that field must come first and every other field must score
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,17 +13,16 @@ from _tiny import OneInputModel
 from aurora_mlops.data import WindowDataset
 from aurora_mlops.explain import ExplainTarget, attribute_window, input_fields
 from aurora_mlops.variants import get_variant
-from conftest import make_canonical
 
 pytest.importorskip("captum")
 
 GRID = (16, 32)
 
 
-@pytest.fixture(scope="module")
-def window() -> Any:
+@pytest.fixture
+def window(canonical_factory: Callable[..., Any]) -> Any:
     """One medium-res window (history 2) on a 16 x 32 grid, with two lead steps of truth."""
-    ds = make_canonical("medium-res", times=8, grid=GRID, seed=3)
+    ds = canonical_factory("medium-res", times=8, grid=GRID, seed=3)
     windows = WindowDataset(ds, get_variant("medium-res"), (0, 8), history=2, rollout_steps=2)
     return windows.batch([0])[0]
 

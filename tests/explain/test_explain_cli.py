@@ -140,12 +140,15 @@ def test_tiles_must_look_like_rows_x_cols(capsys: pytest.CaptureFixture[str]) ->
     assert e.value.code == 2 and "tiles must be at least 1x1" in capsys.readouterr().err
 
 
+#: Evaluation flags of a quick package (the session's packaged models use the same).
+PACKAGE_EVAL = ["--lead-steps", "2", "--max-inits", "3"]
+
+
 @pytest.mark.slow
 def test_the_evaluation_report_and_the_model_card_link_an_explanation_beside_them(
     trial: Path, synthetic_data: Callable[..., Path], tmp_path: Path,
 ) -> None:
     from aurora_mlops.packaging import package_model
-    from conftest import PACKAGE_EVAL
 
     data, evaluation = synthetic_data("medium-res"), tmp_path / "eval"
     plain = tmp_path / "eval-plain"
