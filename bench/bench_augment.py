@@ -45,7 +45,7 @@ from aurora_mlops.tuning import (
     run_local,
 )
 from aurora_mlops.variants import VARIANTS
-from bench_tuning import _pool, _se
+from bench_tuning import _pool, _se, paired
 
 ARMS = ("plain", "augment")
 #: The fits: each sweep's pick, and the plain pick with the augmented pick's augmentation (what
@@ -118,10 +118,7 @@ def run_variant(variant: str, args: argparse.Namespace, root: Path) -> dict[str,
 
 
 def _compare(variant: str, r: dict[str, Any], arm: str) -> None:
-    paired = [p - a for p, a in zip(r["plain"], r[arm], strict=True)]
-    diff, se = statistics.fmean(paired), _se(paired)
-    verdict = ("pays (beyond 2 SE)" if diff > 2 * se else
-               "no worse" if diff >= -2 * se else "WORSE than without")
+    diff, se, verdict = paired(r["plain"], r[arm], "WORSE than without")
     print(f"{variant:14s} RMSE/persistence {arm:9s} {statistics.fmean(r[arm]):.4f} +- "
           f"{_se(r[arm]):.4f}  plain {statistics.fmean(r['plain']):.4f} +- "
           f"{_se(r['plain']):.4f}  paired plain - {arm} {diff:+.4f} +- {se:.4f}: "

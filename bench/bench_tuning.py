@@ -137,11 +137,18 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     return out
 
 
-def print_a(variant: str, r: dict[str, Any]) -> None:
-    paired = [d - t for d, t in zip(r["default"], r["tuned"], strict=True)]
-    diff, se = statistics.fmean(paired), _se(paired)
+def paired(base: list[float], arm: list[float], worse: str) -> tuple[float, float, str]:
+    """Mean and standard error of ``base - arm`` over paired seeds, and the verdict on ``arm``
+    (lower is better): it pays beyond two standard errors, is no worse, or is ``worse``."""
+    diffs = [b - a for b, a in zip(base, arm, strict=True)]
+    diff, se = statistics.fmean(diffs), _se(diffs)
     verdict = ("pays (beyond 2 SE)" if diff > 2 * se else
-               "no worse" if diff >= -2 * se else "WORSE than the defaults")
+               "no worse" if diff >= -2 * se else worse)
+    return diff, se, verdict
+
+
+def print_a(variant: str, r: dict[str, Any]) -> None:
+    diff, se, verdict = paired(r["default"], r["tuned"], "WORSE than the defaults")
     print(f"(a) {variant:14s} RMSE/persistence tuned {statistics.fmean(r['tuned']):.4f} +- "
           f"{_se(r['tuned']):.4f}  default {statistics.fmean(r['default']):.4f} +- "
           f"{_se(r['default']):.4f}  paired default - tuned {diff:+.4f} +- {se:.4f}: {verdict}; "
@@ -160,7 +167,8 @@ def _trial_steps(folder: Path) -> tuple[int, float]:
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
            data_dir: Path) -> dict[str, Any]:
     trial_args = shlex.split(_budget_args(args.steps_per_epoch))
-    run = {"data_dir": data_dir, "progress": False, "tracking": False, "seed": seed}
+    run: dict[str, Any] = {"data_dir": data_dir, "progress": False, "tracking": False,
+                           "seed": seed}
     halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
                                   max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
                                   extra_args=trial_args, name_suffix=f"s{seed}")
