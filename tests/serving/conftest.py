@@ -1,4 +1,5 @@
-"""One real MLServer for the serving tests, on 127.0.0.1, serving the packaged smoke model."""
+"""One real MLServer for the serving tests, on 127.0.0.1, serving the packaged smoke model
+(started by the launcher the ServingRuntime runs)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ VERSION = "7"
 
 @dataclass
 class MLServer(_Process):
-    """``mlserver start`` on settings written by ``aurora_mlops.serving.mlserver_config``."""
+    """The launcher (``python -m aurora_mlops.serving.launch``: what the ServingRuntime runs) on
+    settings written by ``aurora_mlops.serving.mlserver_config``."""
 
     package: Path | None = None
     metrics_port: int = 0
@@ -37,7 +39,8 @@ class MLServer(_Process):
         mlserver_config(self.package, self.root / "mlserver", name=MODEL, version=VERSION,
                         http_port=self.port, grpc_port=free_port(),
                         metrics_port=self.metrics_port)
-        return [str(BIN / "mlserver"), "start", str(self.root / "mlserver")]
+        return [str(BIN / "python"), "-m", "aurora_mlops.serving.launch",
+                str(self.root / "mlserver")]
 
     def start(self, timeout: float = 180.0) -> MLServer:
         self._spawn_and_wait(timeout)

@@ -11,6 +11,7 @@ descriptions and of the parts we never render.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -171,6 +172,11 @@ def test_serving_runtime_fits_the_crd_and_serves_our_runtime() -> None:
     # KServe injects the model's container fields into the one named kserve-container
     # (kserve/kserve pkg/constants/constants.go InferenceServiceContainerName).
     assert container["name"] == "kserve-container"
+    # The launcher (v2 error bodies for bodies that are not v2 requests), on the folder KServe's
+    # storage initializer fills (kserve/kserve pkg/constants/constants.go
+    # DefaultModelLocalMountPath), with the image's Python; it imports here, as it would there.
+    assert container["command"] == ["python", "-m", "aurora_mlops.serving.launch", "/mnt/models"]
+    importlib.import_module(container["command"][2])
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == RUNTIME_CLASS
     assert env["MLSERVER_MODEL_URI"] == "/mnt/models"  # where KServe's storage initializer puts it

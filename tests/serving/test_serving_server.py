@@ -92,8 +92,8 @@ MALFORMED = [
     ("missing-variable", lambda b: _drop(b, "2t"), "missing variable(s) ['2t']"),
     ("data-does-not-fill-shape", lambda b: _edit(b, "msl", shape=[1, 2, 3]), "inputs.msl"),
     ("wrong-grid", lambda b: _edit(b, "msl", shape=[2, 16, 128]), "msl has shape"),
-    # JSON has no NaN (MLServer's parser refuses it with 422 before any model code): a value
-    # beyond float32's range becomes inf instead, which the model refuses.
+    # JSON has no NaN (a body with one is not JSON: NOT_V2 below): a value beyond float32's
+    # range becomes inf instead, which the model refuses.
     ("non-finite", lambda b: _edit(b, "10u", data=[1e+39, *_first(b, "10u")[1:]]),
      "10u has 1 non-finite"),
     ("bad-time", lambda b: _edit(b, "init_time", data=["yesterday"]), "init_time must be"),
@@ -190,57 +190,66 @@ def _nan_body(body: dict[str, Any]) -> bytes:
     return json.dumps(_edit(body, "10u", data=[float("nan"), *_first(body, "10u")[1:]])).encode()
 
 
-#: Bodies that MLServer 1.7.1 refuses itself, before any runtime code runs: FastAPI parses the
-#: body (orjson: mlserver/rest/requests.py) and validates it against the ``payload:
-#: InferenceRequest`` parameter of ``Endpoints.infer`` (mlserver/rest/endpoints.py). FastAPI
-#: answers either failure with 422 and ``{"detail": [{"type", "loc", "msg", ...}]}``
-#: (fastapi/routing.py: a JSONDecodeError becomes a RequestValidationError of type
-#: json_invalid). MLServer registers a handler for its own MLServerError only
-#: (mlserver/rest/errors.py ``_EXCEPTION_HANDLERS``, passed to FastAPI in mlserver/rest/app.py);
-#: ``settings.extensions`` is only listed in the server metadata, and a runtime's custom
-#: handlers are added after ``/v2/models/{model_name}/infer`` (mlserver/rest/server.py
-#: ``add_custom_handlers``), so no supported hook can turn these into 400s.
-#: (id, body, the start of the first error's ``loc``, its ``type``); TWO_T stands for the
-#: index of ``2t`` among the example's inputs.
-TWO_T = "index of 2t"
-REFUSED_BY_MLSERVER: list[tuple[str, Any, list[Any], str]] = [
-    ("not-json", b"{not json", ["body", 1], "json_invalid"),
-    ("nan", _nan_body, ["body"], "json_invalid"),
-    ("empty", b"", ["body"], "missing"),
-    ("a-list", [1, 2], ["body"], "model_attributes_type"),
-    ("no-inputs", {"parameters": {"steps": 1}}, ["body", "inputs"], "missing"),
-    ("inputs-not-a-list", {"inputs": {"2t": [1.0]}}, ["body", "inputs"], "list_type"),
+#: Bodies that are not v2 requests: MLServer 1.7.1 refuses them before any runtime code runs.
+#: FastAPI parses the body (orjson: mlserver/rest/requests.py) and validates it against the
+#: ``payload: InferenceRequest`` parameter of ``Endpoints.infer`` (mlserver/rest/endpoints.py);
+#: either failure is a RequestValidationError (fastapi/routing.py: a JSONDecodeError becomes
+#: one of type json_invalid), which FastAPI answers with 422 unless the app has a handler, and
+#: MLServer registers one for its own MLServerError only (mlserver/rest/errors.py
+#: ``_EXCEPTION_HANDLERS``, given to FastAPI in mlserver/rest/app.py). The launcher adds it.
+#: (id, body or how to spoil the example's body, words the 400's error must contain)
+NOT_V2: list[tuple[str, Any, str]] = [
+    ("not-json", b"{not json", "body: not JSON at character 1"),
+    ("nan", _nan_body, "in input '10u'"),
+    ("empty", b"", "body: empty; send a v2 inference request"),
+    ("a-list", [1, 2], "body: a JSON array, not an object"),
+    ("no-inputs", {"parameters": {"steps": 1}}, "inputs: Field required"),
+    ("inputs-not-a-list", {"inputs": {"2t": [1.0]}}, "inputs: Input should be a valid list"),
     ("unknown-datatype", lambda b: _edit(b, "2t", datatype="FP99"),
-     ["body", "inputs", TWO_T, "datatype"], "enum"),
+     "inputs.2t.datatype: Input should be 'BOOL'"),
     ("shape-not-a-list", lambda b: _edit(b, "2t", shape="1x2"),
-     ["body", "inputs", TWO_T, "shape"], "list_type"),
+     "inputs.2t.shape: Input should be a valid list (got '1x2')"),
     ("no-datatype", {"inputs": [{"name": "2t", "shape": [1], "data": [1.0]}]},
-     ["body", "inputs", 0, "datatype"], "missing"),
+     "inputs.2t.datatype: Field required"),
 ]
 
 
-def test_bodies_that_are_not_v2_requests_get_mlservers_422_and_the_server_goes_on(
+def test_bodies_that_are_not_v2_requests_get_400_naming_the_field_and_the_server_goes_on(
     mlserver: Any, package: Path,
 ) -> None:
     fields, params = _example(package)
     body = v2_request(fields, params)
-    first = [i["name"] for i in body["inputs"]].index("2t")
     before = _samples(mlserver.metrics())
-    for case, make, loc, kind in REFUSED_BY_MLSERVER:
+    for case, make, words in NOT_V2:
         sent = make(body) if callable(make) else make
         status, answer = mlserver.infer(sent)
-        assert status == 422, (case, status, str(answer)[:300])
-        (error, *_) = answer["detail"]
-        want = [first if x == TWO_T else x for x in loc]
-        assert error["type"] == kind and error["loc"][:len(want)] == want, (case, error)
-        assert "Traceback" not in json.dumps(answer)
+        assert status == 400, (case, status, str(answer)[:300])
+        assert set(answer) == {"error"} and words in answer["error"], (case, answer)
+        assert "Traceback" not in answer["error"]
     status, _ = mlserver.infer(body)
     assert status == 200
     after = _samples(mlserver.metrics())
-    # The runtime never saw them: its counters did not move; MLServer's own REST metrics
-    # (starlette_exporter, prefix rest_server: mlserver/rest/app.py) count them by status.
-    for name in ("aurora_forecast_requests_total", "aurora_forecast_errors_total"):
-        assert _total(after, name) - _total(before, name) == (1 if "requests" in name else 0)
+
+    def delta(name: str, **labels: str) -> float:
+        return _total(after, name, **labels) - _total(before, name, **labels)
+
+    # Counted as the callers' mistakes, with the served version, beside the runtime's own; and
+    # MLServer's REST metrics (starlette_exporter, prefix rest_server: mlserver/rest/app.py)
+    # saw them as 400s, none as 422.
+    labels = {"model_name": MODEL, "model_version": VERSION}
+    assert delta("aurora_forecast_errors_total", kind="bad_request", **labels) == len(NOT_V2)
+    assert delta("aurora_forecast_errors_total", kind="model_failure") == 0
+    assert delta("aurora_forecast_requests_total", **labels) == len(NOT_V2) + 1
     rest = "rest_server_requests_total"
-    assert (_total(after, rest, status_code="422") - _total(before, rest, status_code="422")
-            == len(REFUSED_BY_MLSERVER))
+    assert delta(rest, status_code="400") == len(NOT_V2)
+    assert delta(rest, status_code="422") == 0
+
+
+def test_the_launcher_refuses_a_missing_folder_in_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aurora_mlops.serving.launch import main
+
+    assert main([str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nowhere: no such folder" in err, err

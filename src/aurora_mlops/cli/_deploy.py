@@ -22,7 +22,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "artifact location and write the KServe InferenceService that serves it with the "
         "aurora-mlserver ServingRuntime (manifests/serving/); --apply also applies it. With "
         "--package it instead writes the MLServer settings that serve a package folder on "
-        "this machine (`mlserver start OUT`).",
+        "this machine (`python -m aurora_mlops.serving.launch OUT`).",
     )
     p.add_argument("--variant", required=True, choices=list(VARIANTS), help="Aurora variant.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -67,7 +67,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                               http_port=args.port, grpc_port=args.port + 1,
                               metrics_port=args.port + 2)
         print(f"wrote {out}/settings.json and model-settings.json; serve with: "
-              f"mlserver start {out}")
+              f"python -m aurora_mlops.serving.launch {out}")
         return 0
     try:
         plan = DeployPlan(variant=args.variant, name=args.name, min_replicas=args.min_replicas,

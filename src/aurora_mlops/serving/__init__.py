@@ -1,6 +1,8 @@
 """Serving: a packaged model behind MLServer (Open Inference Protocol) and KServe.
 
 :mod:`aurora_mlops.serving.runtime` is the MLServer runtime (loaded by MLServer by name);
+:mod:`aurora_mlops.serving.launch` starts MLServer with it (``python -m``: v2 error bodies,
+HTTP 400, for bodies that are not v2 requests);
 :func:`render_inference_service` renders a KServe ``InferenceService`` for a registered model
 alias (``aurora-mlops deploy``), :func:`apply_inference_service` applies it;
 :func:`mlserver_config` writes the settings that start MLServer on a package here. The

@@ -1,4 +1,5 @@
-"""The MLServer settings that serve a package on this machine (``mlserver start FOLDER``)."""
+"""The MLServer settings that serve a package on this machine (``python -m
+aurora_mlops.serving.launch FOLDER``, or ``mlserver start FOLDER``)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def mlserver_config(
 
     Args:
         package: A package folder (``aurora-mlops package --out``, with ``MLmodel``).
-        out: The folder to give ``mlserver start``.
+        out: The folder to give the launcher (``aurora_mlops.serving.launch``).
         name: The model's name in the v2 paths (``/v2/models/NAME/infer``).
         version: The model version reported in answers and metric labels.
         parallel_workers: MLServer's inference processes (0: in the server process).

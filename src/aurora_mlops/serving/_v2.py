@@ -12,14 +12,15 @@ output per field of the pyfunc's answer; ``summary`` (references form) is one JS
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from aurora_mlops.packaging import RequestError
 
-__all__ = ["decode_request", "encode_answer", "v2_request"]
+__all__ = ["decode_request", "describe_invalid_body", "encode_answer", "v2_request"]
 
 #: Request parameters that MLServer itself uses; everything else goes to the pyfunc.
 _SERVER_PARAMETERS = {"content_type", "headers"}
@@ -95,3 +96,63 @@ def v2_request(fields: Mapping[str, Any], params: Mapping[str, Any] | None = Non
     if params:
         body["parameters"] = dict(params)
     return body
+
+
+def describe_invalid_body(errors: Sequence[Mapping[str, Any]], body: Any) -> str:
+    """One sentence for a body that is not a v2 request, naming the field (HTTP 400's error).
+
+    Args:
+        errors: FastAPI's validation errors (``RequestValidationError.errors()``: pydantic's
+            ``type``, ``loc`` starting at ``"body"``, ``msg``, ``input``, ``ctx``); a body that
+            is not JSON comes as one ``json_invalid`` error whose ``loc`` is ``("body", pos)``.
+        body: The parsed body (the raw text for a JSON error), to name inputs by their names.
+    """
+    first = errors[0] if errors else {"loc": ("body",), "msg": "not a v2 inference request"}
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    if first.get("type") == "json_invalid":
+        return _not_json(first, body) + more
+    where = _field_path(tuple(first.get("loc", ()))[1:], body)
+    if not where:
+        got = first.get("input")
+        kind = _JSON_KINDS.get(type(got), type(got).__name__)
+        hint = "empty" if first.get("type") == "missing" else f"a JSON {kind}, not an object"
+        return f"body: {hint}; send a v2 inference request, {_V2_SHAPE}{more}"
+    got = first.get("input")
+    shown = "" if first.get("type") == "missing" or isinstance(got, dict | list) else (
+        f" (got {got!r:.60})")
+    return f"{where}: {first.get('msg', 'invalid')}{shown}{more}"
+
+
+#: What a v2 inference request looks like, for errors about the body as a whole.
+_V2_SHAPE = '{"inputs": [{"name", "datatype", "shape", "data"}, ...], "parameters": {...}}'
+_NON_JSON_NUMBERS = (b"NaN", b"Infinity", b"-Infinity")
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _field_path(loc: tuple[Any, ...], body: Any) -> str:
+    """``inputs.2t.datatype`` for ``("inputs", 3, "datatype")`` where input 3 is named 2t."""
+    parts: list[str] = []
+    node = body
+    for key in loc:
+        name = None
+        if isinstance(key, int) and isinstance(node, list) and 0 <= key < len(node):
+            node = node[key]
+            if parts and parts[-1] in ("inputs", "outputs") and isinstance(node, dict):
+                name = node.get("name") if isinstance(node.get("name"), str) else None
+        else:
+            node = node.get(key) if isinstance(node, dict) else None
+        parts.append(name or (f"[{key}]" if isinstance(key, int) else str(key)))
+    return ".".join(parts).replace(".[", "[")
+
+
+def _not_json(error: Mapping[str, Any], doc: Any) -> str:
+    """Where a body that is not JSON breaks, and in which input (by its name) if any."""
+    loc = tuple(error.get("loc", ()))
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+    raw = doc.encode() if isinstance(doc, str) else doc if isinstance(doc, bytes) else b""
+    names = list(re.finditer(rb'"name"\s*:\s*"([^"\\]{1,200})"', raw[:pos]))
+    inside = f", in input {names[-1][1].decode(errors='replace')!r}" if names else ""
+    reason = (error.get("ctx") or {}).get("error", error.get("msg", "JSON decode error"))
+    hint = ("; NaN and Infinity are not JSON: send finite numbers"
+            if raw[pos:pos + 9].startswith(_NON_JSON_NUMBERS) else "")
+    return f"body: not JSON at character {pos}{inside} ({reason}){hint}"
