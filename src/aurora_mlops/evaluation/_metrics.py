@@ -105,11 +105,38 @@ def spatial_mean(x: xr.Dataset, *, weights: xr.DataArray) -> xr.Dataset:
     out = {}
     for name in _names(x):
         v = x[name]
+        fast = _spatial_mean_numpy(v, weights)
+        if fast is not None:
+            out[name] = fast
+            continue
         w = weights.broadcast_like(v).where(v.notnull())
         num = (v * weights).sum(SPATIAL_DIMS, skipna=True)
         den = w.sum(SPATIAL_DIMS, skipna=True)
         out[name] = num / den.where(den > 0)
     return xr.Dataset(out)
+
+
+def _spatial_mean_numpy(v: xr.DataArray, weights: xr.DataArray) -> xr.DataArray | None:
+    """:func:`spatial_mean` of one in-memory field whose ``lat`` is the weights' own, in NumPy.
+
+    The same sums as the xarray expression (NaN points add zero to both), without its
+    alignment and broadcasting, which cost about a second per call on a 23-variable wave
+    dataset; ``None`` where that shortcut does not apply (other latitudes, lazy arrays).
+    """
+    if (weights.dims != ("lat",) or not set(SPATIAL_DIMS) <= set(v.dims)
+            or not isinstance(v.variable._data, np.ndarray)
+            or not weights.indexes["lat"].equals(v.indexes["lat"])):
+        return None
+    rest = [d for d in v.dims if d not in SPATIAL_DIMS]
+    a = v.transpose(*rest, *SPATIAL_DIMS).values
+    w = weights.values[:, None]
+    valid = ~np.isnan(a)
+    num = np.where(valid, a * w, 0.0).sum(axis=(-2, -1))
+    den = np.where(valid, w, 0.0).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(den > 0, num / den, np.nan)
+    coords = {k: c for k, c in v.coords.items() if set(c.dims) <= set(rest)}
+    return xr.DataArray(mean, dims=rest, coords=coords, name=v.name)
 
 
 def valid_count(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
