@@ -16,6 +16,7 @@ from aurora_mlops._redact import redact_uri
 from aurora_mlops.errors import ConfigError, RegistryError
 from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._states import attr
+from aurora_mlops.tuning._study_storage import create_mlflow_store, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ class ParentRun:
 
         key = attr("mlflow_parent_run_id")
         self.exp = exp
+        db = sqlite_file(tracking_uri)
+        if db is not None:  # a new local store: built without MLflow's thousand disk syncs
+            create_mlflow_store(db)
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._tracking_uri = tracking_uri
         run_id = study.user_attrs.get(key)
