@@ -108,8 +108,7 @@ class _Runner:
 
         self.exp = exp
         self.work = work_dir
-        self.trial_timeout = trial_timeout
-        self.timeout = timeout
+        self.trial_timeout, self.timeout = trial_timeout, timeout
         self.progress_enabled = progress
         self.use_forkserver = use_forkserver
         self.t0 = time.monotonic()
@@ -126,9 +125,8 @@ class _Runner:
             size = grid_size(exp)
             self.max_trials = min(self.max_trials or size, size)
         self.running: dict[int, RunningTrial] = {}
-        self.tracking_uri = tracking_uri
+        self.tracking, self.tracking_uri = tracking, tracking_uri
         self.parent: ParentRun | None = None
-        self.tracking = tracking
         self.threads = max((os.cpu_count() or 1) // max(exp.parallel_trial_count, 1), 1)
         self.conditions = [{"type": "Created", "status": "True", "reason": "ExperimentCreated",
                             "lastUpdateTime": self.start_time}]
@@ -136,12 +134,13 @@ class _Runner:
     def _trials(self) -> list[Any]:
         return live_trials(self.study.get_trials(deepcopy=False))
 
-    def _best(self) -> Any | None:
-        return best_trial(self._trials(), self.exp.objective.type)
+    def _best(self, trials: list[Any]) -> Any | None:
+        return best_trial(trials, self.exp.objective.type)
 
-    def _status(self, conditions: list[dict[str, str]], done: bool) -> dict[str, Any]:
-        return experiment_status(self.exp, self._trials(), start_time=self.start_time,
-                                 conditions=conditions, done=done)
+    def _status(self, conditions: list[dict[str, str]], done: bool,
+                trials: list[Any] | None = None) -> dict[str, Any]:
+        return experiment_status(self.exp, self._trials() if trials is None else trials,
+                                 start_time=self.start_time, conditions=conditions, done=done)
 
     # -- trials -------------------------------------------------------------------------------
 
@@ -176,12 +175,10 @@ class _Runner:
         log_path = trial_dir / "log.txt"
         log_path.write_bytes(b"")
         fork = self.use_forkserver and is_train_trial_command(argv)
-        resolved = list(argv)
+        resolved, env = list(argv), self._env(name, assignments)
         if not fork:
-            exe = shutil.which(argv[0], path=self._env(name, assignments)["PATH"])
-            resolved[0] = exe or argv[0]
-        proc = TrialProcess(resolved, self.work, self._env(name, assignments), log_path,
-                            self.threads, fork)
+            resolved[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
+        proc = TrialProcess(resolved, self.work, env, log_path, self.threads, fork)
         trial.set_user_attr(attr("runner"), "forkserver" if fork else "subprocess")
         self.running[trial.number] = RunningTrial(
             trial=trial, name=name, assignments=assignments, proc=proc, log_path=log_path,
@@ -245,12 +242,11 @@ class _Runner:
 
     # -- main loop ----------------------------------------------------------------------------
 
-    def _stop_reason(self, finished: dict[str, int]) -> str | None:
+    def _stop_reason(self, finished: dict[str, int], best: Any | None) -> str | None:
         exp = self.exp
         if exp.max_failed_trial_count is not None and \
                 finished["failed"] >= exp.max_failed_trial_count:
             return "MaxFailedTrialsReached"
-        best = self._best()
         if best is not None and exp.objective.reached(float(best.value)):
             return "GoalReached"
         if self.max_trials is not None and sum(finished.values()) >= self.max_trials:
@@ -266,19 +262,22 @@ class _Runner:
         """Launch, poll and finish trials until the sweep stops; returns the reason."""
         status_path = self.work / "status.json"
         task = progress.add_task(self.exp.name, total=self.max_trials, best="")
-        # The study is read only when a trial ends: a busy runner would steal the CPU that the
-        # trials' thread pools spin on.
-        finished = counts(self._trials())
-        state_reason = self._stop_reason(finished)
+        # The study is read only when a trial ends or starts, once each time (every read
+        # loads all trials): a busy runner would steal the CPU that the trials' thread pools
+        # spin on, and between two trials it delays the next one.
+        trials = self._trials()
+        finished = counts(trials)
+        state_reason = self._stop_reason(finished, self._best(trials))
         while True:
-            if self._poll():
-                finished = counts(self._trials())
-                state_reason = self._stop_reason(finished)
-                best = self._best()
+            ended = self._poll()
+            if ended:
+                trials = self._trials()
+                finished = counts(trials)
+                best = self._best(trials)
+                state_reason = self._stop_reason(finished, best)
                 progress.update(task, completed=sum(finished.values()), best=(
                     f"best {self.exp.objective.metric}={best.value:.5g}"
                     if best is not None else ""))
-                write_status(status_path, self._status([*self.conditions, running_cond], False))
             reason = state_reason
             if reason is None and self.timeout is not None \
                     and time.monotonic() - self.t0 > self.timeout:
@@ -290,14 +289,16 @@ class _Runner:
             while reason is None and self._room(finished):
                 self._launch()
                 launched = True
-            if launched:
-                write_status(status_path, self._status([*self.conditions, running_cond], False))
+            if ended or launched:  # one status per change, the new trials in it
+                write_status(status_path, self._status(
+                    [*self.conditions, running_cond], False,
+                    self._trials() if launched else trials))
             if reason is not None and not self.running:
                 return reason
             wait_any([run.proc for run in self.running.values()], POLL_S)
 
     def _result(self, reason: str | None, status: dict[str, Any]) -> SweepResult:
-        best = self._best()
+        best = self._best(self._trials())
         if best is None:
             return SweepResult(experiment=self.exp.name, work_dir=self.work, best_trial=None,
                                parameters={}, metrics={}, checkpoint=None, status=status,
@@ -335,7 +336,7 @@ class _Runner:
         status = self._status([*self.conditions, running_cond, final], done=True)
         write_status(status_path, status)
         if self.parent is not None:
-            self.parent.finish(self._best(), "FAILED" if failed else "FINISHED")
+            self.parent.finish(self._best(self._trials()), "FAILED" if failed else "FINISHED")
         result = self._result(reason, status)
         write_status(self.work / "best.json", result.best_json(
             parent_run_id=self.parent.run_id if self.parent else None,
