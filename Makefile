@@ -9,6 +9,9 @@ VARIANTS := medium-res high-res air-pollution ocean-waves
 RUN_VARIANTS ?= $(VARIANTS)
 # More flags of `aurora-mlops pipeline run --local` (budgets: see its --help).
 RUN_ARGS ?=
+# pytest workers (pytest-xdist). The suite is CPU bound: one per core of the 2-core machines it
+# is timed on; tests/_xdist.py groups the tests and gives each worker its share of the cores.
+TEST_WORKERS ?= 2
 
 .PHONY: help install lint test testdata run clean
 
@@ -36,7 +39,7 @@ testdata: install
 	bash tests/data/fetch_testdata.sh .testdata
 
 test: install lint testdata
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 run: install
 	$(BIN)/aurora-mlops pipeline run --local --work-dir $(WORK) --variants $(RUN_VARIANTS) $(RUN_ARGS)

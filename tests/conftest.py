@@ -16,6 +16,15 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+# pytest-xdist's scheduling for `make test` (-n 2): the tests that share an expensive fixture
+# run on one worker, and each worker gets its share of the cores.
+from _xdist import (  # noqa: F401 (hooks)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_configure_node,
+    pytest_unconfigure,
+    pytest_xdist_make_scheduler,
+)
 from aurora_mlops.data import LAYOUT_TAG, synthesize, write_dataset
 from aurora_mlops.variables import VARIABLES
 from aurora_mlops.variants import VARIANTS
