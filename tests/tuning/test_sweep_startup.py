@@ -123,3 +123,44 @@ def test_the_study_is_created_in_wal_mode_and_left_whole(tmp_path: Path) -> None
     close_storage(storage)
     assert not db.with_name("study.db-wal").exists()
     assert optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+
+
+def test_the_runner_reads_the_study_twice_per_trial_and_writes_one_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two short trials the runner's own work delays the next one; every read of the
+    study loads all its trials, and every status.json write syncs the disk. It reads once
+    when a trial ends and once after the next one starts (it used to read five times), and
+    writes one status for both."""
+    import json
+    import shutil
+
+    import optuna
+    import yaml
+
+    from aurora_mlops.tuning import _katib_status, _local, parse_experiment, run_local
+
+    specs = Path(__file__).parent / "specs"
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(specs / "trial.py", work / "trial.py")
+    doc = yaml.safe_load((specs / "script-random.yaml").read_text())
+    doc["metadata"]["name"] = "reads"
+    doc["spec"].update(maxTrialCount=4, parallelTrialCount=1, maxFailedTrialCount=1)
+    doc["spec"]["parameters"][1]["feasibleSpace"]["list"] = ["ok"]
+    reads: list[int] = []
+    get_trials = optuna.Study.get_trials
+    monkeypatch.setattr(optuna.Study, "get_trials",
+                        lambda self, *a, **k: reads.append(1) or get_trials(self, *a, **k))
+    writes: list[str] = []
+    write_status = _katib_status.write_status
+    monkeypatch.setattr(_local, "write_status",
+                        lambda path, payload: writes.append(path.name) or
+                        write_status(path, payload))
+    result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)
+    assert result.status["trialsSucceeded"] == 4
+    # 2 per trial, and a few around the loop (resume check, first status, result, best.json).
+    assert len(reads) <= 2 * 4 + 5, len(reads)
+    # One per trial start (the previous trial's end folded in), the last end, the first and
+    # the final status: 7 (it was two per trial, 11).
+    assert writes.count("status.json") <= 4 + 3, writes
+    assert json.loads((work / "status.json").read_text())["trialsSucceeded"] == 4
