@@ -38,7 +38,9 @@ lint: install
 testdata: install
 	bash tests/data/fetch_testdata.sh .testdata
 
-test: install lint testdata
+# Lint (CPU) and testdata (mostly downloads) overlap; then the suite.
+test: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint testdata
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 run: install
