@@ -43,6 +43,7 @@ def test_the_fast_mlflow_store_is_the_store_mlflow_builds(tmp_path: Path,
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     ours, theirs = tmp_path / "ours" / "mlflow.db", tmp_path / "theirs" / "mlflow.db"
+    ours.parent.mkdir()
     create_mlflow_store(ours)
     assert sorted(p.name for p in ours.parent.iterdir()) == ["mlflow.db"]  # no partial left
     # The default experiment is left to MLflow (mlflow/mlflow
@@ -164,3 +165,8 @@ def test_the_runner_reads_the_study_twice_per_trial_and_writes_one_status(
     # the final status: 7 (it was two per trial, 11).
     assert writes.count("status.json") <= 4 + 3, writes
     assert json.loads((work / "status.json").read_text())["trialsSucceeded"] == 4
+
+
+def test_a_store_in_a_missing_folder_is_left_to_mlflow_to_refuse(tmp_path: Path) -> None:
+    create_mlflow_store(tmp_path / "typo" / "mlflow.db")
+    assert not (tmp_path / "typo").exists()

@@ -110,18 +110,18 @@ def sqlite_file(uri: str | None) -> Path | None:
 
 
 def create_mlflow_store(db: Path) -> None:
-    """Create MLflow's SQLite store at ``db`` if it is missing (a no-op when it exists).
+    """Create MLflow's SQLite store at ``db`` if it is missing (a no-op when it exists, or
+    when its folder does not).
 
     MLflow builds the schema, on a private file next to ``db`` and without disk syncs; its
     default experiment is dropped again, so that the store opened at ``db`` creates it with
     the artifact root it would have used anyway. ``os.link`` publishes the finished file and
     fails if another process created ``db`` meanwhile: theirs is kept.
     """
-    if db.exists():
+    if db.exists() or not db.parent.is_dir():  # a missing folder: MLflow's own error says so
         return
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    db.parent.mkdir(parents=True, exist_ok=True)
     partial = db.with_name(f".{db.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)
     try:
