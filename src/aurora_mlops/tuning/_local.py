@@ -23,7 +23,7 @@ The pieces: :mod:`~aurora_mlops.tuning._optuna_map` (sampler and pruner),
 :mod:`~aurora_mlops.tuning._trial_proc` (the trial processes and the preloaded forkserver),
 :mod:`~aurora_mlops.tuning._trial_metrics` (a running trial's metrics),
 :mod:`~aurora_mlops.tuning._katib_status` (``status.json`` and ``best.json``),
-:mod:`~aurora_mlops.tuning._study_storage` (``study.db``, in WAL mode while the sweep runs) and
+:mod:`~aurora_mlops.tuning._study_storage` (``study.db`` in WAL mode, a new ``mlflow.db``) and
 :mod:`~aurora_mlops.tuning._sweep_tracking` (the MLflow parent run); this module is the loop.
 """
 
