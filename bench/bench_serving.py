@@ -2,15 +2,19 @@
 
 Trains and packages a smoke model (or reuses one under --dir, as bench_package.py does), then:
 
-* **load test**: starts ``mlserver`` on 127.0.0.1 with the package (settings from
-  ``aurora_mlops.serving.mlserver_config``), sends ``--requests`` copies of the serving example
-  as v2 JSON with ``--concurrency`` clients (threads of a separate client process, so that
-  they share no GIL with this one; ``--clients-here`` puts them in this process), prints
-  errors, p50/p95 latency and requests/s; then calls the same forecaster in this process
-  ``--requests`` times one after another and prints the ratio of the two throughputs (target
-  >= 0.9). Where the served time goes: the runtime's own time per request (decode, rollout,
-  encode: ``aurora_forecast_latency_seconds`` from the server's ``/metrics``) against the bare
-  rollout, and the rest (HTTP, JSON, MLServer's queue) against the served time per request;
+* **load test**: starts MLServer with the package through the launcher the ServingRuntime runs
+  (``python -m aurora_mlops.serving.launch``, settings from
+  ``aurora_mlops.serving.mlserver_config``) and, for each request form, sends ``--requests``
+  v2 JSON bodies with ``--concurrency`` clients (threads of a separate client process, so that
+  they share no GIL with this one; ``--clients-here`` puts them in this process): the arrays
+  form (the serving example, about 1.5 MB of JSON) and the references form (the package's data
+  file and the example's initial time in, a netCDF file out: a few hundred bytes). It prints
+  errors, p50/p95 latency and requests/s, then the same forecasts through the forecaster in
+  this process one after another, on a thread of their own (as the runtime runs them) and on
+  the main thread, and the ratio of the throughputs (target >= 0.9). Served and bare rounds of
+  both forms alternate. Where the served time goes: the runtime's own time per request
+  (decode, forecast, encode: ``aurora_forecast_latency_seconds`` from the server's
+  ``/metrics``) and the rest (HTTP, JSON, MLServer's queue);
 * **bf16 vs fp32**: rolls the model out from every initial time of the test split (the last
   15 % of the times), in fp32 and under bf16 autocast, and prints the latency ratio and each
   variable's RMSE against the dataset's own later states in both precisions.
@@ -33,7 +37,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -61,13 +67,13 @@ def _post(url: str, data: bytes) -> tuple[int, float]:
     return code, time.perf_counter() - start
 
 
-def _round(url: str, body: bytes, n: int, concurrency: int) -> tuple[list[tuple[int, float]],
-                                                                      float]:
-    """``n`` requests with ``concurrency`` clients: each one's (status, seconds), and the wall
-    time of them all."""
+def _round(url: str, bodies: list[bytes], concurrency: int,
+           ) -> tuple[list[tuple[int, float]], float]:
+    """Each body sent once with ``concurrency`` clients: each one's (status, seconds), and the
+    wall time of them all."""
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda _: _post(url, body), range(n)))
+        results = list(pool.map(lambda body: _post(url, body), bodies))
     return results, time.perf_counter() - start
 
 
@@ -95,9 +101,9 @@ def _start(package: Path, root: Path, workers: int,
                              http_port=port, grpc_port=_port(), metrics_port=metrics_port,
                              parallel_workers=workers)
     log = (root / "mlserver.log").open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlserver"), "start",
-                             str(folder)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    # The launcher the ServingRuntime runs (MLServer's own server, v2 errors for bad bodies).
+    proc = subprocess.Popen([sys.executable, "-m", "aurora_mlops.serving.launch", str(folder)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v2/models/aurora"
     for _ in range(600):
         try:
@@ -109,81 +115,126 @@ def _start(package: Path, root: Path, workers: int,
     raise RuntimeError(f"mlserver did not start: see {root / 'mlserver.log'}")
 
 
-def load_test(package: Path, n: int, concurrency: int, workers: int, *,
-              clients_here: bool = False, rounds: int = 4) -> None:
-    """Served and bare throughput in alternating rounds, so that a change in the machine's
-    load during the run (a shared machine) weighs on both alike."""
+@dataclass
+class Form:
+    """One request form: the bodies a round sends, and the bare pyfunc's call for one."""
+
+    name: str
+    bodies: Callable[[int, int], list[bytes]]  # (round, n) -> n v2 JSON bodies
+    bare: Callable[[int, int], object]  # (round, i) -> one in-process forecast
+    results: list[tuple[int, float]] = field(default_factory=list)
+    served_s: float = 0.0
+    bare_s: float = 0.0  # on a thread of its own, as the runtime runs the model
+    main_s: float = 0.0  # on this process's main thread
+    runtime_s: float = 0.0
+
+
+def _forms(package: Path, data: Path, out: Path) -> list[Form]:
+    """The arrays form (the serving example, 2.45 MB of JSON) and the references form (a data
+    file and an initial time in, a netCDF file out: a few hundred bytes each way)."""
     from aurora_mlops.packaging import load_forecaster
     from aurora_mlops.serving import v2_request
 
     example = json.loads((package / "serving_input_example.json").read_text())
     fields, params = example["inputs"], example.get("params", {})
-    body = json.dumps(v2_request(fields, params)).encode()
     forecaster = load_forecaster(package)
-    # The bare pyfunc gets arrays, as the runtime does after decoding (lists would add their
-    # conversion to the bare side's time).
     contract = forecaster.contract
     assert contract is not None, f"{package}: no model contract"
-    fields = {k: np.asarray(v, np.float32) if k in contract.state_vars else v
+    # The bare pyfunc gets arrays, as the runtime does after decoding (lists would add their
+    # conversion to the bare side's time).
+    arrays = {k: np.asarray(v, np.float32) if k in contract.state_vars else v
               for k, v in fields.items()}
-    forecaster.forecast(fields, params)
+    body = json.dumps(v2_request(fields, params)).encode()
+    init = fields["init_time"]
+
+    def refs(r: int, i: int, where: str) -> dict[str, str]:
+        return {"input_uri": str(data), "output_uri": str(out / f"{where}-{r}-{i}.nc"),
+                "init_time": init}
+
+    forecaster.forecast(arrays, params)
+    forecaster.forecast(refs(0, 0, "warm"), params)
+    return [
+        Form("arrays", lambda r, n: [body] * n,
+             lambda r, i: forecaster.forecast(arrays, params)),
+        Form("references",
+             lambda r, n: [json.dumps(v2_request(refs(r, i, "served"), params)).encode()
+                           for i in range(n)],
+             lambda r, i: forecaster.forecast(refs(r, i, "bare"), params)),
+    ]
+
+
+def load_test(package: Path, data: Path, n: int, concurrency: int, workers: int, *,
+              clients_here: bool = False, rounds: int = 4) -> None:
+    """Served and bare throughput of each request form, in alternating rounds (arrays served,
+    arrays bare, references served, references bare, again), so that a change in the machine's
+    load during the run (a shared machine) weighs on all of them alike."""
     per_round = max(1, n // rounds)
-    results: list[tuple[int, float]] = []
-    served_s = bare_s = runtime_s = 0.0
+    model_thread = ThreadPoolExecutor(1)
     # One client process for the whole run (started once: its start-up is not timed).
     clients = None if clients_here else ProcessPoolExecutor(1, mp_context=get_context("spawn"))
     with tempfile.TemporaryDirectory() as tmp:
+        forms = _forms(package, data, Path(tmp))
         proc, url, metrics_url = _start(package, Path(tmp), workers)
+
+        def send(bodies: list[bytes]) -> tuple[list[tuple[int, float]], float]:
+            if clients is None:
+                return _round(url + "/infer", bodies, concurrency)
+            return clients.submit(_round, url + "/infer", bodies, concurrency).result()
+
         try:
-            _post(url + "/infer", body)  # warm-up
-            if clients is not None:
-                clients.submit(_round, url + "/infer", body, 1, 1).result()
-            for _ in range(rounds):
-                before = _runtime_seconds(metrics_url)
-                if clients is None:
-                    got, seconds = _round(url + "/infer", body, per_round, concurrency)
-                else:
-                    got, seconds = clients.submit(_round, url + "/infer", body, per_round,
-                                                  concurrency).result()
-                results += got
-                served_s += seconds
-                after = _runtime_seconds(metrics_url)
-                runtime_s += after[0] - before[0]
-                start = time.perf_counter()
-                for _ in range(per_round):
-                    forecaster.forecast(fields, params)
-                bare_s += time.perf_counter() - start
+            for form in forms:  # warm-up, untimed
+                send(form.bodies(-1, 1))
+            for r in range(rounds):
+                for form in forms:
+                    before = _runtime_seconds(metrics_url)
+                    got, seconds = send(form.bodies(r, per_round))
+                    form.results += got
+                    form.served_s += seconds
+                    form.runtime_s += _runtime_seconds(metrics_url)[0] - before[0]
+                    form.bare_s += model_thread.submit(_bare_round, form, r, per_round).result()
+                    form.main_s += _bare_round(form, r, per_round)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             if clients is not None:
                 clients.shutdown()
-    _report(results, body, concurrency, workers, rounds, clients_here,
-            served_s=served_s, bare_s=bare_s, runtime_s=runtime_s)
-
-
-def _report(results: list[tuple[int, float]], body: bytes, concurrency: int, workers: int,
-            rounds: int, clients_here: bool, *, served_s: float, bare_s: float,
-            runtime_s: float) -> None:
-    total = len(results)
-    errors = sum(code != 200 for code, _ in results)
-    lat = sorted(t for _, t in results)
-    served, bare = total / served_s, total / bare_s
     where = "this process" if clients_here else "a separate process"
-    print(f"load test: {total} requests, {concurrency} concurrent (clients in {where}), "
-          f"{workers} MLServer worker(s), body {len(body) / 1e6:.2f} MB, {rounds} alternating "
-          "rounds")
-    print(f"  MLServer v2 REST: errors {errors}, p50 {lat[total // 2] * 1e3:.0f} ms, "
+    print(f"load test: {per_round * rounds} requests per form, {concurrency} concurrent "
+          f"(clients in {where}), {workers} MLServer worker(s), {rounds} alternating rounds")
+    for form in forms:
+        _report(form, form.bodies(0, 1)[0])
+
+
+def _bare_round(form: Form, r: int, n: int) -> float:
+    """Seconds for ``n`` bare forecasts one after another."""
+    start = time.perf_counter()
+    for i in range(n):
+        form.bare(r, i)
+    return time.perf_counter() - start
+
+
+def _report(form: Form, body: bytes) -> None:
+    total = len(form.results)
+    errors = sum(code != 200 for code, _ in form.results)
+    lat = sorted(t for _, t in form.results)
+    served, bare = total / form.served_s, total / form.bare_s
+    print(f"  {form.name} form (body {len(body) / 1e3:.1f} kB):")
+    print(f"    MLServer v2 REST: errors {errors}, p50 {lat[total // 2] * 1e3:.0f} ms, "
           f"p95 {lat[int(total * 0.95) - 1] * 1e3:.0f} ms, {served:.1f} requests/s")
-    print(f"  bare pyfunc in one process: {bare:.1f} requests/s "
-          f"({1e3 / bare:.0f} ms each); served/bare = {served / bare:.2f}")
-    per_served, per_runtime, per_bare = (1e3 * x / total for x in (served_s, runtime_s, bare_s))
-    print(f"  per request: served {per_served:.0f} ms = runtime {per_runtime:.0f} ms (decode, "
-          f"rollout, encode; bare rollout {per_bare:.0f} ms) + {per_served - per_runtime:.0f} "
-          "ms of HTTP, JSON and MLServer outside the runtime")
-    # With 0 workers the server does that work between rollouts, on the cores the rollout uses.
+    main = total / form.main_s
+    print(f"    bare pyfunc in one process, on a thread of its own (as the runtime runs it): "
+          f"{bare:.1f} requests/s ({1e3 / bare:.0f} ms each); served/bare = "
+          f"{served / bare:.2f}")
+    print(f"    bare pyfunc on the main thread: {main:.1f} requests/s ({1e3 / main:.0f} ms "
+          f"each); served/bare = {served / main:.2f}")
+    per_served, per_runtime, per_bare = (1e3 * x / total
+                                         for x in (form.served_s, form.runtime_s, form.bare_s))
     outside = per_served - per_runtime
-    print(f"  served/bare if the runtime took the bare rollout's time: "
+    print(f"    per request: served {per_served:.0f} ms = runtime {per_runtime:.0f} ms "
+          f"(decode, forecast, encode; bare {per_bare:.0f} ms) + {outside:.0f} ms of HTTP, "
+          "JSON and MLServer outside the runtime")
+    # With 0 workers the server does that work between rollouts, on the cores the rollout uses.
+    print(f"    served/bare if the runtime took the bare forecast's time: "
           f"{per_bare / (per_bare + outside):.2f}")
 
 
@@ -250,8 +301,8 @@ def main() -> None:
     root = Path(args.dir)
     package = _package(root, args.variant)
     if not args.skip_load:
-        load_test(package, args.requests, args.concurrency, args.workers,
-                  clients_here=args.clients_here)
+        load_test(package, root / f"{args.variant}.nc", args.requests, args.concurrency,
+                  args.workers, clients_here=args.clients_here)
     if not args.skip_precision:
         precision_test(package, root / f"{args.variant}.nc", args.steps)
 

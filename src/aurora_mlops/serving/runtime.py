@@ -11,8 +11,10 @@ This module imports MLServer at import time: only MLServer loads it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mlserver.errors import MLServerError
@@ -39,7 +41,19 @@ class AuroraRuntime(MLflowRuntime):
         await super().load()
         self._forecaster = self._model.unwrap_python_model()
         self._metrics = serving_metrics()
+        # One thread runs the requests' model work, one request at a time (two rollouts at
+        # once would only split the cores between them), so that the event loop goes on
+        # reading, parsing and answering other requests meanwhile instead of waiting behind
+        # the rollout.
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="aurora-forecast")
         return True
+
+    async def unload(self) -> bool:
+        """Let the model's thread finish its request, then unload (MLflow runtime)."""
+        pool = getattr(self, "_model_thread", None)
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+        return bool(await super().unload())
 
     def _sync_metadata(self) -> None:
         """The v2 metadata (``GET /v2/models/NAME``) from the package's contract.
@@ -56,7 +70,12 @@ class AuroraRuntime(MLflowRuntime):
         ] + [MetadataTensor(name="init_time", datatype="BYTES", shape=[-1])]
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        """Answer one v2 request (see :mod:`aurora_mlops.serving._v2`)."""
+        """Answer one v2 request (see :mod:`aurora_mlops.serving._v2`) on the model's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, self._answer, payload)
+
+    def _answer(self, payload: InferenceRequest) -> InferenceResponse:
+        """Decode, forecast and encode one request; its metrics; errors as v2 errors."""
         start = time.perf_counter()
         labels = {"model_name": self.name, "model_version": self.version or "",
                   "precision": "invalid"}
