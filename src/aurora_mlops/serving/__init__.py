@@ -6,8 +6,9 @@ HTTP 400, for bodies that are not v2 requests);
 :func:`render_inference_service` renders a KServe ``InferenceService`` for a registered model
 alias (``aurora-mlops deploy``), :func:`apply_inference_service` applies it;
 :func:`mlserver_config` writes the settings that start MLServer on a package here. The
-request codec (:func:`v2_request`, :func:`decode_request`) and the metric names
-(:data:`METRIC_NAMES`) are shared with the tests, the bench and the alert rules.
+request codec (:func:`v2_request`, :func:`decode_request`, :func:`describe_invalid_body`)
+and the metric names (:data:`METRIC_NAMES`) are shared with the tests, the bench and the
+alert rules.
 
 Import cost: that of :mod:`aurora_mlops.packaging` (mlflow); MLServer and kubernetes are
 imported by the functions that use them.
@@ -25,7 +26,12 @@ from aurora_mlops.serving._deploy import (
 )
 from aurora_mlops.serving._local import mlserver_config
 from aurora_mlops.serving._metrics import METRIC_NAMES, serving_metrics
-from aurora_mlops.serving._v2 import decode_request, encode_answer, v2_request
+from aurora_mlops.serving._v2 import (
+    decode_request,
+    describe_invalid_body,
+    encode_answer,
+    v2_request,
+)
 
 __all__ = [
     "METRIC_NAMES",
@@ -34,6 +40,7 @@ __all__ = [
     "ResolvedModel",
     "apply_inference_service",
     "decode_request",
+    "describe_invalid_body",
     "encode_answer",
     "mlserver_config",
     "render_inference_service",
