@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import xarray as xr
 
 from aurora_mlops.cli import main
 from aurora_mlops.cli._profile import data_profile, require_train_data_profile
+from aurora_mlops.data import open_dataset
+from aurora_mlops.errors import ConfigError, DataError, DataFileError
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -82,3 +85,52 @@ def test_model_and_data_of_different_profiles_are_refused(
     assert f"dataset {data} was made for the smoke profile but the model {trial}" in err
     assert f"trained with the production profile; pass {command} --data with production" in err
     assert not out.exists()
+
+
+def _cut_netcdf3(source: Path, tmp_path: Path) -> Path:
+    """The dataset as a classic netCDF file cut in half: its header (and the ``profile``
+    attribute) intact, its variables' data gone."""
+    with xr.open_dataset(source) as ds:
+        ds.load().to_netcdf(tmp_path / "cut.nc", format="NETCDF3_64BIT")
+    path = tmp_path / "cut.nc"
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    return path
+
+
+def _zarr_without_arrays(source: Path, tmp_path: Path) -> Path:
+    """The dataset as a Zarr store whose arrays were removed: only the group's metadata left."""
+    path = tmp_path / "bare.zarr"
+    with xr.open_dataset(source) as ds:
+        ds.load().to_zarr(path, mode="w", consolidated=False)
+    for entry in path.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+    return path
+
+
+@pytest.mark.parametrize("damage", [_cut_netcdf3, _zarr_without_arrays],
+                         ids=["netcdf-data-cut-off", "zarr-without-arrays"])
+def test_the_profile_is_read_from_the_global_attributes_alone(
+    damage: Callable[[Path, Path], Path], synthetic_data: Callable[..., Path], tmp_path: Path
+) -> None:
+    # The check reads no variable (train-trial then opens the dataset itself): a dataset whose
+    # variables cannot be read still names its profile, and opening it still fails.
+    path = damage(synthetic_data("medium-res"), tmp_path)
+    with pytest.raises((DataFileError, DataError)):
+        open_dataset(path)
+    assert data_profile(path) == "smoke"
+    with pytest.raises(ConfigError, match=r"made for the smoke profile .* --profile smoke"):
+        require_train_data_profile(path, "production")
+
+
+def test_what_the_attributes_cannot_be_read_from_is_opened_for_its_error(
+    tmp_path: Path
+) -> None:
+    # Not netCDF nor Zarr: the full open says what is wrong, in one sentence.
+    empty = tmp_path / "empty.nc"
+    empty.write_bytes(b"")
+    with pytest.raises(DataFileError, match="the file is empty"):
+        data_profile(empty)
+    with pytest.raises(DataFileError, match="no such file"):
+        data_profile(tmp_path / "missing.nc")

@@ -4,6 +4,13 @@ A file is written to a hidden temporary file in the same directory, flushed and 
 renamed over the target (``os.replace`` is atomic on POSIX). A process killed midway leaves at
 most a ``.<name>.*.tmp`` file behind, never a target that looks complete but is not.
 
+``durable=False`` skips the fsync and keeps the rename: the file is still whole or absent
+whenever the writing process dies (what it wrote is in the kernel's page cache, which the rename
+publishes), but an OS crash or power cut before the kernel writes it back may leave the target
+missing, stale or empty. That is for outputs whose reader checks them anyway (a trial's
+checkpoint and state, verified against the SHA-256 that ``trial.json`` records) and that are
+written often enough for the disk sync to cost more than the rest of the write.
+
 A folder (:func:`atomic_dir`) is filled in a hidden temporary sibling and then takes the
 target's place in one step: a rename when the target does not exist yet, else an atomic
 exchange of the two directories (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader sees the
@@ -31,10 +38,13 @@ __all__ = ["atomic_dir", "atomic_write", "sha256_file", "write_json"]
 logger = logging.getLogger(__name__)
 
 
-def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], None]) -> Path:
+def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], None], *,
+                 durable: bool = True) -> Path:
     """Write ``data`` (text, bytes, or a function that writes to the open file) to ``path``.
 
-    A callable gets a binary file. Parent directories are created. Returns ``path``.
+    A callable gets a binary file. Parent directories are created. ``durable``: sync the file
+    to disk before it takes the target's name (``False``: see the module's docstring). Returns
+    ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,19 +52,16 @@ def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], None]
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
-        if isinstance(data, str):
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, str):
+                f.write(data.encode("utf-8"))
+            elif isinstance(data, bytes):
                 f.write(data)
-                f.flush()
+            else:
+                data(f)
+            f.flush()
+            if durable:
                 os.fsync(f.fileno())
-        else:
-            with os.fdopen(fd, "wb") as fb:
-                if isinstance(data, bytes):
-                    fb.write(data)
-                else:
-                    data(fb)
-                fb.flush()
-                os.fsync(fb.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -68,10 +75,11 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: str | Path, payload: Any, *, sort_keys: bool = True) -> Path:
+def write_json(path: str | Path, payload: Any, *, sort_keys: bool = True,
+               durable: bool = True) -> Path:
     """Atomically write ``payload`` as indented JSON (non-JSON values as ``str``)."""
     text = json.dumps(payload, indent=2, sort_keys=sort_keys, default=str)
-    return atomic_write(path, text + "\n")
+    return atomic_write(path, text + "\n", durable=durable)
 
 
 def sha256_file(path: str | Path) -> str:

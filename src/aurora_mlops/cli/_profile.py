@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from aurora_mlops.errors import ConfigError
 
@@ -20,15 +21,45 @@ __all__ = ["data_profile", "require_model_data_profile", "require_train_data_pro
            "trial_profile"]
 
 def data_profile(path: str | Path) -> str | None:
-    """The profile a dataset was made for: its ``profile`` attribute; ``None`` for real data."""
-    from aurora_mlops.data import open_dataset
+    """The profile a dataset was made for: its ``profile`` attribute; ``None`` for real data.
 
-    ds = open_dataset(path)
-    try:
-        value = ds.attrs.get("profile")
-    finally:
-        ds.close()
+    Only the file's global attributes are read (netCDF through netCDF4, a Zarr store through
+    zarr): no variable, not even a coordinate, is loaded, and the dataset is not mapped onto
+    the canonical layout, because the command that asks opens it properly right after. What
+    neither reads (GRIB, an object-store URI, a missing or broken file) goes through
+    :func:`~aurora_mlops.data.open_dataset`, which says what is wrong with it.
+    """
+    attrs = _global_attrs(path)
+    if attrs is None:
+        from aurora_mlops.data import open_dataset
+
+        ds = open_dataset(path)
+        try:
+            attrs = dict(ds.attrs)
+        finally:
+            ds.close()
+    value = attrs.get("profile")
     return None if value is None else str(value)
+
+
+def _global_attrs(path: str | Path) -> dict[str, Any] | None:
+    """The global attributes of a local netCDF file or Zarr store; ``None`` where they cannot
+    be read this way (the caller opens the dataset instead)."""
+    if "://" in str(path):
+        return None
+    p = Path(path)
+    try:
+        if p.is_dir():
+            import zarr
+
+            group = zarr.open_group(str(p), mode="r", use_consolidated=False)
+            return dict(group.attrs)
+        import netCDF4
+
+        with netCDF4.Dataset(p, "r") as nc:
+            return {name: nc.getncattr(name) for name in nc.ncattrs()}
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+        return None  # not readable this way: open_dataset says what is wrong
 
 
 def trial_profile(model: str | Path) -> str | None:
