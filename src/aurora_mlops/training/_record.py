@@ -5,14 +5,16 @@ logged to MLflow. Only rank 0 writes.
 Durability: each file appears whole under its name or not at all, whenever the process dies
 (written beside it, then renamed), but none is synced to disk (``atomic_write(durable=False)``):
 a sync per file costs tens of milliseconds on a busy disk, a visible share of a short sweep
-trial's time outside training. After an OS crash or power cut a file may be missing or empty; ``trial.json`` records the SHA-256 and size of the
-checkpoint and the state, which packaging and ``--resume-from`` check before using either, so
-such a loss is refused, never trained or served on: the trial is run again."""
+trial's time outside training. After an OS crash or power cut a file may be missing or empty;
+``trial.json`` records the SHA-256 and size of the checkpoint and the state, which packaging
+and ``--resume-from`` check before using either, so such a loss is refused, never trained or
+served on: the trial is run again."""
 
 from __future__ import annotations
 
 import platform
 import resource
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,19 +98,19 @@ class TrialRecord:
               tracker: Tracker, state: dict[str, Any] | None) -> Path:
         """Write the best weights, the end ``state`` (unless ``None``), ``config.json`` and
         ``trial.json``; returns the checkpoint."""
-        ckpt, state_file = output_dir / "model.ckpt", output_dir / STATE_FILE
         best = loop.best_state
         assert best is not None
-        atomic_write(ckpt, lambda f: torch.save(best, f), durable=False)
-        if state is not None:
-            atomic_write(state_file, lambda f: torch.save(state, f), durable=False)
-        else:  # a stale state beside new weights would resume the wrong run
-            state_file.unlink(missing_ok=True)
-        system = self.system(loop, duration)
-        tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items() if v is not None})
-        config = self.config()
-        write_json(output_dir / "config.json", config, durable=False)
-        tracker.log_artifact(output_dir / "config.json")
+        # The weights are written on a thread while MLflow logs, whose commits mostly wait for
+        # the disk; its error, if any, is raised here by result().
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            saving = pool.submit(_save_weights, output_dir, best, state)
+            system = self.system(loop, duration)
+            tracker.log_metrics({f"system_{k}": float(v) for k, v in system.items()
+                                 if v is not None})
+            config = self.config()
+            write_json(output_dir / "config.json", config, durable=False)
+            tracker.log_artifact(output_dir / "config.json")
+            ckpt, refs = saving.result()
         d = self.data
         write_json(output_dir / "trial.json", {
             "status": "succeeded",
@@ -124,8 +126,7 @@ class TrialRecord:
             "history": loop.history,
             "step_losses": loop.step_losses,
             "timings": system,
-            "checkpoint": _file_ref(ckpt),
-            "train_state": _file_ref(state_file) if state is not None else None,
+            **refs,
             "resumed_from": None if self.resumed_from is None else self.resumed_from.record(),
             "norm_stats": "norm_stats.json",
             "norm_stats_source": d.stats_source,
@@ -143,6 +144,20 @@ class TrialRecord:
             },
         }, durable=False)
         return ckpt
+
+
+def _save_weights(output_dir: Path, best: dict[str, Any],
+                  state: dict[str, Any] | None) -> tuple[Path, dict[str, Any]]:
+    """Write ``model.ckpt`` and ``train_state.pt`` (or remove a stale one when ``state`` is
+    ``None``); the checkpoint's path and ``trial.json``'s ``checkpoint`` and ``train_state``."""
+    ckpt, state_file = output_dir / "model.ckpt", output_dir / STATE_FILE
+    atomic_write(ckpt, lambda f: torch.save(best, f), durable=False)
+    if state is not None:
+        atomic_write(state_file, lambda f: torch.save(state, f), durable=False)
+    else:  # a stale state beside new weights would resume the wrong run
+        state_file.unlink(missing_ok=True)
+    return ckpt, {"checkpoint": _file_ref(ckpt),
+                  "train_state": _file_ref(state_file) if state is not None else None}
 
 
 def _file_ref(path: Path) -> dict[str, Any]:
