@@ -4,13 +4,15 @@ the pick and the defaults seed by seed, and its verdict follows the paired stand
 from __future__ import annotations
 
 import importlib.util
+import shlex
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from aurora_mlops.training import resolve_params
+from aurora_mlops.kfp import LocalBudget
+from aurora_mlops.training import parse_param_args, resolve_params
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_tuning.py"
 
@@ -64,7 +66,8 @@ def test_held_out_fits_pair_the_pick_with_the_defaults_seed_by_seed(
                        "--steps-per-epoch", "5", "--work", str(tmp_path)]) == 0
     assert swept["algorithm"] == "halving" and swept["backend"] == "local"
     assert "--steps_per_epoch=5" in swept["trial_args"]
-    budget = {"epochs": 27, "steps_per_epoch": 5, "patience": 27}
+    # make run's budget (its epochs and patience), with the bench's steps an epoch.
+    budget = {**parse_param_args(shlex.split(LocalBudget().trial_args)), "steps_per_epoch": 5}
     expected = {**{f"tuned-{s}": {"learning_rate": 0.002, "t0": 1500, **budget, "seed": s}
                    for s in (1, 2, 3)},
                 **{f"default-{s}": {**budget, "seed": s} for s in (1, 2, 3)}}
