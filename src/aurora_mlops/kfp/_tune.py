@@ -169,8 +169,12 @@ def sweep(*, variant: str, algorithm: str, profile: str, data: str | Path,
     Returns:
         The ``best.json`` written into ``best_dir``.
     """
-    from aurora_mlops.tuning import pipeline_experiment
+    from aurora_mlops.tuning import pipeline_experiment, warm_trial_workers
 
+    if backend == "local":
+        # The trials' forkserver imports torch and aurora on the other core while the
+        # Experiment is built (its defaults trial reads the Aurora class's defaults: seconds).
+        warm_trial_workers()
     data = Path(data)
     extra = shlex.split(trial_args)
     if backend == "katib":

@@ -46,7 +46,7 @@ from aurora_mlops.tuning._render import (
 from aurora_mlops.tuning._search_space import SearchParameter, SearchSpace, format_value
 from aurora_mlops.tuning._space import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
 from aurora_mlops.tuning._studies import STUDIES, Study
-from aurora_mlops.tuning._trial_proc import is_train_trial_command
+from aurora_mlops.tuning._trial_proc import is_train_trial_command, warm_trial_workers
 
 __all__ = [
     "AUGMENT_SPACES",
@@ -99,5 +99,6 @@ __all__ = [
     "rung_experiment",
     "service_warnings",
     "spec_warnings",
+    "warm_trial_workers",
     "write_analysis",
 ]

@@ -54,6 +54,12 @@ KILL_GRACE_S = 3.0
 LOG_TAIL_LINES = 20
 
 
+def warm_trial_workers() -> None:
+    """Start the trial forkserver now, so that its imports (torch, aurora, MLflow) run on
+    another core while the caller builds its Experiment; the local runner uses it as is."""
+    ForkServer.warm_up()
+
+
 def is_train_trial_command(argv: Sequence[str]) -> bool:
     """Whether ``argv`` is ``aurora-mlops train-trial ...`` (or ``python -m aurora_mlops ...``)."""
     if not argv:
