@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from aurora_mlops.evaluation import _metrics as M
+import aurora_mlops.evaluation._metrics as M
 from aurora_mlops.evaluation._baselines import (
     climatology_at,
     climatology_forecast,

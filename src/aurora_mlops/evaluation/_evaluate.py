@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+import aurora_mlops.evaluation._metrics as M
 from aurora_mlops.errors import DataError
-from aurora_mlops.evaluation import _metrics as M
 from aurora_mlops.evaluation._accumulate import ChunkContext, ModelState, score_chunk
 from aurora_mlops.evaluation._baselines import BASELINES, compute_climatology
 from aurora_mlops.evaluation._events import EventSpec, events_for

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+import aurora_mlops.publishing._registry as _registry
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import PublishError
-from aurora_mlops.publishing import _registry
 from aurora_mlops.publishing._auth import Grant, parse_grant
 from aurora_mlops.publishing._azure import is_azure_uri, parse_azure_uri, role_commands
 from aurora_mlops.publishing._connect import open_registry, refused_as_error
