@@ -1,12 +1,12 @@
-"""Per-variant skill floors of a short smoke fit, and one test per cause found in issue 13.
+"""Per-variant skill floors of a short smoke fit, and one test per defect that once broke it.
 
-Each variant is trained briefly (:data:`SKILL_FIT`) on the session's synthetic data (seed 1),
+Each variant is trained briefly (:data:`SKILL_FIT`) on the test session's synthetic data (seed 1),
 evaluated through the real ``aurora-mlops evaluate`` against persistence and climatology, and
 held to :data:`FLOORS`: the fraction of variable x level x lead RMSE targets won against
 climatology, the headline variables' first-lead RMSE against persistence, and events in every
 event table (a defined F1). The floors
 sit below what this code measured on this seed (in the comments) so that small numerical
-differences between machines do not flip them, and far above what the defects of issue 13
+differences between machines do not flip them, and far above what the defects tested below
 gave (air pollution's first lead 80x worse than persistence, high-res 21 % of targets, empty
 event tables).
 """
@@ -48,7 +48,7 @@ class Floor:
     best_f1: float = 0.3
 
 
-#: Floors set below the values this code measured with seed 0 on the session data (seed 1):
+#: Floors set below the values this code measured with seed 0 on the test session's data (seed 1):
 #: medium-res won 61 % of targets vs climatology and 11 % vs persistence, 2t 0.95x and msl 1.72x
 #: persistence at 6 h; high-res 55 %, 13 %, 0.94x, 1.83x; air pollution 27 %, 31 %, pm2p5
 #: 0.93x at 12 h; ocean waves 53 %, 3 % (2 of 76 targets: 10v_wave 0.97x, 10v 0.99x at 12 h, so
@@ -157,14 +157,14 @@ def test_a_model_that_copies_a_baseline_fails_the_floors(
 def test_air_pollution_first_lead_error_is_not_an_outlier(
     skill_evals: dict[str, dict[str, Any]]
 ) -> None:
-    """Issue 13: the 12 h pm2p5 error was 80x the 24 h one (unclamped negative values)."""
+    """Negative values left unclamped made the 12 h pm2p5 error 80x the 24 h one."""
     table = _rmse(skill_evals["air-pollution"])
     for v in ("pm1", "pm2p5", "pm10", "tcno2"):
         first, second = (float(table.loc[(v, -1, lead), "model"]) for lead in (12.0, 24.0))
         assert first < 2 * second, (v, first, second)
 
 
-# -- the causes found in issue 13, one test each ---------------------------------------------
+# -- defects that once sank a variant's skill, one test each -----------------------------------
 
 
 def _real_batch(variant: str):  # type: ignore[no-untyped-def]

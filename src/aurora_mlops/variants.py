@@ -238,7 +238,7 @@ VARIANTS: dict[str, VariantSpec] = {
             atmos_vars=_WEATHER_ATMOS,
             # Patch 5 on the 40x80 smoke grid gives 8x16 tokens like medium-res; the real
             # patch of 10 left 4x8 tokens of 32 channels, each decoding 10x10 points of every
-            # variable, and the model lost to persistence on 79 % of targets (issue 13).
+            # variable, and the model lost to persistence on 79 % of targets.
             smoke={**_SMOKE_CONFIG, "patch_size": 5},
             smoke_grid=(40, 80),
             node_pool=NodePool(gpu_type="nvidia-h100-80gb", gpus_per_trial=4, gpu_memory_gib=75.0,
@@ -308,7 +308,7 @@ VARIANTS: dict[str, VariantSpec] = {
             # A wider smoke model: 23 surface variables (with their density, sine and cosine
             # channels, 47 in all) share each token; 32 channels won 37 % of the targets
             # against persistence (swh 0.30 m vs 0.13 m at 6 h), 48 win 43 % (swh 0.25 m),
-            # 64 win 49 % but take 1.2 M parameters (issue 13).
+            # 64 win 49 % but take 1.2 M parameters.
             smoke={**_SMOKE_CONFIG, "embed_dim": 48, "surf_stats": {"wmb": (0.0, 1000.0)}},
             node_pool=NodePool(gpu_type="nvidia-a100-80gb", gpus_per_trial=1, gpu_memory_gib=45.0,
                                cpu="8", memory="64Gi"),

@@ -1,4 +1,4 @@
-"""Air pollution's pressure-level species reach the smoke network on scale (issue 13).
+"""Air pollution's pressure-level species reach the smoke network on scale.
 
 Aurora normalises co, no, no2, so2 and go3 on pressure levels with fixed CAMS scales that are
 10-1000x the synthetic (and CAMS-like) values (co_850: 3.8e-6 against ~1e-7), and has no
