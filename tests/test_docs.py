@@ -56,6 +56,8 @@ def _defined(body: list[ast.stmt]) -> set[str]:
                 names.update(ast.literal_eval(node.value))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.If):  # a package's lazy exports sit under TYPE_CHECKING
+            names.update(_defined(node.body))
     return names
 
 

@@ -8,6 +8,9 @@ added later.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,40 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "aurora_mlops"
 
-#: Where one concern stops (lines of a module) and where a function stops being readable.
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 60
+#: Review triggers, counted in lines of code: blank lines, comments and docstrings are free, so
+#: explaining a thing never costs room. Past a trigger a module or function is either split
+#: where the code has a seam, or kept whole with its reason in the waivers below; the number is
+#: where a reader should stop and ask, not a target to squeeze under.
+MODULE_TRIGGER = 300
+FUNCTION_TRIGGER = 50
+
+#: Modules (``path``) and functions (``path::Qualified.name``), relative to ``src/aurora_mlops``,
+#: that stay over their trigger, each with why it reads better whole. A waiver that is no
+#: longer needed (the code shrank, moved or was renamed) fails the test, so the list stays true.
+MODULE_WAIVERS: dict[str, str] = {
+    "tuning/katib/_check.py": "the admission webhook's checks, one short function per section "
+    "of the spec, read in the order Katib runs them",
+    "tuning/local/_runner.py": "one class that is the sweep loop: trial slots, pruning and the "
+    "crash-resume bookkeeping share its state; its pieces already live beside it",
+}
+FUNCTION_WAIVERS: dict[str, str] = {
+    "benchmark/_run.py::_run": "the report assembled in the order its sections appear",
+    "benchmark/_timing.py::time_training": "one timed optimiser loop; split, the setup and "
+    "the timing it must match would live apart",
+    "cli/_benchmark.py::register": "a flat list of the subcommand's options",
+    "cli/_pipeline.py::register": "a flat list of the subcommand's options",
+    "cli/_train.py::register": "a flat list of the subcommand's options",
+    "cli/_publish.py::cmd_publish": "the four modes of publish (rollback, A/B router, grants, "
+    "publish) side by side, each a call and its messages",
+    "comparison/_collect.py::_evaluation": "one evaluation's report entry: its checks, curves "
+    "and headline rows over the same index",
+    "kfp/tune_and_publish.py::make_variant_steps": "the pipeline graph: one call per step, "
+    "wired to the outputs of the steps before it",
+    "training/_loss.py::step_loss": "the loss of one step, each optional term where it applies "
+    "to the same normalised difference",
+    "training/_trainer.py::train_trial": "a trial in the order it happens: the checks that fail "
+    "before the first step, the loop, the files, and the cleanup that follows either way",
+}
 
 #: The layers, top to bottom (docs/ARCHITECTURE.md). A module may import its own layer and the
 #: ones below it, never one above. Packages not listed are shared helpers at the bottom.
@@ -96,6 +130,7 @@ def _resolve(target: str, names: list[str]) -> list[str]:
     return hits
 
 
+@cache
 def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for module, path in MODULES.items():
@@ -114,49 +149,130 @@ def _package(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def test_no_module_is_over_the_size_where_one_concern_stops() -> None:
-    big = {m: n for m, p in MODULES.items()
-           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
-    assert not big, f"modules over {MAX_MODULE_LINES} lines: {big}"
+def _code_lines(source: str, tree: ast.Module) -> set[int]:
+    """The numbers of the lines that hold code: not blank, not only a comment, not a docstring."""
+    docstrings: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                docstrings.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENDMARKER}
+    lines: set[int] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in skip:
+            lines.update(range(tok.start[0], tok.end[0] + 1))
+    return lines - docstrings
 
 
-def test_no_function_is_over_sixty_lines() -> None:
-    long = []
-    for module, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
-                if size > MAX_FUNCTION_LINES:
-                    long.append(f"{module}.{node.name} ({size})")
-    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+def _sizes() -> tuple[dict[str, int], dict[str, int]]:
+    """Lines of code of every module (by path) and function (by ``path::Qualified.name``)."""
+    modules: dict[str, int] = {}
+    functions: dict[str, int] = {}
+    for path in MODULES.values():
+        rel = path.relative_to(SRC / PACKAGE).as_posix()
+        source = path.read_text()
+        tree = ast.parse(source)
+        code = _code_lines(source, tree)
+        modules[rel] = len(code)
+        todo: list[tuple[ast.AST, str]] = [(tree, "")]
+        while todo:
+            node, prefix = todo.pop()
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    name = prefix + child.name
+                    if not isinstance(child, ast.ClassDef):
+                        end = child.end_lineno or child.lineno
+                        functions[f"{rel}::{name}"] = len(
+                            [n for n in code if child.lineno <= n <= end])
+                    todo.append((child, name + "."))
+                else:
+                    todo.append((child, prefix))
+    return modules, functions
 
 
-def test_no_import_circle() -> None:
-    graph = _graph()
-    state: dict[str, int] = {}
-    circles: list[list[str]] = []
+MODULE_SIZES, FUNCTION_SIZES = _sizes()
+_EACH_SIZE = pytest.mark.parametrize(("sizes", "trigger", "waivers"), [
+    (MODULE_SIZES, MODULE_TRIGGER, MODULE_WAIVERS),
+    (FUNCTION_SIZES, FUNCTION_TRIGGER, FUNCTION_WAIVERS),
+], ids=["modules", "functions"])
 
-    def walk(node: str, stack: list[str]) -> None:
-        state[node] = 1
+
+@_EACH_SIZE
+def test_nothing_is_over_its_trigger_without_a_reason(
+        sizes: dict[str, int], trigger: int, waivers: dict[str, str]) -> None:
+    over = {k: n for k, n in sizes.items() if n > trigger and k not in waivers}
+    assert not over, (
+        f"over {trigger} lines of code: {over}; split it where the code has a seam, or add it "
+        "to the waivers in tests/test_structure.py with why it reads better whole")
+
+
+@_EACH_SIZE
+def test_every_waiver_is_still_needed(
+        sizes: dict[str, int], trigger: int, waivers: dict[str, str]) -> None:
+    stale = {k: sizes.get(k) for k in waivers if sizes.get(k, 0) <= trigger}
+    assert not stale, (
+        f"waivers for code that is gone (None) or within {trigger} lines: {stale}; "
+        "remove them from tests/test_structure.py")
+    assert all(len(why.split()) >= 4 for why in waivers.values()), "a waiver says why"
+
+
+def test_the_size_count_leaves_out_comments_and_docstrings() -> None:
+    source = ('def f():\n    """Doc\n    string."""\n\n    # why\n'
+              '    x = (1,\n         2)\n    return x\n')
+    assert sorted(_code_lines(source, ast.parse(source))) == [1, 6, 7, 8]
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, each sorted: the strongly connected
+    components of ``graph`` (Tarjan's algorithm) with more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
         stack.append(node)
         for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                circles.append([*stack[stack.index(nxt):], nxt])
-            elif nxt not in state:
-                walk(nxt, stack)
-        stack.pop()
-        state[node] = 2
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            if len(group) > 1:
+                groups.append(sorted(group))
 
     for node in sorted(graph):
-        if node not in state:
-            walk(node, [])
-    # A package's __init__ importing its own submodules, which import a sibling through the
-    # package, is how Python packages work; only circles between two packages or two plain
-    # modules count.
-    real = [c for c in circles
-            if not all(MODULES[m].name == "__init__.py" or _package(m) == _package(c[0])
-                       for m in c) or len({_package(m) for m in c}) > 1]
-    assert not real, "import circles: " + "; ".join(" -> ".join(c) for c in real)
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_no_import_circle_between_packages() -> None:
+    crossing = [g for g in _circles(_graph()) if len({_package(m) for m in g}) > 1]
+    assert not crossing, "import circles: " + "; ".join(", ".join(g) for g in crossing)
+
+
+def test_no_import_circle_inside_a_package() -> None:
+    """A private module that imports through its own package (``from aurora_mlops.x import _y``)
+    while the package's ``__init__`` imports that module is a circle too: what it finds depends
+    on how far ``__init__`` has run, so it works only in the import order that happens to be
+    used."""
+    inside = [g for g in _circles(_graph()) if len({_package(m) for m in g}) == 1]
+    assert not inside, "import circles inside a package: " + "; ".join(
+        " <-> ".join(g) for g in inside)
+
+
+def test_the_circle_check_sees_a_private_module_importing_its_package() -> None:
+    assert "aurora_mlops.data" in _resolve("aurora_mlops.data", ["_units"])
+    graph = {"p": {"p._a"}, "p._a": {"p", "p._b"}, "p._b": set(), "q": {"p"}}
+    assert _circles(graph) == [["p", "p._a"]]
 
 
 def test_no_private_name_is_reached_across_packages() -> None:
@@ -191,6 +307,7 @@ def _shared_helper(parts: list[str]) -> bool:
     return len(parts) == 2
 
 
+@cache
 def _package_graph() -> dict[str, set[str]]:
     """Which package imports which, counting imports inside functions too."""
     graph: dict[str, set[str]] = {}

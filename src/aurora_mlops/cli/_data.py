@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aurora_mlops.cli._args import add_variant, grid_size, positive_int
 
@@ -136,13 +136,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from aurora_mlops.data import open_dataset, write_dataset
     from aurora_mlops.errors import ConfigError
 
-    regrid: str | float | None = args.regrid
-    if regrid is not None and regrid != "auto":
+    regrid: Literal["auto"] | float | None = None if args.regrid is None else "auto"
+    if args.regrid is not None and args.regrid != "auto":
         try:
-            regrid = float(regrid)
+            regrid = float(args.regrid)
         except ValueError:
             raise ConfigError(
-                f"--regrid must be `auto` or degrees like 0.05, got {regrid!r}"
+                f"--regrid must be `auto` or degrees like 0.05, got {args.regrid!r}"
             ) from None
     ds = open_dataset(args.path, member=args.member, regrid=regrid)
     out = write_dataset(ds, Path(args.out))

@@ -1,60 +1,31 @@
 """Datasets: the canonical layout, readers, the synthetic generator, validation, batches.
 
-Public names are re-exported lazily so that ``import aurora_mlops.data`` stays cheap: torch is
-imported only by the batch-window code, and only when it is first used.
+Readers open what users really have and map it onto the canonical layout, in three steps of
+their own modules: opening files, Zarr stores and object storage (:mod:`._open`,
+:mod:`._remote`), mapping a foreign layout onto the canonical one (:mod:`._canonical`, with
+lazy unit conversion in :mod:`._lazy` and curvilinear regridding in :mod:`._regrid`), and
+writing (:mod:`._write`).
+
+``import aurora_mlops.data`` stays cheap: the names under ``TYPE_CHECKING`` are imported on
+first use (:mod:`aurora_mlops._lazy`), so xarray and torch load only when they are needed.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aurora_mlops._lazy import lazy_exports
 from aurora_mlops.data._layout import ATMOS_DIMS, DIMS, LAYOUT_TAG, STATIC_DIMS, SURF_DIMS
 
-__all__ = [
-    "ATMOS_DIMS",
-    "DIMS",
-    "LAYOUT_TAG",
-    "STATIC_DIMS",
-    "SURF_DIMS",
-    "NormStats",
-    "SplitStats",
-    "Splits",
-    "SynthDrift",
-    "ValidationReport",
-    "WindowDataset",
-    "cached_split_stats",
-    "compute_stats",
-    "is_remote",
-    "open_dataset",
-    "open_remote",
-    "split_times",
-    "stack_windows",
-    "stream_stats",
-    "synthesize",
-    "to_canonical",
-    "validate",
-    "write_dataset",
-]
+if TYPE_CHECKING:
+    from aurora_mlops.data._canonical import to_canonical
+    from aurora_mlops.data._open import open_dataset
+    from aurora_mlops.data._remote import is_remote, open_remote
+    from aurora_mlops.data._stats import NormStats, compute_stats, stream_stats
+    from aurora_mlops.data._stats_cache import SplitStats, cached_split_stats
+    from aurora_mlops.data._validate import ValidationReport, validate
+    from aurora_mlops.data._windows import Splits, WindowDataset, split_times, stack_windows
+    from aurora_mlops.data._write import write_dataset
+    from aurora_mlops.data.synth import SynthDrift, synthesize
 
-_LAZY = {
-    "open_dataset": "aurora_mlops.data._readers",
-    "is_remote": "aurora_mlops.data._remote",
-    "open_remote": "aurora_mlops.data._remote",
-    "to_canonical": "aurora_mlops.data._readers",
-    "write_dataset": "aurora_mlops.data._readers",
-    "synthesize": "aurora_mlops.data.synth",
-    "SynthDrift": "aurora_mlops.data.synth",
-    "validate": "aurora_mlops.data._validate",
-    "ValidationReport": "aurora_mlops.data._validate",
-    "NormStats": "aurora_mlops.data._stats",
-    "SplitStats": "aurora_mlops.data._stats_cache",
-    "cached_split_stats": "aurora_mlops.data._stats_cache",
-    "stream_stats": "aurora_mlops.data._stats",
-    "stack_windows": "aurora_mlops.data._windows",
-    "Splits": "aurora_mlops.data._windows",
-    "WindowDataset": "aurora_mlops.data._windows",
-    "compute_stats": "aurora_mlops.data._stats",
-    "split_times": "aurora_mlops.data._windows",
-}
-
-
-__getattr__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

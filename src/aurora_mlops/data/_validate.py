@@ -69,7 +69,7 @@ class ValidationReport:
 
 
 def _open(path: Path | str) -> xr.Dataset:
-    from aurora_mlops.data._readers import open_dataset
+    from aurora_mlops.data._open import open_dataset
 
     try:
         return open_dataset(path)

@@ -13,33 +13,20 @@ Public names are imported lazily: ``import aurora_mlops.kfp`` does not import kf
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aurora_mlops._lazy import lazy_exports
 
-__all__ = [
-    "LocalBudget",
-    "LocalRun",
-    "MonitorRun",
-    "PipelineFailed",
-    "TaskTiming",
-    "compile_all",
-    "compiled_texts",
-    "run_monitor_locally",
-    "run_pipeline_locally",
-    "task_timings",
-]
+if TYPE_CHECKING:
+    from aurora_mlops.kfp._compile import compile_all, compiled_texts
+    from aurora_mlops.kfp._monitor_local import MonitorRun, run_monitor_locally
+    from aurora_mlops.kfp._run_local import (
+        LocalBudget,
+        LocalRun,
+        PipelineFailed,
+        TaskTiming,
+        run_pipeline_locally,
+        task_timings,
+    )
 
-_LAZY = {
-    "compile_all": "aurora_mlops.kfp._compile",
-    "compiled_texts": "aurora_mlops.kfp._compile",
-    "LocalBudget": "aurora_mlops.kfp._run_local",
-    "LocalRun": "aurora_mlops.kfp._run_local",
-    "MonitorRun": "aurora_mlops.kfp._monitor_local",
-    "run_monitor_locally": "aurora_mlops.kfp._monitor_local",
-    "PipelineFailed": "aurora_mlops.kfp._run_local",
-    "run_pipeline_locally": "aurora_mlops.kfp._run_local",
-    "TaskTiming": "aurora_mlops.kfp._run_local",
-    "task_timings": "aurora_mlops.kfp._run_local",
-}
-
-
-__getattr__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

@@ -12,46 +12,23 @@ Public names are imported lazily (pandas, xarray and mlflow load on first use).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aurora_mlops._lazy import lazy_exports
 
-__all__ = [
-    "ALARM_EXIT",
-    "DEFAULT_DRIFT_THRESHOLD",
-    "HISTORY_COLUMNS",
-    "AlertFailed",
-    "Champion",
-    "History",
-    "MonitorPlan",
-    "MonitorResult",
-    "ReferenceProfile",
-    "SkillCusum",
-    "WindowOutcome",
-    "build_monitor_report",
-    "input_drift",
-    "load_champion",
-    "monitor",
-    "pending_windows",
-    "post_alert",
-]
+if TYPE_CHECKING:
+    from aurora_mlops.monitoring._alerts import AlertFailed, post_alert
+    from aurora_mlops.monitoring._champion import Champion, load_champion
+    from aurora_mlops.monitoring._cusum import SkillCusum
+    from aurora_mlops.monitoring._history import HISTORY_COLUMNS, History
+    from aurora_mlops.monitoring._input_drift import (
+        DEFAULT_DRIFT_THRESHOLD,
+        ReferenceProfile,
+        input_drift,
+    )
+    from aurora_mlops.monitoring._monitor import MonitorPlan, monitor
+    from aurora_mlops.monitoring._outcome import ALARM_EXIT, MonitorResult, WindowOutcome
+    from aurora_mlops.monitoring._page import build_monitor_report
+    from aurora_mlops.monitoring._window import pending_windows
 
-_LAZY = {
-    "ALARM_EXIT": "_outcome",
-    "MonitorResult": "_outcome",
-    "WindowOutcome": "_outcome",
-    "DEFAULT_DRIFT_THRESHOLD": "_input_drift",
-    "ReferenceProfile": "_input_drift",
-    "input_drift": "_input_drift",
-    "HISTORY_COLUMNS": "_history",
-    "History": "_history",
-    "AlertFailed": "_alerts",
-    "post_alert": "_alerts",
-    "Champion": "_champion",
-    "load_champion": "_champion",
-    "MonitorPlan": "_monitor",
-    "monitor": "_monitor",
-    "SkillCusum": "_cusum",
-    "pending_windows": "_window",
-    "build_monitor_report": "_page",
-}
-
-__getattr__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

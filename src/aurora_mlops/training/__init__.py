@@ -3,7 +3,8 @@
 Import cost: the trial parameters (``TrialParams``, ``parse_param_args``, ``resolve_params``,
 ``describe_params`` ...) and the record of a trial to resume (``resume_point``) need only
 pydantic; everything else imports torch, and is imported only when first used, so a typo in a
-parameter fails before torch is loaded.
+parameter fails before torch is loaded (the names under ``TYPE_CHECKING``, see
+:mod:`aurora_mlops._lazy`).
 """
 
 from __future__ import annotations
@@ -29,46 +30,4 @@ if TYPE_CHECKING:
     from aurora_mlops.training._tracking import tracking_server_problem
     from aurora_mlops.training._trainer import TrialResult, train_trial
 
-__all__ = [
-    "ARCHITECTURE_KNOBS",
-    "COAST_VAR",
-    "MODEL_KNOBS",
-    "PROFILE_DEFAULTS",
-    "RESUMABLE",
-    "STATE_FILE",
-    "LossConfig",
-    "ResumePoint",
-    "TrainedModel",
-    "TrialParams",
-    "TrialResult",
-    "build_trial_model",
-    "checkpoint_record",
-    "coast_mask",
-    "describe_params",
-    "lat_weights",
-    "load_trained",
-    "parse_param_args",
-    "resolve_params",
-    "resume_point",
-    "rollout_loss",
-    "tracking_server_problem",
-    "train_trial",
-]
-
-_LAZY = {
-    "TrainedModel": "_load",
-    "checkpoint_record": "_load",
-    "load_trained": "_load",
-    "LossConfig": "_loss",
-    "lat_weights": "_loss",
-    "rollout_loss": "_loss",
-    "COAST_VAR": "_model",
-    "build_trial_model": "_model",
-    "coast_mask": "_model",
-    "tracking_server_problem": "_tracking",
-    "TrialResult": "_trainer",
-    "train_trial": "_trainer",
-}
-
-
-__getattr__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__)

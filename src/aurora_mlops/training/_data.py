@@ -16,7 +16,7 @@ import logging
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -186,8 +186,11 @@ def loader_batches(
     the same state.
     """
     workers = params.num_workers
-    loader = torch.utils.data.DataLoader(
-        windows,
+    # A map-style dataset by protocol (``__len__``, ``__getitem__``): data/ does not import
+    # torch, so it cannot subclass torch's Dataset.
+    dataset = cast("torch.utils.data.Dataset[Any]", windows)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        dataset,
         batch_sampler=batches,
         collate_fn=stack_windows,
         num_workers=workers,

@@ -82,12 +82,6 @@ def _torch_threads(fn: Callable[..., TrialResult]) -> Callable[..., TrialResult]
     return run
 
 
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _lead_weights(variant: VariantSpec, params: TrialParams) -> list[float]:
     """The per-lead loss weights, after checking the weights the trial gives.
 
@@ -104,12 +98,6 @@ def _lead_weights(variant: VariantSpec, params: TrialParams) -> list[float]:
     if unknown:
         raise ConfigError(f"--variable_weights names {unknown}, not variables of {variant.name}")
     return lead_weights
-
-
-def _add_coast_mask(data: TrialData) -> None:
-    mask = coast_mask(data.train.static["lsm"])
-    data.train.static[COAST_VAR] = mask
-    data.val.static[COAST_VAR] = mask
 
 
 def _start_tracker(
@@ -186,14 +174,17 @@ def train_trial(
         resume_from, variant=variant.name, profile=profile, data=data, params=params, init=init)
     dist = Distributed(require_cuda="production" if profile == "production" else None)
     state = None if point is None else point.load(dist)
-    _seed(params.seed)
+    random.seed(params.seed)
+    np.random.seed(params.seed)
+    torch.manual_seed(params.seed)
     # Everything that can fail on bad input fails before a single step is taken.
     model = build_trial_model(variant, params, profile)
     history = max(int(getattr(model, "max_history_size", 2)), variant.min_history)
     trial_data = load_trial_data(data, variant, params, profile, history, dist)
     lead_weights = _lead_weights(variant, params)
     if params.coastal_conditioning:  # the mask is one more static field
-        _add_coast_mask(trial_data)
+        mask = coast_mask(trial_data.train.static["lsm"])
+        trial_data.train.static[COAST_VAR] = trial_data.val.static[COAST_VAR] = mask
     trial_model = prepare_model(model, variant, params, None if point else init, dist)
     tracker = _start_tracker(dist.main and tracking, tracking_uri, variant, profile, params,
                              data, trial_data, None if point is None else point.path)
@@ -203,15 +194,9 @@ def train_trial(
     loop = Loop(trial_model, trial_data, params, dist, lead_weights, tracker,
                 out=stdout or sys.stdout, fail_on_step=fail_on_step, resume=state)
     record = TrialRecord(variant, profile, params, str(data), trial_data, init, dist, point)
-    return _run(loop, record, output_dir, tracker, t_start,
-                profile == "smoke" if save_state is None else save_state)
-
-
-def _run(loop: Loop, record: TrialRecord, output_dir: Path, tracker: Tracker,
-         t_start: float, save_state: bool) -> TrialResult:
-    """Run the loop and write the trial's files (``failure.json`` on a training error); the
-    tracking run and the process group end either way."""
-    dist, status = loop.dist, "FAILED"
+    save_state = profile == "smoke" if save_state is None else save_state
+    # A training error leaves failure.json; the tracking run and process group end either way.
+    status = "FAILED"
     try:
         result = loop.run()
         # Written before the run ends: after end() MLflow would start a new, untagged run.
