@@ -190,14 +190,15 @@ _EMISSIONS = tuple(
 #: signal. Location 0: Aurora clamps the normalised species at zero. Not typical: SO2 at 1000
 #: and 850 hPa, where with LoRA on Aurora clips the normalised prediction to 1, so the scale is
 #: the highest SO2 forecast; typical values capped it 80x below the synthetic plumes. Above
-#: 99.9 % of them, the defaults' val_score fell 19 % (README, "Performance targets").
+#: 99.9 % of them, the defaults' val_score fell 19 % (README, "Performance targets"); on the
+#: 24 x 48 smoke grid the 99.9th percentile of seed 1's plumes is 1.6e-7 at 1000 hPa.
 _SPECIES_ATMOS_STATS: dict[str, tuple[float, float]] = {
     f"{var}_{level}": (0.0, typical)
     for var, per_level in {
         "co": (1.5e-7, 1.2e-7, 1e-7),
         "no": (5e-10, 5e-11, 1e-11),
         "no2": (1e-9, 2e-10, 5e-11),
-        "so2": (1e-7, 3e-8, 5e-11),
+        "so2": (2e-7, 6e-8, 5e-11),
         "go3": (5e-8, 6e-8, 8e-8),
     }.items()
     for level, typical in zip(_SMOKE_LEVELS, per_level, strict=True)
@@ -280,7 +281,10 @@ VARIANTS: dict[str, VariantSpec] = {
                 },
                 "atmos_stats": _SPECIES_ATMOS_STATS,
             },
-            smoke_grid=(36, 72),
+            # Patch 3 on 24 x 48 gives 8 x 16 tokens, medium-res's: on 36 x 72 (12 x 24 tokens)
+            # a smoke step took 1.7x as long, and make run's sweep kept the same floors on both
+            # (persistence beaten on 89 % of targets against 94 %, every headline ratio lower).
+            smoke_grid=(24, 48),
             min_history=2,
             node_pool=NodePool(gpu_type="nvidia-a100-80gb", gpus_per_trial=1, gpu_memory_gib=60.0,
                                cpu="8", memory="96Gi"),
