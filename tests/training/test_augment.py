@@ -360,7 +360,7 @@ def test_augmentation_is_swept_in_production_and_in_its_own_smoke_sweep_only() -
         STUDIES,
         pipeline_experiment,
     )
-    from aurora_mlops.tuning._search_space import format_value
+    from aurora_mlops.tuning.space._search_space import format_value
 
     knobs = set(AUGMENT_PARAMS)
     for variant in VARIANTS:

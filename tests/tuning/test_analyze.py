@@ -25,7 +25,7 @@ from aurora_mlops.tuning import (
     check_file,
     load_experiment,
 )
-from aurora_mlops.tuning._experiment import format_value
+from aurora_mlops.tuning.katib._experiment import format_value
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = Path(__file__).parent / "specs"
@@ -36,7 +36,7 @@ DECAYS = [0, 0.001, 0.01]
 
 def _write_sweep(work: Path, exp: Experiment,
                  trials: Sequence[tuple[dict[str, Any], str, float | None]]) -> None:
-    """Store trials as :mod:`aurora_mlops.tuning._local` leaves them, and its ``best.json``.
+    """Store trials as :mod:`aurora_mlops.tuning.local._runner` leaves them, and its ``best.json``.
 
     Same storage (``sqlite:///WORKDIR/study.db``), study name (the Experiment's), direction,
     distributions (:meth:`Parameter.distribution_for_optuna`), Katib assignments and ``katib_*``
@@ -190,8 +190,8 @@ def test_spearman_states_a_direction_only_when_significant(analysis: SweepAnalys
     ([1, 1, 1, 1, 1, 1, 1, 1], "minimize", "no clear direction (too few distinct values"),
 ], ids=["up-min", "up-max", "down-min", "down-max", "noise", "constant"])
 def test_direction_sentence(ys: list[float], goal: str, expected: str) -> None:
-    from aurora_mlops.tuning._experiment import Parameter
-    from aurora_mlops.tuning._stats import _direction
+    from aurora_mlops.tuning.analysis._stats import _direction
+    from aurora_mlops.tuning.katib._experiment import Parameter
 
     p = Parameter(name="x", type="double", min=0.0, max=10.0)
     rho, pval, sentence = _direction(p, [1, 2, 3, 4, 5, 6, 7, 8], ys, "m", goal == "minimize")
@@ -282,8 +282,8 @@ def test_outputs_are_json_markdown_plots_and_next_spec(analysis: SweepAnalysis,
     ({"type": "discrete", "values": ("1", "2", "4")}, "lower", None),  # 0.5 is no integer
 ], ids=lambda v: str(v) if not isinstance(v, dict) else v["type"])
 def test_expanding_a_bound(space: dict[str, Any], side: str, expected: Any) -> None:
-    from aurora_mlops.tuning._experiment import Parameter
-    from aurora_mlops.tuning._proposals import _expand, _expand_list
+    from aurora_mlops.tuning.analysis._proposals import _expand, _expand_list
+    from aurora_mlops.tuning.katib._experiment import Parameter
 
     p = Parameter(name="x", **space)
     value, why = _expand_list(p, side) if p.type == "discrete" else _expand(p, side)
@@ -343,7 +343,7 @@ def test_without_a_spec_the_space_comes_from_the_trials(sweep: Path, tmp_path: P
 
 
 def test_a_real_local_run_is_read_back(tmp_path: Path) -> None:
-    from aurora_mlops.tuning._local import run_local
+    from aurora_mlops.tuning.local._runner import run_local
 
     work = tmp_path / "work"
     work.mkdir()

@@ -266,7 +266,7 @@ def test_spearman_and_its_exact_p(xs: list[float], ys: list[float], rho: float |
                                   p: float | None) -> None:
     from itertools import permutations
 
-    from aurora_mlops.tuning._analyze_rungs import _spearman
+    from aurora_mlops.tuning.analysis._rungs import _spearman
 
     got_rho, got_p = _spearman(xs, ys)
     assert got_rho == (None if rho is None else pytest.approx(rho))
@@ -287,8 +287,8 @@ def test_spearman_and_its_exact_p(xs: list[float], ys: list[float], rho: float |
     (None, 5, "the objective was the same for all n=5 configurations"),
 ], ids=["alike", "loosely", "opposite", "too-few", "constant"])
 def test_the_verdict_is_one_sentence(rho: float | None, n: int, words: str) -> None:
-    from aurora_mlops.tuning._analysis_model import RankCorrelation
-    from aurora_mlops.tuning._analyze_rungs import _verdict
+    from aurora_mlops.tuning.analysis._model import RankCorrelation
+    from aurora_mlops.tuning.analysis._rungs import _verdict
 
     text = _verdict(RankCorrelation(low=3, high=27, n=n, rho=rho, p_value=None,
                                     source="rungs"), [3, 9, 27], "epochs")

@@ -18,10 +18,10 @@ import yaml
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.training import parse_param_args, resolve_params, train_trial
 from aurora_mlops.tuning import parse_experiment, run_local
-from aurora_mlops.tuning._defaults_trial import DEFAULTS_TRIAL_ANNOTATION
-from aurora_mlops.tuning._optuna_map import optuna_params
-from aurora_mlops.tuning._render import rendered_specs
-from aurora_mlops.tuning._search_space import categorical, discrete, double, integer
+from aurora_mlops.tuning.katib._defaults_trial import DEFAULTS_TRIAL_ANNOTATION
+from aurora_mlops.tuning.katib._render import rendered_specs
+from aurora_mlops.tuning.local._optuna_map import optuna_params
+from aurora_mlops.tuning.space._search_space import categorical, discrete, double, integer
 from aurora_mlops.variants import VARIANTS, get_variant
 
 SPECS = Path(__file__).parent / "specs"

@@ -45,7 +45,7 @@ from aurora_mlops.tuning import (
     rung_experiment,
 )
 from aurora_mlops.tuning._halving import PROMOTED, promote, run_halving
-from aurora_mlops.tuning._katib_trials import TrialOutcome
+from aurora_mlops.tuning.katib._trials import TrialOutcome
 
 SPECS = Path(__file__).parent / "specs"
 SPEC = SPECS / "script-halving.yaml"

@@ -19,7 +19,7 @@ import yaml
 
 from aurora_mlops.kfp.steps import sweep
 from aurora_mlops.tuning import export_trial, load_experiment, pipeline_experiment
-from aurora_mlops.tuning._katib_client import KatibError, run_katib, spec_differences
+from aurora_mlops.tuning.katib._client import KatibError, run_katib, spec_differences
 
 SPECS = Path(__file__).parent / "specs"
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning import STUDIES, load_spec, parse_experiment
-from aurora_mlops.tuning._katib_model import KatibExperiment, schema_problems
+from aurora_mlops.tuning.katib._model import KatibExperiment, schema_problems
 
 KATIB_DIR = Path(__file__).resolve().parents[2] / "katib"
 SMOKE = KATIB_DIR / "smoke" / "medium-res-random.yaml"

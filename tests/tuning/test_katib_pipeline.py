@@ -9,8 +9,8 @@ import pytest
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning import STUDIES, build_experiment, check_experiment, pipeline_experiment
-from aurora_mlops.tuning._check import MAX_NAME_LENGTH
-from aurora_mlops.tuning._katib_pipeline import experiment_name, gpus_per_pod
+from aurora_mlops.tuning.katib._check import MAX_NAME_LENGTH
+from aurora_mlops.tuning.katib._pipeline import experiment_name, gpus_per_pod
 
 #: One node of the AKS pool the README creates (Standard_NC40ads_H100_v5: one H100).
 ONE_GPU = Settings(gpus_per_node=1)
@@ -116,7 +116,7 @@ def test_nodes_with_enough_gpus_keep_the_single_pod_job() -> None:
 
 
 def test_no_fitting_launcher_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import aurora_mlops.tuning._studies as studies
+    import aurora_mlops.tuning.katib._studies as studies
 
     # A plan without the PyTorchJob copies: the four-GPU Job is all there is for high-res.
     monkeypatch.setattr(studies, "STUDIES", tuple(s for s in STUDIES

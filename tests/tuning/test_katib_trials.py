@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aurora_mlops.tuning import Objective, TrialOutcome, prune_trials
-from aurora_mlops.tuning._katib_trials import choose_best, metric_value, rank
+from aurora_mlops.tuning.katib._trials import choose_best, metric_value, rank
 
 MIN = Objective(type="minimize", metric="val_score")
 MAX = Objective(type="maximize", metric="val_f1")

@@ -25,7 +25,7 @@ from aurora_mlops.tuning import (
     parse_experiment,
     run_local,
 )
-from aurora_mlops.tuning._workdir import localize
+from aurora_mlops.tuning.local._workdir import localize
 
 SPECS = Path(__file__).parent / "specs"
 FAMILIES = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization"]
@@ -85,7 +85,7 @@ def test_experiment_reader_substitutes_like_katib() -> None:
 
 def test_a_forked_trial_runs_the_installed_aurora_mlops_command() -> None:
     from aurora_mlops.cli import main
-    from aurora_mlops.tuning._trial_proc import program_main
+    from aurora_mlops.tuning.local._trial_proc import program_main
 
     assert program_main() is main
 
@@ -94,8 +94,8 @@ def test_status_and_analysis_classify_trials_with_one_function() -> None:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from aurora_mlops.tuning._katib_status import counts
-    from aurora_mlops.tuning._states import live_trials, trial_state
+    from aurora_mlops.tuning.local._states import live_trials, trial_state
+    from aurora_mlops.tuning.local._status import counts
 
     def trial(state: TrialState, **attrs: Any) -> Any:
         dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
@@ -334,7 +334,7 @@ def test_kill_9_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> No
                       extra=["--sleep=0", "--hold-after=2"])
     spec = tmp_path / "resume.yaml"
     spec.write_text(yaml.safe_dump(doc))
-    code = ("from aurora_mlops.tuning._local import run_local; "
+    code = ("from aurora_mlops.tuning.local._runner import run_local; "
             f"run_local({str(spec)!r}, work_dir={str(work)!r}, progress=False, tracking=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -401,7 +401,7 @@ def test_kill_9_of_a_forkserver_sweep_kills_its_trial_and_resume_requeues_it(
     spec = tmp_path / "fork.yaml"
     spec.write_text(yaml.safe_dump(doc))
     work = tmp_path / "work"
-    code = ("from aurora_mlops.tuning._local import run_local; "
+    code = ("from aurora_mlops.tuning.local._runner import run_local; "
             f"run_local({str(spec)!r}, work_dir={str(work)!r}, data_dir={str(smoke_data_dir)!r}, "
             "progress=False, tracking=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,

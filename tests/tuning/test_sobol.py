@@ -14,10 +14,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from scipy.stats import qmc
 
 from aurora_mlops.tuning import parse_experiment, run_local
-from aurora_mlops.tuning._defaults_trial import DEFAULTS_TRIAL_ANNOTATION
-from aurora_mlops.tuning._optuna_map import make_sampler
-from aurora_mlops.tuning._render import rendered_specs
-from aurora_mlops.tuning._sobol import SobolSampler, sobol_point, value_at
+from aurora_mlops.tuning.katib._defaults_trial import DEFAULTS_TRIAL_ANNOTATION
+from aurora_mlops.tuning.katib._render import rendered_specs
+from aurora_mlops.tuning.local._optuna_map import make_sampler
+from aurora_mlops.tuning.local._sobol import SobolSampler, sobol_point, value_at
 from aurora_mlops.variants import VARIANTS
 
 SPECS = Path(__file__).parent / "specs"

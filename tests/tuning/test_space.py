@@ -19,7 +19,7 @@ from aurora_mlops.tuning import (
     format_value,
     get_space,
 )
-from aurora_mlops.tuning._search_space import categorical, discrete, double, integer
+from aurora_mlops.tuning.space._search_space import categorical, discrete, double, integer
 from aurora_mlops.variants import VARIANTS
 
 ALL = [("production", v, s) for v, s in SPACES.items()] + [
@@ -183,7 +183,7 @@ def test_every_trial_parameter_and_swept_knob_is_read_by_the_trainer() -> None:
 
     import aurora_mlops.training as training
     from aurora_mlops.training import MODEL_KNOBS, TrialParams
-    from aurora_mlops.tuning._space import SMOKE_SPACES, SPACES
+    from aurora_mlops.tuning.space._registry import SMOKE_SPACES, SPACES
 
     sources = "\n".join(p.read_text() for p in Path(training.__file__).parent.glob("*.py")
                         if p.name != "_params.py")

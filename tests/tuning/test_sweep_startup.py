@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from aurora_mlops.tuning._study_storage import (
+from aurora_mlops.tuning.local._study_storage import (
     _pragmas_for,
     close_storage,
     create_mlflow_store,
@@ -138,7 +138,8 @@ def test_the_runner_reads_the_study_twice_per_trial_and_writes_one_status(
     import optuna
     import yaml
 
-    from aurora_mlops.tuning import _katib_status, _local, parse_experiment, run_local
+    from aurora_mlops.tuning import parse_experiment, run_local
+    from aurora_mlops.tuning.local import _runner, _status
 
     specs = Path(__file__).parent / "specs"
     work = tmp_path / "work"
@@ -153,8 +154,8 @@ def test_the_runner_reads_the_study_twice_per_trial_and_writes_one_status(
     monkeypatch.setattr(optuna.Study, "get_trials",
                         lambda self, *a, **k: reads.append(1) or get_trials(self, *a, **k))
     writes: list[str] = []
-    write_status = _katib_status.write_status
-    monkeypatch.setattr(_local, "write_status",
+    write_status = _status.write_status
+    monkeypatch.setattr(_runner, "write_status",
                         lambda path, payload: writes.append(path.name) or
                         write_status(path, payload))
     result = run_local(parse_experiment(doc), work_dir=work, progress=False, tracking=False)

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from aurora_mlops.tuning import parse_experiment, run_local
-from aurora_mlops.tuning._study_storage import close_storage, open_storage
-from aurora_mlops.tuning._trial_proc import PRELOAD, TrialProcess, wait_any
+from aurora_mlops.tuning.local._study_storage import close_storage, open_storage
+from aurora_mlops.tuning.local._trial_proc import PRELOAD, TrialProcess, wait_any
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -115,7 +115,7 @@ def test_every_sweep_of_a_process_reuses_the_one_warm_forkserver(tmp_path: Path)
 
 _TRIAL_IMPORTS = """
 import atexit, json, os, sys
-from aurora_mlops.tuning._trial_proc import PRELOAD, _forked_trial
+from aurora_mlops.tuning.local._trial_proc import PRELOAD, _forked_trial
 for name in PRELOAD:
     __import__(name)
 before = set(sys.modules)
@@ -151,14 +151,14 @@ def test_a_forked_trial_imports_nothing_that_the_forkserver_could_have(tmp_path:
     new = json.loads(out.read_text())
     late = [m for m in new if m.startswith(_PRELOADED)]
     assert late == [], f"a forked trial imported {late}: add them to PRELOAD or _WARM_IMPORTS"
-    assert "aurora_mlops.tuning._trial_warm" in PRELOAD
+    assert "aurora_mlops.tuning.local._trial_warm" in PRELOAD
 
 
 def test_warming_the_forkserver_leaves_logging_to_each_trial() -> None:
     """The warm-up runs the CLI once; a trial's own ``-v`` must still configure its logging."""
     import logging
 
-    from aurora_mlops.tuning._trial_proc import warm_trial_imports
+    from aurora_mlops.tuning.local._trial_proc import warm_trial_imports
 
     root = logging.getLogger()
     before = (list(root.handlers), root.level)
@@ -171,7 +171,7 @@ def test_the_warm_up_leaves_trials_a_sqlite_that_mlflow_accepts() -> None:
     """Listing xarray's engines loads eccodes' bundled SQLite 3.26 with global symbols; in a
     process that had not loaded Python's own first, every forked trial's sqlite3 would be 3.26,
     which MLflow's SQL store refuses (it needs 3.31). A fresh interpreter, as the forkserver's."""
-    code = ("from aurora_mlops.tuning._trial_proc import warm_trial_imports\n"
+    code = ("from aurora_mlops.tuning.local._trial_proc import warm_trial_imports\n"
             "warm_trial_imports()\n"
             "import sqlite3; print(sqlite3.sqlite_version)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

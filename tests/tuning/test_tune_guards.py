@@ -17,7 +17,7 @@ import yaml
 from aurora_mlops.cli import main
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning import parse_experiment, run_local
-from aurora_mlops.tuning._workdir import lock_work_dir
+from aurora_mlops.tuning.local._workdir import lock_work_dir
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -86,7 +86,7 @@ def test_a_second_runner_is_refused_and_a_killed_one_does_not_block(tmp_path: Pa
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; "
-         "from aurora_mlops.tuning._workdir import lock_work_dir\n"
+         "from aurora_mlops.tuning.local._workdir import lock_work_dir\n"
          f"with lock_work_dir(Path({str(work)!r})):\n"
          "    print('locked', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
@@ -131,7 +131,7 @@ def test_a_trial_whose_data_is_missing_is_refused_naming_the_flag(
 
 
 def test_a_data_dir_that_holds_the_file_passes_the_check(tmp_path: Path) -> None:
-    from aurora_mlops.tuning._workdir import check_trial_data
+    from aurora_mlops.tuning.local._workdir import check_trial_data
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "medium-res.nc").write_bytes(b"")

@@ -51,7 +51,7 @@ RUN_RIGHTS: tuple[tuple[str, str, str], ...] = (
     # pipeline-runner-role.yaml).
     ("argoproj.io", "workflowtaskresults", "create"),
     ("argoproj.io", "workflowtaskresults", "patch"),
-    # The tune step creates, follows and cleans up the Katib Experiment (tuning/_katib_client.py).
+    # The tune step creates, follows and cleans up the Katib Experiment (tuning/katib/_client.py).
     *(("kubeflow.org", "experiments", v) for v in ("create", "get", "list", "watch", "delete")),
     *(("kubeflow.org", "trials", v) for v in ("get", "list", "watch")),
 )

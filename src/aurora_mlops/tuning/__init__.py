@@ -11,42 +11,42 @@ Experiments, one per rung (:func:`run_halving_local`, :func:`run_halving_katib`)
 bounds) and proposes the next spec.
 """
 
-from aurora_mlops.tuning._analysis_model import (
+from aurora_mlops.tuning._halving import read_halving, rung_experiment
+from aurora_mlops.tuning._halving_run import HalvingRun, run_halving_katib, run_halving_local
+from aurora_mlops.tuning.analysis._analyze import analyze_sweep
+from aurora_mlops.tuning.analysis._model import (
     CategoryStats,
     ParameterAnalysis,
     Suggestion,
     SweepAnalysis,
     TrialRecord,
 )
-from aurora_mlops.tuning._analysis_report import write_analysis
-from aurora_mlops.tuning._analyze import analyze_sweep
-from aurora_mlops.tuning._check import check_experiment, check_file, load_spec
-from aurora_mlops.tuning._check_service import file_warnings as spec_warnings
-from aurora_mlops.tuning._check_service import service_warnings
-from aurora_mlops.tuning._experiment import Experiment, Objective, Parameter
-from aurora_mlops.tuning._experiment_load import load_experiment, parse_experiment
-from aurora_mlops.tuning._halving import read_halving, rung_experiment
-from aurora_mlops.tuning._halving_plan import HALVING_ANNOTATION, Halving
-from aurora_mlops.tuning._halving_run import HalvingRun, run_halving_katib, run_halving_local
-from aurora_mlops.tuning._katib_cancel import Terminated
-from aurora_mlops.tuning._katib_client import KatibError, KatibResult, run_katib
-from aurora_mlops.tuning._katib_export import export_trial
-from aurora_mlops.tuning._katib_pipeline import pipeline_experiment
-from aurora_mlops.tuning._katib_status import SweepResult
-from aurora_mlops.tuning._katib_trials import TrialOutcome, prune_trials
-from aurora_mlops.tuning._local import run_local
-from aurora_mlops.tuning._optuna_map import make_pruner, make_sampler
-from aurora_mlops.tuning._render import (
+from aurora_mlops.tuning.analysis._report import write_analysis
+from aurora_mlops.tuning.katib._cancel import Terminated
+from aurora_mlops.tuning.katib._check import check_experiment, check_file, load_spec
+from aurora_mlops.tuning.katib._check_service import file_warnings as spec_warnings
+from aurora_mlops.tuning.katib._check_service import service_warnings
+from aurora_mlops.tuning.katib._client import KatibError, KatibResult, run_katib
+from aurora_mlops.tuning.katib._experiment import Experiment, Objective, Parameter
+from aurora_mlops.tuning.katib._experiment_load import load_experiment, parse_experiment
+from aurora_mlops.tuning.katib._export import export_trial
+from aurora_mlops.tuning.katib._halving_plan import HALVING_ANNOTATION, Halving
+from aurora_mlops.tuning.katib._pipeline import pipeline_experiment
+from aurora_mlops.tuning.katib._render import (
     TRIAL_NAME_PARAMETER,
     build_experiment,
     dump_yaml,
     render_all,
     rendered_specs,
 )
-from aurora_mlops.tuning._search_space import SearchParameter, SearchSpace, format_value
-from aurora_mlops.tuning._space import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
-from aurora_mlops.tuning._studies import STUDIES, Study
-from aurora_mlops.tuning._trial_proc import is_train_trial_command, warm_trial_workers
+from aurora_mlops.tuning.katib._studies import STUDIES, Study
+from aurora_mlops.tuning.katib._trials import TrialOutcome, prune_trials
+from aurora_mlops.tuning.local._optuna_map import make_pruner, make_sampler
+from aurora_mlops.tuning.local._runner import run_local
+from aurora_mlops.tuning.local._status import SweepResult
+from aurora_mlops.tuning.local._trial_proc import is_train_trial_command, warm_trial_workers
+from aurora_mlops.tuning.space._registry import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
+from aurora_mlops.tuning.space._search_space import SearchParameter, SearchSpace, format_value
 
 __all__ = [
     "AUGMENT_SPACES",

@@ -36,12 +36,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning._check import check_experiment
-from aurora_mlops.tuning._experiment import Experiment
-from aurora_mlops.tuning._experiment_load import parse_experiment
-from aurora_mlops.tuning._halving_plan import HALVING_ANNOTATION, Halving
-from aurora_mlops.tuning._katib_pipeline import experiment_name
-from aurora_mlops.tuning._katib_trials import TrialOutcome
+from aurora_mlops.tuning.katib._check import check_experiment
+from aurora_mlops.tuning.katib._experiment import Experiment
+from aurora_mlops.tuning.katib._experiment_load import parse_experiment
+from aurora_mlops.tuning.katib._halving_plan import HALVING_ANNOTATION, Halving
+from aurora_mlops.tuning.katib._pipeline import experiment_name
+from aurora_mlops.tuning.katib._trials import TrialOutcome
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +250,8 @@ def local_outcomes(exp: Experiment, work: Path) -> list[TrialOutcome]:
     (``checkpoint``: the trial's ``model.ckpt`` in ``work``, where it exists)."""
     import optuna
 
-    from aurora_mlops.tuning._states import attr, live_trials, trial_state
-    from aurora_mlops.tuning._workdir import trial_checkpoint
+    from aurora_mlops.tuning.local._states import attr, live_trials, trial_state
+    from aurora_mlops.tuning.local._workdir import trial_checkpoint
 
     study = optuna.load_study(study_name=exp.name, storage=f"sqlite:///{work / 'study.db'}")
     out = []

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._io import write_json
-from aurora_mlops.tuning._experiment import Experiment
 from aurora_mlops.tuning._halving import (
     PROMOTED,
     HalvingResult,
     local_outcomes,
     run_halving,
 )
-from aurora_mlops.tuning._katib_trials import TrialOutcome
+from aurora_mlops.tuning.katib._experiment import Experiment
+from aurora_mlops.tuning.katib._trials import TrialOutcome
 
 __all__ = ["HalvingRun", "lineage", "run_halving_katib", "run_halving_local"]
 
@@ -58,7 +58,7 @@ def lineage(result: HalvingResult, name: str) -> dict[str, str]:
 def _shipped(exp: Experiment, result: HalvingResult) -> HalvingRun:
     best = result.best
     assert best is not None  # run_halving raises when the last rung ships nothing
-    from aurora_mlops.tuning._workdir import spec_path
+    from aurora_mlops.tuning.local._workdir import spec_path
 
     return HalvingRun(experiment=exp.name, result=result, spec=spec_path(exp),
                       best_trial=best.name,
@@ -69,7 +69,7 @@ def _shipped(exp: Experiment, result: HalvingResult) -> HalvingRun:
 def run_halving_local(exp: Experiment, *, work_dir: Path, **run: Any) -> HalvingRun:
     """Every rung of ``exp`` on the embedded runner in ``work_dir`` (``run``: more keywords of
     :func:`~aurora_mlops.tuning.run_local`); writes ``WORKDIR/halving.json``."""
-    from aurora_mlops.tuning._local import run_local
+    from aurora_mlops.tuning.local._runner import run_local
 
     def rung(e: Experiment) -> list[TrialOutcome]:
         run_local(e, work_dir=work_dir, **run)
@@ -86,7 +86,7 @@ def run_halving_katib(exp: Experiment, *, here: Callable[[str], Path] = Path,
     """Every rung of ``exp`` as a Katib Experiment, one after the other (``here``: a trial's
     checkpoint path as this process sees the volume; ``run``: more keywords of
     :func:`~aurora_mlops.tuning.run_katib`)."""
-    from aurora_mlops.tuning._katib_client import run_katib
+    from aurora_mlops.tuning.katib._client import run_katib
 
     def rung(e: Experiment) -> list[TrialOutcome]:
         return list(run_katib(e, has_checkpoint=lambda p: here(p).is_file(), **run).trials)
