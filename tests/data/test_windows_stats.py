@@ -187,3 +187,24 @@ def test_the_pass_reads_whole_time_chunks_of_a_chunked_store(
     whole = ds.isel(time=slice(*split))
     assert streamed.mean["2t"] == pytest.approx(float(whole["2t"].mean(dtype=np.float64)),
                                                 rel=1e-6)
+
+
+@pytest.mark.parametrize("reader", ["windows", "stream_stats"])
+@pytest.mark.parametrize(("dropped", "names"), [
+    (["msl"], "variable 'msl'"),
+    (["msl", "z_static", "t"], "variables 'msl', 't', 'z_static'"),
+], ids=["one", "three"])
+def test_both_readers_refuse_a_dataset_without_a_variable_in_one_sentence(
+        canonical_factory: Callable[..., xr.Dataset], reader: str, dropped: list[str],
+        names: str) -> None:
+    """The window reader and the statistics pass check the variables with the same rule."""
+    from aurora_mlops.data import WindowDataset
+    from aurora_mlops.errors import DataError
+
+    ds = canonical_factory(times=12).drop_vars(dropped)
+    spec = get_variant("medium-res")
+    with pytest.raises(DataError, match=f"^dataset has no {names} needed by medium-res$"):
+        if reader == "windows":
+            WindowDataset(ds, spec, (0, 12), history=2, rollout_steps=1)
+        else:
+            stream_stats(ds, spec, (0, 12))

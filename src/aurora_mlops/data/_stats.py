@@ -35,6 +35,7 @@ __all__ = [
     "EventField",
     "NormStats",
     "compute_stats",
+    "require_variables",
     "store_time_chunk",
     "stream_stats",
     "time_blocks",
@@ -183,11 +184,14 @@ def _sample_cells(step: int, cells: int, k: int) -> np.ndarray:
     return np.sort(rng.choice(cells, size=k, replace=False))
 
 
-def _check_variables(ds: xr.Dataset, spec: VariantSpec) -> None:
+def require_variables(ds: xr.Dataset, spec: VariantSpec) -> None:
+    """Raise :class:`DataError` naming the variables of ``spec`` that ``ds`` lacks."""
     missing = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
     missing += [static_store_name(n) for n in spec.static_vars if static_store_name(n) not in ds]
     if missing:
-        raise DataError(f"dataset has no variable(s) {missing} needed by {spec.name}")
+        names = ", ".join(repr(n) for n in missing)
+        raise DataError(f"dataset has no variable{'s' * (len(missing) > 1)} {names} needed by "
+                        f"{spec.name}")
 
 
 def stream_stats(
@@ -217,7 +221,7 @@ def stream_stats(
     Raises:
         DataError: A variable of the variant is missing.
     """
-    _check_variables(ds, spec)
+    require_variables(ds, spec)
     levels = [int(x) for x in ds["level"].values] if "level" in ds.coords else []
     surf = {n: _Moments.empty(1) for n in spec.surf_vars}
     atmos = {n: _Moments.empty(len(levels)) for n in spec.atmos_vars}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import xarray as xr
 
-from aurora_mlops.data._stats import NormStats, compute_stats
+from aurora_mlops.data._stats import NormStats, compute_stats, require_variables
 from aurora_mlops.errors import DataError
 from aurora_mlops.variables import static_store_name
 from aurora_mlops.variants import VariantSpec
@@ -104,10 +104,7 @@ def _checked_levels(
     ds: xr.Dataset, spec: VariantSpec, levels: Sequence[int] | None
 ) -> tuple[int, ...]:
     """The pressure levels to take; raises :class:`DataError` for a missing level or variable."""
-    absent = [n for n in (*spec.surf_vars, *spec.atmos_vars) if n not in ds]
-    absent += [static_store_name(n) for n in spec.static_vars if static_store_name(n) not in ds]
-    if absent:
-        raise DataError(f"dataset has no variable {absent[0]!r} needed by {spec.name}")
+    require_variables(ds, spec)
     if "level" not in ds.coords:
         return ()
     all_levels = [int(x) for x in ds["level"].values]
