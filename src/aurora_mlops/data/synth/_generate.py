@@ -138,7 +138,20 @@ def synthesize(
     world = _World(spec, lat, lon, levels, seed)
 
     variables = spec.variables()
-    out = _run(world, variables, time, step_h, (h, w), len(levels))
+    out: dict[str, Array] = {}
+    for v in variables:
+        if v.kind == "surf":
+            out[v.store_name] = np.empty((n_times, h, w), dtype=np.float32)
+        elif v.kind == "atmos":
+            out[v.store_name] = np.empty((n_times, len(levels), h, w), dtype=np.float32)
+    wanted = {v.store_name for v in variables if v.kind != "static"}
+    hours = (time - EPOCH) / np.timedelta64(1, "h")
+    for k in range(_SPIN_UP_STEPS, 0, -1):  # spin the world up before the first time
+        world.step(float(hours[0]) - k * step_h, step_h, wanted=set())
+    for i, t_h in enumerate(hours):
+        fields = world.step(float(t_h), step_h, wanted=wanted)
+        for name in wanted:
+            out[name][i] = fields[name]
     if drift is not None:
         apply_drift(out, time, drift)
     ds = _dataset(spec, variables, out, world.static_fields(), time, lat, lon, levels)
@@ -150,29 +163,6 @@ def synthesize(
         spec.name, n_times, len(levels), h, w, seed, _time.perf_counter() - tic,
     )
     return ds
-
-
-def _run(
-    world: _World, variables: list[VariableSpec], time: np.ndarray, step_h: int,
-    grid: tuple[int, int], n_levels: int,
-) -> dict[str, Array]:
-    """Spin the world up, then step it through ``time``, keeping the generated fields."""
-    n_times = len(time)
-    out: dict[str, Array] = {}
-    for v in variables:
-        if v.kind == "surf":
-            out[v.store_name] = np.empty((n_times, *grid), dtype=np.float32)
-        elif v.kind == "atmos":
-            out[v.store_name] = np.empty((n_times, n_levels, *grid), dtype=np.float32)
-    wanted = {v.store_name for v in variables if v.kind != "static"}
-    hours = (time - EPOCH) / np.timedelta64(1, "h")
-    for k in range(_SPIN_UP_STEPS, 0, -1):
-        world.step(float(hours[0]) - k * step_h, step_h, wanted=set())
-    for i, t_h in enumerate(hours):
-        fields = world.step(float(t_h), step_h, wanted=wanted)
-        for name in wanted:
-            out[name][i] = fields[name]
-    return out
 
 
 def _dataset(
