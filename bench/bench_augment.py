@@ -38,8 +38,8 @@ from aurora_mlops.config import get_settings
 from aurora_mlops.data import synthesize, write_dataset
 from aurora_mlops.training import parse_param_args
 from aurora_mlops.tuning import (
-    STUDIES,
-    Study,
+    SWEEPS,
+    Sweep,
     build_experiment,
     parse_experiment,
     run_local,
@@ -53,9 +53,9 @@ ARMS = ("plain", "augment")
 FITS = ("plain", "augment", "plain+aug")
 
 
-def _study(variant: str, arm: str) -> Study:
+def _study(variant: str, arm: str) -> Sweep:
     rel = f"smoke/{variant}-{'sobol' if arm == 'plain' else 'augment'}.yaml"
-    return next(s for s in STUDIES if s.relpath == rel)
+    return next(s for s in SWEEPS if s.relpath == rel)
 
 
 def _with_command(node: Any, primary: str, extra: list[str]) -> None:

@@ -23,13 +23,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from aurora_mlops.config import ARTIFACTS_PVC, DATA_PVC, MLFLOW_SECRET, Settings
-from aurora_mlops.tuning import STUDIES
+from aurora_mlops.tuning import SWEEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).with_name("katib-v1beta1-schemas.json")
 DEFAULTS = Settings.model_construct()
 K8S_VERSION = "1.30.0"  # as in test_cluster_manifests.py
-SPECS = [s.relpath for s in STUDIES]
+SPECS = [s.relpath for s in SWEEPS]
 
 
 def _strict(node: Any) -> Any:

@@ -357,10 +357,10 @@ def test_augmentation_is_swept_in_production_and_in_its_own_smoke_sweep_only() -
         AUGMENT_SPACES,
         SMOKE_SPACES,
         SPACES,
-        STUDIES,
+        SWEEPS,
+        format_space_value,
         pipeline_experiment,
     )
-    from aurora_mlops.tuning.space._search_space import format_value
 
     knobs = set(AUGMENT_PARAMS)
     for variant in VARIANTS:
@@ -371,14 +371,14 @@ def test_augmentation_is_swept_in_production_and_in_its_own_smoke_sweep_only() -
             set(SMOKE_SPACES[variant].names) | knobs - {"augment_crop"})
         for param in (*SPACES[variant].parameters, *AUGMENT_SPACES[variant].parameters):
             if param.name in knobs:  # "off" is inside every range, so the defaults are a point
-                off = format_value(AUGMENT_PARAMS[param.name])
-                assert (off in {format_value(c) for c in param.choices} if param.choices
+                off = format_space_value(AUGMENT_PARAMS[param.name])
+                assert (off in {format_space_value(c) for c in param.choices} if param.choices
                         else param.low == AUGMENT_PARAMS[param.name]), param
-        study = next(s for s in STUDIES if s.relpath == f"smoke/{variant}-augment.yaml")
-        assert study.augment and study.experiment_name == f"aurora-smoke-{variant}-augment"
+        sweep = next(s for s in SWEEPS if s.relpath == f"smoke/{variant}-augment.yaml")
+        assert sweep.augment and sweep.experiment_name == f"aurora-smoke-{variant}-augment"
         plain = pipeline_experiment(variant=variant, algorithm="sobol", profile="smoke",
                                     max_trials=2, parallel_trials=1)
         assert not {p.name for p in plain.parameters} & knobs
-    for study in STUDIES:
-        if study.profile == "smoke" and not study.augment:
-            assert not set(study.parameters) & knobs, study.relpath
+    for sweep in SWEEPS:
+        if sweep.profile == "smoke" and not sweep.augment:
+            assert not set(sweep.parameters) & knobs, sweep.relpath

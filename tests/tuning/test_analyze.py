@@ -25,7 +25,7 @@ from aurora_mlops.tuning import (
     check_file,
     load_experiment,
 )
-from aurora_mlops.tuning.katib._experiment import format_value
+from aurora_mlops.tuning.katib._experiment import format_katib_value
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = Path(__file__).parent / "specs"
@@ -61,7 +61,7 @@ def _write_sweep(work: Path, exp: Experiment,
         name = f"{exp.name}-{number}"
         assignments = {
             p.name: p.values[list(p.choices()).index(params[p.name])]
-            if p.type in ("discrete", "categorical") else format_value(params[p.name])
+            if p.type in ("discrete", "categorical") else format_katib_value(params[p.name])
             for p in exp.parameters}
         attrs: dict[str, Any] = {"katib_name": name, "katib_assignments": assignments,
                                  "katib_command": exp.trial_command(name, assignments),

@@ -11,7 +11,7 @@ import pytest
 
 from aurora_mlops.config import Settings
 from aurora_mlops.tuning import (
-    STUDIES,
+    SWEEPS,
     build_experiment,
     check_experiment,
     check_file,
@@ -22,7 +22,7 @@ Doc = dict[str, Any]
 
 
 def _study(relpath: str) -> Any:
-    return next(s for s in STUDIES if s.relpath == relpath)
+    return next(s for s in SWEEPS if s.relpath == relpath)
 
 
 #: A valid smoke TPE spec (double, int, discrete and categorical parameters; medianstop) and a

@@ -32,7 +32,7 @@ import yaml
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning import (
-    STUDIES,
+    SWEEPS,
     Halving,
     build_experiment,
     check_experiment,
@@ -49,7 +49,7 @@ from aurora_mlops.tuning.katib._trials import TrialOutcome
 
 SPECS = Path(__file__).parent / "specs"
 SPEC = SPECS / "script-halving.yaml"
-HALVING_STUDIES = [s for s in STUDIES if s.algorithm == "halving"]
+HALVING_SWEEPS = [s for s in SWEEPS if s.algorithm == "halving"]
 
 
 # ------------------------------------------------------------------------------------ the plan
@@ -111,17 +111,17 @@ def _katib_requests(exp: Any) -> list[list[dict[str, Any]]]:
     return requests
 
 
-@pytest.mark.parametrize("study", HALVING_STUDIES, ids=lambda s: s.relpath)
-def test_every_rung_of_every_rendered_halving_spec_is_one_katib_takes(study: Any) -> None:
-    doc = build_experiment(study)
+@pytest.mark.parametrize("sweep", HALVING_SWEEPS, ids=lambda s: s.relpath)
+def test_every_rung_of_every_rendered_halving_spec_is_one_katib_takes(sweep: Any) -> None:
+    doc = build_experiment(sweep)
     plan = read_halving(doc)
-    assert plan is not None and plan == study.halving
+    assert plan is not None and plan == sweep.halving
     # As a pipeline run creates it: the run's id in the name, the pipeline's budgets.
-    base = pipeline_experiment(variant=study.variant, algorithm="halving", profile=study.profile,
-                               max_trials=study.max_trial_count,
-                               parallel_trials=study.parallel_trial_count,
+    base = pipeline_experiment(variant=sweep.variant, algorithm="halving", profile=sweep.profile,
+                               max_trials=sweep.max_trial_count,
+                               parallel_trials=sweep.parallel_trial_count,
                                name_suffix="f3a9c2d1")
-    counts = plan.counts(study.max_trial_count)
+    counts = plan.counts(sweep.max_trial_count)
     names = [f"{base.name}-{i:08x}" for i in range(counts[0])]
     for k, budget in enumerate(plan.budgets):
         exp = rung_experiment(base, plan, k, names[:counts[k]] if k else ())

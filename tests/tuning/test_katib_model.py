@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning import STUDIES, load_spec, parse_experiment
+from aurora_mlops.tuning import SWEEPS, load_spec, parse_experiment
 from aurora_mlops.tuning.katib._model import KatibExperiment, schema_problems
 
 KATIB_DIR = Path(__file__).resolve().parents[2] / "katib"
 SMOKE = KATIB_DIR / "smoke" / "medium-res-random.yaml"
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=[s.relpath for s in STUDIES])
-def test_every_checked_in_spec_fits_the_model_and_round_trips(study: Any) -> None:
-    doc = load_spec((KATIB_DIR / study.relpath).read_text())
+@pytest.mark.parametrize("sweep", SWEEPS, ids=[s.relpath for s in SWEEPS])
+def test_every_checked_in_spec_fits_the_model_and_round_trips(sweep: Any) -> None:
+    doc = load_spec((KATIB_DIR / sweep.relpath).read_text())
     assert schema_problems(doc) == []
     model = KatibExperiment.model_validate(doc)
     assert model.body() == doc  # what the Katib client sends is the spec as written

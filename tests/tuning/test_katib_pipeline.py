@@ -8,7 +8,7 @@ import pytest
 
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning import STUDIES, build_experiment, check_experiment, pipeline_experiment
+from aurora_mlops.tuning import SWEEPS, build_experiment, check_experiment, pipeline_experiment
 from aurora_mlops.tuning.katib._check import MAX_NAME_LENGTH
 from aurora_mlops.tuning.katib._pipeline import experiment_name, gpus_per_pod
 
@@ -18,7 +18,7 @@ ONE_GPU = Settings(gpus_per_node=1)
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 #: A KFP run id is a UUID, so its first 8 characters are 8 hex digits: the longest suffix.
 WORST_RUN_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
-COMBOS = sorted({(s.variant, s.algorithm, s.profile) for s in STUDIES})
+COMBOS = sorted({(s.variant, s.algorithm, s.profile) for s in SWEEPS})
 PRODUCTION = [c for c in COMBOS if c[2] == "production"]
 
 
@@ -46,11 +46,11 @@ def test_every_suffixed_name_fits_katib(combo: tuple[str, str, str]) -> None:
     assert len(exp.name) + 9 + len("-worker-0") <= 63
 
 
-def test_every_rendered_study_name_fits_with_the_worst_run_id() -> None:
-    """Every study, also those a node size never picks (e.g. the four-GPU Job on 1-GPU nodes)."""
-    names = [experiment_name(s.experiment_name, WORST_RUN_ID[:8]) for s in STUDIES]
+def test_every_rendered_sweep_name_fits_with_the_worst_run_id() -> None:
+    """Every sweep, also those a node size never picks (e.g. the four-GPU Job on 1-GPU nodes)."""
+    names = [experiment_name(s.experiment_name, WORST_RUN_ID[:8]) for s in SWEEPS]
     assert all(len(n) <= MAX_NAME_LENGTH and DNS_LABEL.fullmatch(n) for n in names), names
-    assert len(set(names)) == len(STUDIES)
+    assert len(set(names)) == len(SWEEPS)
 
 
 def test_shortened_names_stay_readable_and_distinct() -> None:
@@ -78,15 +78,15 @@ def test_experiment_name_cuts_and_hashes_only_when_it_must() -> None:
 
 
 def test_gpus_per_pod_reads_the_rendered_trial() -> None:
-    def study(variant: str, algorithm: str, profile: str, launcher: str) -> dict:
-        (s,) = [s for s in STUDIES if (s.variant, s.algorithm, s.profile, s.launcher)
+    def sweep(variant: str, algorithm: str, profile: str, launcher: str) -> dict:
+        (s,) = [s for s in SWEEPS if (s.variant, s.algorithm, s.profile, s.launcher)
                 == (variant, algorithm, profile, launcher)]
         return build_experiment(s, ONE_GPU)
 
-    assert gpus_per_pod(study("high-res", "tpe", "production", "job")) == 4
-    assert gpus_per_pod(study("high-res", "tpe", "production", "pytorchjob")) == 1
-    assert gpus_per_pod(study("medium-res", "random", "production", "job")) == 1
-    assert gpus_per_pod(study("medium-res", "random", "smoke", "job")) == 0
+    assert gpus_per_pod(sweep("high-res", "tpe", "production", "job")) == 4
+    assert gpus_per_pod(sweep("high-res", "tpe", "production", "pytorchjob")) == 1
+    assert gpus_per_pod(sweep("medium-res", "random", "production", "job")) == 1
+    assert gpus_per_pod(sweep("medium-res", "random", "smoke", "job")) == 0
 
 
 @pytest.mark.parametrize("combo", PRODUCTION, ids=["/".join(c) for c in PRODUCTION])
@@ -116,10 +116,10 @@ def test_nodes_with_enough_gpus_keep_the_single_pod_job() -> None:
 
 
 def test_no_fitting_launcher_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import aurora_mlops.tuning.katib._studies as studies
+    import aurora_mlops.tuning.katib._sweeps as sweeps
 
     # A plan without the PyTorchJob copies: the four-GPU Job is all there is for high-res.
-    monkeypatch.setattr(studies, "STUDIES", tuple(s for s in STUDIES
+    monkeypatch.setattr(sweeps, "SWEEPS", tuple(s for s in SWEEPS
                                                    if s.launcher == "job"))
     with pytest.raises(ConfigError, match=r"no rendered Experiment for high-res/tpe/production "
                        r"fits a node with AURORA_MLOPS_GPUS_PER_NODE=1 GPUs: "

@@ -15,9 +15,9 @@ from aurora_mlops.cli import _katib, build_parser
 from aurora_mlops.config import Settings
 from aurora_mlops.training._params import parse_param_args, resolve_params
 from aurora_mlops.tuning import (
-    STUDIES,
+    SWEEPS,
     TRIAL_NAME_PARAMETER,
-    Study,
+    Sweep,
     build_experiment,
     check_experiment,
     check_file,
@@ -30,7 +30,7 @@ from aurora_mlops.variants import VARIANTS
 
 KATIB_DIR = Path(__file__).resolve().parents[2] / "katib"
 DEFAULTS = Settings.model_construct()  # the defaults, whatever the environment says
-STUDY_IDS = [s.relpath for s in STUDIES]
+SWEEP_IDS = [s.relpath for s in SWEEPS]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _yaml_files(root: Path) -> set[str]:
 
 
 def test_checked_in_specs_equal_the_rendered_ones(rendered: Path) -> None:
-    assert _yaml_files(KATIB_DIR) == _yaml_files(rendered) == set(STUDY_IDS), (
+    assert _yaml_files(KATIB_DIR) == _yaml_files(rendered) == set(SWEEP_IDS), (
         "katib/ is out of date: run `aurora-mlops katib render`")
     for rel in sorted(_yaml_files(rendered)):
         assert (KATIB_DIR / rel).read_bytes() == (rendered / rel).read_bytes(), (
@@ -56,14 +56,14 @@ def test_checked_in_specs_equal_the_rendered_ones(rendered: Path) -> None:
 def test_layout_covers_every_variant_and_algorithm() -> None:
     for variant in VARIANTS:
         for algorithm in ("grid", "random", "tpe"):
-            assert f"{variant}/{algorithm}.yaml" in STUDY_IDS
-            assert f"smoke/{variant}-{algorithm}.yaml" in STUDY_IDS
+            assert f"{variant}/{algorithm}.yaml" in SWEEP_IDS
+            assert f"smoke/{variant}-{algorithm}.yaml" in SWEEP_IDS
             # A 4-GPU trial also runs one GPU a pod, for pools of 1-GPU nodes.
-            assert (f"{variant}/{algorithm}-pytorchjob.yaml" in STUDY_IDS) == (
+            assert (f"{variant}/{algorithm}-pytorchjob.yaml" in SWEEP_IDS) == (
                 VARIANTS[variant].node_pool.gpus_per_trial > 1)
 
 
-@pytest.mark.parametrize("rel", STUDY_IDS)
+@pytest.mark.parametrize("rel", SWEEP_IDS)
 def test_every_checked_in_spec_passes_katib_check(rel: str) -> None:
     assert check_file(KATIB_DIR / rel) == []
     # Nor does Katib sample otherwise than the embedded runner (Katib 0.18 and 0.19 have
@@ -75,13 +75,13 @@ def test_every_checked_in_spec_passes_katib_check(rel: str) -> None:
 def test_goptuna_specs_give_no_distribution() -> None:
     """Katib's sobol ignores distributions (kubeflow/katib pkg/suggestion/v1beta1/goptuna/
     converter.go): its specs sample uniformly, on Katib and in the embedded runner alike."""
-    for study in STUDIES:
-        params = build_experiment(study, DEFAULTS)["spec"]["parameters"]
+    for sweep in SWEEPS:
+        params = build_experiment(sweep, DEFAULTS)["spec"]["parameters"]
         given = [p["name"] for p in params if "distribution" in p["feasibleSpace"]]
-        if study.algorithm == "sobol":
-            assert given == [], study.relpath
+        if sweep.algorithm == "sobol":
+            assert given == [], sweep.relpath
     assert any("distribution" in p["feasibleSpace"] for p in build_experiment(
-        next(s for s in STUDIES if s.relpath == "smoke/medium-res-random.yaml"),
+        next(s for s in SWEEPS if s.relpath == "smoke/medium-res-random.yaml"),
         DEFAULTS)["spec"]["parameters"])
 
 
@@ -105,9 +105,9 @@ def _assignments(doc: dict[str, Any]) -> list[dict[str, str]]:
     return [{k: v[i % len(v)] for k, v in examples.items()} for i in range(rounds)]
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=STUDY_IDS)
-def test_trial_command_parses_with_the_real_cli(study: Study) -> None:
-    doc = load_spec((KATIB_DIR / study.relpath).read_text())
+@pytest.mark.parametrize("sweep", SWEEPS, ids=SWEEP_IDS)
+def test_trial_command_parses_with_the_real_cli(sweep: Sweep) -> None:
+    doc = load_spec((KATIB_DIR / sweep.relpath).read_text())
     command: list[str] = _container(doc)["command"]
     for assignment in _assignments(doc):
         values = {**assignment, TRIAL_NAME_PARAMETER: "trial-x7k2"}
@@ -120,52 +120,52 @@ def test_trial_command_parses_with_the_real_cli(study: Study) -> None:
         argv = argv[argv.index("train-trial"):]  # after the launcher (torchrun, ...)
         args, extra = build_parser().parse_known_args(argv)
         assert args.command == "train-trial"
-        assert (args.variant, args.profile) == (study.variant, study.profile)
+        assert (args.variant, args.profile) == (sweep.variant, sweep.profile)
         assert args.output.endswith("/trial-x7k2")
-        assert args.init == study.init
+        assert args.init == sweep.init
         params = resolve_params(args.profile, parse_param_args(extra))
-        for name in study.parameters:
+        for name in sweep.parameters:
             assert getattr(params, name) is not None, name
-        if study.variant == "high-res":  # bf16 autocast on GPUs only: slower on the CPU
-            assert params.amp is (study.profile == "production")
-        if study.variant == "air-pollution":
+        if sweep.variant == "high-res":  # bf16 autocast on GPUs only: slower on the CPU
+            assert params.amp is (sweep.profile == "production")
+        if sweep.variant == "air-pollution":
             assert params.positivity is True
         # Smoke trials too: the volumes' paths, not the image's working directory.
-        assert args.data == f"/mnt/data/{study.variant}.nc"
+        assert args.data == f"/mnt/data/{sweep.variant}.nc"
         assert args.output == "/mnt/artifacts/trials/trial-x7k2"
-        if study.profile == "smoke":
+        if sweep.profile == "smoke":
             assert (params.epochs, params.steps_per_epoch) == (3, 8)
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=STUDY_IDS)
-def test_budgets_and_algorithms(study: Study) -> None:
-    spec = build_experiment(study, DEFAULTS)["spec"]
+@pytest.mark.parametrize("sweep", SWEEPS, ids=SWEEP_IDS)
+def test_budgets_and_algorithms(sweep: Sweep) -> None:
+    spec = build_experiment(sweep, DEFAULTS)["spec"]
     assert spec["objective"]["objectiveMetricName"] == "val_score"
     assert spec["objective"]["type"] == "minimize"
     assert spec["objective"]["additionalMetricNames"]
     assert spec["metricsCollectorSpec"] == {"collector": {"kind": "StdOut"}}
     n = spec["maxTrialCount"]
     assert 1 <= spec["parallelTrialCount"] <= n and 0 <= spec["maxFailedTrialCount"] <= n
-    if study.algorithm == "halving":
+    if sweep.algorithm == "halving":
         # Rung 0 of successive halving: a Sobol' design wide enough that 1/eta survive.
-        assert study.halving is not None and n >= study.halving.eta ** 2
-        assert spec["parallelTrialCount"] <= (2 if study.profile == "smoke" else 4)
-    elif study.profile == "smoke":
+        assert sweep.halving is not None and n >= sweep.halving.eta ** 2
+        assert spec["parallelTrialCount"] <= (2 if sweep.profile == "smoke" else 4)
+    elif sweep.profile == "smoke":
         assert n <= 6 and spec["parallelTrialCount"] <= 2
-    elif study.algorithm == "random":
+    elif sweep.algorithm == "random":
         assert 10 <= n <= 30
-    elif study.algorithm == "tpe":
+    elif sweep.algorithm == "tpe":
         assert 30 <= n <= 60
-    if study.algorithm == "tpe":
+    if sweep.algorithm == "tpe":
         assert spec["earlyStopping"]["algorithmName"] == "medianstop"
         # Katib's `tpe` (hyperopt) proposes duplicates to parallel trials; Optuna's does not.
         assert spec["algorithm"]["algorithmName"] == "multivariate-tpe"
     else:
-        assert spec["algorithm"]["algorithmName"] == study.katib_algorithm
-    if study.algorithm == "grid":
-        assert n <= (study.space.grid_size() or 0)
-        if study.profile == "production":
-            assert {p.tag for p in study.space.parameters} == {"architecture"}
+        assert spec["algorithm"]["algorithmName"] == sweep.katib_algorithm
+    if sweep.algorithm == "grid":
+        assert n <= (sweep.space.grid_size() or 0)
+        if sweep.profile == "production":
+            assert {p.tag for p in sweep.space.parameters} == {"architecture"}
 
 
 def test_production_trials_use_the_gpu_pool_from_settings() -> None:
@@ -173,8 +173,8 @@ def test_production_trials_use_the_gpu_pool_from_settings() -> None:
         image_registry="registry.example.org/team", gpu_node_selector_key="pool",
         gpu_node_selector_value="a100", gpu_toleration_key="gpu-only", namespace="sweeps",
     )
-    for study in STUDIES:
-        doc = build_experiment(study, settings)
+    for sweep in SWEEPS:
+        doc = build_experiment(sweep, settings)
         assert doc["metadata"]["namespace"] == "sweeps"
         container = _container(doc)
         assert container["image"].startswith("registry.example.org/team/aurora-mlops:")
@@ -184,14 +184,14 @@ def test_production_trials_use_the_gpu_pool_from_settings() -> None:
                 if trial["kind"] == "PyTorchJob" else [trial["spec"]["template"]["spec"]])
         for pod in pods:
             limits = pod["containers"][0]["resources"]["limits"]
-            if study.profile == "production":
+            if sweep.profile == "production":
                 assert pod["nodeSelector"] == {"pool": "a100"}
                 assert pod["tolerations"][0]["key"] == "gpu-only"
                 assert limits["nvidia.com/gpu"] >= 1
             else:
                 assert "nodeSelector" not in pod and "nvidia.com/gpu" not in limits
-        if study.profile == "production" and trial["kind"] == "Job":
-            gpus = VARIANTS[study.variant].node_pool.gpus_per_trial
+        if sweep.profile == "production" and trial["kind"] == "Job":
+            gpus = VARIANTS[sweep.variant].node_pool.gpus_per_trial
             assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
 
 
@@ -221,9 +221,9 @@ def test_pytorchjob_spreads_the_gpus_over_pods(algorithm: str) -> None:
 
 
 def test_smoke_specs_say_why_their_parameters_differ() -> None:
-    for study in STUDIES:
-        annotations = build_experiment(study, DEFAULTS)["metadata"]["annotations"]
-        assert ("aurora-mlops/smoke" in annotations) == (study.profile == "smoke")
+    for sweep in SWEEPS:
+        annotations = build_experiment(sweep, DEFAULTS)["metadata"]["annotations"]
+        assert ("aurora-mlops/smoke" in annotations) == (sweep.profile == "smoke")
 
 
 def test_numbers_stay_strings_on_a_cluster() -> None:
@@ -256,7 +256,7 @@ def test_cli_render_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert _katib_cli(["katib", "render", "--out", str(tmp_path)]) == 0
     files = sorted(str(p) for p in tmp_path.rglob("*.yaml"))
     assert _katib_cli(["katib", "check", *files]) == 0
-    assert capsys.readouterr().out.count(": ok") == len(STUDIES)
+    assert capsys.readouterr().out.count(": ok") == len(SWEEPS)
     bad = tmp_path / "bad.yaml"
     bad.write_text((tmp_path / "smoke/medium-res-grid.yaml").read_text()
                    .replace("maxTrialCount: 4", "maxTrialCount: 40"))
@@ -276,14 +276,14 @@ def test_cli_module_stays_cheap() -> None:
 
 
 def test_a_variants_trial_flags_and_grids_come_from_its_spec() -> None:
-    for study in STUDIES:
-        spec = VARIANTS[study.variant]
-        command = build_experiment(study)["spec"]["trialTemplate"]["trialSpec"]
+    for sweep in SWEEPS:
+        spec = VARIANTS[sweep.variant]
+        command = build_experiment(sweep)["spec"]["trialTemplate"]["trialSpec"]
         text = str(command)
-        assert all(flag in text for flag in spec.trial_flags), study.relpath
-        grid = spec.sweep_grid if study.profile == "production" else spec.smoke_sweep_grid
-        if study.algorithm == "grid":
-            assert set(study.parameters) == set(grid), study.relpath
-        if study.algorithm == "random" and study.profile == "production":
-            assert not set(study.parameters) & set(spec.sweep_random_leave_out), study.relpath
-    assert any("--amp=on" in str(build_experiment(s)) for s in STUDIES if s.variant == "high-res")
+        assert all(flag in text for flag in spec.trial_flags), sweep.relpath
+        grid = spec.sweep_grid if sweep.profile == "production" else spec.smoke_sweep_grid
+        if sweep.algorithm == "grid":
+            assert set(sweep.parameters) == set(grid), sweep.relpath
+        if sweep.algorithm == "random" and sweep.profile == "production":
+            assert not set(sweep.parameters) & set(spec.sweep_random_leave_out), sweep.relpath
+    assert any("--amp=on" in str(build_experiment(s)) for s in SWEEPS if s.variant == "high-res")

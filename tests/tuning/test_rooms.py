@@ -53,3 +53,27 @@ def test_nothing_outside_tuning_imports_a_room() -> None:
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX))
     assert not bad, f"modules that import a room of tuning directly: {bad}"
+
+
+def _public_definitions(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names.extend(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return [n for n in names if not n.startswith("_") and n != "log"]
+
+
+def test_one_name_one_meaning() -> None:
+    """No two modules of tuning define the same public name (a Katib ``ObjectiveSpec`` is not the
+    runner's ``Objective``; a search space's spelling of a value is not a trial's)."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(TUNING.rglob("*.py")):
+        if path.name != "__init__.py":
+            for name in _public_definitions(path):
+                where.setdefault(name, []).append(str(path.relative_to(TUNING)))
+    twice = {name: paths for name, paths in where.items() if len(paths) > 1}
+    assert not twice, f"names defined in several modules: {twice}"

@@ -13,10 +13,10 @@ from aurora_mlops.training._params import parse_param_args, resolve_params
 from aurora_mlops.tuning import (
     SMOKE_SPACES,
     SPACES,
-    STUDIES,
+    SWEEPS,
     SearchParameter,
     SearchSpace,
-    format_value,
+    format_space_value,
     get_space,
 )
 from aurora_mlops.tuning.space._search_space import categorical, discrete, double, integer
@@ -74,7 +74,7 @@ def test_optuna_samples_pass_resolve_params(
     assert list(dists) == list(space.names)
     for _ in range(8):
         trial = study.ask(fixed_distributions=dists)
-        values = {k: format_value(v) for k, v in trial.params.items()}
+        values = {k: format_space_value(v) for k, v in trial.params.items()}
         resolve_params(profile, parse_param_args(_params_from_strings(values)))
         study.tell(trial, 0.0)
 
@@ -117,7 +117,7 @@ def test_plan_bounds() -> None:
 
 @pytest.mark.parametrize("variant", list(SPACES))
 def test_every_planned_parameter_is_swept_by_some_production_spec(variant: str) -> None:
-    swept = {n for s in STUDIES if s.variant == variant and s.profile == "production"
+    swept = {n for s in SWEEPS if s.variant == variant and s.profile == "production"
              for n in s.parameters}
     assert swept == set(SPACES[variant].names)
 
@@ -127,8 +127,8 @@ def test_conflicts_name_the_bad_combination() -> None:
     assert problems == ["embed_dim must be divisible by num_heads, but the space allows "
                         "embed_dim=512 with num_heads=12"]
     assert SPACES["medium-res"].without(["embed_dim"]).conflicts() == []
-    for study in STUDIES:
-        assert study.space.conflicts() == [], study.relpath
+    for sweep in SWEEPS:
+        assert sweep.space.conflicts() == [], sweep.relpath
 
 
 def test_grid_values_and_size() -> None:
@@ -144,7 +144,7 @@ def test_grid_values_and_size() -> None:
      (8e-5, "8e-05"), ("from_second", "from_second")],
 )
 def test_format_value(value: Any, text: str) -> None:
-    assert format_value(value) == text
+    assert format_space_value(value) == text
 
 
 @pytest.mark.parametrize(

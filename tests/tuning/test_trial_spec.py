@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from aurora_mlops.config import Settings
-from aurora_mlops.tuning import STUDIES, Study, build_experiment, check_experiment
+from aurora_mlops.tuning import SWEEPS, Sweep, build_experiment, check_experiment
 
-STUDY_IDS = [s.relpath for s in STUDIES]
+SWEEP_IDS = [s.relpath for s in SWEEPS]
 
 
 def _pods(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -24,12 +24,12 @@ def _pods(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [trial["spec"]["template"]["spec"]]
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=STUDY_IDS)
-def test_trial_identity_and_pull_secret_come_from_the_settings(study: Study) -> None:
+@pytest.mark.parametrize("sweep", SWEEPS, ids=SWEEP_IDS)
+def test_trial_identity_and_pull_secret_come_from_the_settings(sweep: Sweep) -> None:
     settings = Settings.model_construct(trial_service_account="aurora-trials",
                                         image_pull_secret="ghcr-pull",
                                         service_account="pipeline-runner")
-    doc = build_experiment(study, settings)
+    doc = build_experiment(sweep, settings)
     assert check_experiment(doc) == []
     for pod in _pods(doc):
         # The trial account, not the pipeline's (KFP's own identity holds other rights).
@@ -38,20 +38,20 @@ def test_trial_identity_and_pull_secret_come_from_the_settings(study: Study) -> 
         assert pod["automountServiceAccountToken"] is False
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=STUDY_IDS)
-def test_empty_settings_leave_the_namespace_defaults(study: Study) -> None:
+@pytest.mark.parametrize("sweep", SWEEPS, ids=SWEEP_IDS)
+def test_empty_settings_leave_the_namespace_defaults(sweep: Sweep) -> None:
     settings = Settings.model_construct(trial_service_account="", image_pull_secret="",
                                         service_account="pipeline-runner")
-    for pod in _pods(build_experiment(study, settings)):
+    for pod in _pods(build_experiment(sweep, settings)):
         assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod
         assert pod["automountServiceAccountToken"] is False
 
 
 def test_smoke_trials_fit_a_cpu_only_cluster() -> None:
-    smoke = [s for s in STUDIES if s.profile == "smoke"]
+    smoke = [s for s in SWEEPS if s.profile == "smoke"]
     assert smoke
-    for study in smoke:
-        (pod,) = _pods(build_experiment(study, Settings.model_construct()))
+    for sweep in smoke:
+        (pod,) = _pods(build_experiment(sweep, Settings.model_construct()))
         (container,) = pod["containers"]
         assert container["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"},
                                           "limits": {"cpu": "2", "memory": "4Gi"}}
@@ -65,8 +65,8 @@ def test_the_pytorchjob_launcher_runs_on_the_operators_environment(tmp_path: Pat
     pkg/controller.v1/pytorch/envvar.go and master.go: PET_NNODES, PET_NODE_RANK,
     PET_MASTER_ADDR, PET_MASTER_PORT, PET_NPROC_PER_NODE, WORLD_SIZE, RANK), and runs the
     rendered launcher; the trainer's Distributed helper sees one world of two ranks."""
-    study = next(s for s in STUDIES if s.launcher == "pytorchjob")
-    doc = build_experiment(study, Settings.model_construct())
+    sweep = next(s for s in SWEEPS if s.launcher == "pytorchjob")
+    doc = build_experiment(sweep, Settings.model_construct())
     master = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]["Master"]
     command = master["template"]["spec"]["containers"][0]["command"]
     launcher = command[:command.index("aurora_mlops")]

@@ -39,21 +39,21 @@ from aurora_mlops.tuning.katib._render import (
     render_all,
     rendered_specs,
 )
-from aurora_mlops.tuning.katib._studies import STUDIES, Study
+from aurora_mlops.tuning.katib._sweeps import SWEEPS, Sweep
 from aurora_mlops.tuning.katib._trials import TrialOutcome, prune_trials
 from aurora_mlops.tuning.local._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning.local._runner import run_local
 from aurora_mlops.tuning.local._status import SweepResult
 from aurora_mlops.tuning.local._trial_proc import is_train_trial_command, warm_trial_workers
 from aurora_mlops.tuning.space._registry import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
-from aurora_mlops.tuning.space._search_space import SearchParameter, SearchSpace, format_value
+from aurora_mlops.tuning.space._search_space import SearchParameter, SearchSpace, format_space_value
 
 __all__ = [
     "AUGMENT_SPACES",
     "HALVING_ANNOTATION",
     "SMOKE_SPACES",
     "SPACES",
-    "STUDIES",
+    "SWEEPS",
     "TRIAL_NAME_PARAMETER",
     "CategoryStats",
     "Experiment",
@@ -66,8 +66,8 @@ __all__ = [
     "ParameterAnalysis",
     "SearchParameter",
     "SearchSpace",
-    "Study",
     "Suggestion",
+    "Sweep",
     "SweepAnalysis",
     "SweepResult",
     "Terminated",
@@ -79,7 +79,7 @@ __all__ = [
     "check_file",
     "dump_yaml",
     "export_trial",
-    "format_value",
+    "format_space_value",
     "get_space",
     "is_train_trial_command",
     "load_experiment",

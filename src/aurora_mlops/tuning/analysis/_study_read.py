@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning.katib._experiment import Experiment, Parameter, format_value
+from aurora_mlops.tuning.katib._experiment import Experiment, Parameter, format_katib_value
 from aurora_mlops.tuning.local._states import ATTR as _ATTR
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _parameters_from_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> tuple
                 numeric = all(isinstance(c, int | float) and not isinstance(c, bool)
                               for c in d.choices)
                 seen[name] = Parameter(name=name, type="discrete" if numeric else "categorical",
-                                       values=tuple(format_value(c) for c in d.choices))
+                                       values=tuple(format_katib_value(c) for c in d.choices))
     return tuple(seen.values())
 
 
@@ -120,7 +120,7 @@ def _label(p: Parameter, value: int | float | str) -> str:
         for text, choice in zip(p.values, p.choices(), strict=True):
             if float(choice) == float(value):
                 return text
-        return format_value(value)
+        return format_katib_value(value)
     return str(value)
 
 

@@ -18,10 +18,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning.katib._model import KatibExperiment
+from aurora_mlops.tuning.space._search_space import ParameterType
 
 __all__ = [
     "Algorithm",
@@ -29,20 +30,22 @@ __all__ = [
     "Experiment",
     "Objective",
     "Parameter",
-    "TrialTemplate",
-    "format_value",
+    "TrialLaunch",
+    "format_katib_value",
 ]
 
-ParameterType = Literal["double", "int", "discrete", "categorical"]
-_PARAMETER_TYPES: tuple[str, ...] = ("double", "int", "discrete", "categorical")
+_PARAMETER_TYPES: tuple[str, ...] = get_args(ParameterType)
 #: Katib's defaults (experiment defaulter webhook).
 DEFAULT_PARALLEL_TRIALS = 3
 DEFAULT_PRIMARY_CONTAINER = "training-container"
 _PLACEHOLDER = re.compile(r"\$\{(trialParameters|trialSpec)\.([A-Za-z0-9_\-\[\]\.]+)\}")
 
 
-def format_value(value: Any) -> str:
-    """A parameter value as Katib writes it into ``parameterAssignments`` (a string)."""
+def format_katib_value(value: Any) -> str:
+    """An observed value (a sampled parameter, a metric) as Katib writes it into a Trial's
+    ``parameterAssignments`` and ``observation``: a string; ``nan`` and ``inf`` pass, as a
+    diverged metric must. A search space's own values are spelled by
+    :func:`~aurora_mlops.tuning.space._search_space.format_space_value` instead."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -155,8 +158,9 @@ class EarlyStopping:
 
 
 @dataclass(frozen=True)
-class TrialTemplate:
-    """``spec.trialTemplate``: the trial's Kubernetes object and where the parameters go."""
+class TrialLaunch:
+    """How a trial starts, read from ``spec.trialTemplate``: the trial's Kubernetes object, its
+    primary container's command and environment, and where the parameters go."""
 
     primary_container: str
     #: Trial parameter name -> the search parameter it references.
@@ -179,7 +183,7 @@ class Experiment:
     parallel_trial_count: int
     max_trial_count: int | None
     max_failed_trial_count: int | None
-    trial_template: TrialTemplate
+    trial_template: TrialLaunch
     #: The document as loaded.
     raw: Mapping[str, Any]
     source: str = "<experiment>"

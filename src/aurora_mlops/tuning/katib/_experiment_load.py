@@ -25,10 +25,10 @@ from aurora_mlops.tuning.katib._experiment import (
     Experiment,
     Objective,
     Parameter,
-    TrialTemplate,
+    TrialLaunch,
 )
-from aurora_mlops.tuning.katib._model import Algorithm as AlgorithmSpec
 from aurora_mlops.tuning.katib._model import (
+    AlgorithmSpec,
     ExperimentSpec,
     KatibExperiment,
     ParameterSpec,
@@ -126,7 +126,7 @@ def _references(spec: ExperimentSpec, parameters: Sequence[Parameter],
 
 
 def _template(spec: ExperimentSpec, parameters: Sequence[Parameter],
-              source: str) -> TrialTemplate:
+              source: str) -> TrialLaunch:
     tt = _need(spec.trial_template, "spec.trialTemplate", source)
     if tt.trial_spec is None:
         raise ConfigError(f"{source}: spec.trialTemplate.trialSpec is missing (a ConfigMap "
@@ -149,7 +149,7 @@ def _template(spec: ExperimentSpec, parameters: Sequence[Parameter],
         raise ConfigError(f"{source}: container {primary!r} has neither command nor args")
     env = {str(e["name"]): str(e["value"]) for e in container.get("env") or []
            if isinstance(e, Mapping) and "name" in e and "value" in e}
-    return TrialTemplate(primary_container=primary, trial_parameters=refs,
+    return TrialLaunch(primary_container=primary, trial_parameters=refs,
                          trial_spec=tt.trial_spec, command=tuple(command), env=env)
 
 

@@ -58,7 +58,9 @@ class Setting(_Katib):
     value: str | None = None
 
 
-class Objective(_Katib):
+class ObjectiveSpec(_Katib):
+    """``spec.objective`` (Katib's ``v1beta1.ObjectiveSpec``)."""
+
     type: str | None = None
     goal: float | None = None
     objective_metric_name: str | None = None
@@ -66,7 +68,10 @@ class Objective(_Katib):
     metric_strategies: list[Setting] | None = None
 
 
-class Algorithm(_Katib):
+class AlgorithmSpec(_Katib):
+    """``spec.algorithm`` (Katib's ``v1beta1.AlgorithmSpec``), and ``spec.earlyStopping``, whose
+    ``v1beta1.EarlyStoppingSpec`` has the same two fields."""
+
     algorithm_name: str | None = None
     algorithm_settings: list[Setting] | None = None
 
@@ -141,14 +146,14 @@ class TrialTemplate(_Katib):
 
 
 class ExperimentSpec(_Katib):
-    algorithm: Algorithm | None = None
-    early_stopping: Algorithm | None = None
+    algorithm: AlgorithmSpec | None = None
+    early_stopping: AlgorithmSpec | None = None
     max_failed_trial_count: int | None = None
     max_trial_count: int | None = None
     parallel_trial_count: int | None = None
     metrics_collector_spec: MetricsCollectorSpec | None = None
     nas_config: NasConfig | None = None
-    objective: Objective | None = None
+    objective: ObjectiveSpec | None = None
     parameters: list[ParameterSpec] | None = None
     resume_policy: str | None = None
     trial_template: TrialTemplate | None = None

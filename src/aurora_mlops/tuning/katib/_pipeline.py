@@ -1,6 +1,6 @@
-"""The Experiment a pipeline run creates: which rendered study, its budgets, a name Katib takes.
+"""The Experiment a pipeline run creates: which rendered sweep, its budgets, a name Katib takes.
 
-A pipeline step re-renders the study (so the trials get the run's settings and budgets) and
+A pipeline step re-renders the sweep (so the trials get the run's settings and budgets) and
 picks, among the launchers rendered for the variant, algorithm and profile, one whose pods fit
 a node of the GPU pool (``Settings.gpus_per_node``): a four-GPU high-res trial runs as a
 PyTorchJob of one-GPU pods on a pool of one-GPU nodes. The run's id goes into the name, which
@@ -35,7 +35,7 @@ def experiment_name(base: str, suffix: str) -> str:
 
     The suffix (a run id) is lower-cased and reduced to ``[a-z0-9-]``. A base that leaves no
     room first loses the ``aurora-`` prefix, then is cut and ends in four hex digits of its
-    full name's hash, so two studies never share a shortened name.
+    full name's hash, so two sweeps never share a shortened name.
 
     Raises:
         ConfigError: The suffix is so long that under 12 characters of the base would remain.
@@ -79,25 +79,25 @@ def gpus_per_pod(doc: Mapping[str, Any]) -> int:
 
 def _choose(variant: str, algorithm: str, profile: str,
             settings: Settings) -> tuple[Any, dict[str, Any]]:
-    """The study (and its rendered document) whose pods fit a node; Job before PyTorchJob."""
+    """The sweep (and its rendered document) whose pods fit a node; Job before PyTorchJob."""
     from aurora_mlops.tuning.katib._render import build_experiment
-    from aurora_mlops.tuning.katib._studies import STUDIES
+    from aurora_mlops.tuning.katib._sweeps import SWEEPS
 
-    studies = sorted((s for s in STUDIES if (s.variant, s.algorithm, s.profile)
+    sweeps = sorted((s for s in SWEEPS if (s.variant, s.algorithm, s.profile)
                       == (variant, algorithm, profile)),
                      key=lambda s: _LAUNCHER_ORDER.index(s.launcher))
-    if not studies:
-        have = sorted({f"{s.variant}/{s.algorithm}/{s.profile}" for s in STUDIES})
+    if not sweeps:
+        have = sorted({f"{s.variant}/{s.algorithm}/{s.profile}" for s in SWEEPS})
         raise ConfigError(f"no rendered Experiment for variant={variant} algorithm={algorithm} "
                           f"profile={profile}; choose one of {', '.join(have)}")
     needs = []
-    for study in studies:
-        doc = build_experiment(study, settings)
+    for sweep in sweeps:
+        doc = build_experiment(sweep, settings)
         gpus = gpus_per_pod(doc)
         if gpus <= settings.gpus_per_node:
-            return study, doc
-        needs.append(f"{study.relpath} ({study.launcher}) needs {gpus} GPUs in one pod")
-    fitting = sorted({f"{s.variant}/{s.algorithm}/{s.profile}" for s in STUDIES
+            return sweep, doc
+        needs.append(f"{sweep.relpath} ({sweep.launcher}) needs {gpus} GPUs in one pod")
+    fitting = sorted({f"{s.variant}/{s.algorithm}/{s.profile}" for s in SWEEPS
                       if s.variant == variant and s.profile == profile
                       and gpus_per_pod(build_experiment(s, settings)) <= settings.gpus_per_node})
     raise ConfigError(
@@ -130,7 +130,7 @@ def pipeline_experiment(*, variant: str, algorithm: str, profile: str, max_trial
     if max_trials < 1 or parallel_trials < 1:
         raise ConfigError(f"max_trials and parallel_trials must be >= 1, got {max_trials} and "
                           f"{parallel_trials}")
-    study, doc = _choose(variant, algorithm, profile, settings or get_settings())
+    sweep, doc = _choose(variant, algorithm, profile, settings or get_settings())
     spec = doc["spec"]
     spec["maxTrialCount"] = max_trials
     spec["parallelTrialCount"] = min(parallel_trials, max_trials)
@@ -141,4 +141,4 @@ def pipeline_experiment(*, variant: str, algorithm: str, profile: str, max_trial
         for container in pod["containers"]:
             if container["name"] == primary:
                 container["command"] = [*container["command"], *extra_args]
-    return parse_experiment(doc, source=f"<rendered {study.relpath}>")
+    return parse_experiment(doc, source=f"<rendered {sweep.relpath}>")

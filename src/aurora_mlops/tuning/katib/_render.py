@@ -16,7 +16,7 @@ What each sweep is for:
 - ``random``: the whole space (architecture and fine-tune knobs), trained from scratch.
 - ``tpe``: the fine-tune knobs only, starting from the published checkpoint (``--init hub``),
   with median-stop early stopping; Katib runs it as ``multivariate-tpe``
-  (:data:`~aurora_mlops.tuning.katib._studies.KATIB_ALGORITHMS` says why).
+  (:data:`~aurora_mlops.tuning.katib._sweeps.KATIB_ALGORITHMS` says why).
 
 Smoke specs run ``train-trial --profile smoke`` on two CPUs with tiny budgets, on the same
 volumes and paths as production trials (:mod:`aurora_mlops.tuning.katib._trial_spec`); the embedded
@@ -40,7 +40,7 @@ from aurora_mlops.tuning.katib._defaults_trial import DEFAULTS_TRIAL_ANNOTATION 
 from aurora_mlops.tuning.katib._defaults_trial import defaults_assignments
 from aurora_mlops.tuning.katib._halving_plan import HALVING_ANNOTATION
 from aurora_mlops.tuning.katib._model import KatibExperiment
-from aurora_mlops.tuning.katib._studies import STUDIES, Study
+from aurora_mlops.tuning.katib._sweeps import SWEEPS, Sweep
 from aurora_mlops.tuning.katib._trial_spec import (
     JOB_CONTAINER,
     PYTORCH_CONTAINER,
@@ -87,25 +87,25 @@ NO_DISTRIBUTION = ("sobol", "cmaes")
 
 
 # Building -------------------------------------------------------------------------------------
-def _annotations(study: Study, space: SearchSpace) -> dict[str, str]:
+def _annotations(sweep: Sweep, space: SearchSpace) -> dict[str, str]:
     tags = sorted({p.tag for p in space.parameters})
     annotations = {
         "aurora-mlops/generated-by": "aurora-mlops katib render (do not edit by hand)",
-        "aurora-mlops/purpose": study.purpose,
+        "aurora-mlops/purpose": sweep.purpose,
         "aurora-mlops/parameter-tags": ",".join(tags),
-        "aurora-mlops/start": "published checkpoint" if study.init else "from scratch",
+        "aurora-mlops/start": "published checkpoint" if sweep.init else "from scratch",
     }
-    if study.profile == "smoke":
+    if sweep.profile == "smoke":
         annotations["aurora-mlops/smoke"] = _SMOKE_NOTE
-    defaults = defaults_assignments(get_variant(study.variant), study.profile, space)
-    if defaults is not None and study.algorithm != "grid":  # a grid visits its own points
+    defaults = defaults_assignments(get_variant(sweep.variant), sweep.profile, space)
+    if defaults is not None and sweep.algorithm != "grid":  # a grid visits its own points
         annotations[_DEFAULTS] = json.dumps(defaults, sort_keys=True)
-    if study.halving is not None:
-        annotations[HALVING_ANNOTATION] = study.halving.to_annotation()
+    if sweep.halving is not None:
+        annotations[HALVING_ANNOTATION] = sweep.halving.to_annotation()
     return annotations
 
 
-def _search(study: Study) -> dict[str, Any]:
+def _search(sweep: Sweep) -> dict[str, Any]:
     """``spec.objective``, ``spec.algorithm`` and (with median stopping) ``spec.earlyStopping``."""
     spec: dict[str, Any] = {
         "objective": {
@@ -117,33 +117,33 @@ def _search(study: Study) -> dict[str, Any]:
                 for m in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
             ],
         },
-        "algorithm": {"algorithmName": study.katib_algorithm},
+        "algorithm": {"algorithmName": sweep.katib_algorithm},
     }
-    if study.katib_algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
+    if sweep.katib_algorithm not in ("grid", "sobol"):  # Katib's sobol takes no settings
         spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": "42"}]
-    if study.early_stopping:
+    if sweep.early_stopping:
         spec["earlyStopping"] = {
             "algorithmName": "medianstop",
             "algorithmSettings": [
                 {"name": "min_trials_required",
-                 "value": "2" if study.profile == "smoke" else "5"},
-                {"name": "start_step", "value": "2" if study.profile == "smoke" else "3"},
+                 "value": "2" if sweep.profile == "smoke" else "5"},
+                {"name": "start_step", "value": "2" if sweep.profile == "smoke" else "3"},
             ],
         }
     return spec
 
 
-def _trial_template(study: Study, space: SearchSpace, settings: Settings) -> dict[str, Any]:
-    if study.launcher == "pytorchjob":
-        trial_spec = pytorchjob_spec(study, settings)
+def _trial_template(sweep: Sweep, space: SearchSpace, settings: Settings) -> dict[str, Any]:
+    if sweep.launcher == "pytorchjob":
+        trial_spec = pytorchjob_spec(sweep, settings)
         primary, success = PYTORCH_CONTAINER, _PYTORCH_SUCCESS
     else:
-        trial_spec = job_spec(study, settings)
+        trial_spec = job_spec(sweep, settings)
         primary, success = JOB_CONTAINER, _JOB_SUCCESS
     return {
         "primaryContainerName": primary,
         **({"primaryPodLabels": {"training.kubeflow.org/job-role": "master"}}
-           if study.launcher == "pytorchjob" else {}),
+           if sweep.launcher == "pytorchjob" else {}),
         "successCondition": success,
         "failureCondition": _FAILURE,
         "trialParameters": [
@@ -157,55 +157,55 @@ def _trial_template(study: Study, space: SearchSpace, settings: Settings) -> dic
     }
 
 
-def _parameters(study: Study, space: SearchSpace) -> list[dict[str, Any]]:
+def _parameters(sweep: Sweep, space: SearchSpace) -> list[dict[str, Any]]:
     """``spec.parameters``; without distributions where Katib's service ignores them."""
     params = space.to_katib()
-    if study.katib_algorithm in NO_DISTRIBUTION:
+    if sweep.katib_algorithm in NO_DISTRIBUTION:
         for p in params:
             p["feasibleSpace"].pop("distribution", None)
     return params
 
 
-def build_experiment(study: Study, settings: Settings | None = None) -> dict[str, Any]:
-    """The Katib v1beta1 Experiment of ``study`` as plain data (dicts in a fixed key order).
+def build_experiment(sweep: Sweep, settings: Settings | None = None) -> dict[str, Any]:
+    """The Katib v1beta1 Experiment of ``sweep`` as plain data (dicts in a fixed key order).
 
     The document is validated by :class:`~aurora_mlops.tuning.katib._model.KatibExperiment`,
     the one model of an Experiment.
 
     Args:
-        study: What to render.
+        sweep: What to render.
         settings: Node pool, registry and namespace; the process settings if ``None``.
 
     Raises:
-        ValueError: The study's parameters hold a combination the model refuses.
+        ValueError: The sweep's parameters hold a combination the model refuses.
     """
     settings = settings or get_settings()
-    space = study.space
+    space = sweep.space
     conflicts = space.conflicts()
     if conflicts:
-        raise ValueError(f"{study.relpath}: {'; '.join(conflicts)}")
-    spec = _search(study)
+        raise ValueError(f"{sweep.relpath}: {'; '.join(conflicts)}")
+    spec = _search(sweep)
     spec.update({
-        "parallelTrialCount": study.parallel_trial_count,
-        "maxTrialCount": study.max_trial_count,
-        "maxFailedTrialCount": study.max_failed_trial_count,
+        "parallelTrialCount": sweep.parallel_trial_count,
+        "maxTrialCount": sweep.max_trial_count,
+        "maxFailedTrialCount": sweep.max_failed_trial_count,
         "resumePolicy": "Never",
         "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
-        "parameters": _parameters(study, space),
-        "trialTemplate": _trial_template(study, space, settings),
+        "parameters": _parameters(sweep, space),
+        "trialTemplate": _trial_template(sweep, space, settings),
     })
-    annotations = _annotations(study, space)
+    annotations = _annotations(sweep, space)
     doc: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
         "metadata": {
-            "name": study.experiment_name,
+            "name": sweep.experiment_name,
             "namespace": settings.namespace,
             "labels": {
                 "app.kubernetes.io/part-of": "aurora-mlops",
-                "aurora-mlops/variant": study.variant,
-                "aurora-mlops/profile": study.profile,
-                "aurora-mlops/algorithm": study.algorithm,
+                "aurora-mlops/variant": sweep.variant,
+                "aurora-mlops/profile": sweep.profile,
+                "aurora-mlops/algorithm": sweep.algorithm,
             },
             "annotations": annotations,
         },
@@ -241,8 +241,8 @@ def dump_yaml(doc: Mapping[str, Any]) -> str:
 
 
 def rendered_specs(settings: Settings | None = None) -> dict[str, str]:
-    """``{relative path: YAML text}`` of every spec, in :data:`STUDIES` order."""
-    return {s.relpath: dump_yaml(build_experiment(s, settings)) for s in STUDIES}
+    """``{relative path: YAML text}`` of every spec, in :data:`SWEEPS` order."""
+    return {s.relpath: dump_yaml(build_experiment(s, settings)) for s in SWEEPS}
 
 
 def render_all(out_dir: str | Path, settings: Settings | None = None) -> list[Path]:

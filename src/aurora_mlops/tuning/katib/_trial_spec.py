@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from aurora_mlops.config import MLFLOW_SECRET_KEYS, Settings, image_ref
-from aurora_mlops.tuning.katib._studies import Study
+from aurora_mlops.tuning.katib._sweeps import Sweep
 from aurora_mlops.variants import VARIANTS
 
 __all__ = [
@@ -61,22 +61,22 @@ _POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
 _SMOKE_QUOTA = {"cpu": "2", "memory": "4Gi"}
 
 
-def trial_command(study: Study, *, launcher_prefix: tuple[str, ...] = ()) -> list[str]:
-    """``train-trial`` with the study's fixed flags and one placeholder per parameter."""
+def trial_command(sweep: Sweep, *, launcher_prefix: tuple[str, ...] = ()) -> list[str]:
+    """``train-trial`` with the sweep's fixed flags and one placeholder per parameter."""
     cmd = [
         *launcher_prefix,
         "aurora-mlops", "train-trial",
-        "--variant", study.variant,
-        "--profile", study.profile,
-        "--data", f"{DATA_MOUNT}/{study.variant}.nc",
+        "--variant", sweep.variant,
+        "--profile", sweep.profile,
+        "--data", f"{DATA_MOUNT}/{sweep.variant}.nc",
         "--output", f"{ARTIFACTS_MOUNT}/trials/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
     ]
-    if study.init is not None:
-        cmd += ["--init", study.init]
-    cmd += list(VARIANTS[study.variant].flags(study.profile))
-    if study.profile == "smoke":
+    if sweep.init is not None:
+        cmd += ["--init", sweep.init]
+    cmd += list(VARIANTS[sweep.variant].flags(sweep.profile))
+    if sweep.profile == "smoke":
         cmd += list(SMOKE_BUDGET)
-    cmd += [f"--{name}=${{trialParameters.{name}}}" for name in study.parameters]
+    cmd += [f"--{name}=${{trialParameters.{name}}}" for name in sweep.parameters]
     if launcher_prefix:
         # ``torchrun --module aurora_mlops`` runs ``python -m aurora_mlops``.
         cmd[cmd.index("aurora-mlops")] = "aurora_mlops"
@@ -91,18 +91,18 @@ def _split_quantity(quantity: str, parts: int) -> str:
     return f"{max(1, int(m.group(1)) // parts)}{m.group(2)}"
 
 
-def _resources(study: Study, *, pods: int = 1) -> dict[str, Any]:
-    if study.profile == "smoke":
+def _resources(sweep: Sweep, *, pods: int = 1) -> dict[str, Any]:
+    if sweep.profile == "smoke":
         return {"requests": dict(_SMOKE_QUOTA), "limits": dict(_SMOKE_QUOTA)}
-    pool = VARIANTS[study.variant].node_pool
+    pool = VARIANTS[sweep.variant].node_pool
     gpus = pool.gpus_per_trial // pods
     quota = {"cpu": _split_quantity(pool.cpu, pods), "memory": _split_quantity(pool.memory, pods)}
     return {"requests": dict(quota), "limits": {"nvidia.com/gpu": gpus, **quota}}
 
 
-def _container(name: str, study: Study, command: list[str], resources: dict[str, Any],
+def _container(name: str, sweep: Sweep, command: list[str], resources: dict[str, Any],
                settings: Settings) -> dict[str, Any]:
-    production = study.profile == "production"
+    production = sweep.profile == "production"
     # The MLflow tracking URI and credentials come from the same Secret as the pipeline's.
     env: list[dict[str, Any]] = [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.mlflow_secret, "key": key}}}
@@ -121,8 +121,8 @@ def _container(name: str, study: Study, command: list[str], resources: dict[str,
             "volumeMounts": mounts}
 
 
-def _pod_spec(study: Study, settings: Settings, container: dict[str, Any]) -> dict[str, Any]:
-    production = study.profile == "production"
+def _pod_spec(sweep: Sweep, settings: Settings, container: dict[str, Any]) -> dict[str, Any]:
+    production = sweep.profile == "production"
     spec: dict[str, Any] = {"restartPolicy": "Never"}
     if production:
         spec["priorityClassName"] = settings.trial_priority_class
@@ -151,27 +151,27 @@ def _pod_spec(study: Study, settings: Settings, container: dict[str, Any]) -> di
     return spec
 
 
-def _pod_template(study: Study, settings: Settings, container: dict[str, Any]) -> dict[str, Any]:
+def _pod_template(sweep: Sweep, settings: Settings, container: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"annotations": dict(_POD_ANNOTATIONS)},
-            "spec": _pod_spec(study, settings, container)}
+            "spec": _pod_spec(sweep, settings, container)}
 
 
-def job_spec(study: Study, settings: Settings) -> dict[str, Any]:
+def job_spec(sweep: Sweep, settings: Settings) -> dict[str, Any]:
     """A ``batch/v1`` Job: one pod with every GPU of the trial (``torchrun`` on one node)."""
-    gpus = VARIANTS[study.variant].node_pool.gpus_per_trial if study.profile == "production" else 1
+    gpus = VARIANTS[sweep.variant].node_pool.gpus_per_trial if sweep.profile == "production" else 1
     prefix: tuple[str, ...] = ()
     if gpus > 1:
         prefix = ("torchrun", "--standalone", f"--nproc_per_node={gpus}", "--module")
-    container = _container(JOB_CONTAINER, study, trial_command(study, launcher_prefix=prefix),
-                           _resources(study), settings)
+    container = _container(JOB_CONTAINER, sweep, trial_command(sweep, launcher_prefix=prefix),
+                           _resources(sweep), settings)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "spec": {"backoffLimit": 0, "template": _pod_template(study, settings, container)},
+        "spec": {"backoffLimit": 0, "template": _pod_template(sweep, settings, container)},
     }
 
 
-def pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
+def pytorchjob_spec(sweep: Sweep, settings: Settings) -> dict[str, Any]:
     """A training-operator ``kubeflow.org/v1`` PyTorchJob: one pod, one GPU, one process each.
 
     The operator gives every pod ``PET_NNODES`` (the replicas), ``PET_NODE_RANK`` (Master 0,
@@ -181,15 +181,15 @@ def pytorchjob_spec(study: Study, settings: Settings) -> dict[str, Any]:
     from these ``PET_*`` variables and sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` for
     the trial.
     """
-    pods = VARIANTS[study.variant].node_pool.gpus_per_trial
+    pods = VARIANTS[sweep.variant].node_pool.gpus_per_trial
     prefix = ("torchrun", "--nproc_per_node=1", "--module")
 
     def replica(replicas: int) -> dict[str, Any]:
-        container = _container(PYTORCH_CONTAINER, study,
-                               trial_command(study, launcher_prefix=prefix),
-                               _resources(study, pods=pods), settings)
+        container = _container(PYTORCH_CONTAINER, sweep,
+                               trial_command(sweep, launcher_prefix=prefix),
+                               _resources(sweep, pods=pods), settings)
         return {"replicas": replicas, "restartPolicy": "Never",
-                "template": _pod_template(study, settings, container)}
+                "template": _pod_template(sweep, settings, container)}
 
     specs = {"Master": replica(1)}
     if pods > 1:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning.katib._defaults_trial import read_defaults_trial
-from aurora_mlops.tuning.katib._experiment import Experiment, format_value
+from aurora_mlops.tuning.katib._experiment import Experiment, format_katib_value
 from aurora_mlops.tuning.local._states import attr
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def katib_assignments(exp: Experiment, trial: Any) -> dict[str, str]:
         if p.type in ("discrete", "categorical"):
             assignments[p.name] = p.values[list(p.choices()).index(value)]
         else:
-            assignments[p.name] = format_value(value)
+            assignments[p.name] = format_katib_value(value)
     return assignments
 
 

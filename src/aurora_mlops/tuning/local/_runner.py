@@ -361,7 +361,7 @@ def run_local(
 
     Args:
         spec: The Experiment YAML (or an already loaded :class:`Experiment`).
-        work_dir: Study database, MLflow store (by default), trial dirs, status and best files;
+        work_dir: Optuna study database, MLflow store (by default), trial dirs, status and best files;
             trial commands run with this as their working directory.
         data_dir: Linked (or copied) as ``WORKDIR/data``, where relative ``data/...`` paths in
             the trial command point, and ``/mnt/data/...`` ones (the data volume of a cluster).

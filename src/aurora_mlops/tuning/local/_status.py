@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aurora_mlops._io import write_json
-from aurora_mlops.tuning.katib._experiment import Experiment, format_value
+from aurora_mlops.tuning.katib._experiment import Experiment, format_katib_value
 from aurora_mlops.tuning.local._states import attr, trial_state
 
 __all__ = ["SweepResult", "best_trial", "counts", "experiment_status", "now", "write_status"]
@@ -94,8 +94,8 @@ def _optimal(best: Any | None) -> dict[str, Any]:
         "parameterAssignments": [{"name": k, "value": v} for k, v in assignments.items()],
         # A study from before the summaries were stored knows one value per metric.
         "observation": {"metrics": best.user_attrs.get(attr("metrics")) or [
-            {"name": k, "latest": format_value(float(v)), "min": format_value(float(v)),
-             "max": format_value(float(v))} for k, v in obs.items()]},
+            {"name": k, "latest": format_katib_value(float(v)), "min": format_katib_value(float(v)),
+             "max": format_katib_value(float(v))} for k, v in obs.items()]},
     }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops.katib_metrics import parse_metric_lines
-from aurora_mlops.tuning.katib._experiment import Objective, format_value
+from aurora_mlops.tuning.katib._experiment import Objective, format_katib_value
 from aurora_mlops.tuning.local._trial_proc import TrialProcess, signal_text
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ def metric_summaries(run: RunningTrial, objective: Objective) -> list[dict[str, 
         values = _finite(run, name)
         if not values:
             continue
-        out.append({"name": name, "latest": format_value(values[-1]),
-                    "min": format_value(min(values)), "max": format_value(max(values))})
+        out.append({"name": name, "latest": format_katib_value(values[-1]),
+                    "min": format_katib_value(min(values)), "max": format_katib_value(max(values))})
     return out
 
 

@@ -104,15 +104,15 @@ SPACES: dict[str, SearchSpace] = {
     ),
 }
 
-# From 1.5e-3 to 5e-3 around the default 3e-3, from make run's 1500-step trials (issue 13):
-# below 2e-3 every medium-res, ocean-waves and air-pollution trial lost to the defaults; the
-# best ones sat at 3.7-3.8e-3, near the old top of 4e-3, and medium-res at 5e-3 with one cosine
-# cycle (val_score 0.084) beat the defaults (0.085). Over 300 steps 7.3e-3 diverged (high-res).
+# From 1.5e-3 to 5e-3 around the default 3e-3, because in make run's 1500-step trials every
+# medium-res, ocean-waves and air-pollution trial below 2e-3 lost to the defaults; the best ones
+# sat at 3.7-3.8e-3, and medium-res at 5e-3 with one cosine cycle (val_score 0.084) beat the
+# defaults (0.085). The top stays at 5e-3: over 300 steps 7.3e-3 diverged (high-res).
 _SMOKE_LR = double("learning_rate", 1.5e-3, 5e-3, log=True,
                    help="Around the smoke profile's 3e-3 (a tiny model learns fast).")
 # The cosine restart period: 60 is one cycle of the smoke profile's own 60 steps (its default),
-# 1500 one cycle of make run's 1500-step trials. One cycle over 1500 steps beat 25 restarts on
-# every variant (issue 13: medium-res val_score 0.082 against 0.087).
+# 1500 one cycle of make run's 1500-step trials, which is offered because one cycle over 1500
+# steps beat 25 restarts on every variant (medium-res val_score 0.082 against 0.087).
 _SMOKE_T0 = discrete("t0", (60, 300, 1500),
                      help="Cosine restart period in steps (60: the smoke default's one cycle).")
 _SMOKE_WD = discrete("weight_decay", (0, 1e-3, 1e-2))

@@ -37,7 +37,7 @@ __all__ = [
     "categorical",
     "discrete",
     "double",
-    "format_value",
+    "format_space_value",
     "integer",
 ]
 
@@ -48,8 +48,10 @@ Number = int | float
 Choice = int | float | str
 
 
-def format_value(value: Any) -> str:
-    """A value as Katib (and the ``train-trial`` CLI) spells it.
+def format_space_value(value: Any) -> str:
+    """A search-space value (a bound, a choice, a default) as the spec's ``feasibleSpace`` and
+    the ``train-trial`` CLI spell it; a value must be finite. Values a trial reports back are
+    spelled by :func:`~aurora_mlops.tuning.katib._experiment.format_katib_value`.
 
     ``True`` -> ``on``, ``(6, 10, 8)`` -> ``6-10-8``, ``3`` -> ``3``, ``3.0`` -> ``3.0``,
     ``8e-05`` -> ``8e-05`` (shortest round-trip form of a float).
@@ -63,7 +65,7 @@ def format_value(value: Any) -> str:
             raise ValueError(f"search-space values must be finite, got {value!r}")
         return repr(value)
     if isinstance(value, tuple | list):
-        return "-".join(format_value(v) for v in value)
+        return "-".join(format_space_value(v) for v in value)
     return str(value)
 
 
@@ -136,7 +138,7 @@ class SearchParameter(BaseModel):
                 raise ValueError(f"{self.name}: a {self.type} parameter takes no distribution")
             if not self.choices:
                 raise ValueError(f"{self.name}: a {self.type} parameter needs at least one choice")
-            texts = [format_value(c) for c in self.choices]
+            texts = [format_space_value(c) for c in self.choices]
             if len(set(texts)) != len(texts):
                 raise ValueError(f"{self.name}: choices must be unique, got {texts}")
             if self.type == "discrete" and not all(
@@ -152,14 +154,14 @@ class SearchParameter(BaseModel):
         """The Katib v1beta1 ``ParameterSpec`` (every feasible-space value a string)."""
         space: dict[str, Any] = {}
         if self.type in ("double", "int"):
-            space["min"] = format_value(self.low)
-            space["max"] = format_value(self.high)
+            space["min"] = format_space_value(self.low)
+            space["max"] = format_space_value(self.high)
             if self.step is not None:
-                space["step"] = format_value(self.step)
+                space["step"] = format_space_value(self.step)
             if self.distribution is not None:
                 space["distribution"] = self.distribution
         else:
-            space["list"] = [format_value(c) for c in self.choices]
+            space["list"] = [format_space_value(c) for c in self.choices]
         return {"name": self.name, "parameterType": self.type, "feasibleSpace": space}
 
     @classmethod
@@ -216,7 +218,7 @@ class SearchParameter(BaseModel):
     def grid_values(self) -> tuple[str, ...] | None:
         """Every value a Katib grid enumerates (Katib strings), or ``None`` when continuous."""
         if self.type in ("discrete", "categorical"):
-            return tuple(format_value(c) for c in self.choices)
+            return tuple(format_space_value(c) for c in self.choices)
         assert self.low is not None and self.high is not None
         if self.type == "int":
             return tuple(str(v) for v in range(int(self.low), int(self.high) + 1,
@@ -224,7 +226,7 @@ class SearchParameter(BaseModel):
         if self.step is None:
             return None
         n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        return tuple(format_value(round(self.low + i * self.step, 12)) for i in range(n))
+        return tuple(format_space_value(round(self.low + i * self.step, 12)) for i in range(n))
 
     def assignment(self, value: Any) -> str | None:
         """``value`` as the Katib assignment string, or ``None`` if the space does not hold it.
@@ -234,11 +236,11 @@ class SearchParameter(BaseModel):
         """
         if self.type in ("discrete", "categorical"):
             for choice in self.choices:
-                same = (choice == format_value(value) if self.type == "categorical"
+                same = (choice == format_space_value(value) if self.type == "categorical"
                         else not isinstance(value, bool) and isinstance(value, int | float)
                         and math.isclose(float(choice), float(value), rel_tol=1e-9))
                 if same:
-                    return format_value(choice)
+                    return format_space_value(choice)
             return None
         assert self.low is not None and self.high is not None
         if isinstance(value, bool) or not isinstance(value, int | float) \
@@ -250,19 +252,19 @@ class SearchParameter(BaseModel):
             return str(int(value))
         if self.step is not None and value not in [float(v) for v in self.grid_values() or ()]:
             return None
-        return format_value(float(value))
+        return format_space_value(float(value))
 
     def examples(self) -> tuple[str, ...]:
         """Representative Katib assignment strings: every choice, or low, middle and high."""
         if self.type in ("discrete", "categorical"):
-            return tuple(format_value(c) for c in self.choices)
+            return tuple(format_space_value(c) for c in self.choices)
         assert self.low is not None and self.high is not None
         if self.type == "int":
             lo, hi = int(self.low), int(self.high)
             return tuple(str(v) for v in dict.fromkeys((lo, (lo + hi) // 2, hi)))
         lo_f, hi_f = float(self.low), float(self.high)
         mid = math.sqrt(lo_f * hi_f) if self.distribution == "logUniform" else (lo_f + hi_f) / 2
-        return tuple(format_value(v) for v in (lo_f, mid, hi_f))
+        return tuple(format_space_value(v) for v in (lo_f, mid, hi_f))
 
 
 def _number(text: Any) -> int | float:
@@ -385,5 +387,5 @@ def categorical(name: str, values: Sequence[Any], *, help: str = "") -> SearchPa
     """A parameter that takes one of a few labels; tuples and booleans become Katib strings."""
     return SearchParameter(
         name=name, type="categorical", tag=_tag_of(name),
-        choices=tuple(format_value(v) for v in values), help=help,
+        choices=tuple(format_space_value(v) for v in values), help=help,
     )

@@ -1,4 +1,4 @@
-"""Which Katib Experiments ``katib render`` writes: one :class:`Study` per spec, :data:`STUDIES`.
+"""Which Katib Experiments ``katib render`` writes: one :class:`Sweep` per spec, :data:`SWEEPS`.
 
 Per variant: a production architecture grid (the variant's ``sweep_grid``), a random search
 (its space without ``sweep_random_leave_out``), successive halving over the same space, TPE over
@@ -28,16 +28,16 @@ from aurora_mlops.tuning.space._registry import get_space
 from aurora_mlops.tuning.space._search_space import SearchSpace
 from aurora_mlops.variants import VARIANTS
 
-__all__ = ["KATIB_ALGORITHMS", "STUDIES", "Study"]
+__all__ = ["KATIB_ALGORITHMS", "SWEEPS", "Sweep"]
 
-Algorithm = Literal["grid", "random", "tpe", "sobol", "halving"]
+SweepAlgorithm = Literal["grid", "random", "tpe", "sobol", "halving"]
 Launcher = Literal["job", "pytorchjob"]
 SpecProfile = Literal["smoke", "production"]
 #: The Katib algorithm a sweep runs where the names differ (the module docstring says why).
 KATIB_ALGORITHMS: dict[str, str] = {"tpe": "multivariate-tpe", "halving": "sobol"}
 
 
-class Study(BaseModel):
+class Sweep(BaseModel):
     """One rendered Experiment: which variant, algorithm, parameters and budgets.
 
     Attributes:
@@ -53,7 +53,7 @@ class Study(BaseModel):
         launcher: ``job`` (``batch/v1`` Job, every GPU in one pod) or ``pytorchjob``
             (training-operator ``kubeflow.org/v1`` PyTorchJob, one GPU a pod).
         purpose: One sentence, written into the spec's annotations.
-        halving: The successive-halving plan of a ``halving`` study (its rung 0 is a Sobol'
+        halving: The successive-halving plan of a ``halving`` sweep (its rung 0 is a Sobol'
             design of ``max_trial_count`` trials; see :mod:`._halving`).
         augment: A smoke sweep over the augmentation space (:data:`._space.AUGMENT_SPACES`),
             written as ``smoke/<variant>-augment.yaml``.
@@ -62,7 +62,7 @@ class Study(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     variant: str
-    algorithm: Algorithm
+    algorithm: SweepAlgorithm
     profile: SpecProfile
     parameters: tuple[str, ...] = Field(min_length=1)
     max_trial_count: int = Field(ge=1)
@@ -108,27 +108,27 @@ class Study(BaseModel):
 
 
 # The plan ------------------------------------------------------------------------------------
-def _production_studies(variant: str) -> list[Study]:
+def _production_sweeps(variant: str) -> list[Sweep]:
     spec = VARIANTS[variant]
     space = get_space(variant, "production")
     parallel = 2 if spec.node_pool.gpus_per_trial > 1 else 4
-    out: list[Study] = []
+    out: list[Sweep] = []
     if spec.sweep_grid:
         grid = space.subset(spec.sweep_grid)
         grid_size = grid.grid_size() or 1
-        out.append(Study(
+        out.append(Sweep(
             variant=variant, algorithm="grid", profile="production", parameters=grid.names,
             max_trial_count=grid_size, parallel_trial_count=min(parallel, grid_size),
             max_failed_trial_count=max(1, grid_size // 4),
             purpose="Architecture grid trained from scratch (proxy-scale sweep).",
         ))
-    out.append(Study(
+    out.append(Sweep(
         variant=variant, algorithm="random", profile="production",
         parameters=space.without(spec.sweep_random_leave_out).names,
         max_trial_count=24, parallel_trial_count=parallel, max_failed_trial_count=6,
         purpose="Random search over architecture and fine-tune knobs, from scratch.",
     ))
-    out.append(Study(
+    out.append(Sweep(
         variant=variant, algorithm="halving", profile="production",
         parameters=space.without(spec.sweep_random_leave_out).names,
         max_trial_count=27, parallel_trial_count=parallel, max_failed_trial_count=6,
@@ -136,7 +136,7 @@ def _production_studies(variant: str) -> list[Study]:
         purpose="Successive halving from scratch: 27 Sobol' points for 2 epochs, the best 9 "
                 "resumed to 7, the best 3 to the full 20.",
     ))
-    tpe = Study(
+    tpe = Sweep(
         variant=variant, algorithm="tpe", profile="production",
         parameters=space.by_tag("fine-tune").names, max_trial_count=40,
         parallel_trial_count=parallel, max_failed_trial_count=8, init="hub",
@@ -149,40 +149,40 @@ def _production_studies(variant: str) -> list[Study]:
     return out
 
 
-def _smoke_studies(variant: str) -> list[Study]:
+def _smoke_sweeps(variant: str) -> list[Sweep]:
     space = get_space(variant, "smoke")
     common: dict[str, Any] = dict(
         variant=variant, profile="smoke", parallel_trial_count=2, max_failed_trial_count=1,
     )
-    out: list[Study] = []
+    out: list[Sweep] = []
     if VARIANTS[variant].smoke_sweep_grid:
         grid = space.subset(VARIANTS[variant].smoke_sweep_grid)
-        out.append(Study(
+        out.append(Sweep(
             algorithm="grid", parameters=grid.names,
             max_trial_count=min(4, grid.grid_size() or 4),
             purpose="Smoke grid over discrete fine-tune knobs (CPU).", **common,
         ))
-    out.append(Study(
+    out.append(Sweep(
         algorithm="random", parameters=space.names, max_trial_count=4,
         purpose="Smoke random search over fine-tune knobs (CPU).", **common,
     ))
-    out.append(Study(
+    out.append(Sweep(
         algorithm="tpe", parameters=space.names, max_trial_count=6, early_stopping=True,
         purpose="Smoke TPE over fine-tune knobs with median stopping (CPU).", **common,
     ))
-    out.append(Study(
+    out.append(Sweep(
         algorithm="sobol", parameters=space.names, max_trial_count=6,
         purpose="Smoke Sobol' design over fine-tune knobs, every listed value spread (CPU).",
         **common,
     ))
-    out.append(Study(
+    out.append(Sweep(
         algorithm="halving", parameters=space.names, max_trial_count=8,
         halving=Halving(eta=2, budgets=(2, 6, 18)),
         purpose="Smoke successive halving (CPU): 8 Sobol' points for 2 epochs, the best 4 "
                 "resumed to 6, the best 2 to 18; make run's sweep.", **common,
     ))
     # Last, so a look-up of the smoke Sobol' sweep by variant and algorithm finds the one above.
-    out.append(Study(
+    out.append(Sweep(
         algorithm="sobol", augment=True,
         parameters=get_space(variant, "smoke", augment=True).names, max_trial_count=6,
         purpose="Smoke Sobol' design over fine-tune knobs and the physics-aware augmentation "
@@ -191,11 +191,11 @@ def _smoke_studies(variant: str) -> list[Study]:
     return out
 
 
-def _studies() -> tuple[Study, ...]:
-    """Every variant's production studies, then every variant's smoke studies."""
-    production = [s for v in VARIANTS for s in _production_studies(v)]
-    return tuple(production + [s for v in VARIANTS for s in _smoke_studies(v)])
+def _sweeps() -> tuple[Sweep, ...]:
+    """Every variant's production sweeps, then every variant's smoke sweeps."""
+    production = [s for v in VARIANTS for s in _production_sweeps(v)]
+    return tuple(production + [s for v in VARIANTS for s in _smoke_sweeps(v)])
 
 
 #: Every spec ``katib render`` writes.
-STUDIES: tuple[Study, ...] = _studies()
+SWEEPS: tuple[Sweep, ...] = _sweeps()
