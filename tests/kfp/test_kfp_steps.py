@@ -15,14 +15,13 @@ from aurora_mlops.errors import ConfigError, DataFileError, ValidationFailed
 from aurora_mlops.kfp._refs import pod_namespace
 from aurora_mlops.kfp.steps import (
     SYNTHETIC,
-    StepFailed,
+    evaluate_model,
     failure_summary,
     final_fit,
     package,
     prepare_data,
     read_ref,
     reported,
-    run_cli,
     run_folder,
     sweep,
     write_ref,
@@ -168,9 +167,13 @@ def test_reported_turns_a_user_error_into_one_line_and_exit_1(
         raise KeyError("bug")
 
 
-def test_run_cli_raises_on_a_failing_command(tmp_path: Path) -> None:
-    with pytest.raises(StepFailed, match="exit code 1"):
-        run_cli(["data", "validate", str(tmp_path / "missing.nc"), "--variant", "medium-res"])
+def test_the_evaluate_step_raises_the_user_error_in_its_own_process(tmp_path: Path) -> None:
+    """The step runs the evaluation in-process: a bad setting is the library's one-sentence
+    error (which `reported` prints), raised before any file is written."""
+    with pytest.raises(ConfigError, match=r"lead_steps\) must be at least 1, got 0"):
+        evaluate_model(model_dir=tmp_path / "trial", data=tmp_path / "data.nc",
+                       variant="medium-res", out_dir=tmp_path / "eval", lead_steps=0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failure_summary_names_the_step_and_message(tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ Cheap to import: xarray, torch and matplotlib are imported inside the handler on
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora_mlops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aurora_mlops.evaluation import EvaluationResult
 
 __all__ = ["cmd_evaluate", "register"]
 
@@ -68,41 +70,24 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``aurora-mlops evaluate``; returns the exit code.
 
-    With ``--model`` the forecasts are streamed into Zarr stores in a scratch directory next to
-    ``--out`` (memory flat in the length of the test split) and removed after scoring.
+    ``--model`` runs :func:`aurora_mlops.evaluation.evaluate_checkpoint` (the pipeline's
+    evaluate step runs it too); ``--forecast`` scores the file with
+    :func:`aurora_mlops.evaluation.evaluate_forecasts`.
     """
-    if args.model is None:
-        return _evaluate(args, None)
-    if args.data is not None:
-        from aurora_mlops.cli._profile import require_model_data_profile
-
-        require_model_data_profile(args.data, args.model, "evaluate")
-    out = Path(args.out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.forecasts-", dir=out.parent))
-    try:
-        return _evaluate(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _evaluate(args: argparse.Namespace, scratch: Path | None) -> int:
     import aurora_mlops.evaluation as ev
 
+    baselines = tuple(args.baseline or ev.BASELINES)
     if args.model is not None:
-        assert scratch is not None
-        forecasts, checkpoint, truth = _model_forecasts(args, scratch)
+        result = _evaluate_model(args, baselines)
+        if "untuned" not in result.models:
+            print("note: no untuned baseline: the trial trained from scratch (pass --untuned "
+                  "CKPT)")
     else:
-        forecasts, checkpoint, truth = _file_forecasts(args)
-    result = ev.evaluate_forecasts(
-        forecasts,
-        truth,
-        variant=args.variant,
-        out_dir=Path(args.out),
-        climatology=_climatology(args.climatology_from),
-        baselines=tuple(args.baseline or ev.BASELINES),
-        checkpoint=checkpoint,
-    )
+        _check_file_args(args)
+        result = ev.evaluate_forecasts(
+            {"model": args.forecast}, args.truth, variant=args.variant, out_dir=Path(args.out),
+            climatology=ev.training_climatology(args.climatology_from), baselines=baselines,
+        )
     card = result.scorecard.get("model", {})
     for ref, m in card.items():
         if "rmse" in m:
@@ -115,66 +100,34 @@ def _evaluate(args: argparse.Namespace, scratch: Path | None) -> int:
     return 0
 
 
-Forecasts = tuple[dict[str, Any], "dict[str, Any] | None", Any]
-
-
-def _model_forecasts(args: argparse.Namespace, scratch: Path) -> Forecasts:
-    """``--model``: the trial's and the untuned model's rollouts (streamed into ``scratch``),
-    the checkpoint record and the truth."""
+def _evaluate_model(args: argparse.Namespace,
+                    baselines: tuple[str, ...]) -> EvaluationResult:
+    """``--model CKPT --data PATH``: the trial (or ``--ensemble K`` of a sweep, or an ensemble
+    package) rolled out and scored."""
     import aurora_mlops.evaluation as ev
-    from aurora_mlops.data import open_dataset
 
     if args.data is None or args.forecast is not None:
         raise ConfigError("--model needs --data and excludes --forecast")
-    if args.lead_steps < 1:
-        raise ConfigError(f"--lead-steps must be at least 1, got {args.lead_steps}")
-    if args.max_inits is not None and args.max_inits < 1:
-        raise ConfigError(f"--max-inits must be at least 1, got {args.max_inits}")
-    from aurora_mlops.training import checkpoint_record, load_trained
+    from aurora_mlops.cli._profile import require_model_data_profile
 
-    # Load the trial and open the data once; both rollouts share them.
-    data = open_dataset(args.data)
-    rollout = {"lead_steps": args.lead_steps, "max_inits": args.max_inits}
+    require_model_data_profile(args.data, args.model, "evaluate")
+    members = None
     if args.ensemble != 1 or (Path(args.model) / "artifacts" / "ensemble.json").is_file():
         from aurora_mlops.packaging import ensemble_forecasts
 
-        ens = ensemble_forecasts(args.model, args.ensemble, data, args.variant,
-                                 scratch=scratch, **rollout)
-        trained, forecasts, record = ens.best, dict(ens.forecasts), ens.checkpoint
-    else:
-        trained = load_trained(args.model, args.variant)
-        forecasts = {"model": ev.forecast_from_checkpoint(
-            trained, data, args.variant, store=scratch / "model.zarr", **rollout)}
-        record = checkpoint_record(trained)
-    untuned = ev.untuned_forecast(trained, data, args.variant, init=args.untuned,
-                                  store=scratch / "untuned.zarr", **rollout)
-    if untuned is not None:
-        forecasts["untuned"] = untuned
-    else:
-        print("note: no untuned baseline: the trial trained from scratch (pass --untuned CKPT)")
-    return forecasts, record, args.truth or args.data
+        members = functools.partial(ensemble_forecasts, args.model, args.ensemble)
+    return ev.evaluate_checkpoint(
+        args.model, args.data, variant=args.variant, out_dir=args.out,
+        lead_steps=args.lead_steps, max_inits=args.max_inits, untuned=args.untuned,
+        truth=args.truth, climatology_from=args.climatology_from, baselines=baselines,
+        members=members,
+    )
 
 
-def _file_forecasts(args: argparse.Namespace) -> Forecasts:
-    """``--forecast F --truth T``: the forecast file as the model, and the truth."""
+def _check_file_args(args: argparse.Namespace) -> None:
+    """``--forecast F --truth T``: both given, and no flag that needs ``--model``."""
     if args.forecast is None or args.truth is None:
         raise ConfigError("evaluate needs --forecast F --truth T, or --model CKPT --data PATH")
     if args.untuned is not None:
         raise ConfigError("--untuned needs --model (score an untuned forecast file with a "
                           "second evaluate run)")
-    return {"model": args.forecast}, None, args.truth
-
-
-def _climatology(source: str | None) -> Any:
-    """The climatology of ``source``'s training split, or ``None`` (the truth's own)."""
-    if source is None:
-        return None
-    import aurora_mlops.evaluation as ev
-    from aurora_mlops.data import open_dataset, split_times
-    from aurora_mlops.variables import VARIABLES
-
-    src = open_dataset(source)
-    train = split_times(src.sizes["time"]).train
-    src = src.isel(time=slice(*train))
-    angles = {v.name for v in VARIABLES.values() if v.angle}
-    return ev.compute_climatology(src, angles=angles)

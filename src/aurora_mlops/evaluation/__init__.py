@@ -3,7 +3,9 @@
 Metrics are pure functions over xarray (:mod:`._metrics`); event thresholds are one table
 (:mod:`._events`); forecasts follow the WeatherBench2 layout (:mod:`._forecast`); baselines are
 forecasts built from the truth (:mod:`._baselines`); :func:`evaluate_forecasts` streams over
-initialisation times and writes ``metrics.json``, ``metrics.parquet``, plots and reports.
+initialisation times and writes ``metrics.json``, ``metrics.parquet``, plots and reports;
+:func:`evaluate_checkpoint` is the ``evaluate --model`` workflow (load, roll out, score) that the
+CLI and the pipeline's evaluate step share.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from aurora_mlops.evaluation._baselines import (
     climatology_forecast,
     compute_climatology,
     persistence_forecast,
+)
+from aurora_mlops.evaluation._checkpoint import (
+    MemberForecasts,
+    MemberRollout,
+    evaluate_checkpoint,
+    training_climatology,
 )
 from aurora_mlops.evaluation._evaluate import (
     TABLE_COLUMNS,
@@ -58,6 +66,8 @@ __all__ = [
     "TABLE_COLUMNS",
     "EvaluationResult",
     "EventSpec",
+    "MemberForecasts",
+    "MemberRollout",
     "acc",
     "bias",
     "circular_difference",
@@ -67,6 +77,7 @@ __all__ = [
     "crps",
     "ensemble_mean",
     "ensemble_variance",
+    "evaluate_checkpoint",
     "evaluate_forecasts",
     "event_scores",
     "events_for",
@@ -85,5 +96,6 @@ __all__ = [
     "rollout_forecast",
     "score_forecasts",
     "spatial_mean",
+    "training_climatology",
     "untuned_forecast",
 ]

@@ -60,7 +60,7 @@ _SHORT_CLIMATOLOGY = (
 )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Truth:
     """The truth and what the set-up found out about it."""
 
@@ -69,7 +69,26 @@ class _Truth:
     wanted: list[str]  # the variant's time-dependent variables
     index: pd.Index
     step: np.timedelta64
-    notes: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What every chunk of the scoring loop shares, fixed before the first chunk is read."""
+
+    truth: _Truth
+    climatology: xr.Dataset  # on the truth's grid and the scored levels
+    climatology_period: str  # where the climatology came from
+    events: list[EventSpec]  # the variant's events whose inputs the truth has
+    inits: np.ndarray  # every forecast's initialisation times, sorted
+    leads: np.ndarray  # every forecast's lead times, sorted
+    variables: list[str]  # every variable some forecast is scored on
+    levels: np.ndarray | None  # every level some forecast is scored on; None: no levels
+    chunk: int  # initialisation times read per step
+
+    def baseline(self, kind: str) -> ModelState:
+        """A baseline built from the truth, scored on everything some forecast is."""
+        return ModelState(name=kind, kind=kind, variables=self.variables, leads=self.leads,
+                          inits=self.inits, levels=self.levels)
 
 
 def score_forecasts(
@@ -112,56 +131,62 @@ def score_forecasts(
     if not forecasts:
         raise DataError("no forecast to score: pass at least one forecast")
     map_large_arrays()  # freed fields go back to the system: memory flat in the period
-    tr = _open_truth(truth, [v.store_name for v in spec.variables() if v.kind != "static"])
-    models = _forecast_models(forecasts, tr)
-    all_leads = np.unique(np.concatenate([m.leads for m in models]))
-    all_inits = np.unique(np.concatenate([m.inits for m in models]))
-    _check_coverage(tr, all_inits, all_leads)
-    union_vars = sorted({v for m in models for v in m.variables})
-    union_levels = None
-    if "level" in tr.ds.dims:
-        lv = [m.levels for m in models if m.levels is not None]
-        union_levels = np.unique(np.concatenate(lv)) if lv else tr.ds["level"].values
+    tr, truth_notes = _open_truth(truth, [v.store_name for v in spec.variables()
+                                          if v.kind != "static"])
+    tr, models, forecast_notes = _forecast_models(forecasts, tr)
     # A day-of-year climatology too large for memory goes to a Zarr store here while scoring.
     with tempfile.TemporaryDirectory(prefix=".climatology-", dir=scratch_dir) as tmp:
-        clim, clim_period = _climatology(
-            tr, climatology, union_vars, all_inits, all_leads, Path(tmp),
-            needed="climatology" in baselines or bool(union_vars))
-        _score_all(models, tr, clim, baselines, variant, all_inits, all_leads, union_vars,
-                   union_levels, chunk_inits)
-    return finalise(spec.name, models, tr.notes, clim_period)
+        plan, plan_notes = _plan(tr, models, climatology, variant, store=Path(tmp),
+                                 chunk=chunk_inits, needed="climatology" in baselines)
+        scored = [*models, *(plan.baseline(b) for b in baselines)]
+        _score_loop(plan, scored)
+        _check_all_scored(scored, tr)
+    return finalise(spec.name, scored, [*truth_notes, *forecast_notes, *plan_notes],
+                    plan.climatology_period)
 
 
-def _score_all(
-    models: list[ModelState], tr: _Truth, clim: xr.Dataset, baselines: Sequence[str],
-    variant: str, all_inits: np.ndarray, all_leads: np.ndarray, union_vars: list[str],
-    union_levels: np.ndarray | None, chunk_inits: int | None,
-) -> None:
-    """Add the baselines, pick the events the truth allows, score every chunk, check."""
-    if union_levels is not None and "level" in clim.dims:
-        clim = clim.sel(level=union_levels)
+def _plan(
+    tr: _Truth, models: list[ModelState], given: xr.Dataset | None, variant: str, *,
+    store: Path, chunk: int | None, needed: bool,
+) -> tuple[_Plan, list[str]]:
+    """The plan of the scoring loop for ``models`` (the forecasts), with notes on the
+    climatology and on the events the truth cannot score."""
+    inits = np.unique(np.concatenate([m.inits for m in models]))
+    leads = np.unique(np.concatenate([m.leads for m in models]))
+    _check_coverage(tr, inits, leads)
+    variables = sorted({v for m in models for v in m.variables})
+    levels = None
+    if "level" in tr.ds.dims:
+        lv = [m.levels for m in models if m.levels is not None]
+        levels = np.unique(np.concatenate(lv)) if lv else tr.ds["level"].values
+    clim, period, notes = _climatology(tr, given, variables, inits, leads, store,
+                                       needed=needed or bool(variables))
+    if levels is not None and "level" in clim.dims:
+        clim = clim.sel(level=levels)
     clim = clim.assign_coords(lat=tr.ds["lat"], lon=tr.ds["lon"])
-    models += [ModelState(name=b, kind=b, variables=union_vars, leads=all_leads,
-                          inits=all_inits, levels=union_levels) for b in baselines]
     events = [e for e in events_for(variant) if all(i in tr.variables for i in e.inputs)]
-    for e in events_for(variant):
-        if e not in events:
-            tr.notes.append(f"Event {e.label}: the truth lacks {', '.join(e.inputs)}; "
-                            "not scored.")
-    _score_loop(models, tr, clim, events, all_inits, all_leads, union_vars, union_levels,
-                chunk_inits or _auto_chunk(models))
-    _check_all_scored(models, tr)
+    notes += [f"Event {e.label}: the truth lacks {', '.join(e.inputs)}; not scored."
+              for e in events_for(variant) if e not in events]
+    plan = _Plan(truth=tr, climatology=clim, climatology_period=period, events=events,
+                 inits=inits, leads=leads, variables=variables, levels=levels,
+                 chunk=chunk or _auto_chunk(models))
+    return plan, notes
 
 
 def _forecast_models(
     forecasts: Mapping[str, xr.Dataset | str | Path], tr: _Truth
-) -> list[ModelState]:
+) -> tuple[_Truth, list[ModelState], list[str]]:
     """Every forecast on the truth's grid (the truth cut to the rows Aurora predicts first,
-    see :func:`._grid.fit_truth_rows`), with what it can be scored on; lead times some forecast
-    lacks are noted."""
+    see :func:`._grid.fit_truth_rows`), with what it can be scored on; notes on what is not
+    scored (lead times some forecast lacks, and what :func:`_forecast_model` notes)."""
     opened = {name: _as_forecast(value, name) for name, value in forecasts.items()}
-    tr.ds = fit_truth_rows(opened, tr.ds, tr.notes)
-    models = [_forecast_model(name, fc, tr) for name, fc in opened.items()]
+    ds, notes = fit_truth_rows(opened, tr.ds)
+    tr = dataclasses.replace(tr, ds=ds)
+    models = []
+    for name, fc in opened.items():
+        model, model_notes = _forecast_model(name, fc, tr)
+        models.append(model)
+        notes += model_notes
     if not any(m.variables for m in models):
         raise DataError(
             f"no forecast shares a variable with the truth (truth has "
@@ -171,31 +196,34 @@ def _forecast_models(
     for m in models:
         lost = np.setdiff1d(all_leads, m.leads)
         if lost.size:
-            tr.notes.append(f"Forecast {m.name} lacks lead time(s) "
-                            f"{', '.join(lead_text(x) for x in lost)}; not scored there.")
-    return models
+            notes.append(f"Forecast {m.name} lacks lead time(s) "
+                         f"{', '.join(lead_text(x) for x in lost)}; not scored there.")
+    return tr, models, notes
 
 
-def _open_truth(truth: xr.Dataset | str | Path, wanted: list[str]) -> _Truth:
+def _open_truth(truth: xr.Dataset | str | Path, wanted: list[str]) -> tuple[_Truth, list[str]]:
+    """The truth, and a note for each of the variant's variables it lacks."""
     ds = open_truth(truth)
     variables = [str(n) for n in ds.data_vars if "time" in ds[n].dims]
     notes = [f"The truth lacks variable {v}; it is not scored." for v in wanted
              if v not in variables]
     return _Truth(ds=ds, variables=variables, wanted=wanted, index=pd.Index(ds["time"].values),
-                  step=_time_step(ds), notes=notes)
+                  step=_time_step(ds)), notes
 
 
-def _forecast_model(name: str, value: xr.Dataset, tr: _Truth) -> ModelState:
-    """One forecast, on the truth's grid, with what it can be scored on (the rest noted)."""
+def _forecast_model(name: str, value: xr.Dataset, tr: _Truth) -> tuple[ModelState, list[str]]:
+    """One forecast, on the truth's grid, with what it can be scored on, and notes on the
+    rest."""
     fc = check_grid(name, value, tr.ds)
     scorable = [v for v in tr.variables if (("surf", v) in VARIABLES or ("atmos", v) in VARIABLES)]
     fvars = [str(n) for n in fc.data_vars]
+    notes = []
     missing = [v for v in tr.wanted if v not in fvars and v in tr.variables]
     if missing:
-        tr.notes.append(f"Forecast {name} lacks variable(s) {', '.join(missing)}; not scored.")
+        notes.append(f"Forecast {name} lacks variable(s) {', '.join(missing)}; not scored.")
     extra = [v for v in fvars if v not in scorable]
     if extra:
-        tr.notes.append(
+        notes.append(
             f"Forecast {name} variable(s) {', '.join(extra)} have no truth or are not in the "
             "vocabulary; not scored."
         )
@@ -206,10 +234,11 @@ def _forecast_model(name: str, value: xr.Dataset, tr: _Truth) -> ModelState:
         levels = np.intersect1d(fc["level"].values, tl)
         lost = np.setdiff1d(tl, fc["level"].values)
         if lost.size and any("level" in tr.ds[v].dims for v in use):
-            tr.notes.append(f"Forecast {name} lacks level(s) {lost.tolist()} hPa; not scored.")
+            notes.append(f"Forecast {name} lacks level(s) {lost.tolist()} hPa; not scored.")
         fc = fc.sel(level=levels)
-    return ModelState(name=name, kind="forecast", variables=use, leads=fc[LEAD_DIM].values,
-                      inits=fc[INIT_DIM].values, levels=levels, data=fc[use])
+    model = ModelState(name=name, kind="forecast", variables=use, leads=fc[LEAD_DIM].values,
+                       inits=fc[INIT_DIM].values, levels=levels, data=fc[use])
+    return model, notes
 
 
 def _check_coverage(tr: _Truth, inits: np.ndarray, leads: np.ndarray) -> None:
@@ -228,17 +257,18 @@ def _check_coverage(tr: _Truth, inits: np.ndarray, leads: np.ndarray) -> None:
 def _climatology(
     tr: _Truth, given: xr.Dataset | None, variables: list[str], inits: np.ndarray,
     leads: np.ndarray, store: Path, *, needed: bool,
-) -> tuple[xr.Dataset, str]:
-    """The climatology (given, or from the truth before the first initialisation) and where
-    it came from."""
+) -> tuple[xr.Dataset, str, list[str]]:
+    """The climatology (given, or from the truth before the first initialisation), where
+    it came from, and notes on what that means for ACC and the climatology baseline."""
     if given is not None or not needed:
         assert given is not None
-        return given, "supplied by the caller"
+        return given, "supplied by the caller", []
     angles = _angles()
     before = tr.ds.isel(time=np.nonzero(tr.index < inits[0])[0])
     source = before if before.sizes["time"] > 0 else tr.ds
+    notes = []
     if before.sizes["time"] == 0:
-        tr.notes.append(
+        notes.append(
             "The climatology was computed from the evaluation period itself (no earlier "
             "truth); ACC and the climatology baseline are optimistic."
         )
@@ -246,40 +276,36 @@ def _climatology(
     seasonal = seasonal_climatology(source[variables], valid_times, angles=angles, store=store)
     if seasonal is None:
         clim = compute_climatology(source[variables], angles=angles)
-        tr.notes.append(_SHORT_CLIMATOLOGY.format(period=clim.attrs.get("period", "")))
-        return clim, f"truth {clim.attrs.get('period', '')}, by hour of day"
+        notes.append(_SHORT_CLIMATOLOGY.format(period=clim.attrs.get("period", "")))
+        return clim, f"truth {clim.attrs.get('period', '')}, by hour of day", notes
     return seasonal, (f"truth {seasonal.attrs.get('period', '')}, by day of year x hour "
-                      f"of day (+-{WINDOW_DAYS}-day window)")
+                      f"of day (+-{WINDOW_DAYS}-day window)"), notes
 
 
-def _score_loop(
-    models: list[ModelState], tr: _Truth, clim: xr.Dataset, events: list[EventSpec],
-    all_inits: np.ndarray, all_leads: np.ndarray, union_vars: list[str],
-    union_levels: np.ndarray | None, chunk: int,
-) -> None:
+def _score_loop(plan: _Plan, models: list[ModelState]) -> None:
     """Read the truth one chunk of initialisation times at a time and score every model."""
-    step = tr.step
-    accumulate = any(e.derive == "accumulate_24h" for e in events)
-    read = union_vars + [v for e in events for v in e.inputs
-                         if v not in union_vars and v in tr.variables]
-    n_chunks = (all_inits.size + chunk - 1) // chunk
+    tr, step, chunk = plan.truth, plan.truth.step, plan.chunk
+    accumulate = any(e.derive == "accumulate_24h" for e in plan.events)
+    read = plan.variables + [v for e in plan.events for v in e.inputs
+                             if v not in plan.variables and v in tr.variables]
+    n_chunks = (plan.inits.size + chunk - 1) // chunk
     for ci in range(n_chunks):
-        inits_c = all_inits[ci * chunk : (ci + 1) * chunk]
+        inits_c = plan.inits[ci * chunk : (ci + 1) * chunk]
         logger.info("scoring chunk %d/%d (%d initialisation times)", ci + 1, n_chunks,
                     len(inits_c))
         want = np.unique(np.concatenate([
-            inits_c, (inits_c[:, None] + all_leads).ravel(),
-            *[(inits_c[:, None] + all_leads - k * step).ravel()
+            inits_c, (inits_c[:, None] + plan.leads).ravel(),
+            *[(inits_c[:, None] + plan.leads - k * step).ravel()
               for k in range(1, int(np.timedelta64(24, "h") // step)) if accumulate],
         ]))
         pos = np.unique(tr.index.get_indexer(want))
         truth_chunk = tr.ds[read].isel(time=pos[pos >= 0]).load()
-        if union_levels is not None and "level" in truth_chunk.dims:
-            truth_chunk = truth_chunk.sel(level=union_levels)
+        if plan.levels is not None and "level" in truth_chunk.dims:
+            truth_chunk = truth_chunk.sel(level=plan.levels)
         ctx = ChunkContext(
-            truth=truth_chunk, climatology=clim, t_index=tr.index,
+            truth=truth_chunk, climatology=plan.climatology, t_index=tr.index,
             weights=M.lat_weights(tr.ds["lat"]), angles=_angles(),
-            npoints=tr.ds.sizes["lat"] * tr.ds.sizes["lon"], events=events, step=step,
+            npoints=tr.ds.sizes["lat"] * tr.ds.sizes["lon"], events=plan.events, step=step,
         )
         for m in models:
             score_chunk(m, inits_c, ctx)

@@ -41,13 +41,15 @@ def _rows(model: str, metric: str, ds: xr.Dataset) -> Iterable[dict[str, Any]]:
 
 def finalise(variant: str, models: list[ModelState], notes: list[str],
              clim: str) -> EvaluationResult:
-    """The :class:`EvaluationResult` of the running sums in ``models``."""
+    """The :class:`EvaluationResult` of the running sums in ``models``; ``notes`` and one
+    more for each model without a scored pair are its notes."""
     rows: list[dict[str, Any]] = []
     finals: dict[str, dict[str, xr.Dataset]] = {}
     events_out: list[dict[str, Any]] = []
+    unscored = [f"{m.name}: no forecast-truth pair could be scored." for m in models
+                if not m.sums]
     for m in models:
         if not m.sums:
-            notes.append(f"{m.name}: no forecast-truth pair could be scored.")
             continue
         finals[m.name] = _metrics(m)
         for metric, ds in finals[m.name].items():
@@ -63,7 +65,7 @@ def finalise(variant: str, models: list[ModelState], notes: list[str],
         table=table,
         scorecard=_scorecard(table, forecast_names, others),
         events=events_out,
-        notes=notes,
+        notes=[*notes, *unscored],
         nan_skipped={m.name: dict(sorted(m.skipped.items())) for m in models},
         nan_pairs_skipped={m.name: dict(sorted(m.empty_pairs.items())) for m in models},
         pairs={m.name: m.pairs for m in models},

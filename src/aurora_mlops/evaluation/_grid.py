@@ -14,10 +14,10 @@ __all__ = ["check_grid", "fit_truth_rows"]
 
 
 def fit_truth_rows(
-    forecasts: Mapping[str, xr.Dataset], truth: xr.Dataset, notes: list[str]
-) -> xr.Dataset:
-    """The truth without its last latitude row when every forecast lacks just that row (noted
-    in ``notes``), else the truth.
+    forecasts: Mapping[str, xr.Dataset], truth: xr.Dataset
+) -> tuple[xr.Dataset, list[str]]:
+    """The truth without its last latitude row when every forecast lacks just that row, else
+    the truth; and the note that says so (none when the truth is kept whole).
 
     Aurora drops the last latitude row of a grid with one row more than its patches cover
     (721 rows at 0.25 degrees), so its forecasts are on the truth's grid less that row; they
@@ -25,15 +25,14 @@ def fit_truth_rows(
     """
     lat = truth["lat"].values
     if lat.size < 2:
-        return truth
+        return truth, []
     for fc in forecasts.values():
         f = fc["lat"].values
         if f.shape != (lat.size - 1,) or not np.allclose(f, lat[:-1], atol=1e-6):
-            return truth
-    notes.append(f"The forecasts lack the truth's last latitude row ({lat[-1]:g}), which "
-                 "Aurora drops from a grid one row taller than its patches cover; scored "
-                 "without it.")
-    return truth.isel(lat=slice(0, lat.size - 1))
+            return truth, []
+    note = (f"The forecasts lack the truth's last latitude row ({lat[-1]:g}), which Aurora "
+            "drops from a grid one row taller than its patches cover; scored without it.")
+    return truth.isel(lat=slice(0, lat.size - 1)), [note]
 
 
 def check_grid(name: str, fc: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:

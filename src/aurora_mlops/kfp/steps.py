@@ -10,12 +10,11 @@ modules (torch, aurora, mlflow) are imported inside the functions that need them
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shlex
 import shutil
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,6 @@ __all__ = [
     "read_best",
     "read_ref",
     "reported",
-    "run_cli",
     "run_folder",
     "sweep",
     "write_ref",
@@ -51,24 +49,6 @@ __all__ = [
 
 #: ``dataset_uri`` that makes the data step synthesise the variant's smoke dataset.
 SYNTHETIC = "synthetic"
-
-
-def run_cli(argv: list[str]) -> None:
-    """Run ``aurora-mlops ARGV`` in a child interpreter (the same code and errors as the CLI).
-
-    The child shares this process's stdout, stderr and environment, so its lines land in the
-    step's log. A child rather than ``aurora_mlops.cli.main`` in this process: the pipeline
-    layer sits below the CLI and does not import it (this process has loaded nothing heavy
-    yet, so the child costs an interpreter start, not a second torch import).
-
-    Raises:
-        StepFailed: The command exited non-zero (its one-line error is on stderr).
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    code = subprocess.run([sys.executable, "-m", "aurora_mlops", *argv], check=False).returncode
-    if code != 0:
-        raise StepFailed(f"`aurora-mlops {shlex.join(argv)}` failed with exit code {code}")
 
 
 def prepare_data(dataset_uri: str, variant: str, *, ref_dir: str | Path,
@@ -221,22 +201,26 @@ def ensemble_sweep(model_dir: str | Path, ensemble: int) -> Path:
 def evaluate_model(*, model_dir: str | Path, data: str | Path, variant: str,
                    out_dir: str | Path, lead_steps: int = 4, max_inits: int = 0,
                    ensemble: int = 1) -> dict[str, Any]:
-    """``aurora-mlops evaluate --model`` (``ensemble > 1``: ``--ensemble`` of the sweep's
-    top trials, see :func:`ensemble_sweep`), then the figures the pipeline shows and gates on.
+    """:func:`aurora_mlops.evaluation.evaluate_checkpoint` (what ``aurora-mlops evaluate
+    --model`` runs; ``ensemble > 1``: the sweep's top trials, see :func:`ensemble_sweep`), then
+    the figures the pipeline shows and gates on.
 
     Returns:
         ``figures`` (RMSE wins against each baseline, headline RMSE at each lead), ``event``
         (the model's first event record: hits, misses, false alarms, correct negatives) and
         ``skill`` (fraction of targets where the model beats persistence on RMSE).
     """
-    argv = ["evaluate", "--model", str(ensemble_sweep(model_dir, ensemble)), "--data",
-            str(data), "--variant", variant, "--out", str(out_dir), "--lead-steps",
-            str(lead_steps)]
+    from aurora_mlops.evaluation import evaluate_checkpoint
+
+    members = None
     if ensemble > 1:
-        argv += ["--ensemble", str(ensemble)]
-    if max_inits > 0:
-        argv += ["--max-inits", str(max_inits)]
-    run_cli(argv)
+        from aurora_mlops.packaging import ensemble_forecasts
+
+        members = functools.partial(ensemble_forecasts, ensemble_sweep(model_dir, ensemble),
+                                    ensemble)
+    evaluate_checkpoint(model_dir, data, variant=variant, out_dir=out_dir,
+                        lead_steps=lead_steps, max_inits=max_inits if max_inits > 0 else None,
+                        members=members)
     doc = json.loads((Path(out_dir) / "metrics.json").read_text())
     return _summarise_eval(doc, variant)
 
