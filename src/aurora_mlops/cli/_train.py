@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 from typing import Any, get_args
 
 from aurora_mlops.config import TrackerName, get_settings
@@ -72,19 +70,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def sweep_params(work_dir: str) -> dict[str, Any]:
     """The best trial's parameter assignments of a local sweep, parsed like --NAME=VALUE."""
     from aurora_mlops.training import parse_param_args
+    from aurora_mlops.tuning import read_best
 
-    best = Path(work_dir) / "best.json"
     try:
-        doc = json.loads(best.read_text())
-        pairs = [(a["name"], a["value"]) for a in doc.get("parameterAssignments") or []]
-    except FileNotFoundError:
-        raise ConfigError(f"--from-sweep {work_dir}: no best.json; run `aurora-mlops tune` "
-                          "there first") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ConfigError(f"{best}: not a sweep result ({e})") from None
-    if not pairs:
-        raise ConfigError(f"{best}: the sweep has no best trial yet")
-    return parse_param_args([f"--{name}={value}" for name, value in pairs])
+        best = read_best(work_dir)
+    except ConfigError as e:
+        raise ConfigError(f"--from-sweep: {e}") from e
+    if not best.parameters:
+        raise ConfigError(f"{best.path}: the sweep has no best trial yet")
+    return parse_param_args([f"--{name}={value}" for name, value in best.parameters.items()])
 
 
 def report_device(profile: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops._version import __version__
-from aurora_mlops.comparison._entries import BENCH_FILE, EVAL_FILE, SWEEP_FILE, ReportEntry
+from aurora_mlops.comparison._entries import BENCH_FILE, EVAL_FILE, ReportEntry
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.variants import VARIANTS
 
@@ -40,7 +40,6 @@ HEADLINE_VARIABLES: dict[str, tuple[tuple[str, int | None], ...]] = {
 _MADE_BY = {
     EVAL_FILE: "aurora-mlops evaluate --out DIR",
     BENCH_FILE: "aurora-mlops benchmark --out DIR",
-    SWEEP_FILE: "aurora-mlops tune SPEC --backend local --work-dir DIR",
 }
 
 Target = tuple[str, int | None]
@@ -274,9 +273,9 @@ def _efficiency(entry: ReportEntry, bench_dir: Path) -> tuple[dict[str, Any], li
 
 
 def _sweep(entry: ReportEntry, sweep_dir: Path) -> tuple[dict[str, Any], list[str]]:
-    path, best = _read(sweep_dir, SWEEP_FILE)
-    _require(best, ("bestTrialName",), path)
-    metrics = best.get("metrics") or {}
+    from aurora_mlops.tuning import read_best
+
+    best = read_best(sweep_dir)
     trials = None
     status_path = sweep_dir / "status.json"
     if status_path.is_file():
@@ -292,17 +291,17 @@ def _sweep(entry: ReportEntry, sweep_dir: Path) -> tuple[dict[str, Any], list[st
             # status.json only adds trial counts; best.json holds what the report needs.
             logger.warning("ignoring %s: %s", status_path, e)
     notes = []
-    if best["bestTrialName"] is None:
+    if best.trial is None:
         notes.append(f"{entry.label}: the sweep in {sweep_dir} has no successful trial "
-                     f"({best.get('reason') or 'no reason recorded'}).")
+                     f"({best.reason or 'no reason recorded'}).")
     return {
-        "source": str(path),
-        "experiment": best.get("experiment"),
-        "best_trial": best["bestTrialName"],
-        "parameters": {p["name"]: p["value"] for p in best.get("parameterAssignments") or []},
-        "metrics": metrics,
-        "val_score": metrics.get("val_score"),
-        "checkpoint": best.get("checkpoint"),
+        "source": str(best.path),
+        "experiment": best.experiment,
+        "best_trial": best.trial,
+        "parameters": dict(best.parameters),
+        "metrics": dict(best.metrics),
+        "val_score": best.metrics.get("val_score"),
+        "checkpoint": str(best.checkpoint) if best.checkpoint else None,
         "trials": trials,
     }, notes
 

@@ -39,7 +39,6 @@ __all__ = [
     "package",
     "prepare_data",
     "publish",
-    "read_best",
     "read_ref",
     "reported",
     "run_folder",
@@ -116,22 +115,6 @@ def _trial_budget(args: str) -> dict[str, Any]:
     return parse_param_args(shlex.split(args)) if args.strip() else {}
 
 
-def read_best(best_dir: str | Path) -> dict[str, Any]:
-    """The tune step's ``best.json`` (its ``checkpoint`` is an absolute path on a volume).
-
-    Raises:
-        ConfigError: ``best_dir`` holds no readable ``best.json``.
-    """
-    best_json = Path(best_dir) / "best.json"
-    try:
-        doc = json.loads(best_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{best_json}: not a tune step's best trial ({e})") from e
-    if not isinstance(doc, dict) or not doc.get("checkpoint"):
-        raise ConfigError(f"{best_json}: names no checkpoint; the sweep has no best trial")
-    return doc
-
-
 def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: str,
               out_dir: str | Path, fit_args: str, tracking_uri: str = ""
               ) -> tuple[dict[str, float], Path]:
@@ -146,15 +129,17 @@ def final_fit(*, best_dir: str | Path, data: str | Path, variant: str, profile: 
     Returns:
         The model's metrics (``val_score`` ...) and its folder (``model.ckpt``, ``trial.json``).
     """
+    from aurora_mlops.tuning import read_best
+
     best = read_best(best_dir)
+    if best.checkpoint is None:
+        raise ConfigError(f"{best.path}: names no checkpoint; the sweep has no best trial")
     if not fit_args.strip():
-        return ({k: float(v) for k, v in (best.get("metrics") or {}).items()},
-                Path(best["checkpoint"]).parent)
+        return {k: float(v) for k, v in best.metrics.items()}, best.checkpoint.parent
     from aurora_mlops.training import parse_param_args, resolve_params, train_trial
     from aurora_mlops.variants import get_variant
 
-    given = parse_param_args([f"--{a['name']}={a['value']}"
-                              for a in best.get("parameterAssignments") or []])
+    given = parse_param_args([f"--{k}={v}" for k, v in best.parameters.items()])
     given.update(_trial_budget(fit_args))
     result = train_trial(variant=get_variant(variant), data=data, output_dir=out_dir,
                          params=resolve_params(profile, given), profile=profile,

@@ -22,6 +22,7 @@ from aurora_mlops.tuning.analysis._model import (
     TrialRecord,
 )
 from aurora_mlops.tuning.analysis._report import write_analysis
+from aurora_mlops.tuning.katib._best import BEST_FILE, BestTrial, read_best
 from aurora_mlops.tuning.katib._cancel import Terminated
 from aurora_mlops.tuning.katib._check import check_experiment, check_file, load_spec
 from aurora_mlops.tuning.katib._check_service import file_warnings as spec_warnings
@@ -50,11 +51,13 @@ from aurora_mlops.tuning.space._search_space import SearchParameter, SearchSpace
 
 __all__ = [
     "AUGMENT_SPACES",
+    "BEST_FILE",
     "HALVING_ANNOTATION",
     "SMOKE_SPACES",
     "SPACES",
     "SWEEPS",
     "TRIAL_NAME_PARAMETER",
+    "BestTrial",
     "CategoryStats",
     "Experiment",
     "Halving",
@@ -89,6 +92,7 @@ __all__ = [
     "parse_experiment",
     "pipeline_experiment",
     "prune_trials",
+    "read_best",
     "read_halving",
     "render_all",
     "rendered_specs",

@@ -361,8 +361,8 @@ def run_local(
 
     Args:
         spec: The Experiment YAML (or an already loaded :class:`Experiment`).
-        work_dir: Optuna study database, MLflow store (by default), trial dirs, status and best files;
-            trial commands run with this as their working directory.
+        work_dir: Optuna study database, MLflow store (by default), trial dirs, status and
+            best files; trial commands run with this as their working directory.
         data_dir: Linked (or copied) as ``WORKDIR/data``, where relative ``data/...`` paths in
             the trial command point, and ``/mnt/data/...`` ones (the data volume of a cluster).
         timeout: Seconds for the whole sweep; running trials are killed when it passes.
