@@ -18,14 +18,9 @@ import numpy as np
 
 from aurora_mlops._io import write_json
 from aurora_mlops.packaging._contract import ModelContract, Precision, max_steps_for
-from aurora_mlops.packaging._ensemble import (
-    MEMBERS_DIR,
-    ensemble_card,
-    ensemble_record,
-    stage_members,
-)
+from aurora_mlops.packaging._ensemble import ensemble_card, stage_members
 from aurora_mlops.packaging._info import METADATA_KEY, PackageError, PackageInfo
-from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, select_members
+from aurora_mlops.packaging._members import Member, ensemble_record, select_members
 from aurora_mlops.packaging._pyfunc import CONTRACT_FILE, STATIC_FILE
 from aurora_mlops.packaging._sources import (
     Sources,
@@ -178,9 +173,7 @@ def _write_artifacts(
     put("artifacts_versions.json", {"packages": package_versions(),
                                     "git_commit": info.git_commit, "image": info.image})
     if members is not None:
-        stage_members(members.members, members.selection, stage)
-        files[ENSEMBLE_FILE] = stage / ENSEMBLE_FILE
-        files[MEMBERS_DIR] = stage / MEMBERS_DIR
+        files.update(stage_members(members.members, members.selection, stage))
     files[CONTRACT_FILE] = _dump(stage, contract)
     np.savez(stage / STATIC_FILE, **statics)  # type: ignore[arg-type]
     files[STATIC_FILE] = stage / STATIC_FILE

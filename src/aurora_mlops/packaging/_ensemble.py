@@ -1,4 +1,5 @@
-"""A top-k ensemble inside a package: its members' files, their check at load, their mean.
+"""A top-k ensemble inside a package: its members' files, their check at load, their mean,
+and the model card's ensemble section.
 
 The package's own ``model.ckpt`` and ``trial.json`` are the best member's (so everything that
 reads one model from a package, the monitor and the card, sees the best single model); every
@@ -17,44 +18,17 @@ from typing import Any
 import numpy as np
 
 from aurora_mlops.errors import CheckpointError
-from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, ensemble_sha256
+from aurora_mlops.packaging._ensemble_eval import BEST_MEMBER
+from aurora_mlops.packaging._members import ENSEMBLE_FILE, MEMBERS_DIR, Member, ensemble_record
 
-__all__ = [
-    "MEMBERS_DIR", "ensemble_mean_arrays", "ensemble_record", "load_members", "stage_members",
-]
+__all__ = ["ensemble_card", "ensemble_mean_arrays", "load_members", "stage_members"]
 
-#: Folder of the members' trial files inside a package's artifacts.
-MEMBERS_DIR = "members"
 _TRIAL_FILES = ("model.ckpt", "trial.json", "config.json", "norm_stats.json")
 
 
-def _digest(member: Member) -> str:
-    trial = json.loads((member.trial_dir / "trial.json").read_text(encoding="utf-8"))
-    digest = str(trial.get("checkpoint", {}).get("sha256") or "")
-    if not digest:
-        raise CheckpointError(f"{member.trial_dir / 'trial.json'} records no checkpoint sha256: "
-                              "re-run the trial with this version of aurora-mlops")
-    return digest
-
-
-def ensemble_record(members: Sequence[Member], selection: str) -> dict[str, Any]:
-    """``ensemble.json``'s content: the members (best first) with their digests."""
-    digests = [_digest(m) for m in members]
-    return {
-        "k": len(members),
-        "selection": selection,
-        "sha256": ensemble_sha256(digests),
-        "members": [
-            {"index": i, "trial": m.name, "checkpoint_sha256": d, "val_score": m.value,
-             "budget": m.budget, "path": f"{MEMBERS_DIR}/{i}"}
-            for i, (m, d) in enumerate(zip(members, digests, strict=True))
-        ],
-    }
-
-
-def stage_members(members: Sequence[Member], selection: str, stage: Path) -> dict[str, Any]:
+def stage_members(members: Sequence[Member], selection: str, stage: Path) -> dict[str, Path]:
     """Copy every member's trial files under ``stage/members/<i>`` and write ``ensemble.json``;
-    returns its content."""
+    returns the two by name (``{"ensemble.json": ..., "members": ...}``)."""
     record = ensemble_record(members, selection)
     for i, m in enumerate(members):
         dst = stage / MEMBERS_DIR / str(i)
@@ -63,7 +37,7 @@ def stage_members(members: Sequence[Member], selection: str, stage: Path) -> dic
             if (m.trial_dir / name).is_file():
                 shutil.copy2(m.trial_dir / name, dst / name)
     (stage / ENSEMBLE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return record
+    return {ENSEMBLE_FILE: stage / ENSEMBLE_FILE, MEMBERS_DIR: stage / MEMBERS_DIR}
 
 
 def load_members(artifacts: Path, variant: str) -> list[Any]:
@@ -129,8 +103,6 @@ def ensemble_card(info: Any, metrics: dict[str, Any] | None) -> dict[str, Any] |
     """
     if not info.ensemble:
         return None
-    from aurora_mlops.packaging._ensemble_eval import BEST_MEMBER
-
     rmse: dict[str, dict[tuple[Any, ...], float]] = {"model": {}, BEST_MEMBER: {}}
     for r in (metrics or {}).get("rows", []):
         if r["metric"] == "rmse" and r["model"] in rmse:

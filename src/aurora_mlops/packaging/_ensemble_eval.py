@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora_mlops.packaging._info import PackageError
-from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, select_members
+from aurora_mlops.packaging._members import ENSEMBLE_FILE, Member, ensemble_record, select_members
 
 __all__ = ["BEST_MEMBER", "EnsembleForecasts", "ensemble_forecasts", "ensemble_trials"]
 
@@ -63,7 +63,6 @@ def ensemble_forecasts(
     import xarray as xr
 
     from aurora_mlops.evaluation import forecast_from_checkpoint
-    from aurora_mlops.packaging._ensemble import ensemble_record
     from aurora_mlops.training import load_trained
 
     members = ensemble_trials(model, k)

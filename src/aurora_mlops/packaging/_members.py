@@ -1,4 +1,5 @@
-"""Which trials of a sweep make a top-k ensemble, and the ensemble's identity.
+"""Which trials of a sweep make a top-k ensemble, and the ensemble's identity (the record
+``ensemble.json`` keeps: each member's checkpoint digest and the SHA-256 over them).
 
 A plain sweep: the ``k`` Succeeded trials (``status.json``'s ``succeededTrialList``) with a
 ``model.ckpt``, lowest ``val_score`` first (the objective Katib minimised, as each trial's
@@ -18,12 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops.errors import CheckpointError
 from aurora_mlops.packaging._info import PackageError
 
-__all__ = ["ENSEMBLE_FILE", "Member", "ensemble_sha256", "select_members"]
+__all__ = [
+    "ENSEMBLE_FILE", "MEMBERS_DIR", "Member", "ensemble_record", "ensemble_sha256",
+    "select_members",
+]
 
 #: The ensemble's record inside a package's artifacts: members, digests, how they were chosen.
 ENSEMBLE_FILE = "ensemble.json"
+#: Folder of the members' trial files inside a package's artifacts.
+MEMBERS_DIR = "members"
 #: Trial parameter a halving rung's trial names its parent with (see tuning's ``PROMOTED``).
 _PROMOTED = "promoted"
 
@@ -48,6 +55,30 @@ class Member:
 def ensemble_sha256(digests: Sequence[str]) -> str:
     """The ensemble's identity: SHA-256 of its members' checkpoint digests, in member order."""
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _digest(member: Member) -> str:
+    trial = json.loads((member.trial_dir / "trial.json").read_text(encoding="utf-8"))
+    digest = str(trial.get("checkpoint", {}).get("sha256") or "")
+    if not digest:
+        raise CheckpointError(f"{member.trial_dir / 'trial.json'} records no checkpoint sha256: "
+                              "re-run the trial with this version of aurora-mlops")
+    return digest
+
+
+def ensemble_record(members: Sequence[Member], selection: str) -> dict[str, Any]:
+    """``ensemble.json``'s content: the members (best first) with their digests."""
+    digests = [_digest(m) for m in members]
+    return {
+        "k": len(members),
+        "selection": selection,
+        "sha256": ensemble_sha256(digests),
+        "members": [
+            {"index": i, "trial": m.name, "checkpoint_sha256": d, "val_score": m.value,
+             "budget": m.budget, "path": f"{MEMBERS_DIR}/{i}"}
+            for i, (m, d) in enumerate(zip(members, digests, strict=True))
+        ],
+    }
 
 
 def _read(path: Path) -> dict[str, Any]:
