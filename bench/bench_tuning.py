@@ -125,7 +125,11 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     tuned = parse_param_args([f"--{a['name']}={a['value']}"
                               for a in best.get("parameterAssignments") or []])
     budget = parse_param_args(shlex.split(trial_args))
-    arms = [(kind, {**params, **budget, "seed": seed}) for seed in range(1, args.seeds + 1)
+    # Both arms train as the sweep's trials do: with the variant's smoke flags (positivity,
+    # loss weights), which are not searched and so not among the pick's assignments.
+    flags = parse_param_args(list(get_variant(variant).flags("smoke")))
+    arms = [(kind, {**flags, **params, **budget, "seed": seed})
+            for seed in range(1, args.seeds + 1)
             for kind, params in (("tuned", tuned), ("default", {}))]
     results = _pool([(variant, data, root / f"{kind}-{g['seed']}", g) for kind, g in arms],
                     args.jobs)

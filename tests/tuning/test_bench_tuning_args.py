@@ -84,3 +84,23 @@ def test_a_pick_worse_than_the_defaults_is_said_so(capsys: pytest.CaptureFixture
                                   "won_tuned": [0.5] * 3, "won_default": [0.6] * 3,
                                   "best": {}, "sweep_s": 1.0})
     assert "WORSE than the defaults" in capsys.readouterr().out
+
+
+def test_both_arms_train_with_the_variants_smoke_flags(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Air pollution's sweep trials run with ``--positivity=on`` (not searched, so not among
+    the pick's assignments): the held-out fits of both arms must too, or (a) compares models
+    trained unlike the ones the sweep ranked."""
+    bench = _bench()
+    fits: list[dict[str, Any]] = []
+
+    def pool(calls: list[tuple[Any, ...]], jobs: int) -> list[tuple[float, float]]:
+        fits.extend(given for *_, given in calls)
+        return [(0.9, 0.5)] * len(calls)
+
+    monkeypatch.setattr(bench, "sweep", lambda **kw: {"parameterAssignments": []})
+    monkeypatch.setattr(bench, "_pool", pool)
+    assert bench.main(["--variants", "air-pollution", "--part", "a", "--seeds", "2",
+                       "--jobs", "1", "--steps-per-epoch", "5", "--work", str(tmp_path)]) == 0
+    assert len(fits) == 4
+    assert all(resolve_params("smoke", given).positivity for given in fits)
