@@ -189,9 +189,13 @@ _EMISSIONS = tuple(
 #: 10-1000x these (co_850: 3.8e-6), so a from-scratch model's output noise alone swamped the
 #: signal. Location 0: Aurora clamps the normalised species at zero. Not typical: SO2 at 1000
 #: and 850 hPa, where with LoRA on Aurora clips the normalised prediction to 1, so the scale is
-#: the highest SO2 forecast; typical values capped it 80x below the synthetic plumes. Above
-#: 99.9 % of them, the defaults' val_score fell 19 % (README, "Performance targets"); on the
-#: 24 x 48 smoke grid the 99.9th percentile of seed 1's plumes is 1.6e-7 at 1000 hPa.
+#: the highest SO2 forecast. The typical values (1e-9, 3e-10) capped it far below the synthetic
+#: plumes (80x below their 99.9th percentile on the former 36 x 72 grid, 150-160x on 24 x 48)
+#: and every fit had the same SO2 error. The scale sits just above that percentile (seed 1's
+#: plumes on 24 x 48: 1.6e-7 at 1000 hPa, 4.6e-8 at 850): on 36 x 72, 1e-7/3e-8 cut the
+#: defaults' val_score by 19 % over three seeds (README, "Performance targets"), scales further
+#: above the plumes gained less (1.5e-7/5e-8 9 %, 2e-7/6e-8 2 %, 2.5e-7/8e-8 nothing) and
+#: scales below them clip the plumes.
 _SPECIES_ATMOS_STATS: dict[str, tuple[float, float]] = {
     f"{var}_{level}": (0.0, typical)
     for var, per_level in {
