@@ -9,8 +9,8 @@ import pytest
 from aurora_mlops.config import Settings
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning import SWEEPS, build_experiment, check_experiment, pipeline_experiment
-from aurora_mlops.tuning.katib._check import MAX_NAME_LENGTH
 from aurora_mlops.tuning.katib._pipeline import experiment_name, gpus_per_pod
+from aurora_mlops.tuning.katib._webhook import MAX_NAME_LENGTH
 
 #: One node of the AKS pool the README creates (Standard_NC40ads_H100_v5: one H100).
 ONE_GPU = Settings(gpus_per_node=1)

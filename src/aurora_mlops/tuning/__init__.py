@@ -24,7 +24,7 @@ from aurora_mlops.tuning.analysis._model import (
 from aurora_mlops.tuning.analysis._report import write_analysis
 from aurora_mlops.tuning.katib._best import BEST_FILE, BestTrial, read_best
 from aurora_mlops.tuning.katib._cancel import Terminated
-from aurora_mlops.tuning.katib._check import check_experiment, check_file, load_spec
+from aurora_mlops.tuning.katib._check import check_experiment, check_file
 from aurora_mlops.tuning.katib._check_service import file_warnings as spec_warnings
 from aurora_mlops.tuning.katib._check_service import service_warnings
 from aurora_mlops.tuning.katib._client import KatibError, KatibResult, run_katib
@@ -40,6 +40,7 @@ from aurora_mlops.tuning.katib._render import (
     render_all,
     rendered_specs,
 )
+from aurora_mlops.tuning.katib._spec_yaml import load_spec
 from aurora_mlops.tuning.katib._sweeps import SWEEPS, Sweep
 from aurora_mlops.tuning.katib._trials import TrialOutcome, prune_trials
 from aurora_mlops.tuning.local._optuna_map import make_pruner, make_sampler

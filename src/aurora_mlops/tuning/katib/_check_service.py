@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from aurora_mlops.tuning.katib._check_common import _Ctx, _float, _map, _seq
-from aurora_mlops.tuning.katib._model import load_spec
+from aurora_mlops.tuning.katib._problems import _Ctx, _float, _map, _seq
+from aurora_mlops.tuning.katib._spec_yaml import load_spec
 
 __all__ = ["KATIB_VERSIONS", "file_warnings", "service_problems", "service_warnings"]
 

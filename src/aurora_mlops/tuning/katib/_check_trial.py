@@ -1,9 +1,10 @@
 """``katib check`` of the trial template: trial parameters, placeholders, the trial's Job.
 
 Katib substitutes ``${trialParameters.X}`` through ``spec.trialTemplate.trialParameters`` and
-converts the trial spec to a Kubernetes object: a ``batch/v1`` Job (its fields below, anything
-else is refused) or a Kubeflow ``PyTorchJob``. These checks find what would fail there: unused or
-undefined trial parameters, a missing primary container, an unpinned image, unknown fields.
+converts the trial spec to a Kubernetes object: a ``batch/v1`` Job (the fields of
+:data:`~._kube.BatchJob`, anything else is refused) or a Kubeflow ``PyTorchJob``. These checks
+find what would fail there: unused or undefined trial parameters, a missing primary container,
+an unpinned image, unknown fields.
 """
 
 from __future__ import annotations
@@ -11,134 +12,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from aurora_mlops.tuning.katib._check_common import _Ctx, _join, _kind, _map, _seq, _str
+from aurora_mlops.tuning.katib._kube import BatchJob, PyTorchJob
+from aurora_mlops.tuning.katib._problems import (
+    _Ctx,
+    _join,
+    _map,
+    _seq,
+    _str,
+    describe,
+    model_problems,
+)
 
 __all__ = ["check_trial_template"]
-
-_STR, _INT, _NUM, _BOOL, _STRMAP, _ANY = "string", "integer", "number", "boolean", "strmap", "any"
-
-
-@dataclass(frozen=True)
-class _Obj:
-    fields: dict[str, Any]
-    open: bool = False  # unknown keys allowed (status, unstructured objects)
-
-
-
-@dataclass(frozen=True)
-class _List:
-    item: Any
-
-
-_OBJECT_META = _Obj({
-    "name": _STR, "namespace": _STR, "generateName": _STR, "labels": _STRMAP,
-    "annotations": _STRMAP, "uid": _STR, "resourceVersion": _STR, "generation": _INT,
-    "creationTimestamp": _ANY, "deletionTimestamp": _ANY, "deletionGracePeriodSeconds": _INT,
-    "ownerReferences": _ANY, "finalizers": _List(_STR), "managedFields": _ANY, "selfLink": _STR,
-})
-
-# Kubernetes fields of what Katib converts to a batch/v1 Job (anything else is refused).
-
-_CONTAINER_FIELDS = (
-    "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
-    "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
-    "restartPolicy", "securityContext", "startupProbe", "stdin", "stdinOnce",
-    "terminationMessagePath", "terminationMessagePolicy", "tty", "volumeDevices",
-    "volumeMounts", "workingDir",
-)
-_POD_SPEC_FIELDS = (
-    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "dnsConfig",
-    "dnsPolicy", "enableServiceLinks", "ephemeralContainers", "hostAliases", "hostIPC",
-    "hostNetwork", "hostPID", "hostUsers", "hostname", "hostnameOverride",
-    "imagePullSecrets", "nodeName", "os", "overhead", "preemptionPolicy", "priority",
-    "priorityClassName", "readinessGates", "resourceClaims", "resources", "runtimeClassName",
-    "schedulerName", "schedulingGates", "securityContext", "serviceAccount",
-    "serviceAccountName", "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
-    "terminationGracePeriodSeconds", "topologySpreadConstraints", "volumes",
-)
-_JOB_SPEC_FIELDS = (
-    "activeDeadlineSeconds", "backoffLimit", "backoffLimitPerIndex", "completionMode",
-    "completions", "managedBy", "manualSelector", "maxFailedIndexes", "parallelism",
-    "podFailurePolicy", "podReplacementPolicy", "selector", "successPolicy", "suspend",
-    "ttlSecondsAfterFinished",
-)
-_CONTAINER = _Obj(dict.fromkeys(_CONTAINER_FIELDS, _ANY) | {
-    "command": _List(_STR), "args": _List(_STR), "name": _STR, "image": _STR,
-})
-_TOLERATION = _Obj(dict.fromkeys(("key", "operator", "value", "effect"), _STR)
-                   | {"tolerationSeconds": _INT})
-_POD_SPEC = _Obj(dict.fromkeys(_POD_SPEC_FIELDS, _ANY) | {
-    "containers": _List(_CONTAINER), "initContainers": _List(_CONTAINER),
-    "nodeSelector": _STRMAP, "restartPolicy": _STR, "tolerations": _List(_TOLERATION),
-})
-_POD_TEMPLATE = _Obj({"metadata": _OBJECT_META, "spec": _POD_SPEC})
-_JOB = _Obj({
-    "apiVersion": _STR, "kind": _STR, "metadata": _OBJECT_META, "status": _ANY,
-    "spec": _Obj(dict.fromkeys(_JOB_SPEC_FIELDS, _ANY) | {"template": _POD_TEMPLATE}),
-})
-_PYTORCH_REPLICA = _Obj({"replicas": _INT, "restartPolicy": _STR, "template": _POD_TEMPLATE})
-_PYTORCHJOB = _Obj({
-    "apiVersion": _STR, "kind": _STR, "metadata": _OBJECT_META, "status": _ANY,
-    "spec": _Obj({
-        "pytorchReplicaSpecs": _Obj({"Master": _PYTORCH_REPLICA, "Worker": _PYTORCH_REPLICA}),
-        "elasticPolicy": _ANY, "nprocPerNode": _ANY, "runPolicy": _ANY,
-    }),
-})
 
 # Katib's vocabulary ---------------------------------------------------------------------------
 _META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
 _PLACEHOLDER_RE = re.compile(r"\$\{trialParameters\.(.+?)\}")
 _META_RE = re.compile(r"\$\{trialSpec\.(.+?)\}")
-
-
-def _walk(value: Any, node: Any, path: str, out: list[str]) -> None:
-    """Type and unknown-field problems of ``value`` against the schema ``node``."""
-    if node == _ANY:
-        return
-    if isinstance(node, _Obj):
-        if not isinstance(value, dict):
-            out.append(f"{path}: must be a mapping, got {_kind(value)}")
-            return
-        for key, sub in value.items():
-            where = _join(path, str(key))
-            if key not in node.fields:
-                if not node.open:
-                    known = ", ".join(sorted(node.fields))
-                    out.append(f"{where}: unknown field (known fields: {known})")
-                continue
-            _walk(sub, node.fields[key], where, out)
-    elif isinstance(node, _List):
-        if not isinstance(value, list):
-            out.append(f"{path}: must be a list, got {_kind(value)}")
-            return
-        for i, item in enumerate(value):
-            _walk(item, node.item, f"{path}[{i}]", out)
-    elif node == _STR:
-        if isinstance(value, bool | int | float):
-            text = format(value).lower() if isinstance(value, bool) else repr(value)
-            out.append(f"{path}: must be a string, got {_kind(value)}; quote it (\"{text}\")")
-        elif not isinstance(value, str):
-            out.append(f"{path}: must be a string, got {_kind(value)}")
-    elif node == _INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            out.append(f"{path}: must be an integer, got {_kind(value)}")
-    elif node == _NUM:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            out.append(f"{path}: must be a number, got {_kind(value)}")
-    elif node == _BOOL:
-        if not isinstance(value, bool):
-            out.append(f"{path}: must be true or false, got {_kind(value)}")
-    elif node == _STRMAP:
-        if not isinstance(value, dict):
-            out.append(f"{path}: must be a mapping of strings, got {_kind(value)}")
-            return
-        for k, v in value.items():
-            if not isinstance(v, str):
-                out.append(f"{_join(path, str(k))}: must be a string, got {_kind(v)}")
-
 
 
 def _containers(obj: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -167,17 +59,17 @@ def _check_trial_spec(c: _Ctx, trial: dict[str, Any], primary: str) -> None:
     if meta.get("name") or meta.get("namespace"):
         c.add(f"{base}.metadata", "name and namespace must be omitted (Katib sets them)")
     if api == "batch/v1" and kind == "Job":
-        _walk(trial, _JOB, base, c.out)
+        c.out.extend(model_problems(BatchJob, trial, base))
         pod = _map(_map(_map(trial.get("spec")).get("template")).get("spec"))
         if not _seq(pod.get("containers")):
             c.add(f"{base}.spec.template.spec.containers", "must list at least one container")
         restart = pod.get("restartPolicy")
         if restart not in ("Never", "OnFailure"):
             c.add(f"{base}.spec.template.spec.restartPolicy",
-                  f"a Job needs Never or OnFailure, got {_kind(restart)}")
+                  f"a Job needs Never or OnFailure, got {describe(restart)}")
         scope = f"{base}.spec.template.spec.containers"
     elif kind == "PyTorchJob":
-        _walk(trial, _PYTORCHJOB, base, c.out)
+        c.out.extend(model_problems(PyTorchJob, trial, base))
         replicas = _map(_map(trial.get("spec")).get("pytorchReplicaSpecs"))
         if "Master" not in replicas:
             c.add(f"{base}.spec.pytorchReplicaSpecs.Master", "must be specified")

@@ -262,7 +262,7 @@ def load_experiment(path: str | Path) -> Experiment:
     """
     import yaml
 
-    from aurora_mlops.tuning.katib._check import check_experiment, load_spec
+    from aurora_mlops.tuning.katib._spec_yaml import load_spec
 
     p = Path(path)
     try:
@@ -273,7 +273,7 @@ def load_experiment(path: str | Path) -> Experiment:
         doc = load_spec(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({' '.join(str(e).split())})") from e
-    problems = check_experiment(doc)
+    problems = KatibExperiment.problems(doc)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(

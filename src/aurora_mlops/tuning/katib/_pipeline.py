@@ -16,8 +16,8 @@ from typing import Any
 
 from aurora_mlops.config import Settings, get_settings
 from aurora_mlops.errors import ConfigError
-from aurora_mlops.tuning.katib._check import MAX_NAME_LENGTH
 from aurora_mlops.tuning.katib._experiment import Experiment
+from aurora_mlops.tuning.katib._webhook import MAX_NAME_LENGTH
 
 __all__ = ["experiment_name", "gpus_per_pod", "pipeline_experiment"]
 
