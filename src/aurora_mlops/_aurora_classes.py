@@ -94,7 +94,8 @@ def _restat(batch: Batch, stats: dict[str, tuple[float, float]], *, to_aurora: b
     has ``surf_stats`` but no ``atmos_stats``). With Aurora's ``(L, S)`` and the given
     ``(l, s)``, ``x' = (x - l) S / s + L`` normalises to ``(x - l) / s``; the prediction maps
     back the same way. The network, its positivity clamps and its log transform thus see
-    exactly the variable normalised with the given statistics.
+    exactly the variable normalised with the given statistics. The clamps act on normalised
+    values, so a positive variable's location must be 0 (:func:`_checked_atmos_stats`).
     """
     import dataclasses
 

@@ -20,10 +20,11 @@ runs on the CPU and says so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,19 @@ def _check_settings(
         raise ConfigError(f"--out {out_dir} is a file, not a directory: pass a directory")
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` for the block and given back afterwards
+    (``None``: torch's own choice, left alone)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_benchmark(
     model_path: str | Path,
     variant: str | None,
@@ -156,18 +170,52 @@ def run_benchmark(
         DataError, DataFileError: ``data`` is unreadable or too short.
     """
     _check_settings(batch_sizes, rollout_steps, repeats, warmup, train_steps, threads, out_dir)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _run(
-            model_path, variant, data=data, out_dir=Path(out_dir), batch_sizes=batch_sizes,
-            amp_modes=amp_modes, device=device, say=progress or log.info,
-            settings={"rollout_steps": rollout_steps, "repeats": repeats, "warmup": warmup,
-                      "train_steps": train_steps},
-        )
-    finally:
-        torch.set_num_threads(before)
+    out_dir, say = Path(out_dir), progress or log.info
+    settings = {"rollout_steps": rollout_steps, "repeats": repeats, "warmup": warmup,
+                "train_steps": train_steps}
+    with _torch_threads(threads):
+        dev = resolve_device(device)
+        tm = load_trained(model_path, variant=variant)
+        sizes = sorted({int(b) for b in batch_sizes})
+        notes: list[str] = []
+        modes = _modes(tm, dev, amp_modes, notes)
+        env_record = environment_record(dev)
+        env = env_ref(env_record)
+        say(f"environment {env['id']}: {env['summary']}")
+        busy = _busy_note(env_record)
+        if busy:
+            notes.append(busy)
+            say(busy)
+        device_info = device_block(dev, say)
+        say(f"building {'the synthetic' if data is None else 'the test-split'} input batch")
+        inputs = make_input(tm, data=data, max_batch=max(sizes),
+                            target_steps=tm.params.rollout_steps)
+        model_block = _model_block(tm, env)
+        figures = _measure_all(tm, inputs, modes=modes, sizes=sizes, settings=settings, dev=dev,
+                               env=env, say=say)
+        if any("error" in f for f in figures):
+            notes.append("some measurements failed (see the figures' `error`)")
+        report: dict[str, Any] = {
+            "schema": SCHEMA,
+            "env": env_record,
+            "device": device_info,
+            "model": model_block,
+            "input": inputs.describe,
+            "settings": {
+                "batch_sizes": sizes,
+                **settings,
+                "train_rollout_steps": tm.params.rollout_steps,
+                "amp_modes": [precision_name(a) for a in modes],
+            },
+            "figures": figures,
+            "amp_comparison": _amp_comparison(figures, env),
+            "memory": _memory_block(figures, device_info, env),
+            "notes": notes,
+        }
+        atomic_write(out_dir / "benchmark.md", render_markdown(report))
+        atomic_write(out_dir / "benchmark.json", report_json(report))
+        say(f"wrote {out_dir / 'benchmark.json'} and {out_dir / 'benchmark.md'}")
+        return report
 
 
 def _modes(tm: TrainedModel, dev: torch.device, amp_modes: Sequence[bool] | None,
@@ -278,62 +326,6 @@ def _busy_note(env_record: dict[str, Any]) -> str | None:
         f"the machine was busy when the run started (1-minute load {load:.1f} on "
         f"{env_record['cpu']['usable_cores']} usable cores): CPU timings are pessimistic"
     )
-
-
-def _run(
-    model_path: str | Path,
-    variant: str | None,
-    *,
-    data: str | Path | None,
-    out_dir: Path,
-    batch_sizes: Sequence[int],
-    amp_modes: Sequence[bool] | None,
-    device: str | torch.device | None,
-    settings: dict[str, Any],
-    say: Progress,
-) -> dict[str, Any]:
-    """The body of :func:`run_benchmark` (arguments already checked)."""
-    dev = resolve_device(device)
-    tm = load_trained(model_path, variant=variant)
-    sizes = sorted({int(b) for b in batch_sizes})
-    notes: list[str] = []
-    modes = _modes(tm, dev, amp_modes, notes)
-    env_record = environment_record(dev)
-    env = env_ref(env_record)
-    say(f"environment {env['id']}: {env['summary']}")
-    busy = _busy_note(env_record)
-    if busy:
-        notes.append(busy)
-        say(busy)
-    device_info = device_block(dev, say)
-    say(f"building {'the synthetic' if data is None else 'the test-split'} input batch")
-    inputs = make_input(tm, data=data, max_batch=max(sizes), target_steps=tm.params.rollout_steps)
-    model_block = _model_block(tm, env)
-    figures = _measure_all(tm, inputs, modes=modes, sizes=sizes, settings=settings, dev=dev,
-                           env=env, say=say)
-    if any("error" in f for f in figures):
-        notes.append("some measurements failed (see the figures' `error`)")
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "env": env_record,
-        "device": device_info,
-        "model": model_block,
-        "input": inputs.describe,
-        "settings": {
-            "batch_sizes": sizes,
-            **settings,
-            "train_rollout_steps": tm.params.rollout_steps,
-            "amp_modes": [precision_name(a) for a in modes],
-        },
-        "figures": figures,
-        "amp_comparison": _amp_comparison(figures, env),
-        "memory": _memory_block(figures, device_info, env),
-        "notes": notes,
-    }
-    atomic_write(out_dir / "benchmark.md", render_markdown(report))
-    atomic_write(out_dir / "benchmark.json", report_json(report))
-    say(f"wrote {out_dir / 'benchmark.json'} and {out_dir / 'benchmark.md'}")
-    return report
 
 
 def report_json(report: dict[str, Any]) -> str:

@@ -124,15 +124,6 @@ def _training_setup(
     return model, optimizer
 
 
-def _cropped(
-    pred: Any, targets: dict[str, dict[str, torch.Tensor]], device: torch.device
-) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]:
-    """Targets and latitude weights cropped as ``rollout`` crops the grid (to the patch size)."""
-    h, w = next(iter(pred.surf_vars.values())).shape[-2:]
-    cropped = {g: {k: v[..., :h, :w] for k, v in d.items()} for g, d in targets.items()}
-    return cropped, lat_weights(pred.metadata.lat.cpu()).to(device)
-
-
 def time_training(
     tm: TrainedModel,
     inputs: BenchInput,
@@ -168,7 +159,12 @@ def time_training(
             with autocast:
                 preds = list(rollout(model, batch, horizon))
                 if cropped is None:
-                    cropped, weights = _cropped(preds[0], targets, device)
+                    # rollout crops the grid to the patch size: crop targets and weights alike.
+                    h, w = next(iter(preds[0].surf_vars.values())).shape[-2:]
+                    cropped = {
+                        g: {k: v[..., :h, :w] for k, v in d.items()} for g, d in targets.items()
+                    }
+                    weights = lat_weights(preds[0].metadata.lat.cpu()).to(device)
                 loss = rollout_loss(preds, cropped, stats, weights, cfg, lead_weights)
             loss.backward()
             if p.grad_clip > 0:
