@@ -89,8 +89,8 @@ def test_so2_cap_sits_above_the_plumes_at_the_capped_levels(
 ) -> None:
     """With LoRA on, Aurora clips the normalised SO2 prediction at 1000 and 850 hPa to 1, so
     the smoke scale there is the highest SO2 the model can forecast. At the typical value
-    (1e-9 kg/kg) the cap sat 80x below the synthetic plumes and every fit had the same SO2 error;
-    the smoke scale puts it above 99.9 % of the data."""
+    (1e-9 kg/kg) the cap sat 150-160x below the synthetic plumes (24 x 48 grid) and every fit
+    had the same SO2 error; the smoke scale puts it above 99.9 % of the data."""
     batch = _window_batch(synthetic_data)
     model = _model(atmos_stats=True)
     assert model.use_lora
