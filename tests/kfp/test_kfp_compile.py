@@ -340,7 +340,7 @@ def test_the_shipped_yaml_starts_on_kfp_2_14(docs: dict[str, dict[str, Any]], re
 
 def test_only_the_default_optional_is_left_out() -> None:
     """``optional: true`` (a Secret that may be missing) stays; ``optional: false`` goes."""
-    from aurora_mlops.kfp._compile import _without_default_optional
+    from aurora_mlops.kfp._yaml import _without_default_optional
 
     text = ("spec: 1\n---\nplatforms:\n  kubernetes:\n    secretAsEnv:\n    - keyToEnv: []\n"
             "      optional: false\n      secretName: a\n    - keyToEnv: []\n"

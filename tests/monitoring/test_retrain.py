@@ -40,6 +40,11 @@ def test_an_alarm_starts_tune_and_publish_on_the_newest_data(
         (upload,) = fake.calls("POST", "/pipelines/upload")
         spec = next(yaml.safe_load_all(upload.files["uploadfile"]))
         assert spec["pipelineInfo"]["name"] == "aurora-tune-and-publish"
+        # Compiled as the shipped YAML is: without the `optional: false` that API servers
+        # older than KFP 2.15 refuse (kubeflow/pipelines kubernetes_platform/proto/
+        # kubernetes_executor_config.proto, SecretAsEnv.optional = 3).
+        text = upload.files["uploadfile"].decode()
+        assert "secretAsEnv" in text and "optional: false" not in text
         (run,) = fake.calls("POST", "/runs")
         assert run.json["runtime_config"]["parameters"] == {
             "variant": "high-res", "dataset_uri": "/mnt/data/live.zarr", "max_trials": 4,

@@ -7,12 +7,11 @@ profile on synthetic data by default.
 
 from __future__ import annotations
 
-import re
-import tempfile
 from pathlib import Path
 
 from aurora_mlops._io import atomic_write
 from aurora_mlops.errors import ConfigError
+from aurora_mlops.kfp._yaml import compiled_text
 
 __all__ = ["DEV_DIR", "compile_all", "compiled_texts"]
 
@@ -27,8 +26,6 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
     Args:
         parallelism: Variants at a time in ``aurora-all-variants`` (default: its default).
     """
-    from kfp import compiler
-
     from aurora_mlops.config import get_settings
     from aurora_mlops.kfp import all_variants, monitor, tune_and_publish
     from aurora_mlops.kfp.components import ALL
@@ -46,29 +43,7 @@ def compiled_texts(parallelism: int | None = None) -> dict[str, str]:
         par, settings=dev, defaults=tune_and_publish.DEV)
     targets[f"pipelines/{monitor.NAME}.yaml"] = monitor.aurora_monitor
     targets[f"{DEV_DIR}/{monitor.NAME}.yaml"] = monitor.build(dev)
-    out: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="aurora-kfp-") as tmp:
-        for rel, func in targets.items():
-            path = Path(tmp) / rel.replace("/", "__")
-            compiler.Compiler().compile(func, str(path))
-            out[rel] = _without_default_optional(path.read_text(encoding="utf-8"))
-    return out
-
-
-def _without_default_optional(text: str) -> str:
-    """The compiled YAML without ``optional: false`` in its platform spec.
-
-    kfp-kubernetes 2.17 writes ``optional: false`` on every ``secretAsEnv``. The field arrived
-    in KFP 2.15.0 (kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto,
-    ``SecretAsEnv.optional = 3``), and older API servers unmarshal each task's Kubernetes config
-    strictly (backend/src/v2/compiler/argocompiler/container.go, ``protojson.Unmarshal``), so
-    they refuse the whole run over a field whose value is the default anyway. Left out, the
-    pipelines start on the older releases that support their other features.
-    """
-    spec, sep, platform = text.partition("\n---\n")
-    if not sep:
-        return text
-    return spec + sep + re.sub(r"\n[ ]+optional: false(?=\n)", "", platform)
+    return {rel: compiled_text(func) for rel, func in targets.items()}
 
 
 def compile_all(root: str | Path = ".", parallelism: int | None = None) -> list[Path]:

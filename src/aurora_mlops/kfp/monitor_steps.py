@@ -91,13 +91,12 @@ def submit_retraining(*, variant: str, dataset_uri: str, params: str) -> str:
     Raises:
         ConfigError: No KFP host or credential is configured.
     """
-    from aurora_mlops.kfp._compile import compiled_texts
-    from aurora_mlops.kfp.tune_and_publish import NAME
+    from aurora_mlops.kfp._yaml import compiled_text
+    from aurora_mlops.kfp.tune_and_publish import NAME, tune_and_publish
     from aurora_mlops.submit import SubmitRequest, submit_pipeline
 
     with tempfile.TemporaryDirectory(prefix="aurora-retrain-") as tmp:
-        text = compiled_texts()[f"pipelines/{NAME}.yaml"]
-        path = atomic_write(Path(tmp) / f"{NAME}.yaml", text)
+        path = atomic_write(Path(tmp) / f"{NAME}.yaml", compiled_text(tune_and_publish))
         request = SubmitRequest(pipeline=str(path), experiment="aurora-retrain",
                                 params=[f"variant={variant}", f"dataset_uri={dataset_uri}",
                                         *params.split()])
