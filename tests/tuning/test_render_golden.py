@@ -281,9 +281,17 @@ def test_a_variants_trial_flags_and_grids_come_from_its_spec() -> None:
         command = build_experiment(sweep)["spec"]["trialTemplate"]["trialSpec"]
         text = str(command)
         assert all(flag in text for flag in spec.trial_flags), sweep.relpath
+        own, other = ((spec.production_flags, spec.smoke_flags) if sweep.profile == "production"
+                      else (spec.smoke_flags, spec.production_flags))
+        assert all(flag in text for flag in own), sweep.relpath
+        assert not any(flag in text for flag in other), sweep.relpath
         grid = spec.sweep_grid if sweep.profile == "production" else spec.smoke_sweep_grid
         if sweep.algorithm == "grid":
             assert set(sweep.parameters) == set(grid), sweep.relpath
         if sweep.algorithm == "random" and sweep.profile == "production":
             assert not set(sweep.parameters) & set(spec.sweep_random_leave_out), sweep.relpath
     assert any("--amp=on" in str(build_experiment(s)) for s in SWEEPS if s.variant == "high-res")
+    # The wave headline's loss weights are the smoke model's, not a production fine-tune's.
+    waves = {s.profile: str(build_experiment(s)) for s in SWEEPS if s.variant == "ocean-waves"}
+    assert "--variable_weights=" in waves["smoke"]
+    assert "--variable_weights=" not in waves["production"]
