@@ -58,11 +58,12 @@ def _best_json(best_dir: Path, *, checkpoint: Path, experiment: str, best_trial:
     if not checkpoint.is_file():
         raise StepFailed(f"best trial {best_trial}: no {checkpoint}; is the artifacts volume "
                          "mounted where the trials wrote it?")
+    from aurora_mlops.tuning import best_document
+
     trial = checkpoint.parent / "trial.json"
-    doc = {"experiment": experiment, "bestTrialName": best_trial,
-           "parameterAssignments": [{"name": k, "value": v} for k, v in parameters.items()],
-           "metrics": dict(metrics), "checkpoint": str(checkpoint.resolve()),
-           "trial": str(trial.resolve()) if trial.is_file() else None}
+    doc = best_document(experiment=experiment, best_trial=best_trial, parameters=parameters,
+                        metrics=metrics, checkpoint=str(checkpoint.resolve()),
+                        trial=str(trial.resolve()) if trial.is_file() else None)
     best_dir.mkdir(parents=True, exist_ok=True)
     write_json(best_dir / "best.json", doc, sort_keys=False)
     return doc

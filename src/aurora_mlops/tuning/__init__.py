@@ -22,7 +22,7 @@ from aurora_mlops.tuning.analysis._model import (
     TrialRecord,
 )
 from aurora_mlops.tuning.analysis._report import write_analysis
-from aurora_mlops.tuning.katib._best import BEST_FILE, BestTrial, read_best
+from aurora_mlops.tuning.katib._best import BEST_FILE, BestTrial, best_document, read_best
 from aurora_mlops.tuning.katib._cancel import Terminated
 from aurora_mlops.tuning.katib._check import check_experiment, check_file
 from aurora_mlops.tuning.katib._check_service import file_warnings as spec_warnings
@@ -78,6 +78,7 @@ __all__ = [
     "TrialOutcome",
     "TrialRecord",
     "analyze_sweep",
+    "best_document",
     "build_experiment",
     "check_experiment",
     "check_file",

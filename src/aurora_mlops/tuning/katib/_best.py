@@ -1,10 +1,11 @@
 """``best.json``, the one file a sweep hands on: which trial won, its parameters, metrics and
 checkpoint, in Katib's words (``bestTrialName``, ``parameterAssignments``).
 
-Three writers share its layout: the local runner (:class:`~aurora_mlops.tuning.SweepResult`),
-the export of a Katib trial (:func:`~aurora_mlops.tuning.export_trial`) and the pipeline's tune
-step. :func:`read_best` is its one reader, for ``train-trial --from-sweep``, the pipeline's final
-fit and the combined report.
+Three writers fill it through :func:`best_document`: the local runner
+(:class:`~aurora_mlops.tuning.SweepResult`), the export of a Katib trial
+(:func:`~aurora_mlops.tuning.export_trial`) and the pipeline's tune step. :func:`read_best` is
+its one reader, for ``train-trial --from-sweep``, the pipeline's final fit and the combined
+report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from aurora_mlops.errors import ConfigError
 
-__all__ = ["BEST_FILE", "BestTrial", "read_best"]
+__all__ = ["BEST_FILE", "BestTrial", "best_document", "read_best"]
 
 BEST_FILE = "best.json"
 _MADE_BY = "aurora-mlops tune SPEC --backend local --work-dir DIR"
@@ -48,6 +49,17 @@ class BestTrial:
     checkpoint: Path | None = None
     reason: str | None = None
     spec: str | None = None
+
+
+def best_document(*, experiment: str, best_trial: str | None,
+                  parameters: Mapping[str, str],
+                  metrics: Mapping[str, float], checkpoint: str | None,
+                  **extra: Any) -> dict[str, Any]:
+    """The content of ``best.json``: the fields every writer gives, then its ``extra`` ones
+    (``reason``, ``spec``, ``trial`` ...) in the order given."""
+    return {"experiment": experiment, "bestTrialName": best_trial,
+            "parameterAssignments": [{"name": k, "value": v} for k, v in parameters.items()],
+            "metrics": dict(metrics), "checkpoint": checkpoint, **extra}
 
 
 def read_best(where: str | Path) -> BestTrial:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops.tuning.katib._best import best_document
 from aurora_mlops.tuning.katib._client import CHECKPOINT_NAME, KatibError
 
 __all__ = ["export_trial"]
@@ -29,9 +30,8 @@ def export_trial(trial_dir: str | Path, dest: str | Path, *, experiment: str, be
         raise KatibError(f"best trial {best_trial}: no {CHECKPOINT_NAME} in {src}; is the "
                          "artifacts volume mounted where the trials wrote it?")
     shutil.copytree(src, out, dirs_exist_ok=True)
-    doc = {"experiment": experiment, "bestTrialName": best_trial,
-           "parameterAssignments": [{"name": k, "value": v} for k, v in parameters.items()],
-           "metrics": dict(metrics), "checkpoint": CHECKPOINT_NAME,
-           "trial": "trial.json" if (out / "trial.json").is_file() else None}
+    doc = best_document(experiment=experiment, best_trial=best_trial, parameters=parameters,
+                        metrics=metrics, checkpoint=CHECKPOINT_NAME,
+                        trial="trial.json" if (out / "trial.json").is_file() else None)
     (out / "best.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc

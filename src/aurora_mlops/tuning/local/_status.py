@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aurora_mlops._io import write_json
+from aurora_mlops.tuning.katib._best import best_document
 from aurora_mlops.tuning.katib._experiment import Experiment, format_katib_value
 from aurora_mlops.tuning.local._states import attr, trial_state
 
@@ -40,16 +41,10 @@ class SweepResult:
 
     def best_json(self, *, parent_run_id: str | None, spec: str | None) -> dict[str, Any]:
         """What ``best.json`` holds (``spec``: the Experiment YAML's path, if any)."""
-        return {
-            "experiment": self.experiment,
-            "bestTrialName": self.best_trial,
-            "parameterAssignments": [{"name": k, "value": v} for k, v in self.parameters.items()],
-            "metrics": self.metrics,
-            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-            "reason": self.reason,
-            "mlflowParentRunId": parent_run_id,
-            "spec": spec,
-        }
+        return best_document(
+            experiment=self.experiment, best_trial=self.best_trial, parameters=self.parameters,
+            metrics=self.metrics, checkpoint=str(self.checkpoint) if self.checkpoint else None,
+            reason=self.reason, mlflowParentRunId=parent_run_id, spec=spec)
 
 
 def now() -> str:
