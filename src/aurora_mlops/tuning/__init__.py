@@ -9,6 +9,11 @@ semantics), :func:`run_katib` on a cluster; a successive-halving spec runs as a 
 Experiments, one per rung (:func:`run_halving_local`, :func:`run_halving_katib`).
 :func:`analyze_sweep` reads a finished local sweep (importance, directions, elites against the
 bounds) and proposes the next spec.
+
+The code lives in four rooms, each a sub-package whose ``__init__`` says what it holds:
+``space/`` (search spaces), ``katib/`` (the Experiment: model, rules, rendering, cluster client,
+``best.json``), ``local/`` (the embedded runner) and ``analysis/``; the halving chain, which
+drives either backend, sits at the root. Other packages import only the names below.
 """
 
 from aurora_mlops.tuning._halving import read_halving, rung_experiment
