@@ -16,18 +16,7 @@ from aurora_mlops.evaluation._baselines import (
     compute_climatology,
     persistence_forecast,
 )
-from aurora_mlops.evaluation._checkpoint import (
-    MemberForecasts,
-    MemberRollout,
-    evaluate_checkpoint,
-    training_climatology,
-)
-from aurora_mlops.evaluation._evaluate import (
-    TABLE_COLUMNS,
-    EvaluationResult,
-    evaluate_forecasts,
-    score_forecasts,
-)
+from aurora_mlops.evaluation._evaluate import TABLE_COLUMNS, EvaluationResult, score_forecasts
 from aurora_mlops.evaluation._events import (
     EVENTS,
     EventSpec,
@@ -57,6 +46,13 @@ from aurora_mlops.evaluation._model import (
     rollout_arrays,
     rollout_forecast,
     untuned_forecast,
+)
+from aurora_mlops.evaluation._workflow import (
+    MemberForecasts,
+    MemberRollout,
+    evaluate_checkpoint,
+    evaluate_forecasts,
+    training_climatology,
 )
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Scoring: stream forecasts and truth over initialisation times, accumulate, finalise, write.
+"""Scoring: stream forecasts and truth over initialisation times, accumulate, finalise.
 
 The loop reads one chunk of initialisation times at a time (every forecast, the baselines built
 from the truth, and the truth at the valid times ``init + lead`` of that chunk), computes the
@@ -15,12 +15,10 @@ are plain time means of the per-time values.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,12 +39,7 @@ from aurora_mlops.evaluation._seasonal import WINDOW_DAYS, seasonal_climatology
 from aurora_mlops.variables import VARIABLES
 from aurora_mlops.variants import get_variant
 
-__all__ = [
-    "TABLE_COLUMNS",
-    "EvaluationResult",
-    "evaluate_forecasts",
-    "score_forecasts",
-]
+__all__ = ["TABLE_COLUMNS", "EvaluationResult", "score_forecasts"]
 
 logger = logging.getLogger(__name__)
 
@@ -356,50 +349,3 @@ def _as_forecast(value: xr.Dataset | str | Path, name: str) -> xr.Dataset:
     if isinstance(value, xr.Dataset):
         return normalise_forecast(value, source=f"<{name}>")
     return open_forecast(value)
-
-
-def evaluate_forecasts(
-    forecasts: Mapping[str, xr.Dataset | str | Path],
-    truth: xr.Dataset | str | Path,
-    *,
-    variant: str,
-    out_dir: str | Path,
-    climatology: xr.Dataset | None = None,
-    baselines: Sequence[str] = BASELINES,
-    chunk_inits: int | None = None,
-    checkpoint: Mapping[str, Any] | None = None,
-) -> EvaluationResult:
-    """Score forecasts and write ``metrics.json``, ``metrics.parquet``, plots and reports.
-
-    See :func:`score_forecasts` for the arguments; ``checkpoint`` (``path``, ``sha256``,
-    ``trial``) says which checkpoint made the ``model`` forecast. Every file is first written into a
-    temporary folder next to ``out_dir``, which takes ``out_dir``'s place in one step only when
-    all are complete (:func:`aurora_mlops._io.atomic_dir`), so a failure leaves nothing
-    half-written.
-
-    Returns:
-        The result, with ``files`` listing what was written.
-    """
-    from aurora_mlops._io import atomic_dir
-    from aurora_mlops.evaluation._page import write_page
-
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result = score_forecasts(
-        forecasts, truth, variant=variant, climatology=climatology, baselines=baselines,
-        chunk_inits=chunk_inits, scratch_dir=out.parent,
-    )
-    if checkpoint is not None:
-        result = dataclasses.replace(result, checkpoint=dict(checkpoint))
-    with atomic_dir(out) as tmp:
-        (tmp / "metrics.json").write_text(
-            json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
-        result.table.to_parquet(tmp / "metrics.parquet", engine="pyarrow", index=False)
-        # `explain --out OUT/explanation` (aurora_mlops.explain.EXPLANATION_DIR) put it there.
-        explained = (out / "explanation" / "explanation.html").is_file()
-        write_page(result, tmp, explanation="explanation/explanation.html" if explained else None)
-        written = [out / p.name for p in sorted(tmp.iterdir())]
-    logger.info("wrote %d files to %s", len(written), out)
-    return EvaluationResult(**{**result.__dict__, "files": written})
-

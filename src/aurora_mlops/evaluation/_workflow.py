@@ -1,14 +1,18 @@
-"""The ``evaluate --model`` workflow: load a trial, roll it and the weights it started from out
-over a dataset's test split, score both with the baselines, write the files.
+"""The two ``evaluate`` workflows, which write the files.
 
-``aurora-mlops evaluate --model`` and the pipeline's evaluate step both call
-:func:`evaluate_checkpoint` in their own process. An ensemble's members are chosen by
-:mod:`aurora_mlops.packaging`, a layer above this one, so its rollout comes in as a function
-(``members``, see :class:`MemberRollout`).
+:func:`evaluate_forecasts` (``evaluate --forecast``) scores forecasts with
+:func:`~._evaluate.score_forecasts` and writes ``metrics.json``, ``metrics.parquet``, plots and
+reports. :func:`evaluate_checkpoint` (``evaluate --model``) loads a trial, rolls it and the
+weights it started from out over a dataset's test split, and evaluates both with the baselines;
+``aurora-mlops evaluate --model`` and the pipeline's evaluate step both call it in their own
+process. An ensemble's members are chosen by :mod:`aurora_mlops.packaging`, a layer above this
+one, so their rollout comes in as a function (``members``, see :class:`MemberRollout`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import shutil
 import tempfile
@@ -20,7 +24,7 @@ import xarray as xr
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.evaluation._baselines import BASELINES, compute_climatology
-from aurora_mlops.evaluation._evaluate import evaluate_forecasts
+from aurora_mlops.evaluation._evaluate import score_forecasts
 from aurora_mlops.evaluation._model import (
     DEFAULT_LEAD_STEPS,
     forecast_from_checkpoint,
@@ -28,7 +32,13 @@ from aurora_mlops.evaluation._model import (
 )
 from aurora_mlops.evaluation._result import EvaluationResult
 
-__all__ = ["MemberForecasts", "MemberRollout", "evaluate_checkpoint", "training_climatology"]
+__all__ = [
+    "MemberForecasts",
+    "MemberRollout",
+    "evaluate_checkpoint",
+    "evaluate_forecasts",
+    "training_climatology",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +64,52 @@ class MemberRollout(Protocol):
 
     def __call__(self, data: xr.Dataset, variant: str, *, scratch: Path, lead_steps: int,
                  max_inits: int | None) -> MemberForecasts: ...
+
+
+def evaluate_forecasts(
+    forecasts: Mapping[str, xr.Dataset | str | Path],
+    truth: xr.Dataset | str | Path,
+    *,
+    variant: str,
+    out_dir: str | Path,
+    climatology: xr.Dataset | None = None,
+    baselines: Sequence[str] = BASELINES,
+    chunk_inits: int | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+) -> EvaluationResult:
+    """Score forecasts and write ``metrics.json``, ``metrics.parquet``, plots and reports.
+
+    See :func:`~._evaluate.score_forecasts` for the arguments; ``checkpoint`` (``path``,
+    ``sha256``, ``trial``) says which checkpoint made the ``model`` forecast. Every file is first
+    written into a temporary folder next to ``out_dir``, which takes ``out_dir``'s place in one
+    step only when all are complete (:func:`aurora_mlops._io.atomic_dir`), so a failure leaves
+    nothing half-written.
+
+    Returns:
+        The result, with ``files`` listing what was written.
+    """
+    from aurora_mlops._io import atomic_dir
+    from aurora_mlops.evaluation._page import write_page
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = score_forecasts(
+        forecasts, truth, variant=variant, climatology=climatology, baselines=baselines,
+        chunk_inits=chunk_inits, scratch_dir=out.parent,
+    )
+    if checkpoint is not None:
+        result = dataclasses.replace(result, checkpoint=dict(checkpoint))
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(
+            json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        result.table.to_parquet(tmp / "metrics.parquet", engine="pyarrow", index=False)
+        # `explain --out OUT/explanation` (aurora_mlops.explain.EXPLANATION_DIR) put it there.
+        explained = (out / "explanation" / "explanation.html").is_file()
+        write_page(result, tmp, explanation="explanation/explanation.html" if explained else None)
+        written = [out / p.name for p in sorted(tmp.iterdir())]
+    logger.info("wrote %d files to %s", len(written), out)
+    return EvaluationResult(**{**result.__dict__, "files": written})
 
 
 def evaluate_checkpoint(
