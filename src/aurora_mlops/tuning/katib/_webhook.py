@@ -124,42 +124,41 @@ def _check_settings(c: _Ctx, path: str, settings: Any, rules: dict[str, Rule],
                 c.add(f"{where}.value", f"{name} {problem}")
 
 
+def _named_algorithm(c: _Ctx, key: str) -> str:
+    """``spec.<key>.algorithmName``, or ``""`` (reported) when it is not given."""
+    name = _str(_map(c.spec.get(key)).get("algorithmName"))
+    if not name:
+        c.add(f"spec.{key}.algorithmName", "must be specified")
+    return name
+
+
+def _check_known(c: _Ctx, key: str, name: str, known: dict[str, dict[str, Rule]],
+                 what: str, also: tuple[str, ...] = ()) -> None:
+    """An algorithm ``known`` to Katib, and its ``algorithmSettings`` by the known's rules."""
+    if name not in known:
+        c.add(f"spec.{key}.algorithmName", f"unknown {what} {name!r}; Katib knows "
+              f"{', '.join([*known, *also])}")
+        return
+    _check_settings(c, f"spec.{key}.algorithmSettings",
+                    _map(c.spec.get(key)).get("algorithmSettings"), known[name], name)
+
+
 def _check_algorithm(c: _Ctx) -> None:
     if "algorithm" not in c.spec:
         c.add("spec.algorithm", "must be specified")
         return
-    algo = _map(c.spec.get("algorithm"))
-    name = _str(algo.get("algorithmName"))
-    if not name:
-        c.add("spec.algorithm.algorithmName", "must be specified")
-        return
+    name = _named_algorithm(c, "algorithm")
     if name in _NASALGORITHMS:
         if c.spec.get("parameters"):
             c.add("spec.algorithm.algorithmName", f"{name} is a neural-architecture-search "
                   "algorithm: it needs spec.nasConfig, not spec.parameters")
-        return
-    if name not in ALGORITHMS:
-        c.add("spec.algorithm.algorithmName", f"unknown algorithm {name!r}; Katib knows "
-              f"{', '.join([*ALGORITHMS, *_NASALGORITHMS])}")
-        return
-    _check_settings(c, "spec.algorithm.algorithmSettings", algo.get("algorithmSettings"),
-                    ALGORITHMS[name], name)
+    elif name:
+        _check_known(c, "algorithm", name, ALGORITHMS, "algorithm", _NASALGORITHMS)
 
 
 def _check_early_stopping(c: _Ctx) -> None:
-    if "earlyStopping" not in c.spec:
-        return
-    es = _map(c.spec.get("earlyStopping"))
-    name = _str(es.get("algorithmName"))
-    if not name:
-        c.add("spec.earlyStopping.algorithmName", "must be specified")
-        return
-    if name not in EARLY_STOPPING:
-        c.add("spec.earlyStopping.algorithmName", f"unknown early-stopping algorithm {name!r}; "
-              f"Katib knows {', '.join(EARLY_STOPPING)}")
-        return
-    _check_settings(c, "spec.earlyStopping.algorithmSettings", es.get("algorithmSettings"),
-                    EARLY_STOPPING[name], name)
+    if "earlyStopping" in c.spec and (name := _named_algorithm(c, "earlyStopping")):
+        _check_known(c, "earlyStopping", name, EARLY_STOPPING, "early-stopping algorithm")
 
 
 def _check_resume(c: _Ctx) -> None:
