@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import shutil
 from collections.abc import Sequence
@@ -340,6 +341,18 @@ def test_without_a_spec_the_space_comes_from_the_trials(sweep: Path, tmp_path: P
     (work / "best.json").write_text(json.dumps({**best, "spec": str(SMOKE)}))
     small = analyze_sweep(work)
     assert small.spec_path == SMOKE and small.next_spec is not None
+
+
+def test_a_broken_best_json_costs_a_warning_not_the_analysis(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """best.json only names the spec and the study; the study is what is analysed."""
+    work = tmp_path / "work"
+    _write_sweep(work, load_experiment(SMOKE), _designed_trials()[:3])
+    (work / "best.json").write_text(json.dumps({"bestTrialName": 3, "spec": str(SMOKE)}))
+    with caplog.at_level(logging.WARNING):
+        a = analyze_sweep(work)
+    assert a.counts["complete"] == 3 and a.spec_path is None
+    assert "best.json: field 'bestTrialName' must be a string or null" in caplog.text
 
 
 def test_a_real_local_run_is_read_back(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aurora_mlops.errors import ConfigError
+from aurora_mlops.errors import CheckpointError, ConfigError
 from aurora_mlops.tuning import BestTrial, SweepResult, export_trial, read_best
 
 
@@ -88,3 +88,24 @@ def test_numbers_in_assignments_read_as_katib_strings(tmp_path: Path) -> None:
     _write(tmp_path, {"bestTrialName": "t", "parameterAssignments": [
         {"name": "lora_steps", "value": 40}, {"name": "drop_path", "value": 0.05}]})
     assert read_best(tmp_path).parameters == {"lora_steps": "40", "drop_path": "0.05"}
+
+
+def test_a_sweep_where_a_trial_is_expected_is_read_by_the_same_reader(tmp_path: Path) -> None:
+    """``load_trained`` (``evaluate --model``, ``package``) takes a sweep's folder for its best
+    trial: the checkpoint is found beside best.json like everywhere else, and a broken file is
+    the reader's sentence as a CheckpointError."""
+    from aurora_mlops.training import load_trained
+
+    _write(tmp_path / "moved", {"bestTrialName": "t-1", "checkpoint": "t-1/model.ckpt"})
+    (tmp_path / "moved" / "t-1").mkdir()
+    (tmp_path / "moved" / "t-1" / "model.ckpt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{tmp_path / 'moved' / 't-1' / 'model.ckpt'}: no trial.json beside it")):
+        load_trained(tmp_path / "moved")
+    _write(tmp_path / "bad", {"bestTrialName": "t", "checkpoint": 1})
+    with pytest.raises(CheckpointError, match=re.escape(
+            "best.json: field 'checkpoint' must be a string or null, not 1")):
+        load_trained(tmp_path / "bad")
+    _write(tmp_path / "none", {"bestTrialName": None, "checkpoint": None})
+    with pytest.raises(CheckpointError, match="the sweep has no best trial with a checkpoint"):
+        load_trained(tmp_path / "none")

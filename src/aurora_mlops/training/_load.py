@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from aurora_mlops._best import BEST_FILE, read_best
 from aurora_mlops._io import sha256_file
-from aurora_mlops.errors import CheckpointError
+from aurora_mlops.errors import CheckpointError, ConfigError
 from aurora_mlops.training._params import TrialParams
 from aurora_mlops.variants import Profile, VariantSpec, get_variant, load_weights
 
@@ -49,16 +50,15 @@ class TrainedModel:
 
 def _from_sweep(path: Path) -> Path:
     """A sweep work dir (``best.json``, no ``model.ckpt``) stands for its best trial."""
-    best = path / "best.json"
-    if not path.is_dir() or (path / "model.ckpt").exists() or not best.is_file():
+    if not path.is_dir() or (path / "model.ckpt").exists() or not (path / BEST_FILE).is_file():
         return path
     try:
-        ckpt = json.loads(best.read_text()).get("checkpoint")
-    except (ValueError, AttributeError) as e:
-        raise CheckpointError(f"{best}: not a sweep result ({e})") from e
-    if not ckpt:
-        raise CheckpointError(f"{best}: the sweep has no best trial with a checkpoint yet")
-    return Path(ckpt)
+        best = read_best(path)
+    except ConfigError as e:  # load_trained promises a CheckpointError for what it cannot load
+        raise CheckpointError(str(e)) from e
+    if best.checkpoint is None:
+        raise CheckpointError(f"{best.path}: the sweep has no best trial with a checkpoint yet")
+    return best.checkpoint
 
 
 def load_trained(path: str | Path, variant: str | None = None) -> TrainedModel:

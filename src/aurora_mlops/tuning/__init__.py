@@ -11,11 +11,14 @@ Experiments, one per rung (:func:`run_halving_local`, :func:`run_halving_katib`)
 bounds) and proposes the next spec.
 
 The code lives in four rooms, each a sub-package whose ``__init__`` says what it holds:
-``space/`` (search spaces), ``katib/`` (the Experiment: model, rules, rendering, cluster client,
-``best.json``), ``local/`` (the embedded runner) and ``analysis/``; the halving chain, which
-drives either backend, sits at the root. Other packages import only the names below.
+``space/`` (search spaces), ``katib/`` (the Experiment: model, rules, rendering, cluster client),
+``local/`` (the embedded runner) and ``analysis/``; the halving chain, which drives either
+backend, sits at the root. ``best.json``'s reader and writer (:func:`read_best`,
+:func:`best_document`) live in the shared ``aurora_mlops._best``, since ``training`` reads it
+too. Other packages import only the names below.
 """
 
+from aurora_mlops._best import BEST_FILE, BestTrial, best_document, read_best
 from aurora_mlops.tuning._halving import read_halving, rung_experiment
 from aurora_mlops.tuning._halving_run import HalvingRun, run_halving_katib, run_halving_local
 from aurora_mlops.tuning.analysis._analyze import analyze_sweep
@@ -27,7 +30,6 @@ from aurora_mlops.tuning.analysis._model import (
     TrialRecord,
 )
 from aurora_mlops.tuning.analysis._report import write_analysis
-from aurora_mlops.tuning.katib._best import BEST_FILE, BestTrial, best_document, read_best
 from aurora_mlops.tuning.katib._cancel import Terminated
 from aurora_mlops.tuning.katib._check import check_experiment, check_file
 from aurora_mlops.tuning.katib._check_service import file_warnings as spec_warnings

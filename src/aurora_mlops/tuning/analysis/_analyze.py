@@ -78,7 +78,7 @@ from aurora_mlops.tuning.analysis._study_read import (
     _open_study,
     _param_value,
     _parameters_from_trials,
-    _read_json,
+    _recorded_best,
     _recorded_spec,
 )
 from aurora_mlops.tuning.katib._experiment import Experiment, Parameter
@@ -120,11 +120,11 @@ def _study_db(work: Path) -> Path:
 def _load(work: Path, db: Path, spec: str | Path | None,
           ) -> tuple[Path | None, Experiment | None, optuna.Study, Direction]:
     """The spec's path and Experiment (if any), the study, and the study's direction."""
-    best_json, status_json = _read_json(work / "best.json"), _read_json(work / "status.json")
-    spec_path = Path(spec) if spec is not None else _recorded_spec(work, [best_json, status_json])
+    best = _recorded_best(work)
+    spec_path = Path(spec) if spec is not None else _recorded_spec(work, best)
     exp = load_experiment(spec_path) if spec_path is not None else None
-    name = exp.name if exp else best_json.get("experiment") or None
-    study = _open_study(db, name if isinstance(name, str) else None)
+    name = exp.name if exp else (best.experiment if best else None) or None
+    study = _open_study(db, name)
     direction: Direction = "minimize" if study.direction.name == "MINIMIZE" else "maximize"
     if exp is not None and exp.objective.type != direction:
         raise ConfigError(f"{spec_path} says {exp.objective.type} but the study in {db} was run "
@@ -328,8 +328,7 @@ def _chain_spec(work: Path, chain: dict[str, Any], spec: str | Path | None, note
         if problem:
             raise ConfigError(f"{spec} {problem}")
         return Path(spec), exp
-    docs = [chain, _read_json(work / "best.json"), _read_json(work / "status.json")]
-    path = _recorded_spec(work, docs)
+    path = _recorded_spec(work, _recorded_best(work), chain)
     if path is None:
         return None, None
     exp = load_experiment(path)

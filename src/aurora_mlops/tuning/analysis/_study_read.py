@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aurora_mlops._best import BEST_FILE, BestTrial, read_best
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning.katib._experiment import Experiment, Parameter, format_katib_value
 from aurora_mlops.tuning.local._states import ATTR as _ATTR
@@ -36,9 +37,26 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 
-def _recorded_spec(work: Path, docs: Sequence[Mapping[str, Any]]) -> Path | None:
-    for doc in docs:
-        text = doc.get("spec")
+def _recorded_best(work: Path) -> BestTrial | None:
+    """The sweep's ``best.json``, or ``None`` while there is none (a sweep still running) or it
+    cannot be read: the analysis reads the study and takes only the spec's path and the
+    Experiment's name from ``best.json``, so a broken one costs a warning, not the analysis."""
+    if not (work / BEST_FILE).is_file():
+        return None
+    try:
+        return read_best(work)
+    except ConfigError as e:
+        log.warning("%s; going on without it", e)
+        return None
+
+
+def _recorded_spec(work: Path, best: BestTrial | None,
+                   chain: Mapping[str, Any] | None = None) -> Path | None:
+    """The first spec path recorded in ``halving.json`` (``chain``), ``best.json`` or
+    ``status.json`` that still exists."""
+    texts = [chain.get("spec") if chain else None, best.spec if best else None,
+             _read_json(work / "status.json").get("spec")]
+    for text in texts:
         if isinstance(text, str) and text:
             for candidate in (Path(text), work / text):
                 if candidate.is_file():

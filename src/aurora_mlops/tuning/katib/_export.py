@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aurora_mlops.tuning.katib._best import best_document
+from aurora_mlops._best import best_document
 from aurora_mlops.tuning.katib._client import CHECKPOINT_NAME, KatibError
 
 __all__ = ["export_trial"]

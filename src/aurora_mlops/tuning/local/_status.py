@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from aurora_mlops._best import best_document
 from aurora_mlops._io import write_json
-from aurora_mlops.tuning.katib._best import best_document
 from aurora_mlops.tuning.katib._experiment import Experiment, format_katib_value
 from aurora_mlops.tuning.local._states import attr, trial_state
 

@@ -4,8 +4,12 @@ checkpoint, in Katib's words (``bestTrialName``, ``parameterAssignments``).
 Three writers fill it through :func:`best_document`: the local runner
 (:class:`~aurora_mlops.tuning.SweepResult`), the export of a Katib trial
 (:func:`~aurora_mlops.tuning.export_trial`) and the pipeline's tune step. :func:`read_best` is
-its one reader, for ``train-trial --from-sweep``, the pipeline's final fit and the combined
+its one reader, for ``train-trial --from-sweep``, a sweep given where a trial is expected
+(``evaluate --model``, ``package``), the analysis, the pipeline's final fit and the combined
 report.
+
+It sits with the shared helpers rather than in ``tuning`` because ``training``, a layer below,
+reads it too; ``aurora_mlops.tuning`` exports its names for everyone above.
 """
 
 from __future__ import annotations
