@@ -5,7 +5,9 @@ Each run is a fresh interpreter, as a KFP task is. ``in-process`` calls
 ``child`` is what the step did before: import the steps module, run ``python -m aurora_mlops
 evaluate --model ...`` in a child interpreter and read its ``metrics.json``. The two
 alternate, so a machine shared with other work slows both alike. Printed: every run's wall
-time, the medians and their difference, and whether both wrote the same ``metrics.json``.
+time, the medians and their difference, and whether both wrote the same ``metrics.json``; and,
+for scale, the median start of ``python -m aurora_mlops --version`` (an interpreter and the
+CLI's parser: what the child cost on top of the work both do).
 
 Usage:
     python bench/bench_evaluate_step.py --trial TRIAL_DIR --data DATA.nc [--variant medium-res]
@@ -100,6 +102,13 @@ def main() -> None:
           f"saved {med['child'] - med['in-process']:.2f} s "
           f"({1 - med['in-process'] / med['child']:.0%} of the step)")
     print(f"same metrics.json: {docs['in-process'] == docs['child']}")
+    starts = []
+    for _ in range(args.pairs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "aurora_mlops", "--version"], check=True,
+                       stdout=subprocess.DEVNULL)
+        starts.append(time.perf_counter() - started)
+    print(f"median start of `python -m aurora_mlops --version`: {statistics.median(starts):.2f} s")
 
 
 if __name__ == "__main__":
