@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from _ast_names import bound_names
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: The packages whose __init__ uses lazy_exports, and the libraries their import must not load
@@ -84,26 +86,12 @@ def test_every_export_is_bound_by_the_module_it_names(package: str) -> None:
             assert isinstance(stmt, ast.ImportFrom) and stmt.module
             target = SRC.joinpath(*stmt.module.split("."))
             path = target / "__init__.py" if target.is_dir() else target.with_suffix(".py")
-            bound = _bound(ast.parse(path.read_text()))
+            bound = bound_names(ast.parse(path.read_text()))
             for alias in stmt.names:
                 assert alias.name in bound, f"{path} binds no {alias.name!r}"
                 assert alias.name in module.__all__
                 checked += 1
     assert checked >= 8
-
-
-def _bound(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.ImportFrom):
-            names.update(a.asname or a.name for a in node.names)
-    return names
 
 
 def test_importing_the_packages_loads_none_of_what_their_exports_need() -> None:

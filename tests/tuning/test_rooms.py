@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from _ast_names import bound_names
+
 TUNING = Path(__file__).resolve().parents[2] / "src" / "aurora_mlops" / "tuning"
 PREFIX = "aurora_mlops.tuning."
 
@@ -56,15 +58,8 @@ def test_nothing_outside_tuning_imports_a_room() -> None:
 
 
 def _public_definitions(path: Path) -> list[str]:
-    names: list[str] = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign):
-            names.extend(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.append(node.target.id)
-    return [n for n in names if not n.startswith("_") and n != "log"]
+    names = bound_names(ast.parse(path.read_text()), imports=False)
+    return sorted(n for n in names if not n.startswith("_") and n != "log")
 
 
 def test_one_name_one_meaning() -> None:
@@ -77,27 +72,3 @@ def test_one_name_one_meaning() -> None:
                 where.setdefault(name, []).append(str(path.relative_to(TUNING)))
     twice = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert not twice, f"names defined in several modules: {twice}"
-
-
-def test_no_import_circle_inside_tuning_even_through_late_imports() -> None:
-    """The Katib model runs the webhook rules, so the rules must not import the model back."""
-    src = TUNING.parents[1]
-    modules = {".".join(p.relative_to(src).with_suffix("").parts): p
-               for p in TUNING.rglob("*.py") if p.name != "__init__.py"}
-    graph = {m: {n.module for n in ast.walk(ast.parse(p.read_text()))
-                 if isinstance(n, ast.ImportFrom) and n.module in modules and n.module != m}
-             for m, p in modules.items()}
-    circles: list[str] = []
-    done: set[str] = set()
-
-    def walk(module: str, stack: list[str]) -> None:
-        for nxt in sorted(graph[module]):
-            if nxt in stack:
-                circles.append(" -> ".join([*stack[stack.index(nxt):], nxt]))
-            elif nxt not in done:
-                walk(nxt, [*stack, nxt])
-        done.add(module)
-
-    for module in sorted(graph):
-        walk(module, [module])
-    assert not circles, "import circles: " + "; ".join(sorted(set(circles)))
