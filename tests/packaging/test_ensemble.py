@@ -12,8 +12,11 @@ import pytest
 
 from aurora_mlops.errors import CheckpointError
 from aurora_mlops.packaging import PackageError, load_forecaster, parse_request, select_members
+from aurora_mlops.tuning import best_document, read_best
 
 VARIANT = "medium-res"
+#: The Experiment the sweep's best.json names.
+EXPERIMENT = "mr-sweep"
 #: Three tiny trials that differ in seed and learning rate (so their weights differ).
 TRIALS = {"sw-0": (0, 3e-3), "sw-1": (1, 1e-3), "sw-2": (2, 5e-3)}
 
@@ -40,8 +43,9 @@ def sweep(synthetic_data: Callable[..., Path], tmp_path_factory: pytest.TempPath
     (work / "trials" / "sw-3").mkdir()
     _status(work, [*TRIALS, "sw-3"])
     best = select_members(work, 1)[0]
-    (work / "best.json").write_text(json.dumps(
-        {"bestTrialName": best.name, "checkpoint": str(best.trial_dir / "model.ckpt")}))
+    (work / "best.json").write_text(json.dumps(best_document(
+        experiment=EXPERIMENT, best_trial=best.name, parameters={"learning_rate": "0.001"},
+        metrics={"val_score": best.value}, checkpoint=str(best.trial_dir / "model.ckpt"))))
     return work
 
 
@@ -109,6 +113,51 @@ def packages(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     assert main(["package", "--model", str(sweep), "--variant", VARIANT,
                  "--out", str(out["single"])]) == 0
     return out
+
+
+def test_a_package_of_a_sweep_names_its_experiment_and_best_trial(
+    packages: dict[str, Path], sweep: Path
+) -> None:
+    """Both the best trial alone and the ensemble say which Experiment and trial they came
+    from, on the card and in the metadata that publish tags the registered version with."""
+    from aurora_mlops.packaging import read_package
+
+    best = read_best(sweep)
+    for kind, package in packages.items():
+        info = read_package(package)
+        assert (info.katib_experiment, info.katib_trial) == (EXPERIMENT, best.trial), kind
+        assert info.tags()["katib_experiment"] == EXPERIMENT
+        card = info.model_card.read_text()
+        assert f"Katib Experiment `{EXPERIMENT}` trial `{best.trial}`." in card, kind
+        record = json.loads((package / "artifacts" / "best_params.json").read_text())["best"]
+        assert (record["experiment"], record["trial"]) == (EXPERIMENT, best.trial)
+
+
+@pytest.mark.parametrize("ensemble", ["1", "2"], ids=["best-trial", "ensemble"])
+@pytest.mark.parametrize(("text", "names"), [
+    ('{"bestTrialName": 3}', "field 'bestTrialName' must be a string or null, not 3"),
+    ('{"experiment": ', "is not readable JSON"),
+], ids=["wrong-field", "not-json"])
+def test_a_broken_best_json_is_one_sentence_naming_the_file(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], ensemble: str, text: str,
+    names: str,
+) -> None:
+    import shutil
+
+    from aurora_mlops.cli import main
+
+    work = tmp_path / "sweep"
+    work.mkdir()
+    (work / "trials").symlink_to(sweep / "trials")
+    shutil.copy(sweep / "status.json", work)
+    (work / "best.json").write_text(text)
+    code = main(["package", "--model", str(work), "--variant", VARIANT,
+                 "--out", str(tmp_path / "pkg"), "--ensemble", ensemble])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"aurora-mlops: error: {work / 'best.json'}") and names in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "pkg").exists()
 
 
 def _example(package: Path) -> dict[str, object]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from aurora_mlops._best import BEST_FILE
 from aurora_mlops._io import write_json
 from aurora_mlops.packaging._contract import ModelContract, Precision, max_steps_for
 from aurora_mlops.packaging._ensemble import ensemble_card, stage_members
@@ -27,6 +28,7 @@ from aurora_mlops.packaging._sources import (
     example_state,
     gather_sources,
     grid_and_statics,
+    sweep_best,
 )
 
 __all__ = ["PackageResult", "package_model"]
@@ -88,7 +90,6 @@ def _info(src: Sources, contract: ModelContract,
     from aurora_mlops.config import image_ref
 
     spec, trial = src.trained.variant, src.trained.trial
-    best = src.best or {}
     threshold = trial.get("event_threshold")
     return PackageInfo(
         variant=spec.name, domain=spec.description, resolution_deg=spec.resolution_deg,
@@ -99,8 +100,8 @@ def _info(src: Sources, contract: ModelContract,
         checkpoint_sha256=ensemble["sha256"] if ensemble else src.sha256,
         git_commit=git_commit(), image=image_ref(),
         trial=src.trial_dir.name,
-        katib_experiment=best.get("katib_experiment") or trial.get("katib", {}).get("experiment"),
-        katib_trial=best.get("katib_trial") or trial.get("katib", {}).get("trial"),
+        katib_experiment=src.best.experiment if src.best else None,
+        katib_trial=src.best.trial if src.best else None,
         sweep=str(src.sweep) if src.sweep else None,
         val_score=trial.get("metrics", {}).get("val_score"),
         scores=_scores(src.metrics), params=trial.get("params", {}),
@@ -168,7 +169,7 @@ def _write_artifacts(
                              trial.get("event_threshold")})
     put("best_params.json", {"params": trial.get("params", {}), "val_score": info.val_score,
                              "trial": info.trial, "sweep": info.sweep,
-                             "best": src.best})
+                             "best": src.best_record()})
     put("preprocessing.json", _preprocessing(src, contract, statics))
     put("artifacts_versions.json", {"packages": package_versions(),
                                     "git_commit": info.git_commit, "image": info.image})
@@ -337,15 +338,14 @@ def _gather(model: str | Path, variant: str, chosen: _Chosen | None,
             record: dict[str, Any] | None, **inputs: Any) -> Sources:
     """The checked sources: the trial's, or for an ensemble its best member's with the sweep's
     ``best.json``, the evaluation and benchmark checked against the ensemble's digest."""
-    import json
-
     if chosen is None or record is None:
         return gather_sources(model, variant, **inputs)
+    sweep = Path(model)
+    # Read before any checkpoint is loaded, so a broken file costs no wait.
+    best = sweep_best(sweep) if (sweep / BEST_FILE).is_file() else None
     src = gather_sources(chosen.members[0].trial_dir, variant, identity=record["sha256"],
                          **inputs)
-    best = Path(model) / "best.json"
-    return replace(src, sweep=Path(model), best=json.loads(best.read_text(encoding="utf-8"))
-                   if best.is_file() else None)
+    return replace(src, sweep=sweep, best=best)
 
 
 def _read_data(src: Sources) -> tuple[dict[str, np.ndarray], ModelContract, Any]:

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from aurora_mlops._best import BEST_FILE, BestTrial, read_best
+from aurora_mlops.errors import ConfigError
 from aurora_mlops.packaging._info import PackageError
 
-__all__ = ["Sources", "example_state", "gather_sources", "grid_and_statics"]
+__all__ = ["Sources", "example_state", "gather_sources", "grid_and_statics", "sweep_best"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Sources:
         trained: The loaded trial (:class:`~aurora_mlops.training.TrainedModel`).
         trial_dir: The trial's folder.
         sweep: The local sweep folder given as ``--model``, if any.
-        best: That sweep's ``best.json``, if any.
+        best: That sweep's ``best.json`` as its reader read it, if any.
         metrics: The evaluation's ``metrics.json``, if given.
         metrics_path: Its path.
         benchmark: The benchmark's ``benchmark.json``, if given.
@@ -37,7 +39,7 @@ class Sources:
     trained: Any
     trial_dir: Path
     sweep: Path | None
-    best: dict[str, Any] | None
+    best: BestTrial | None
     metrics: dict[str, Any] | None
     metrics_path: Path | None
     benchmark: dict[str, Any] | None
@@ -48,6 +50,16 @@ class Sources:
     def sha256(self) -> str:
         """SHA-256 of the trial's checkpoint."""
         return str(self.trained.trial["checkpoint"]["sha256"])
+
+    def best_record(self) -> dict[str, Any] | None:
+        """What the sweep's ``best.json`` says, as its reader read it (paths as strings)."""
+        if self.best is None:
+            return None
+        b = self.best
+        return {"file": str(b.path), "experiment": b.experiment, "trial": b.trial,
+                "parameters": dict(b.parameters), "metrics": dict(b.metrics),
+                "checkpoint": None if b.checkpoint is None else str(b.checkpoint),
+                "reason": b.reason, "spec": b.spec}
 
 
 def _json(path: Path, made_by: str) -> dict[str, Any]:
@@ -60,6 +72,19 @@ def _json(path: Path, made_by: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PackageError(f"{path} is not a JSON object: re-run `{made_by}`")
     return data
+
+
+def sweep_best(folder: Path) -> BestTrial:
+    """The sweep's ``best.json`` through its one reader.
+
+    Raises:
+        PackageError: The file is unreadable or a field has the wrong type (the reader's
+            sentence, naming the file and the field).
+    """
+    try:
+        return read_best(folder)
+    except ConfigError as e:  # package_model promises a PackageError for a bad input
+        raise PackageError(str(e)) from e
 
 
 def _same_checkpoint(found: str | None, expected: str, path: Path, made_by: str) -> None:
@@ -96,10 +121,9 @@ def gather_sources(
     from aurora_mlops.training import load_trained
 
     model = Path(model)
-    best_path = model / "best.json"
-    sweep = model if model.is_dir() and best_path.is_file() and \
+    sweep = model if model.is_dir() and (model / BEST_FILE).is_file() and \
         not (model / "model.ckpt").exists() else None
-    best = _json(best_path, "aurora-mlops tune") if sweep is not None else None
+    best = sweep_best(sweep) if sweep is not None else None
     trained = load_trained(model, variant)
     expected = str(trained.trial.get("checkpoint", {}).get("sha256") or "")
     if not expected:
