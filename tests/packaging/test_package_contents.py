@@ -230,14 +230,18 @@ def test_a_sweep_folder_packages_its_best_trial(
     packaged_models: dict[str, dict[str, Path]], tmp_path: Path
 ) -> None:
     from aurora_mlops.packaging import package_model
+    from aurora_mlops.tuning import best_document
 
     paths = packaged_models["medium-res"]
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    (sweep / "best.json").write_text(json.dumps(
-        {"experiment": "mr-smoke", "trial": "t-3", "checkpoint": str(paths["trial"] /
-                                                                     "model.ckpt")}))
+    (sweep / "best.json").write_text(json.dumps(best_document(
+        experiment="mr-smoke", best_trial="mr-smoke-t3", parameters={}, metrics={},
+        checkpoint=str(paths["trial"] / "model.ckpt"))))
     result = package_model(sweep, variant="medium-res", out=tmp_path / "pkg")
     assert result.info.sweep == str(sweep)
     assert result.info.trial == paths["trial"].name
-    assert "sweep" in (tmp_path / "pkg" / "artifacts" / "MODEL_CARD.md").read_text()
+    assert (result.info.katib_experiment, result.info.katib_trial) == ("mr-smoke", "mr-smoke-t3")
+    card = (tmp_path / "pkg" / "artifacts" / "MODEL_CARD.md").read_text()
+    assert f"best trial of the local sweep `{sweep}`, Katib Experiment `mr-smoke` trial " \
+        "`mr-smoke-t3`." in card
