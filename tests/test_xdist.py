@@ -87,9 +87,11 @@ def test_two_workers_build_a_shared_fixture_once(tmp_path: Path) -> None:
     builds = tmp_path / "builds.txt"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PYTEST_ADDOPTS")}
     want = max(len(os.sched_getaffinity(0)) // 2, 1)
-    env.update(BUILDS=str(builds), WANT_THREADS=str(want))
+    # Only xdist among the installed plugins: each of the three processes would load the others
+    # (zarr's alone imports for seconds) and none of them is under test.
+    env.update(BUILDS=str(builds), WANT_THREADS=str(want), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup",
+        [sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2", "--dist", "loadgroup",
          "--no-loadscope-reorder", "-p", "no:cacheprovider", "-v"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
