@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> ForkRunner:
+def runner(tmp_path: Path) -> Iterator[ForkRunner]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "FORKRUN_GIVEN": "yes"}
     env.pop("FORKRUN_LEAK", None)
