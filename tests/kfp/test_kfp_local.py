@@ -255,3 +255,23 @@ def test_step_timings_come_from_the_log(runs: Runs) -> None:
         assert t.queued <= t.started <= t.written <= t.finished, t
     assert tasks[0].queued <= tasks[-1].finished
     assert sum(t.own_s for t in tasks) <= runs.second.wall_s  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_every_task_forked_from_the_warm_step_server(runs: Runs) -> None:
+    """Each task of the run was a process forked from the warm step server (not a new
+    interpreter), and ended as kfp.local recorded it."""
+    log = (runs.work / "pipeline-steps.log").read_text()  # the second run's
+    ended = dict(re.findall(r"^task (\w+): pid \d+, (exit \d+|signal \d+)", log, re.M))
+    assert ended == {t.task.replace("-", "_"): "exit 0"
+                     for t in task_timings(runs.work / "pipeline.log")}
+    # and so was each sweep trial of its tune task (no forkserver of its own)
+    (study,) = runs.second.run_dir.glob("*/tune/sweep/study.db")  # type: ignore[attr-defined]
+    with sqlite3.connect(study) as db:
+        runners = [json.loads(v) for (v,) in db.execute(
+            "select value_json from trial_user_attributes where key = 'katib_runner'")]
+        names = [json.loads(v) for (v,) in db.execute(
+            "select value_json from trial_user_attributes where key = 'katib_name'")]
+    assert runners and set(runners) == {"warm-step-server"}
+    for name in names:
+        assert re.search(rf"^task trial {re.escape(name)}: pid \d+, exit 0,", log, re.M), name

@@ -23,6 +23,7 @@ from typing import Any
 
 from aurora_mlops.comparison import floors
 from aurora_mlops.errors import AuroraMLOpsError, ConfigError
+from aurora_mlops.kfp._warm_steps import warm_steps
 
 __all__ = ["LocalBudget", "LocalRun", "PipelineFailed", "TaskTiming", "run_pipeline_locally",
            "task_timings"]
@@ -272,7 +273,7 @@ def run_pipeline_locally(*, variants: Sequence[str], work_dir: str | Path,
     before = set(root.iterdir())
     budget = budget or LocalBudget()
     arguments = _arguments(variants, budget, uri, dataset_uri)
-    wall = _run_logged(pipeline, arguments, root=root, log=log, uri=uri, echo=echo)
+    wall = _run_logged(pipeline, arguments, root=root, log=log, uri=uri, echo=echo, warm=True)
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not new:
         raise PipelineFailed(f"kfp.local wrote no run folder under {root}; see {log}")
@@ -313,8 +314,10 @@ def _arguments(variants: Sequence[str], b: LocalBudget, uri: str,
 
 
 def _run_logged(pipeline: Callable[..., Any], arguments: dict[str, Any], *, root: Path,
-                log: Path, uri: str, echo: Callable[[str], None]) -> float:
+                log: Path, uri: str, echo: Callable[[str], None], warm: bool = False) -> float:
     """Run the pipeline with its output in ``log`` and a progress feed; returns the wall time.
+    ``warm``: its tasks fork from a warm step server (a pipeline of many tasks that import
+    torch; for one task the server's imports cost more than they save).
 
     Raises:
         PipelineFailed: A step failed.
@@ -326,7 +329,8 @@ def _run_logged(pipeline: Callable[..., Any], arguments: dict[str, Any], *, root
     try:
         with log.open("w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f), \
                 _environment({"MLFLOW_TRACKING_URI": uri, "AURORA_MLOPS_TRACKING_URI": uri,
-                              "PYTHONUNBUFFERED": "1"}):
+                              "PYTHONUNBUFFERED": "1"}), \
+                warm_steps(log.with_name(f"{log.stem}-steps.log"), enabled=warm):
             pipeline(**arguments)
     except RuntimeError as e:
         raise _failure(log, e) from None

@@ -53,7 +53,11 @@ from aurora_mlops.tuning.katib._trials import TrialOutcome, prune_trials
 from aurora_mlops.tuning.local._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning.local._runner import run_local
 from aurora_mlops.tuning.local._status import SweepResult
-from aurora_mlops.tuning.local._trial_proc import is_train_trial_command, warm_trial_workers
+from aurora_mlops.tuning.local._trial_proc import (
+    WARM_PYTHON_ENV,
+    is_train_trial_command,
+    warm_trial_workers,
+)
 from aurora_mlops.tuning.space._registry import AUGMENT_SPACES, SMOKE_SPACES, SPACES, get_space
 from aurora_mlops.tuning.space._search_space import SearchParameter, SearchSpace, format_space_value
 
@@ -65,6 +69,7 @@ __all__ = [
     "SPACES",
     "SWEEPS",
     "TRIAL_NAME_PARAMETER",
+    "WARM_PYTHON_ENV",
     "BestTrial",
     "CategoryStats",
     "Experiment",

@@ -68,11 +68,12 @@ from aurora_mlops.tuning.local._trial_metrics import (
 )
 from aurora_mlops.tuning.local._trial_proc import (
     PRELOAD,
-    ForkServer,
     TrialProcess,
     is_train_trial_command,
     log_tail,
     wait_any,
+    warm_step_command,
+    warm_trial_workers,
 )
 from aurora_mlops.tuning.local._workdir import (
     check_trial_data,
@@ -176,10 +177,14 @@ class _Runner:
         log_path.write_bytes(b"")
         fork = self.use_forkserver and is_train_trial_command(argv)
         resolved, env = list(argv), self._env(name, assignments)
-        if not fork:
+        warm = warm_step_command(argv) if fork else None
+        if warm is not None:  # forked from a local pipeline run's warm step server
+            resolved, fork = warm, False
+        elif not fork:
             resolved[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
         proc = TrialProcess(resolved, self.work, env, log_path, self.threads, fork)
-        trial.set_user_attr(attr("runner"), "forkserver" if fork else "subprocess")
+        trial.set_user_attr(attr("runner"), "warm-step-server" if warm else
+                            "forkserver" if fork else "subprocess")
         self.running[trial.number] = RunningTrial(
             trial=trial, name=name, assignments=assignments, proc=proc, log_path=log_path,
             started=time.monotonic())
@@ -382,7 +387,7 @@ def run_local(
     with lock_work_dir(work):  # a second live runner would re-queue this one's trials
         probe = localize(exp.trial_command("probe", {p.name: "0" for p in exp.parameters}))
         if use_forkserver and is_train_trial_command(probe):
-            ForkServer.warm_up()  # first: it imports while the runner sets up, on another core
+            warm_trial_workers()  # first: it imports while the runner sets up, on another core
         if data_dir is not None:
             link_data(work, Path(data_dir))
         check_trial_data(probe, work, spec=exp.source)

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "PRELOAD",
+    "WARM_PYTHON_ENV",
     "ForkServer",
     "TrialProcess",
     "is_train_trial_command",
@@ -49,6 +50,11 @@ PRELOAD: tuple[str, ...] = (
     # the one whose import calls :func:`warm_trial_imports` in the server.
     "aurora_mlops.tuning.local._trial_proc", "aurora_mlops.tuning.local._trial_warm",
 )
+#: Set by a local pipeline run (``aurora_mlops.kfp._warm_steps``) in its tasks' environment: a
+#: ``python`` whose ``-m`` commands fork from the run's warm step server, which has imported
+#: :data:`PRELOAD` already. A sweep in such a task starts its trials there instead of starting a
+#: forkserver of its own (another interpreter importing the same modules).
+WARM_PYTHON_ENV = "AURORA_MLOPS_WARM_PYTHON"
 #: Seconds between SIGTERM and SIGKILL when a trial is stopped.
 KILL_GRACE_S = 3.0
 LOG_TAIL_LINES = 20
@@ -56,8 +62,17 @@ LOG_TAIL_LINES = 20
 
 def warm_trial_workers() -> None:
     """Start the trial forkserver now, so that its imports (torch, aurora, MLflow) run on
-    another core while the caller builds its Experiment; the local runner uses it as is."""
-    ForkServer.warm_up()
+    another core while the caller builds its Experiment; the local runner uses it as is.
+    Nothing to start where a warm step server serves the trials (:data:`WARM_PYTHON_ENV`)."""
+    if not os.environ.get(WARM_PYTHON_ENV):
+        ForkServer.warm_up()
+
+
+def warm_step_command(argv: Sequence[str]) -> list[str] | None:
+    """``argv`` (a ``train-trial`` command) as a ``-m`` command of the warm step server's
+    ``python`` (:data:`WARM_PYTHON_ENV`); ``None`` where there is none."""
+    python = os.environ.get(WARM_PYTHON_ENV)
+    return [python, "-m", "aurora_mlops", *_cli_args(argv)] if python else None
 
 
 def is_train_trial_command(argv: Sequence[str]) -> bool:
