@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["lead_axis", "new_figure", "png_bytes", "safe_name", "skill_heatmap"]
+__all__ = ["grid_margins", "lead_axis", "new_figure", "png_bytes", "safe_name", "skill_heatmap"]
 
 #: Skill is coloured between -1 and +1 (numbers are printed unclipped).
 _SKILL_RANGE = 1.0
@@ -41,14 +41,31 @@ def lead_axis(ax: Any, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("lead (h)", fontsize=8)
     ax.tick_params(labelsize=7)
+    # 2.25 under a 1e-4 above the axes rather than 0.000225: tick labels of any field's units
+    # stay a few characters wide
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
     ax.grid(alpha=0.3)
 
 
-def png_bytes(fig: Figure, *, dpi: int = 90) -> bytes:
-    """``fig`` as PNG bytes (tight bounding box)."""
+def png_bytes(fig: Figure, *, dpi: int = 90, tight: bool = True) -> bytes:
+    """``fig`` as PNG bytes, cropped to what it draws (``tight``; matplotlib then lays the
+    figure out twice, once to measure it) or as laid out (see :func:`grid_margins`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buf.getvalue()
+
+
+def grid_margins(fig: Figure, rows: int, cols: int) -> None:
+    """Fixed margins, in inches, for a ``rows`` x ``cols`` grid of :func:`lead_axis` axes: room
+    for the titles, tick labels and axis labels at their font sizes without measuring them
+    (so ``png_bytes(fig, tight=False)`` draws the figure once instead of twice)."""
+    width, height = fig.get_size_inches()
+    left, right, bottom, top = 0.6, 0.12, 0.42, 0.3  # y tick labels; -; x label; title
+    gap_w, gap_h = 0.55, 0.62  # between axes: the next one's tick labels; x label + title
+    axes_w = (width - left - right - gap_w * (cols - 1)) / cols
+    axes_h = (height - bottom - top - gap_h * (rows - 1)) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=gap_w / axes_w, hspace=gap_h / axes_h)
 
 
 def skill_heatmap(

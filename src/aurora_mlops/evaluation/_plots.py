@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aurora_mlops._figures import lead_axis, new_figure, png_bytes, safe_name, skill_heatmap
+from aurora_mlops._figures import (
+    grid_margins,
+    lead_axis,
+    new_figure,
+    png_bytes,
+    safe_name,
+    skill_heatmap,
+)
 
 if TYPE_CHECKING:
     from aurora_mlops.evaluation._result import EvaluationResult
@@ -73,7 +80,8 @@ def lead_curves(table: pd.DataFrame) -> dict[str, bytes]:
                 title = f"{var}" + (f" {int(lev)} hPa" if lev is not None else "")
                 lead_axis(ax, f"{title}: {metric.upper()}")
         axes[0][0].legend(fontsize=7)
-        out[f"lead_{safe_name(var)}.png"] = png_bytes(fig)
+        grid_margins(fig, len(levels), len(metrics))
+        out[f"lead_{safe_name(var)}.png"] = png_bytes(fig, tight=False)
     return out
 
 
