@@ -133,6 +133,21 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def warm_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``python`` whose ``python -m MODULE ...`` processes fork from a warm step server that
+    imported torch, aurora and the package once (``aurora_mlops/kfp/_warm_steps.py``), for
+    tests that start several short processes of the package, such as torchrun's launcher and
+    its workers; each saves ~6 s of imports and is otherwise the process it stands for
+    (``tests/kfp/test_warm_steps.py``). The real interpreter if the server did not start."""
+    import sys
+
+    from aurora_mlops.kfp._warm_steps import warm_python as start
+
+    with start(tmp_path_factory.mktemp("warm-python") / "steps.log") as python:
+        yield python or sys.executable
+
+
 #: The tiny budget of the smoke models that packaging and publishing tests ship.
 PACKAGE_RUN = {"epochs": 1, "steps_per_epoch": 2}
 #: Lead steps and initialisations of their evaluation.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,16 +19,17 @@ def _trial_cmd(data: Path, out: Path, batch_size: int) -> list[str]:
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_equal_one_process_on_the_same_global_batch(
-    synthetic_data: Callable[..., Path], tmp_path: Path
+    synthetic_data: Callable[..., Path], tmp_path: Path, warm_python: str
 ) -> None:
     data = synthetic_data("medium-res")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, *_trial_cmd(data, tmp_path / "one", 2)],
+    single = subprocess.run([warm_python, *_trial_cmd(data, tmp_path / "one", 2)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
+    # torchrun's launcher and (--no-python) its two workers are warm_python processes
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         *_trial_cmd(data, tmp_path / "two", 1)],
+        [warm_python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "--no-python", warm_python, *_trial_cmd(data, tmp_path / "two", 1)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr[-2000:]

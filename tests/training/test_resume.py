@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,10 +272,12 @@ def test_a_continuation_that_could_not_be_equal_is_refused(
     assert not out.exists()
 
 
-def _torchrun(*args: str) -> None:
+def _torchrun(python: str, *args: str) -> None:
+    """torchrun of two ``train-trial`` workers; ``python`` (the ``warm_python`` fixture) runs
+    the launcher and, with ``--no-python``, each worker."""
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "aurora_mlops", "train-trial", "--no-tracking", *args],
+        [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "--no-python", python, "-m", "aurora_mlops", "train-trial", "--no-tracking", *args],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -285,16 +286,17 @@ def _torchrun(*args: str) -> None:
 @pytest.mark.slow
 def test_a_resumed_ddp_trial_equals_an_uninterrupted_one(
     synthetic_data: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    warm_python: str,
 ) -> None:
     data = synthetic_data("medium-res")
     common = ["--variant", "medium-res", "--data", str(data), "--profile", "smoke",
               "--steps_per_epoch=2", "--batch_size=1", "--val_windows=2", "--drop_path=0.1",
               "--weight_decay=0.05", "--warmup_steps=1", "--t0=2", "--seed=5"]
-    _torchrun("--output", str(tmp_path / "full"), *common, "--epochs=2")
-    _torchrun("--output", str(tmp_path / "part"), *common, "--epochs=1")
+    _torchrun(warm_python, "--output", str(tmp_path / "full"), *common, "--epochs=2")
+    _torchrun(warm_python, "--output", str(tmp_path / "part"), *common, "--epochs=1")
     # Every rank loads the state that rank 0 wrote.
-    _torchrun("--output", str(tmp_path / "resumed"), "--resume-from", str(tmp_path / "part"),
-              "--epochs=2")
+    _torchrun(warm_python, "--output", str(tmp_path / "resumed"), "--resume-from",
+              str(tmp_path / "part"), "--epochs=2")
     _assert_same_training(tmp_path / "full", tmp_path / "resumed")
     assert _trial(tmp_path / "resumed")["versions"]["world_size"] == 2
     # One process cannot continue what two trained: its global batch would differ.

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STEP_PRELOAD", "serve", "warm_steps"]
+__all__ = ["STEP_PRELOAD", "serve", "warm_python", "warm_steps"]
 
 #: What the server imports before it forks tasks: what the model steps import (the SQLite
 #: module first, see :func:`aurora_mlops.tuning.local._trial_proc.warm_trial_imports`).
@@ -69,6 +69,27 @@ def warm_steps(log: Path, *, enabled: bool = True) -> Iterator[bool]:
         return
     from aurora_mlops.tuning import WARM_PYTHON_ENV
 
+    real, before = sys.executable, os.environ.get(WARM_PYTHON_ENV)
+    with warm_python(log) as python:
+        if python is None:  # not started (its log says why): kfp.local starts plain processes
+            yield False
+            return
+        sys.executable = os.environ[WARM_PYTHON_ENV] = python
+        try:
+            yield True
+        finally:
+            sys.executable = real
+            if before is None:
+                os.environ.pop(WARM_PYTHON_ENV, None)
+            else:
+                os.environ[WARM_PYTHON_ENV] = before
+
+
+@contextlib.contextmanager
+def warm_python(log: Path) -> Iterator[str | None]:
+    """Start a warm step server for this block; yields the path of a ``python`` whose ``python
+    -m MODULE ...`` commands fork from it (see :mod:`aurora_mlops.kfp._step_client`), or ``None``
+    when the server did not start. The server's own lines go to ``log``."""
     folder = Path(tempfile.mkdtemp(prefix="aurora-steps-"))  # short: socket paths <= 107 bytes
     sock = folder / "s"
     real = sys.executable
@@ -80,18 +101,9 @@ def warm_steps(log: Path, *, enabled: bool = True) -> Iterator[bool]:
         server = subprocess.Popen([real, "-m", "aurora_mlops.kfp._warm_steps", str(sock)],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                   preexec_fn=_die_with_parent)
-    before = os.environ.get(WARM_PYTHON_ENV)
     try:
-        started = _started(sock, server)
-        if started:
-            sys.executable = os.environ[WARM_PYTHON_ENV] = str(shim)
-        yield started  # not started (its log says why): kfp.local starts plain processes
+        yield str(shim) if _started(sock, server) else None
     finally:
-        sys.executable = real
-        if before is None:
-            os.environ.pop(WARM_PYTHON_ENV, None)
-        else:
-            os.environ[WARM_PYTHON_ENV] = before
         server.terminate()
         try:
             server.wait(timeout=10)
