@@ -34,10 +34,10 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["STEP_PRELOAD", "serve", "warm_python", "warm_steps"]
 
@@ -139,44 +139,83 @@ class _Task:
 
 
 def serve(path: str) -> None:
-    """Listen on the Unix socket ``path`` and fork one process per request until terminated,
-    importing :data:`STEP_PRELOAD` between requests."""
+    """Listen on the Unix socket ``path`` and fork one process per request until terminated.
+
+    Two processes: this one, which listens and never imports anything heavy, and its child,
+    which imports :data:`STEP_PRELOAD` and then serves every request this one passes it (the
+    connection itself, over a socket pair). Until the child is ready, this one forks the tasks
+    itself, so an early light task (the data step) never waits for torch's import; they import
+    what they need, as a new interpreter would.
+    """
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     listener.listen(16)
     os.replace(path + ".tmp", path)  # clients connect from here on
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))  # nothing to clean up
+    here, there = socket.socketpair()
+    if os.fork() == 0:  # the warm forker
+        listener.close()
+        here.close()
+        _die_with_parent()
+        t0 = time.monotonic()
+        for name in STEP_PRELOAD:
+            with contextlib.suppress(ImportError):
+                __import__(name)
+        print(f"warm step server {os.getpid()}: imported {len(sys.modules)} modules in "
+              f"{time.monotonic() - t0:.1f} s", flush=True)
+        there.sendall(b"ready")
+        _serve_loop(there, lambda: _passed(there), handoff=None)
+    there.close()
+    _serve_loop(listener, lambda: listener.accept()[0], handoff=here)
+
+
+def _passed(pair: socket.socket) -> socket.socket:
+    """A connection that the listening process passed over ``pair`` (exit when it is gone)."""
+    msg, fds, _flags, _addr = socket.recv_fds(pair, 1, 1)
+    if not msg or not fds:
+        os._exit(0)
+    return socket.socket(fileno=fds[0])
+
+
+def _serve_loop(source: socket.socket, accept: Callable[[], socket.socket],
+                handoff: socket.socket | None) -> NoReturn:
+    """Take connections from ``source``; pass them on over ``handoff`` once the warm forker
+    said it is ready there, else fork their tasks here."""
     selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ)
+    selector.register(source, selectors.EVENT_READ, "source")
+    if handoff is not None:
+        selector.register(handoff, selectors.EVENT_READ, "handoff")
     tasks: dict[int, _Task] = {}
-    # One module at a time, between requests: a task that arrives early (the data step, which
-    # needs none of them) starts at once and imports what it needs itself.
-    preload = list(STEP_PRELOAD)
-    t0 = time.monotonic()
+    ready = False
     while True:
-        for key, _ in selector.select(0 if preload else _POLL_S):
-            if key.fileobj is listener:
-                conn, _addr = listener.accept()
-                task = _start(conn, listener, tasks)
+        for key, _ in selector.select(_POLL_S):
+            if key.data == "source":
+                conn = accept()
+                if ready and handoff is not None:
+                    try:
+                        socket.send_fds(handoff, [b"c"], [conn.fileno()])
+                        conn.close()
+                        continue
+                    except OSError:  # the warm forker is gone: fork here
+                        ready = False
+                task = _start(conn, [source, *([handoff] if handoff else []),
+                                     *(t.conn for t in tasks.values())])
                 if task is not None:
                     tasks[task.pid] = task
                     selector.register(conn, selectors.EVENT_READ, task.pid)
+            elif key.data == "handoff":
+                ready = bool(handoff is not None and handoff.recv(16))
+                if not ready:  # it died: every task forks here from now on
+                    selector.unregister(key.fileobj)
             else:  # a client closed its end (it was killed): so is its task
                 task = tasks.get(key.data)
                 if task is not None:
                     with contextlib.suppress(OSError):
                         os.killpg(task.pid, signal.SIGKILL)
-        if preload:
-            with contextlib.suppress(ImportError):
-                __import__(preload.pop(0))
-            if not preload:
-                print(f"warm step server {os.getpid()}: imported {len(sys.modules)} modules in "
-                      f"{time.monotonic() - t0:.1f} s", flush=True)
         _reap(tasks, selector)
 
 
-def _start(conn: socket.socket, listener: socket.socket, tasks: dict[int, _Task]
-           ) -> _Task | None:
+def _start(conn: socket.socket, others: list[socket.socket]) -> _Task | None:
     """Read one request and fork its task; ``None`` when the request was broken."""
     try:
         head, fds, _flags, _addr = socket.recv_fds(conn, _HEADER.size, 3)
@@ -195,10 +234,8 @@ def _start(conn: socket.socket, listener: socket.socket, tasks: dict[int, _Task]
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the task
-        listener.close()
-        for other in tasks.values():
-            other.conn.close()
-        conn.close()
+        for other in (*others, conn):
+            other.close()
         _run_task(request, fds)  # never returns
     for fd in fds:
         os.close(fd)
