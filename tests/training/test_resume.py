@@ -274,7 +274,8 @@ def test_a_continuation_that_could_not_be_equal_is_refused(
 
 def _torchrun(python: str, *args: str) -> None:
     """torchrun of two ``train-trial`` workers; ``python`` (the ``warm_python`` fixture) runs
-    the launcher and, with ``--no-python``, each worker."""
+    the launcher and, with ``--no-python``, each worker (torch/distributed/run.py: the
+    command is then run as given, not prefixed with the launcher's own interpreter)."""
     proc = subprocess.run(
         [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "--no-python", python, "-m", "aurora_mlops", "train-trial", "--no-tracking", *args],

@@ -11,10 +11,12 @@ forks a process for the task, which runs ``kfp.dsl.executor_main`` as ``python -
 its own session, and reports how it ended. kfp.local sees the same command, output, exit code
 and files as before; on a cluster nothing of this exists (each task is its own container).
 
-The server dies with the process that started it (Linux ``PR_SET_PDEATHSIG``); a task whose
-client is killed is killed too (its process group, SIGKILL); ``AURORA_MLOPS_WARM_STEPS=0``
-turns it all off. The server writes one line per task to its log (``steps.log`` beside the
-run's log): the task, its process id, how it ended and its wall time.
+The server is two processes (see :func:`serve`): the one that listens forks the first tasks
+itself while its child imports, then passes every connection to that child. It dies with the
+process that started it (Linux ``PR_SET_PDEATHSIG``); a task whose client is killed is killed
+too (its process group, SIGKILL); ``AURORA_MLOPS_WARM_STEPS=0`` turns it all off. The server
+writes one line per task to its log (``pipeline-steps.log`` beside a local run's
+``pipeline.log``): the task, its process id, how it ended and its wall time.
 """
 
 from __future__ import annotations
