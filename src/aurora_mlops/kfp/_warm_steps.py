@@ -41,16 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from aurora_mlops._process import die_with_parent
-
 __all__ = ["STEP_PRELOAD", "serve", "warm_python", "warm_steps"]
 
-#: What the server imports before it forks tasks, besides what a sweep trial imports (the trial
-#: forkserver's :data:`~aurora_mlops.tuning.TRIAL_PRELOAD`, added in :func:`serve`; trials of a
-#: tune task fork from here too): the steps and what the model steps import.
+#: What the server imports before it forks tasks: what the model steps import (the SQLite
+#: module first, see :func:`aurora_mlops.tuning.local._trial_proc.warm_trial_imports`).
 STEP_PRELOAD: tuple[str, ...] = (
     "sqlite3", "kfp.dsl.executor", "kfp.dsl.kfp_config", "aurora_mlops.kfp.steps",
-    "aurora_mlops.kfp.monitor_steps", "matplotlib.pyplot", "aurora_mlops.evaluation",
+    "aurora_mlops.kfp.monitor_steps", "torch", "aurora", "aurora.rollout", "mlflow", "xarray",
+    "matplotlib.pyplot", "aurora_mlops.training", "aurora_mlops.evaluation",
+    "aurora_mlops.data._open", "mlflow.store.tracking.sqlalchemy_store",
+    # what the sweep trials of a tune task import (they fork from here too)
+    "aurora_mlops.tuning.local._trial_warm",
 )
 _ENV_SWITCH = "AURORA_MLOPS_WARM_STEPS"
 _HEADER = struct.Struct("!I")
@@ -101,7 +102,7 @@ def warm_python(log: Path) -> Iterator[str | None]:
     with open(log, "wb") as out:
         server = subprocess.Popen([real, "-m", "aurora_mlops.kfp._warm_steps", str(sock)],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  preexec_fn=die_with_parent)
+                                  preexec_fn=_die_with_parent)
     try:
         yield str(shim) if _started(sock, server) else None
     finally:
@@ -122,6 +123,13 @@ def _started(sock: Path, server: subprocess.Popen[bytes]) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -150,11 +158,9 @@ def serve(path: str) -> None:
     if os.fork() == 0:  # the warm forker
         listener.close()
         here.close()
-        die_with_parent()
+        _die_with_parent()
         t0 = time.monotonic()
-        from aurora_mlops.tuning import TRIAL_PRELOAD
-
-        for name in (*STEP_PRELOAD, *TRIAL_PRELOAD):
+        for name in STEP_PRELOAD:
             with contextlib.suppress(ImportError):
                 __import__(name)
         print(f"warm step server {os.getpid()}: imported {len(sys.modules)} modules in "

@@ -53,7 +53,6 @@ from aurora_mlops.tuning.katib._trials import TrialOutcome, prune_trials
 from aurora_mlops.tuning.local._optuna_map import make_pruner, make_sampler
 from aurora_mlops.tuning.local._runner import run_local
 from aurora_mlops.tuning.local._status import SweepResult
-from aurora_mlops.tuning.local._trial_proc import PRELOAD as TRIAL_PRELOAD
 from aurora_mlops.tuning.local._trial_proc import (
     WARM_PYTHON_ENV,
     is_train_trial_command,
@@ -70,7 +69,6 @@ __all__ = [
     "SPACES",
     "SWEEPS",
     "TRIAL_NAME_PARAMETER",
-    "TRIAL_PRELOAD",
     "WARM_PYTHON_ENV",
     "BestTrial",
     "CategoryStats",

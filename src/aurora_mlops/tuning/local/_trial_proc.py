@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aurora_mlops._process import die_with_parent
-
 __all__ = [
     "PRELOAD",
     "WARM_PYTHON_ENV",
@@ -95,9 +93,21 @@ def _cli_args(argv: Sequence[str]) -> list[str]:
 
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed runner leaves no trials)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: best effort
+        pass
+
+
+
 def _subprocess_setup() -> None:
     os.setsid()
-    die_with_parent()
+    _die_with_parent()
 
 
 
@@ -186,7 +196,7 @@ def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
                   threads: int) -> None:
     """Body of a trial worker forked from the preloaded forkserver (runs in the child)."""
     os.setsid()
-    die_with_parent()
+    _die_with_parent()
     _release_forkserver_pipe()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
