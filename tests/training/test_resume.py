@@ -21,7 +21,13 @@ import torch
 import aurora_mlops.training._loop as loop_module
 from aurora_mlops.cli import main
 from aurora_mlops.katib_metrics import KATIB_METRIC_PATTERN
-from aurora_mlops.training import STATE_FILE, resolve_params, resume_point, train_trial
+from aurora_mlops.training import (
+    STATE_FILE,
+    load_train_state,
+    resolve_params,
+    resume_point,
+    train_trial,
+)
 from aurora_mlops.variants import get_variant
 
 #: Every part of the state matters here: drop path draws random numbers, weight decay and
@@ -87,7 +93,7 @@ def _trial(out: Path) -> dict[str, Any]:
 
 
 def _state(out: Path) -> dict[str, Any]:
-    return torch.load(out / STATE_FILE, weights_only=True)
+    return load_train_state(out / STATE_FILE)
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -343,3 +349,40 @@ def test_every_generator_comes_back_through_the_state_file(tmp_path: Path) -> No
     draw()
     restore_rng(torch.load(tmp_path / "rng.pt", weights_only=True), cpu)
     assert draw() == first
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (tensors: dtype, shape and values)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape \
+            and torch.equal(a, b)
+    if isinstance(a, dict):
+        return type(b) is dict and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and a == b
+
+
+def test_a_packed_state_loads_back_whole_and_each_tensor_on_its_own(tmp_path: Path) -> None:
+    """train_state.pt holds its tensors in one flat tensor per dtype (a few records for
+    torch.save instead of one per tensor); loaded, the state is what was saved, each tensor in
+    storage of its own, and the file still loads with ``weights_only=True``."""
+    from aurora_mlops.training._resume import pack_state, rng_state, unpack_state
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(2, 3)).sum().backward()
+    opt.step()
+    state = {
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),  # int keys, 0-d "step" tensors, param groups
+        "rng": rng_state(torch.device("cpu")),  # a uint8 tensor, tuples and lists of ints
+        "loop": {"history": [{"val_score": 0.5}], "best": 0.5, "mask": torch.tensor([True]),
+                 "transposed": torch.arange(6.0).reshape(2, 3).t(), "stopped_early": False},
+    }
+    torch.save(pack_state(state), tmp_path / STATE_FILE)
+    back = load_train_state(tmp_path / STATE_FILE)  # weights_only=True
+    assert _same(state, back)
+    for t in (back["model"]["0.weight"], back["optimizer"]["state"][0]["exp_avg"]):
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
+    assert unpack_state(state) is state  # a state saved before packing reads as it is

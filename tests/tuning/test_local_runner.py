@@ -85,7 +85,7 @@ def test_experiment_reader_substitutes_like_katib() -> None:
 
 def test_a_forked_trial_runs_the_installed_aurora_mlops_command() -> None:
     from aurora_mlops.cli import main
-    from aurora_mlops.tuning.local._trial_proc import program_main
+    from aurora_mlops.tuning.local._trial_workers import program_main
 
     assert program_main() is main
 

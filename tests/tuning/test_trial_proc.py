@@ -18,16 +18,20 @@ import yaml
 
 from aurora_mlops.tuning import parse_experiment, run_local
 from aurora_mlops.tuning.local._study_storage import close_storage, open_storage
-from aurora_mlops.tuning.local._trial_proc import PRELOAD, TrialProcess, wait_any
+from aurora_mlops.tuning.local._trial_proc import TrialProcess, wait_any
+from aurora_mlops.tuning.local._trial_workers import PRELOAD
 
 SPECS = Path(__file__).parent / "specs"
 
 
 class _Forked:
-    """A stand-in for a forked :class:`TrialProcess`: only its sentinel matters here."""
+    """A stand-in for a forked :class:`TrialProcess`: only its process's sentinel matters."""
 
     def __init__(self, process: Any) -> None:
         self.sentinel = process.sentinel
+
+    def handles(self) -> list[Any]:
+        return [self.sentinel]
 
 
 def test_the_runner_wakes_when_a_forked_trial_ends_not_after_its_poll_interval() -> None:
@@ -115,7 +119,7 @@ def test_every_sweep_of_a_process_reuses_the_one_warm_forkserver(tmp_path: Path)
 
 _TRIAL_IMPORTS = """
 import atexit, json, os, sys
-from aurora_mlops.tuning.local._trial_proc import PRELOAD, _forked_trial
+from aurora_mlops.tuning.local._trial_workers import PRELOAD, _run_trial
 for name in PRELOAD:
     __import__(name)
 before = set(sys.modules)
@@ -125,7 +129,7 @@ def dump():
         json.dump(sorted(set(sys.modules) - before), f)
 atexit.register(dump)
 env = {"PATH": os.environ["PATH"], "HOME": work}
-_forked_trial(argv, work, env, os.path.join(work, "log.txt"), 1)
+_run_trial(argv, work, env, os.path.join(work, "log.txt"), 1)
 """
 #: What a forked trial must never import itself (the forkserver holds them).
 _PRELOADED = ("torch", "aurora.", "timm", "scipy", "xarray", "netCDF4", "sqlalchemy", "git",
@@ -158,7 +162,7 @@ def test_warming_the_forkserver_leaves_logging_to_each_trial() -> None:
     """The warm-up runs the CLI once; a trial's own ``-v`` must still configure its logging."""
     import logging
 
-    from aurora_mlops.tuning.local._trial_proc import warm_trial_imports
+    from aurora_mlops.tuning.local._trial_workers import warm_trial_imports
 
     root = logging.getLogger()
     before = (list(root.handlers), root.level)
@@ -171,9 +175,83 @@ def test_the_warm_up_leaves_trials_a_sqlite_that_mlflow_accepts() -> None:
     """Listing xarray's engines loads eccodes' bundled SQLite 3.26 with global symbols; in a
     process that had not loaded Python's own first, every forked trial's sqlite3 would be 3.26,
     which MLflow's SQL store refuses (it needs 3.31). A fresh interpreter, as the forkserver's."""
-    code = ("from aurora_mlops.tuning.local._trial_proc import warm_trial_imports\n"
+    code = ("from aurora_mlops.tuning.local._trial_workers import warm_trial_imports\n"
             "warm_trial_imports()\n"
             "import sqlite3; print(sqlite3.sqlite_version)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()[-1]
     assert tuple(int(x) for x in out.split(".")) >= (3, 31), out
+
+
+# -- the standby worker and the worker's end-of-trial message -----------------------------------
+# These fork the test process itself ("fork" context), so that the worker runs this module's
+# stand-in for the trial's command; the runner's workers fork from the forkserver instead.
+
+
+def _lingering_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
+                     threads: int) -> int:
+    """A trial whose command returns 3 and leaves a non-daemon thread: its process outlives
+    its end by ~2 s (Python joins such threads before it exits)."""
+    import threading
+
+    threading.Thread(target=time.sleep, args=(2.0,)).start()
+    return 3
+
+
+def test_a_forked_trial_has_ended_when_its_worker_says_so_not_when_its_process_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aurora_mlops.tuning.local import _trial_workers
+
+    monkeypatch.setattr(_trial_workers, "_run_trial", _lingering_trial)
+    monkeypatch.setattr(_trial_workers.ForkServer, "_standby",
+                        _trial_workers._Standby(multiprocessing.get_context("fork")))
+    proc = TrialProcess(["aurora-mlops", "train-trial"], tmp_path, {}, tmp_path / "log.txt",
+                        threads=1, fork=True)
+    assert _trial_workers.ForkServer._standby is None  # taken: the next trial forks its own
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        wait_any([proc], timeout=1.0)
+    assert proc.poll() == 3
+    assert proc._process.is_alive()  # still exiting: the runner did not wait for that
+    proc.reap(timeout=30)
+    assert proc._process.exitcode == 3
+    assert proc.handles() == [proc.sentinel]  # the message is read: only the process is left
+
+
+def test_a_dead_standby_worker_is_replaced_by_a_fresh_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aurora_mlops.tuning.local import _trial_workers
+
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.setattr(_trial_workers, "_run_trial", lambda *order: 0)
+    monkeypatch.setattr(_trial_workers.ForkServer, "context", classmethod(lambda cls: ctx))
+    dead = _trial_workers._Standby(ctx)
+    dead.process.kill()
+    dead.process.join(10)
+    monkeypatch.setattr(_trial_workers.ForkServer, "_standby", dead)
+    proc = TrialProcess(["aurora-mlops", "train-trial"], tmp_path, {}, tmp_path / "log.txt",
+                        threads=1, fork=True)
+    assert proc.pid != dead.process.pid
+    proc.reap(timeout=30)
+    assert proc.poll() == 0
+
+
+@pytest.mark.slow
+def test_a_sweep_returns_with_none_of_its_worker_processes_left(tmp_path: Path) -> None:
+    """Three trials at most, stopped after two failures: the worker forked for the third is
+    never used, and is gone when run_local returns, as are the two trials' processes."""
+    from aurora_mlops.tuning.local._trial_workers import ForkServer
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "medium-res.nc").write_bytes(b"")  # --list-params never opens it
+    doc = _list_params_doc("standby")
+    doc["spec"].update(maxTrialCount=3, maxFailedTrialCount=2)
+    result = run_local(parse_experiment(doc), work_dir=tmp_path / "work", data_dir=data,
+                       progress=False, tracking=False)
+    assert result.reason == "MaxFailedTrialsReached"
+    assert sorted(result.status["failures"]) == ["standby-0", "standby-1"]
+    for name in result.status["failures"]:  # each ran the command, in a forked worker
+        assert "learning_rate" in (tmp_path / "work" / "trials" / name / "log.txt").read_text()
+    assert ForkServer._standby is None  # dismissed: it read EOF and exited
+    assert multiprocessing.active_children() == []

@@ -44,7 +44,7 @@ from typing import Any, NoReturn
 __all__ = ["STEP_PRELOAD", "serve", "warm_python", "warm_steps"]
 
 #: What the server imports before it forks tasks: what the model steps import (the SQLite
-#: module first, see :func:`aurora_mlops.tuning.local._trial_proc.warm_trial_imports`).
+#: module first, see :func:`aurora_mlops.tuning.local._trial_workers.warm_trial_imports`).
 STEP_PRELOAD: tuple[str, ...] = (
     "sqlite3", "kfp.dsl.executor", "kfp.dsl.kfp_config", "aurora_mlops.kfp.steps",
     "aurora_mlops.kfp.monitor_steps", "torch", "aurora", "aurora.rollout", "mlflow", "xarray",

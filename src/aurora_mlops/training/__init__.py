@@ -21,7 +21,13 @@ from aurora_mlops.training._params import (
     parse_param_args,
     resolve_params,
 )
-from aurora_mlops.training._resume import RESUMABLE, STATE_FILE, ResumePoint, resume_point
+from aurora_mlops.training._resume import (
+    RESUMABLE,
+    STATE_FILE,
+    ResumePoint,
+    load_train_state,
+    resume_point,
+)
 
 if TYPE_CHECKING:
     from aurora_mlops.training._load import TrainedModel, checkpoint_record, load_trained

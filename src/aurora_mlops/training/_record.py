@@ -27,7 +27,7 @@ from aurora_mlops.training._data import TrialData
 from aurora_mlops.training._distributed import Distributed
 from aurora_mlops.training._loop import LoopResult
 from aurora_mlops.training._params import TrialParams
-from aurora_mlops.training._resume import STATE_FILE, ResumePoint, init_ref
+from aurora_mlops.training._resume import STATE_FILE, ResumePoint, init_ref, pack_state
 from aurora_mlops.training._tracking import Tracker
 from aurora_mlops.variants import Profile, VariantSpec
 
@@ -153,7 +153,7 @@ def _save_weights(output_dir: Path, best: dict[str, Any],
     ckpt, state_file = output_dir / "model.ckpt", output_dir / STATE_FILE
     atomic_write(ckpt, lambda f: torch.save(best, f), durable=False)
     if state is not None:
-        atomic_write(state_file, lambda f: torch.save(state, f), durable=False)
+        atomic_write(state_file, lambda f: torch.save(pack_state(state), f), durable=False)
     else:  # a stale state beside new weights would resume the wrong run
         state_file.unlink(missing_ok=True)
     return ckpt, {"checkpoint": _file_ref(ckpt),

@@ -20,7 +20,8 @@ parameters. ``WORKDIR/status.json`` mirrors Katib's ``Experiment.status`` and
 ``WORKDIR/best.json`` names the best trial, its parameters, metrics and checkpoint.
 
 The pieces: :mod:`~aurora_mlops.tuning.local._optuna_map` (sampler and pruner),
-:mod:`~aurora_mlops.tuning.local._trial_proc` (the trial processes and the preloaded forkserver),
+:mod:`~aurora_mlops.tuning.local._trial_proc` (the trial processes; the preloaded forkserver and
+its workers are :mod:`~aurora_mlops.tuning.local._trial_workers`),
 :mod:`~aurora_mlops.tuning.local._trial_metrics` (a running trial's metrics),
 :mod:`~aurora_mlops.tuning.local._status` (``status.json`` and ``best.json``),
 :mod:`~aurora_mlops.tuning.local._study_storage` (``study.db`` in WAL mode, a new ``mlflow.db``) and
@@ -67,7 +68,6 @@ from aurora_mlops.tuning.local._trial_metrics import (
     observe,
 )
 from aurora_mlops.tuning.local._trial_proc import (
-    PRELOAD,
     TrialProcess,
     is_train_trial_command,
     log_tail,
@@ -75,6 +75,7 @@ from aurora_mlops.tuning.local._trial_proc import (
     warm_step_command,
     warm_trial_workers,
 )
+from aurora_mlops.tuning.local._trial_workers import ForkServer
 from aurora_mlops.tuning.local._workdir import (
     check_trial_data,
     link_data,
@@ -88,7 +89,6 @@ from aurora_mlops.tuning.local._workdir import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PRELOAD",
     "SweepResult",
     "is_train_trial_command",
     "make_pruner",
@@ -126,6 +126,8 @@ class _Runner:
             size = grid_size(exp)
             self.max_trials = min(self.max_trials or size, size)
         self.running: dict[int, RunningTrial] = {}
+        self.exiting: list[TrialProcess] = []  # ended trials whose processes may still exit
+        self.forked = False  # a trial ran in a forkserver worker: keep one standing by
         self.tracking, self.tracking_uri = tracking, tracking_uri
         self.parent: ParentRun | None = None
         self.threads = max((os.cpu_count() or 1) // max(exp.parallel_trial_count, 1), 1)
@@ -183,6 +185,7 @@ class _Runner:
         elif not fork:
             resolved[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
         proc = TrialProcess(resolved, self.work, env, log_path, self.threads, fork)
+        self.forked = self.forked or fork
         trial.set_user_attr(attr("runner"), "warm-step-server" if warm else
                             "forkserver" if fork else "subprocess")
         self.running[trial.number] = RunningTrial(
@@ -236,6 +239,7 @@ class _Runner:
                 else:
                     continue
             ended.append(self._finish(run, code))
+            self.exiting.append(run.proc)
             del self.running[number]
         return ended
 
@@ -260,8 +264,12 @@ class _Runner:
 
     def _room(self, finished: dict[str, int]) -> bool:
         """Whether another trial may start (parallelism and the trial budget allow it)."""
-        return len(self.running) < self.exp.parallel_trial_count and (
-            self.max_trials is None or sum(finished.values()) + len(self.running) < self.max_trials)
+        return len(self.running) < self.exp.parallel_trial_count and self._more(finished)
+
+    def _more(self, finished: dict[str, int]) -> bool:
+        """Whether more trials than those running may still start."""
+        return self.max_trials is None or \
+            sum(finished.values()) + len(self.running) < self.max_trials
 
     def _loop(self, progress: Any, running_cond: dict[str, str]) -> str | None:
         """Launch, poll and finish trials until the sweep stops; returns the reason."""
@@ -294,6 +302,8 @@ class _Runner:
             while reason is None and self._room(finished):
                 self._launch()
                 launched = True
+            if launched and self.forked and self._more(finished):
+                ForkServer.prepare()  # the next trial's worker forks while these train
             if ended or launched:  # one status per change, the new trials in it
                 write_status(status_path, self._status(
                     [*self.conditions, running_cond], False,
@@ -333,6 +343,9 @@ class _Runner:
         finally:
             for run in self.running.values():  # interrupted: stop our trials, keep them RUNNING
                 run.proc.stop(grace=1.0)       # in the study so a re-run re-queues them
+            ForkServer.dismiss()
+            for proc in self.exiting:  # the sweep returns with none of its processes left
+                proc.reap()
         failed = reason in ("MaxFailedTrialsReached", "Timeout")
         final = {"type": "Failed" if failed else "Succeeded", "status": "True",
                  "reason": f"Experiment{reason}", "lastUpdateTime": now(),

@@ -1,4 +1,5 @@
-"""The processes of local trials: a preloaded forkserver for ``train-trial``, else a subprocess.
+"""The processes of local trials, on the runner's side: a worker of the preloaded forkserver
+(:mod:`._trial_workers`) for ``train-trial``, else a subprocess.
 
 Importing torch + aurora + mlflow costs ~5-10 s on 2 cores, more than a smoke trial trains.
 So a recognised ``aurora-mlops train-trial`` command runs in a process forked from a forkserver
@@ -9,47 +10,37 @@ trial is still exactly the template's command. Any other command runs as a plain
 Either way the trial is its own process group, dies with the runner (Linux
 ``PR_SET_PDEATHSIG``), and :meth:`TrialProcess.stop` ends it with SIGTERM, then SIGKILL; the
 runner sleeps in :func:`wait_any`, which wakes as soon as a trial ends.
+
+Between two short trials the runner waits for nothing it can avoid: the next trial's worker is
+forked while the current ones train (:meth:`ForkServer.prepare`), so starting it costs one
+message; and a worker reports its exit code as soon as its command returns, so the next trial
+starts while the finished process is still being torn down (:meth:`TrialProcess.reap` waits
+for that before the sweep returns).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import io
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aurora_mlops.tuning.local._trial_workers import ForkServer, cli_args, die_with_parent
+
 __all__ = [
-    "PRELOAD",
     "WARM_PYTHON_ENV",
-    "ForkServer",
     "TrialProcess",
     "is_train_trial_command",
     "log_tail",
     "signal_text",
     "wait_any",
-    "warm_trial_imports",
+    "warm_trial_workers",
 ]
 
-#: Modules the forkserver imports once, before it forks trial workers: all that a smoke
-#: ``train-trial`` imports (measured by diffing ``sys.modules`` in a forked trial). Without the
-#: last three, every trial imported ~560 modules again (0.3 s before training, 0.8 s more
-#: when its MLflow run started).
-PRELOAD: tuple[str, ...] = (
-    "torch", "aurora", "aurora.rollout", "mlflow", "xarray", "aurora_mlops.cli",
-    "aurora_mlops.training", "aurora_mlops.data._open", "aurora_mlops.data._windows",
-    # The SQLite store (SQLAlchemy, alembic) of the sweep's default MLflow URI.
-    "mlflow.store.tracking.sqlalchemy_store",
-    # The module of the forked target (unpickling it imported the whole tuning package), and
-    # the one whose import calls :func:`warm_trial_imports` in the server.
-    "aurora_mlops.tuning.local._trial_proc", "aurora_mlops.tuning.local._trial_warm",
-)
 #: Set by a local pipeline run (``aurora_mlops.kfp._warm_steps``) in its tasks' environment: a
 #: ``python`` whose ``-m`` commands fork from the run's warm step server, which has imported
 #: :data:`PRELOAD` already. A sweep in such a task starts its trials there instead of starting a
@@ -72,7 +63,7 @@ def warm_step_command(argv: Sequence[str]) -> list[str] | None:
     """``argv`` (a ``train-trial`` command) as a ``-m`` command of the warm step server's
     ``python`` (:data:`WARM_PYTHON_ENV`); ``None`` where there is none."""
     python = os.environ.get(WARM_PYTHON_ENV)
-    return [python, "-m", "aurora_mlops", *_cli_args(argv)] if python else None
+    return [python, "-m", "aurora_mlops", *cli_args(argv)] if python else None
 
 
 def is_train_trial_command(argv: Sequence[str]) -> bool:
@@ -87,168 +78,9 @@ def is_train_trial_command(argv: Sequence[str]) -> bool:
     return False
 
 
-
-def _cli_args(argv: Sequence[str]) -> list[str]:
-    return list(argv[1:]) if os.path.basename(argv[0]) == "aurora-mlops" else list(argv[3:])
-
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies (a killed runner leaves no trials)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: best effort
-        pass
-
-
-
 def _subprocess_setup() -> None:
     os.setsid()
-    _die_with_parent()
-
-
-
-def _release_forkserver_pipe() -> None:
-    """Close this child's copy of the forkserver's "client alive" pipe.
-
-    multiprocessing hands every forked child the write end of the pipe on which the forkserver
-    waits for EOF to learn that its client (the runner) died. A trial holding it keeps the
-    forkserver, its parent, alive after ``kill -9`` of the runner, so PR_SET_PDEATHSIG never
-    fires and the trial trains on as an orphan. Trials start no processes through the
-    forkserver, so they do not need it.
-    """
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if server is not None and fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        server._forkserver_alive_fd = None
-
-
-
-@functools.cache
-def program_main() -> Callable[[list[str]], int]:
-    """The ``aurora-mlops`` command's entry point, found as a shell finds the command.
-
-    A trial's command names the installed console script, so it is resolved through the
-    package's ``console_scripts`` entry point (``aurora_mlops.cli:main``), not imported by name:
-    the CLI imports this package, and the runner needs only the command the spec names.
-    """
-    from importlib.metadata import entry_points
-
-    found = entry_points(group="console_scripts", name="aurora-mlops")
-    if not found:
-        raise RuntimeError("the aurora-mlops command is not installed (pip install -e .)")
-    main: Callable[[list[str]], int] = next(iter(found)).load()
-    return main
-
-
-def warm_trial_imports() -> None:
-    """What every forked trial would repeat before training, done once in the forkserver.
-
-    Resolve the entry point (a scan of every installed package's metadata), import the CLI's
-    subcommand modules (the parser is built from all of them), the training modules (the
-    package imports them lazily) and what a trial imports on the way: its dataset's reader
-    (and xarray's list of backends), the progress bar, and what MLflow imports when a run
-    starts and logs (GitPython for the source commit, OpenTelemetry, the SQLite dialect).
-    Optional ones may be missing.
-    """
-    import logging
-
-    # Python's own SQLite first: listing xarray's engines loads cfgrib and eccodes, whose
-    # bundled SQLite 3.26 (loaded with global symbols) would otherwise become the one every
-    # forked trial's sqlite3 binds to, and MLflow's SQL store refuses SQLite below 3.31.
-    import sqlite3  # noqa: F401
-
-    # The cheapest run of the command builds its whole parser, as every trial's run does;
-    # the logging it configures is undone, so that each trial's own -v still takes effect.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-        program_main()(["train-trial", "--list-params", "--profile", "smoke"])
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    import xarray.backends
-
-    from aurora_mlops.training import train_trial  # noqa: F401
-
-    xarray.backends.list_engines()  # found through entry points on a process's first open
-    for name in _WARM_IMPORTS:
-        with contextlib.suppress(ImportError):
-            __import__(name)
-
-
-_WARM_IMPORTS = (
-    "aurora_mlops.cli._profile", "netCDF4", "rich.progress", "git", "alembic.command",
-    "sqlalchemy.dialects.sqlite", "mlflow.tracking.context.registry",
-    "mlflow.tracing.processor.otel", "mlflow.store.tracking.sqlalchemy_workspace_store",
-    "torch.utils.serialization", "alembic.config", "einops._torch_specific",
-    "mlflow.tracing.processor.base_mlflow",
-)
-
-
-def _forked_trial(argv: list[str], cwd: str, env: dict[str, str], log_path: str,
-                  threads: int) -> None:
-    """Body of a trial worker forked from the preloaded forkserver (runs in the child)."""
-    os.setsid()
-    _die_with_parent()
-    _release_forkserver_pipe()
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    code = 1
-    try:
-        import torch
-
-        torch.set_num_threads(max(threads, 1))
-        from aurora_mlops.config import get_settings
-
-        get_settings.cache_clear()
-        code = program_main()(_cli_args(argv))
-    except SystemExit as e:  # argparse usage errors
-        code = e.code if isinstance(e.code, int) else 2
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    sys.exit(code)
-
-
-
-class ForkServer:
-    """multiprocessing's forkserver with :data:`PRELOAD` imported once (shared per process)."""
-
-    _ctx: Any = None
-
-    @classmethod
-    def context(cls) -> Any:
-        if cls._ctx is None:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(list(PRELOAD))
-            cls._ctx = ctx
-        return cls._ctx
-
-    @classmethod
-    def warm_up(cls) -> None:
-        """Start the server now (it imports in the background while the runner sets up)."""
-        from multiprocessing import forkserver
-
-        cls.context()
-        forkserver.ensure_running()
-
+    die_with_parent()
 
 
 class TrialProcess:
@@ -259,12 +91,16 @@ class TrialProcess:
         self.forked = fork
         self._popen: subprocess.Popen[bytes] | None = None
         self._process: Any = None
+        self._ended: Any = None
+        self._code: int | None = None
         if fork:
-            ctx = ForkServer.context()
-            self._process = ctx.Process(
-                target=_forked_trial, args=(argv, str(cwd), env, str(log_path), threads),
-                daemon=False)
-            self._process.start()
+            order = (argv, str(cwd), env, str(log_path), threads)
+            worker = ForkServer.take()
+            if not worker.start(order):  # the standby died: fork one for this trial
+                worker = ForkServer.take()
+                if not worker.start(order):
+                    raise OSError(f"cannot start trial worker {worker.process.pid}")
+            self._process, self._ended = worker.process, worker.ended
             self.pid: int = self._process.pid
         else:
             with log_path.open("ab") as out:
@@ -282,13 +118,29 @@ class TrialProcess:
 
     @property
     def sentinel(self) -> int | None:
-        """A handle that turns ready when the trial ends (``None``: poll it instead)."""
+        """A handle that turns ready when the trial's process ends (``None``: poll it)."""
         if self.forked:
             return int(self._process.sentinel)
         return None
 
+    def handles(self) -> list[Any]:
+        """What :func:`wait_any` waits on: the worker's end-of-trial message and its process."""
+        if not self.forked:
+            return []
+        return [h for h in (self._ended, self.sentinel) if h is not None]
+
     def poll(self) -> int | None:
+        """The trial's exit code once it has ended, else ``None``. A forked trial has ended
+        when its worker says so (its process may still be exiting) or its process is gone."""
         if self.forked:
+            if self._code is None and self._ended is not None and self._ended.poll():
+                # EOF: it died before it could say, and its process's exit code tells.
+                with contextlib.suppress(EOFError, OSError):
+                    self._code = int(self._ended.recv())
+                self._ended.close()
+                self._ended = None
+            if self._code is not None:
+                return self._code
             code = self._process.exitcode
             return None if code is None else int(code)
         if self._popen is None:
@@ -320,6 +172,16 @@ class TrialProcess:
                 self._process.join(timeout=0)
         return self.poll()
 
+    def reap(self, timeout: float = 5.0) -> None:
+        """Wait until a trial that has ended is gone (its worker may still be exiting);
+        SIGKILL its process group if it outlives ``timeout``."""
+        if not self.forked:
+            return
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self._process.join(5)
 
 
 def wait_any(procs: Iterable[TrialProcess], timeout: float) -> None:
@@ -328,14 +190,13 @@ def wait_any(procs: Iterable[TrialProcess], timeout: float) -> None:
     A sleep of a fixed interval cost every trial up to that interval between its end and the
     next trial's start; the interval now only paces the reading of running trials' metrics.
     """
-    handles = [h for h in (p.sentinel for p in procs) if h is not None]
+    handles = [h for p in procs for h in p.handles()]
     if not handles:
         time.sleep(timeout)
         return
     from multiprocessing.connection import wait
 
     wait(handles, timeout)
-
 
 
 def signal_text(code: int) -> str:
@@ -347,7 +208,6 @@ def signal_text(code: int) -> str:
         name = f"signal {-code}"
     hint = " (the OOM killer, or another SIGKILL)" if -code == signal.SIGKILL else ""
     return f"was killed by {name}{hint}"
-
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
