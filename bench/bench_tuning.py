@@ -16,10 +16,14 @@ tuner's efficiency against random search.
     Prints both bests (val_score, lower is better), whether halving reached random's best, and
     the compute random needed to reach halving's best (its trials in the order they ran), as
     a multiple of C. Target: halving reaches random's 3C best in C, i.e. at most a third of
-    random's compute.
+    random's compute. Then the fidelity: per lower rung, the rank correlation between the best
+    val_score random's full-length trials had by that rung's budget and their final best (a
+    first rung that ranks like chance cannot pay). ``--plan N:ETA:B1,B2,...`` runs another
+    bracket (N first-rung trials, each rung keeps 1/ETA, rung k trains to Bk epochs).
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
+                                    [--plan N:ETA:B1,B2,...]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
 N random searches of 3x their compute. ``--steps-per-epoch`` scales every budget (make run: 50);
@@ -29,6 +33,7 @@ the printout says which was used.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import math
@@ -49,6 +54,9 @@ from aurora_mlops.kfp import LocalBudget
 from aurora_mlops.kfp.steps import sweep
 from aurora_mlops.training import parse_param_args, resolve_params, train_trial
 from aurora_mlops.tuning import (
+    HALVING_ANNOTATION,
+    Halving,
+    parse_experiment,
     pipeline_experiment,
     read_halving,
     run_halving_local,
@@ -168,6 +176,18 @@ def _trial_steps(folder: Path) -> tuple[int, float]:
     return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
 
 
+def _fidelity(folders: list[Path], budgets: tuple[int, ...]) -> list[float]:
+    """Per lower rung budget, the Spearman rank correlation between the best val_score the
+    random search's full-length trials had reached by that epoch and their final best: how well
+    a rung that stops there ranks the configurations (1: as the full budget would)."""
+    from scipy.stats import spearmanr
+
+    histories = [[float(e["val_score"]) for e in
+                  json.loads((f / "trial.json").read_text())["history"]] for f in folders]
+    final = [min(h) for h in histories]
+    return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
+
+
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
            data_dir: Path) -> dict[str, Any]:
     trial_args = shlex.split(_budget_args(args.steps_per_epoch))
@@ -176,6 +196,12 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
                                   max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
                                   extra_args=trial_args, name_suffix=f"s{seed}")
+    if args.plan is not None:  # another bracket over the same space
+        first, plan = args.plan
+        doc = copy.deepcopy(halving.raw)
+        doc["metadata"]["annotations"][HALVING_ANNOTATION] = plan.to_annotation()
+        doc["spec"]["maxTrialCount"] = first
+        halving = parse_experiment(doc)
     h = run_halving_local(halving, work_dir=root / f"halving-{seed}", **run)
     steps = [_trial_steps(root / f"halving-{seed}" / "trials" / t.name)
              for r in h.result.rungs for t in r.trials if t.state == "Succeeded"]
@@ -186,10 +212,12 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     n_random = math.ceil(3 * cost / full)
     rand = pipeline_experiment(variant=variant, algorithm="random", profile="smoke",
                                max_trials=n_random, parallel_trials=args.jobs,
-                               extra_args=trial_args, name_suffix=f"s{seed}")
+                               extra_args=[*trial_args, f"--epochs={plan.budgets[-1]}"],
+                               name_suffix=f"s{seed}")
     r = run_local(rand, work_dir=root / f"random-{seed}", **run)
-    order = sorted((root / f"random-{seed}" / "trials").iterdir(), key=lambda p: p.stat().st_mtime)
-    random_steps = [_trial_steps(p) for p in order if (p / "trial.json").is_file()]
+    order = [p for p in sorted((root / f"random-{seed}" / "trials").iterdir(),
+                               key=lambda p: p.stat().st_mtime) if (p / "trial.json").is_file()]
+    random_steps = [_trial_steps(p) for p in order]
     best_h = float(h.metrics["val_score"])
     best_r = min(v for _, v in random_steps)
     spent, reach = 0, None
@@ -199,21 +227,40 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
             reach = spent
     return {"seed": seed, "halving": best_h, "random": best_r, "cost": cost,
             "random_cost": sum(s for s, _ in random_steps), "random_trials": len(random_steps),
-            "reach": reach, "r_best": r.best_trial}
+            "reach": reach, "r_best": r.best_trial, "budgets": plan.budgets,
+            "fidelity": _fidelity(order, plan.budgets)}
 
 
 def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         reach = (f"random reached halving's best after {r['reach'] / r['cost']:.2f} C"
                  if r["reach"] is not None else "random never reached halving's best")
+        fidelity = ", ".join(f"{b} epochs {c:+.2f}"
+                             for b, c in zip(r["budgets"], r["fidelity"], strict=False))
         print(f"(b) {variant:14s} seed {r['seed']}: halving {r['halving']:.4f} in C = "
               f"{r['cost']} steps; random {r['random']:.4f} in {r['random_cost']} steps "
               f"({r['random_trials']} trials, {r['random_cost'] / r['cost']:.2f} C); "
-              f"{reach}", flush=True)
+              f"{reach}; rank correlation with the full budget (random's trials): {fidelity}",
+              flush=True)
     diffs = [r["random"] - r["halving"] for r in rows]
     won = sum(d >= 0 for d in diffs)
     print(f"(b) {variant:14s} halving's best <= random's 3C best on {won}/{len(rows)} seeds; "
           f"random - halving {statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}", flush=True)
+    means = [statistics.fmean(c) for c in zip(*(r["fidelity"] for r in rows), strict=True)]
+    print(f"(b) {variant:14s} mean rank correlation of each lower rung with the full budget: "
+          + ", ".join(f"{b} epochs {m:+.2f}"
+                      for b, m in zip(rows[0]["budgets"], means, strict=False))
+          + " (halving can only pay where its first rung ranks like the full budget)",
+          flush=True)
+
+
+def _plan(text: str) -> tuple[int, Halving]:
+    """``N:ETA:B1,B2,...`` as (first-rung trials, plan)."""
+    try:
+        first, eta, budgets = text.split(":")
+        return int(first), Halving(eta=int(eta), budgets=tuple(int(b) for b in budgets.split(",")))
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        raise argparse.ArgumentTypeError(f"{text!r} is not N:ETA:B1,B2,... ({e})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=BUDGET.parallel_trials,
                    help="Trials and fits at once, one core each.")
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
+    p.add_argument("--plan", type=_plan, default=None, metavar="N:ETA:B1,B2,...",
+                   help="(b): another successive-halving bracket: N first-rung trials, each rung "
+                        "keeps 1/ETA, rung k trains to Bk epochs (default: make run's chain).")
     args = p.parse_args(argv)
     if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1:
         p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1")
@@ -235,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
           f"sweep: {BUDGET.max_trials}-point successive halving; seeds 1..{args.seeds}",
           flush=True)
+    if args.plan is not None:
+        first, plan = args.plan
+        print(f"(b) bracket: {plan.counts(first)} trials at {list(plan.budgets)} epochs "
+              f"(eta {plan.eta}), {plan.cost(first)} epochs of compute", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
         work = args.work or Path(tmp)
         for variant in args.variants:

@@ -4,6 +4,7 @@ the pick and the defaults seed by seed, and its verdict follows the paired stand
 from __future__ import annotations
 
 import importlib.util
+import json
 import shlex
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +27,9 @@ def _bench() -> ModuleType:
 
 
 @pytest.mark.parametrize("argv", [["--seeds", "1"], ["--jobs", "0"],
-                                  ["--steps-per-epoch", "0"], ["--part", "c"]])
+                                  ["--steps-per-epoch", "0"], ["--part", "c"],
+                                  ["--plan", "27:1:2,6,18"], ["--plan", "27:3:6,2"],
+                                  ["--plan", "27:3"]])
 def test_bad_arguments_are_usage_errors_before_any_work(
         argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = tmp_path / "work"
@@ -104,3 +107,20 @@ def test_both_arms_train_with_the_variants_smoke_flags(
                        "--jobs", "1", "--steps-per-epoch", "5", "--work", str(tmp_path)]) == 0
     assert len(fits) == 4
     assert all(resolve_params("smoke", given).positivity for given in fits)
+
+
+def test_the_fidelity_is_the_rank_correlation_of_each_lower_rung_with_the_full_budget(
+        tmp_path: Path) -> None:
+    """Three full-length trials (6 epochs): by epoch 2 they rank in the reverse of their final
+    order, by epoch 4 in the same order; the last budget (the full one) is not a rung to judge."""
+    bench = _bench()
+    histories = {"a": [0.9, 0.8, 0.5, 0.3, 0.2, 0.1], "b": [0.6, 0.5, 0.4, 0.35, 0.3, 0.25],
+                 "c": [0.5, 0.4, 0.45, 0.42, 0.41, 0.4]}
+    folders = []
+    for name, scores in histories.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "trial.json").write_text(json.dumps(
+            {"history": [{"epoch": i + 1, "val_score": v} for i, v in enumerate(scores)]}))
+        folders.append(folder)
+    assert bench._fidelity(folders, (2, 4, 6)) == pytest.approx([-1.0, 1.0])
