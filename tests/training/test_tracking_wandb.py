@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,27 @@ def _item_key(item: Any) -> str:
     return item.key or ".".join(item.nested_key)
 
 
+def _finished_records(log_file: Path, timeout: float = 60.0) -> list[Any]:
+    """The records of a run's log once its exit record is in it: ``finish()`` returns before
+    the W&B service process has necessarily written the rest of the file (a loaded machine
+    once read it with no history yet); its own reader waits for the exit record too
+    (wandb/wandb core/internal/leet: WandbReader's exitSeen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _records(log_file)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or \
+                time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def _run_contents(run_dir: Path) -> dict[str, Any]:
     """``config``, ``history`` (one dict a step) and ``summary`` of an offline run folder."""
     (log_file,) = run_dir.glob("run-*.wandb")
     config: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    for record in _records(log_file):
+    for record in _finished_records(log_file):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             config.update({u.key: json.loads(u.value_json) for u in record.run.config.update})

@@ -41,6 +41,9 @@ def test_the_fast_mlflow_store_is_the_store_mlflow_builds(tmp_path: Path,
     experiment (id 0, created by MLflow's own store with its own artifact root)."""
     from mlflow.tracking import MlflowClient
 
+    from aurora_mlops.tuning.local import _study_storage
+
+    monkeypatch.setattr(_study_storage, "_migrated", None)  # migrated here, not copied
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
     ours, theirs = tmp_path / "ours" / "mlflow.db", tmp_path / "theirs" / "mlflow.db"
     ours.parent.mkdir()
@@ -62,6 +65,36 @@ def test_the_fast_mlflow_store_is_the_store_mlflow_builds(tmp_path: Path,
     assert clients[0].get_run(run.info.run_id).data.metrics == {"val_score": 0.5}
     with sqlite3.connect(ours) as conn:  # left in SQLite's default mode, as MLflow makes it
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+@pytest.mark.slow
+def test_later_stores_of_a_process_are_copies_of_the_first_migrated_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A halving chain's rungs each open a new store: only the first runs MLflow's migrations
+    (0.5 s and more); a copy is the same file, and MLflow opens it and logs to it."""
+    from mlflow.tracking import MlflowClient
+
+    from aurora_mlops.tuning.local import _study_storage
+
+    monkeypatch.setattr(_study_storage, "_migrated", None)
+    monkeypatch.chdir(tmp_path)
+    first, second = tmp_path / "rung-0" / "mlflow.db", tmp_path / "rung-1" / "mlflow.db"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    create_mlflow_store(first)
+    migrations: list[tuple[object, ...]] = []
+    monkeypatch.setattr(_study_storage, "_migrate", lambda *a: migrations.append(a))
+    create_mlflow_store(second)
+    assert migrations == []
+    assert second.read_bytes() == first.read_bytes()
+    assert sorted(p.name for p in second.parent.iterdir()) == ["mlflow.db"]  # no partial left
+    client = MlflowClient(f"sqlite:///{second}")
+    default = client.get_experiment("0")  # created by MLflow as the copy opens
+    assert default is not None and default.name == "Default"
+    run = client.create_run(default.experiment_id)
+    client.log_metric(run.info.run_id, "val_score", 0.25)
+    assert client.get_run(run.info.run_id).data.metrics == {"val_score": 0.25}
+    assert _revision(second) == _revision(first)
 
 
 def test_an_existing_mlflow_store_is_left_alone(tmp_path: Path) -> None:

@@ -109,29 +109,45 @@ def sqlite_file(uri: str | None) -> Path | None:
     return None if path in ("", ":memory:") else Path(path).absolute()
 
 
+#: The first new store's file as MLflow's migrations left it (its default experiment dropped):
+#: later stores of this process are copies of it (a halving chain's rungs, the bench's sweeps).
+_migrated: bytes | None = None
+
+
 def create_mlflow_store(db: Path) -> None:
     """Create MLflow's SQLite store at ``db`` if it is missing (a no-op when it exists, or
     when its folder does not).
 
     MLflow builds the schema, on a private file next to ``db`` and without disk syncs; its
     default experiment is dropped again, so that the store opened at ``db`` creates it with
-    the artifact root it would have used anyway. ``os.link`` publishes the finished file and
-    fails if another process created ``db`` meanwhile: theirs is kept.
+    the artifact root it would have used anyway. Nothing else in the file depends on where it
+    is, so the process keeps its bytes and later stores are copies (the migrations take 0.5 s
+    and more; a copy, milliseconds). ``os.link`` publishes the finished file and fails if
+    another process created ``db`` meanwhile: theirs is kept.
     """
+    global _migrated
     if db.exists() or not db.parent.is_dir():  # a missing folder: MLflow's own error says so
         return
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     partial = db.with_name(f".{db.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)
     try:
-        with _pragmas_for(partial, _NO_SYNC):
-            store = SqlAlchemyStore(f"sqlite:///{partial}", str(db.parent / "mlruns"))
-        store.engine.dispose()
-        with contextlib.closing(sqlite3.connect(partial)) as conn, conn:
-            conn.execute("DELETE FROM experiments WHERE experiment_id = ?",
-                         (int(SqlAlchemyStore.DEFAULT_EXPERIMENT_ID),))
+        if _migrated is None:
+            _migrate(partial, db.parent / "mlruns")
+            _migrated = partial.read_bytes()
+        else:
+            partial.write_bytes(_migrated)
         with contextlib.suppress(FileExistsError):
             os.link(partial, db)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _migrate(partial: Path, artifacts: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with _pragmas_for(partial, _NO_SYNC):
+        store = SqlAlchemyStore(f"sqlite:///{partial}", str(artifacts))
+    store.engine.dispose()
+    with contextlib.closing(sqlite3.connect(partial)) as conn, conn:
+        conn.execute("DELETE FROM experiments WHERE experiment_id = ?",
+                     (int(SqlAlchemyStore.DEFAULT_EXPERIMENT_ID),))
