@@ -89,7 +89,9 @@ def test_later_stores_of_a_process_are_copies_of_the_first_migrated_one(
     assert second.read_bytes() == first.read_bytes()
     assert sorted(p.name for p in second.parent.iterdir()) == ["mlflow.db"]  # no partial left
     client = MlflowClient(f"sqlite:///{second}")
-    default = client.get_experiment("0")  # created by MLflow as the copy opens
+    # created by MLflow as the copy opens (mlflow/mlflow
+    # mlflow/store/tracking/sqlalchemy_store.py: _initialize_store_state)
+    default = client.get_experiment("0")
     assert default is not None and default.name == "Default"
     run = client.create_run(default.experiment_id)
     client.log_metric(run.info.run_id, "val_score", 0.25)
