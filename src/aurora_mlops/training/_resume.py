@@ -18,8 +18,9 @@ functions that touch tensors import torch when called.
 from __future__ import annotations
 
 import json
+import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,6 +191,18 @@ _PACKED = "packed_tensors"
 _TENSOR = "packed_tensor"
 
 
+def _map_leaves(x: Any, is_leaf: Callable[[Any], bool], leaf: Callable[[Any], Any]) -> Any:
+    """``x`` with each leaf replaced by ``leaf(it)``, through dicts, lists and tuples (each
+    kept of its own type)."""
+    if is_leaf(x):
+        return leaf(x)
+    if isinstance(x, dict):
+        return {k: _map_leaves(v, is_leaf, leaf) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_map_leaves(v, is_leaf, leaf) for v in x)
+    return x
+
+
 def pack_state(state: Any) -> dict[str, Any]:
     """``state`` with every tensor moved into one flat tensor per dtype and device, each
     tensor's place holding ``(_TENSOR, key, offset, shape)``: ``torch.save`` pickles and writes
@@ -201,21 +214,15 @@ def pack_state(state: Any) -> dict[str, Any]:
     parts: dict[str, list[torch.Tensor]] = {}
     sizes: dict[str, int] = {}
 
-    def walk(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            t = x.detach()
-            key = f"{str(t.dtype).removeprefix('torch.')}@{t.device}"
-            offset = sizes.get(key, 0)
-            parts.setdefault(key, []).append(t.reshape(-1))
-            sizes[key] = offset + t.numel()
-            return (_TENSOR, key, offset, tuple(t.shape))
-        if isinstance(x, dict):
-            return {k: walk(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return type(x)(walk(v) for v in x)
-        return x
+    def place(x: torch.Tensor) -> tuple[str, str, int, tuple[int, ...]]:
+        t = x.detach()
+        key = f"{str(t.dtype).removeprefix('torch.')}@{t.device}"
+        offset = sizes.get(key, 0)
+        parts.setdefault(key, []).append(t.reshape(-1))
+        sizes[key] = offset + t.numel()
+        return (_TENSOR, key, offset, tuple(t.shape))
 
-    tree = walk(state)
+    tree = _map_leaves(state, lambda x: isinstance(x, torch.Tensor), place)
     return {_PACKED: {k: torch.cat(v) for k, v in parts.items()}, "state": tree}
 
 
@@ -227,20 +234,12 @@ def unpack_state(doc: Any) -> Any:
         return doc
     flats = doc[_PACKED]
 
-    def walk(x: Any) -> Any:
-        if isinstance(x, tuple) and len(x) == 4 and x[0] == _TENSOR:
-            _, key, offset, shape = x
-            count = 1
-            for n in shape:
-                count *= n
-            return flats[key][offset:offset + count].view(shape).clone()
-        if isinstance(x, dict):
-            return {k: walk(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return type(x)(walk(v) for v in x)
-        return x
+    def tensor(x: tuple[str, str, int, tuple[int, ...]]) -> Any:
+        _, key, offset, shape = x
+        return flats[key][offset:offset + math.prod(shape)].view(shape).clone()
 
-    return walk(doc["state"])
+    return _map_leaves(doc["state"], lambda x: isinstance(x, tuple) and len(x) == 4
+                       and x[0] == _TENSOR, tensor)
 
 
 def resume_point(path: str | Path) -> ResumePoint:
