@@ -20,14 +20,23 @@ tuner's efficiency against random search.
     val_score random's full-length trials had by that rung's budget and their final best (a
     first rung that ranks like chance cannot pay). ``--plan N:ETA:B1,B2,...`` runs another
     bracket (N first-rung trials, each rung keeps 1/ETA, rung k trains to Bk epochs).
+    One sweep a seed is one draw. The replay takes many: random search runs ``--pool``
+    full-length trials (default 24, its 3C first), and the bracket run (and each ``--replay``
+    bracket) is replayed 2000 times from them. A promoted trial resumes its checkpoint and the
+    smoke schedule does not depend on ``--epochs``, so a trial stopped at budget B is its
+    full-length twin's first B epochs. Prints, per bracket, the fraction of draws where halving
+    reaches random's 3C best and the median compute random needs to reach halving's best (the
+    target: at least 3 C). The replay draws configurations from random's, where the sweep uses
+    Sobol points.
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
-                                    [--plan N:ETA:B1,B2,...]
+                                    [--plan N:ETA:B1,B2,...] [--pool 24]
+                                    [--replay N:ETA:B1,B2,... ...]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
-N random searches of 3x their compute. ``--steps-per-epoch`` scales every budget (make run: 50);
-the printout says which was used.
+N random searches of max(3x their compute, --pool trials). ``--steps-per-epoch`` scales every
+budget (make run: 50); the printout says which was used.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import shlex
 import statistics
 import sys
@@ -176,16 +186,50 @@ def _trial_steps(folder: Path) -> tuple[int, float]:
     return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
 
 
+def _curves(folders: list[Path]) -> list[list[float]]:
+    """Each full-length trial's val_score after each epoch."""
+    return [[float(e["val_score"]) for e in json.loads((f / "trial.json").read_text())["history"]]
+            for f in folders]
+
+
 def _fidelity(folders: list[Path], budgets: tuple[int, ...]) -> list[float]:
     """Per lower rung budget, the Spearman rank correlation between the best val_score the
     random search's full-length trials had reached by that epoch and their final best: how well
     a rung that stops there ranks the configurations (1: as the full budget would)."""
     from scipy.stats import spearmanr
 
-    histories = [[float(e["val_score"]) for e in
-                  json.loads((f / "trial.json").read_text())["history"]] for f in folders]
+    histories = _curves(folders)
     final = [min(h) for h in histories]
     return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
+
+
+def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int = 2000,
+           seed: int = 0) -> tuple[float, float]:
+    """Successive halving against random search with 3x its compute, replayed ``draws`` times
+    from a pool of full-length trials (``curves``: each one's val_score after each epoch).
+
+    A promoted trial resumes its checkpoint, and the smoke trials' schedule does not depend on
+    ``--epochs``, so a trial stopped at a rung's budget B is its full-length twin's first B
+    epochs (tests/training/test_resume.py): each draw runs the bracket on ``first`` configurations
+    drawn from the pool and random search on another ordering of it. Returns the fraction of
+    draws where halving's best <= random's best over its first ceil(3C / full) trials, and the
+    median compute random needs to reach halving's best, in C (inf: the pool never does).
+    """
+    rng = random.Random(seed)
+    full, cost = plan.budgets[-1], plan.cost(first)
+    finals = [min(c[:full]) for c in curves]
+    n_random = math.ceil(3 * cost / full)
+    reached, needs = 0, []
+    for _ in range(draws):
+        alive = rng.sample(range(len(curves)), first)
+        for keep, budget in zip(plan.counts(first)[1:], plan.budgets[:-1], strict=True):
+            alive = sorted(alive, key=lambda i, b=budget: min(curves[i][:b]))[:keep]
+        best = min(finals[i] for i in alive)
+        order = rng.sample(range(len(curves)), len(curves))
+        reached += min(finals[i] for i in order[:n_random]) >= best
+        k = next((k for k, i in enumerate(order, 1) if finals[i] <= best), None)
+        needs.append(k * full / cost if k else math.inf)
+    return reached / draws, statistics.median(needs)
 
 
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
@@ -196,6 +240,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
                                   max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
                                   extra_args=trial_args, name_suffix=f"s{seed}")
+    first = BUDGET.max_trials
     if args.plan is not None:  # another bracket over the same space
         first, plan = args.plan
         doc = copy.deepcopy(halving.raw)
@@ -210,25 +255,35 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     assert plan is not None
     full = plan.budgets[-1] * args.steps_per_epoch
     n_random = math.ceil(3 * cost / full)
+    # The first n_random trials are random search's 3C; the rest (up to --pool) feed the replay
+    # (a seeded sampler asks the same configurations first whatever the trial count).
     rand = pipeline_experiment(variant=variant, algorithm="random", profile="smoke",
-                               max_trials=n_random, parallel_trials=args.jobs,
+                               max_trials=max(n_random, args.pool), parallel_trials=args.jobs,
                                extra_args=[*trial_args, f"--epochs={plan.budgets[-1]}"],
                                name_suffix=f"s{seed}")
     r = run_local(rand, work_dir=root / f"random-{seed}", **run)
+    # In the order the sampler asked for them (a trial's name ends with its index).
     order = [p for p in sorted((root / f"random-{seed}" / "trials").iterdir(),
-                               key=lambda p: p.stat().st_mtime) if (p / "trial.json").is_file()]
+                               key=lambda p: int(p.name.rsplit("-", 1)[1]))
+             if (p / "trial.json").is_file()]
     random_steps = [_trial_steps(p) for p in order]
     best_h = float(h.metrics["val_score"])
-    best_r = min(v for _, v in random_steps)
+    best_r = min(v for _, v in random_steps[:n_random])
     spent, reach = 0, None
     for s, v in random_steps:
         spent += s
         if reach is None and v <= best_h:
             reach = spent
+    curves = _curves(order)
+    replays = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
+               replay(curves, n, p, seed=seed)
+               for n, p in [(first, plan), *args.replay]
+               if n < len(curves) and p.budgets[-1] <= min(len(c) for c in curves)}
     return {"seed": seed, "halving": best_h, "random": best_r, "cost": cost,
-            "random_cost": sum(s for s, _ in random_steps), "random_trials": len(random_steps),
-            "reach": reach, "r_best": r.best_trial, "budgets": plan.budgets,
-            "fidelity": _fidelity(order, plan.budgets)}
+            "random_cost": sum(s for s, _ in random_steps[:n_random]),
+            "random_trials": n_random, "pool": len(curves), "reach": reach,
+            "r_best": r.best_trial, "budgets": plan.budgets,
+            "fidelity": _fidelity(order, plan.budgets), "replays": replays}
 
 
 def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
@@ -241,6 +296,18 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
               f"{r['cost']} steps; random {r['random']:.4f} in {r['random_cost']} steps "
               f"({r['random_trials']} trials, {r['random_cost'] / r['cost']:.2f} C); "
               f"{reach}; rank correlation with the full budget (random's trials): {fidelity}",
+              flush=True)
+    for r in rows:
+        for name, (reached, need) in r["replays"].items():
+            print(f"(b) {variant:14s} seed {r['seed']} replayed from {r['pool']} full-length "
+                  f"trials, {name}: halving reaches random's 3C best in {reached:.0%} of draws; "
+                  f"random needs {need:.2f} C (median) to reach halving's best", flush=True)
+    for name in rows[0]["replays"]:
+        reached = [r["replays"][name][0] for r in rows]
+        needs = [r["replays"][name][1] for r in rows]
+        print(f"(b) {variant:14s} replayed, {name}: halving reaches random's 3C best in "
+              f"{statistics.fmean(reached):.0%} +- {_se(reached):.0%} of draws; random needs "
+              f"{statistics.median(needs):.2f} C (median of the seeds' medians; target >= 3)",
               flush=True)
     diffs = [r["random"] - r["halving"] for r in rows]
     won = sum(d >= 0 for d in diffs)
@@ -278,9 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", type=_plan, default=None, metavar="N:ETA:B1,B2,...",
                    help="(b): another successive-halving bracket: N first-rung trials, each rung "
                         "keeps 1/ETA, rung k trains to Bk epochs (default: make run's chain).")
+    p.add_argument("--pool", type=int, default=24,
+                   help="(b): full-length random trials a seed, random search's 3C first; the "
+                        "brackets are replayed from all of them.")
+    p.add_argument("--replay", type=_plan, action="append", default=[],
+                   metavar="N:ETA:B1,B2,...",
+                   help="(b): a bracket to replay from the pool besides the one run (repeat).")
     args = p.parse_args(argv)
-    if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1:
-        p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1")
+    if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1 or args.pool < 0:
+        p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1, --pool >= 0")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
     print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
           f"sweep: {BUDGET.max_trials}-point successive halving; seeds 1..{args.seeds}",

@@ -29,7 +29,8 @@ def _bench() -> ModuleType:
 @pytest.mark.parametrize("argv", [["--seeds", "1"], ["--jobs", "0"],
                                   ["--steps-per-epoch", "0"], ["--part", "c"],
                                   ["--plan", "27:1:2,6,18"], ["--plan", "27:3:6,2"],
-                                  ["--plan", "27:3"]])
+                                  ["--plan", "27:3"], ["--pool", "-1"],
+                                  ["--replay", "8:2"]])
 def test_bad_arguments_are_usage_errors_before_any_work(
         argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = tmp_path / "work"
@@ -124,3 +125,40 @@ def test_the_fidelity_is_the_rank_correlation_of_each_lower_rung_with_the_full_b
             {"history": [{"epoch": i + 1, "val_score": v} for i, v in enumerate(scores)]}))
         folders.append(folder)
     assert bench._fidelity(folders, (2, 4, 6)) == pytest.approx([-1.0, 1.0])
+
+
+def _pool(finals: list[float], early: list[float], epochs: int = 4) -> list[list[float]]:
+    """Full-length curves: each trial's val_score ranks as ``early`` until the last epoch, where
+    it drops to its ``final``."""
+    return [[e + 1.0] * (epochs - 1) + [f] for e, f in zip(early, finals, strict=True)]
+
+
+def test_the_replay_follows_the_first_rungs_ranking() -> None:
+    """Replayed from ten full-length trials, 8-4-2 at 1, 2, 4 epochs costs 16 epochs, so random
+    search's 3C is 12 whole trials: the whole pool, its best every time. Where the early epochs
+    rank like the last, halving finds the pool's best whenever its 8 first-rung trials hold it
+    (8 in 10 draws); where they rank in reverse, it promotes the worst and never does, and
+    random search reaches its best within a fraction of C."""
+    bench = _bench()
+    plan = bench.Halving(eta=2, budgets=(1, 2, 4))
+    finals = [0.1 * (i + 1) for i in range(10)]
+    alike, _ = bench.replay(_pool(finals, finals), 8, plan)
+    assert alike == pytest.approx(0.8, abs=0.04)
+    reversed_, need = bench.replay(_pool(finals, finals[::-1]), 8, plan)
+    assert reversed_ == 0.0
+    # Halving keeps 2 of the 4 worst of its 8: its best is at most the 7th of 10, which random
+    # search's first few trials beat (each of its trials costs 4 / 16 C).
+    assert need < 1.0
+
+
+def test_the_replay_counts_what_random_search_needs_to_reach_halvings_best() -> None:
+    """A pool of two trials and a bracket of one trial, promoted from 1 epoch to 2 (C = one
+    trial): halving gets the better trial in half the draws, and random search (3 trials: the
+    whole pool) always has it, so halving reaches random's best half the time. Random search's
+    first trial reaches halving's best in 3 draws of 4 (halving got the worse trial, or both
+    got the better), its second otherwise: a median of 1 C."""
+    bench = _bench()
+    pool = _pool([0.1, 0.2], [0.1, 0.2], epochs=2)
+    reached, need = bench.replay(pool, 1, bench.Halving(eta=2, budgets=(1, 2)), draws=4000)
+    assert reached == pytest.approx(0.5, abs=0.04)
+    assert need == 1.0
