@@ -117,6 +117,58 @@ def test_every_sweep_of_a_process_reuses_the_one_warm_forkserver(tmp_path: Path)
     os.kill(servers[0], 0)  # still alive, for the next rung
 
 
+#: A user's script that calls run_local with no ``if __name__ == "__main__":`` guard.
+_UNGUARDED = """
+import json, os, sys
+import yaml
+from aurora_mlops.tuning import parse_experiment, run_local
+work = sys.argv[1]
+with open(os.path.join(work, "ran.txt"), "a") as f:
+    f.write(f"{os.getpid()}\\n")
+with open(os.path.join(work, "spec.yaml")) as f:
+    spec = parse_experiment(yaml.safe_load(f))
+result = run_local(spec, work_dir=os.path.join(work, "sweep"),
+                   data_dir=os.path.join(work, "data"), progress=False, tracking=False)
+print(json.dumps(result.status["failures"]))
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_runs_a_sweep_runs_once_not_again_in_each_trial_worker(
+        tmp_path: Path) -> None:
+    """multiprocessing imports the parent's ``__main__`` script again in every process it starts
+    (CPython's Lib/multiprocessing/spawn.py, ``get_preparation_data`` and
+    ``_fixup_main_from_path``). Unguarded, this script would start a sweep inside its trial's
+    worker: the worker died before the trial's command ran, the trial failed with an empty
+    log, and the script ran three times."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "medium-res.nc").write_bytes(b"")  # --list-params never opens it
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(_list_params_doc("unguarded")))
+    script = tmp_path / "sweep_script.py"
+    script.write_text(_UNGUARDED)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=600, check=True)
+    assert len((tmp_path / "ran.txt").read_text().splitlines()) == 1
+    (trial,) = json.loads(done.stdout.splitlines()[-1])
+    assert "learning_rate" in (tmp_path / "sweep" / "trials" / trial / "log.txt").read_text()
+
+
+def test_the_forkserver_takes_on_the_runners_main_file_and_module_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from aurora_mlops.tuning.local import _trial_workers as workers
+
+    main = types.ModuleType("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setenv(workers.RUNNER_MAIN_ENV,
+                       json.dumps({"file": "/home/me/sweep.py", "name": "tools.sweep"}))
+    workers.adopt_runner_main()
+    assert main.__file__ == "/home/me/sweep.py"
+    assert main.__spec__ is not None and main.__spec__.name == "tools.sweep"
+    assert workers.RUNNER_MAIN_ENV not in os.environ  # the workers' environments stay clean
+
+
 _TRIAL_IMPORTS = """
 import atexit, json, os, sys
 from aurora_mlops.tuning.local._trial_workers import PRELOAD, _run_trial

@@ -9,14 +9,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["PRELOAD", "ForkServer", "cli_args", "die_with_parent", "program_main",
-           "warm_trial_imports"]
+__all__ = ["PRELOAD", "ForkServer", "adopt_runner_main", "cli_args", "die_with_parent",
+           "program_main", "warm_trial_imports"]
 
 #: Modules the forkserver imports once, before it forks trial workers: all that a smoke
 #: ``train-trial`` imports (measured by diffing ``sys.modules`` in a forked trial). Without the
@@ -66,6 +67,42 @@ def _release_forkserver_pipe() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
         server._forkserver_alive_fd = None
+
+
+#: Where the runner tells its forkserver which ``__main__`` it runs (:func:`adopt_runner_main`).
+RUNNER_MAIN_ENV = "AURORA_MLOPS_RUNNER_MAIN"
+
+
+def _runner_main() -> str:
+    """This process's ``__main__``: its file and module name (JSON)."""
+    main = sys.modules.get("__main__")
+    return json.dumps({"file": getattr(main, "__file__", None),
+                       "name": getattr(getattr(main, "__spec__", None), "name", None)})
+
+
+def adopt_runner_main() -> None:
+    """In the forkserver: take on the runner's ``__main__`` file and module name, so that the
+    workers it forks do not run the runner's script again.
+
+    multiprocessing tells each process it starts its parent's ``__main__`` (a script's path, or
+    a module's name under ``-m``), and the child imports it again as ``__mp_main__`` unless its
+    own ``__main__`` already has that file or name (CPython's Lib/multiprocessing/spawn.py,
+    ``_fixup_main_from_path`` and ``_fixup_main_from_name``). A trial worker runs an
+    ``aurora-mlops`` command and needs nothing of that script: running it again costs its
+    imports in every trial, and a script whose :func:`~aurora_mlops.tuning.run_local` call has
+    no ``if __name__ == "__main__":`` guard would start a sweep inside each worker, which fails.
+    """
+    try:
+        main = json.loads(os.environ.pop(RUNNER_MAIN_ENV, "") or "{}")
+    except ValueError:
+        return
+    module = sys.modules["__main__"]
+    if main.get("file"):
+        module.__file__ = main["file"]
+    if main.get("name"):
+        from importlib.machinery import ModuleSpec
+
+        module.__spec__ = ModuleSpec(main["name"], None)
 
 
 @functools.cache
@@ -230,9 +267,16 @@ class ForkServer:
     def context(cls) -> Any:
         if cls._ctx is None:
             import multiprocessing
+            from multiprocessing import forkserver
 
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(list(PRELOAD))
+            # Started here, not by the first worker, so that it gets the runner's __main__.
+            os.environ[RUNNER_MAIN_ENV] = _runner_main()
+            try:
+                forkserver.ensure_running()
+            finally:
+                os.environ.pop(RUNNER_MAIN_ENV, None)
             cls._ctx = ctx
         return cls._ctx
 
