@@ -29,7 +29,8 @@ tuner's efficiency against random search.
     target: at least 3 C). The replay draws configurations from random's, where the sweep uses
     Sobol points.
 
-Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--part a|b|ab]
+Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--first-seed 1]
+                                    [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
                                     [--plan N:ETA:B1,B2,...] [--pool 24]
                                     [--replay N:ETA:B1,B2,... ...]
@@ -147,7 +148,7 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     # loss weights), which are not searched and so not among the pick's assignments.
     flags = parse_param_args(list(get_variant(variant).flags("smoke")))
     arms = [(kind, {**flags, **params, **budget, "seed": seed})
-            for seed in range(1, args.seeds + 1)
+            for seed in _seeds(args)
             for kind, params in (("tuned", tuned), ("default", {}))]
     results = _pool([(variant, data, root / f"{kind}-{g['seed']}", g) for kind, g in arms],
                     args.jobs)
@@ -321,6 +322,10 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
           flush=True)
 
 
+def _seeds(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def _plan(text: str) -> tuple[int, Halving]:
     """``N:ETA:B1,B2,...`` as (first-rung trials, plan)."""
     try:
@@ -334,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--seeds", type=int, default=5, help="Paired seeds (>= 2).")
+    p.add_argument("--first-seed", type=int, default=1,
+                   help="The first of them (another range: fresh draws for a check).")
     p.add_argument("--part", choices=("a", "b", "ab"), default="ab")
     p.add_argument("--steps-per-epoch", type=int, default=50,
                    help="Steps an epoch of every trial and fit (make run: 50).")
@@ -356,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1, --pool >= 0")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
     print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
-          f"sweep: {BUDGET.max_trials}-point successive halving; seeds 1..{args.seeds}",
+          f"sweep: {BUDGET.max_trials}-point successive halving; seeds {args.first_seed}.."
+          f"{args.first_seed + args.seeds - 1}",
           flush=True)
     if args.plan is not None:
         first, plan = args.plan
@@ -373,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir.mkdir(parents=True, exist_ok=True)
                 write_dataset(synthesize(variant, seed=0), data_dir / f"{variant}.nc")
                 print_b(variant, [part_b(variant, s, args, root, data_dir)
-                                  for s in range(1, args.seeds + 1)])
+                                  for s in _seeds(args)])
     return 0
 
 
