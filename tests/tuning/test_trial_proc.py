@@ -308,3 +308,23 @@ def test_a_sweep_returns_with_none_of_its_worker_processes_left(tmp_path: Path) 
         assert "learning_rate" in (tmp_path / "work" / "trials" / name / "log.txt").read_text()
     assert ForkServer._standby is None  # dismissed: it read EOF and exited
     assert {p.pid for p in multiprocessing.active_children()} <= before
+
+
+def test_the_runners_main_file_is_handed_on_as_multiprocessing_names_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A relative ``__main__.__file__`` reaches the child absolute from the start directory and
+    normalised (``get_preparation_data`` in CPython's Lib/multiprocessing/spawn.py); the server
+    must take it on in that form, or the child's comparison fails and the script runs again."""
+    import types
+    from multiprocessing import process, spawn
+
+    from aurora_mlops.tuning.local import _trial_workers as workers
+
+    main = types.ModuleType("__main__")
+    main.__file__ = "tools/../sweep.py"
+    main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(process, "ORIGINAL_DIR", str(tmp_path))
+    handed = spawn.get_preparation_data("x")["init_main_from_path"]
+    assert json.loads(workers._runner_main()) == {"file": handed, "name": None}
+    assert handed == str(tmp_path / "sweep.py")

@@ -74,9 +74,18 @@ RUNNER_MAIN_ENV = "AURORA_MLOPS_RUNNER_MAIN"
 
 
 def _runner_main() -> str:
-    """This process's ``__main__``: its file and module name (JSON)."""
+    """This process's ``__main__``: its file and module name (JSON), the file as multiprocessing
+    hands it to a child (absolute from the start directory, normalised)."""
+    from multiprocessing import process
+
     main = sys.modules.get("__main__")
-    return json.dumps({"file": getattr(main, "__file__", None),
+    path = getattr(main, "__file__", None)
+    if path is not None:
+        start = getattr(process, "ORIGINAL_DIR", None)  # not in typeshed
+        if not os.path.isabs(path) and start is not None:
+            path = os.path.join(start, path)
+        path = os.path.normpath(path)
+    return json.dumps({"file": path,
                        "name": getattr(getattr(main, "__spec__", None), "name", None)})
 
 
