@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -87,6 +88,34 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     assert code == 0, printed.getvalue()[-3000:]
     return Runs(work=work, make=result, first=first, second=second, left_in_repo=left,
                 gated=gated, gated_out=printed.getvalue())
+
+
+def test_the_progress_feed_reports_tasks_that_end_in_the_runs_last_second(
+        tmp_path: Path) -> None:
+    """The feed looks once a second; tasks that end after its last look and before the run
+    returns (make run's publish, report and failure summary can all end within one second)
+    are reported by one more look after the stop, in the order they ended."""
+    import threading
+    import time
+
+    from aurora_mlops.kfp import _run_local
+
+    since = time.time() - 1
+    for ended, task in ((since + 2, "report"), (since + 1, "publish")):
+        out = tmp_path / "run-1" / "for-loop-2-iteration-0" / task / "executor_output.json"
+        out.parent.mkdir(parents=True)
+        out.write_text("{}")
+        os.utime(out, (ended, ended))
+    stale = tmp_path / "run-0" / "old" / "executor_output.json"  # an earlier run's
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    os.utime(stale, (since - 60, since - 60))
+    stop = threading.Event()
+    stop.set()  # the run returned before the feed's first look
+    lines: list[str] = []
+    _run_local._follow(tmp_path, since, lines.append, stop)
+    assert lines == ["  done: for-loop-2-iteration-0/publish",
+                     "  done: for-loop-2-iteration-0/report"]
 
 
 @pytest.mark.slow

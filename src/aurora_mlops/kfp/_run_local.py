@@ -194,14 +194,19 @@ def task_timings(log: str | Path) -> list[TaskTiming]:
 
 def _follow(run_root: Path, since: float, echo: Callable[[str], None],
             stop: threading.Event) -> None:
-    """Print one line per task whose ``executor_output.json`` appears (a progress feed)."""
+    """Print one line per task whose ``executor_output.json`` appears (a progress feed), once
+    more after ``stop`` is set: the last tasks of a run may end within its last second."""
     seen: set[Path] = set()
-    while not stop.wait(1.0):
-        for done in run_root.glob("*/**/executor_output.json"):
+    while True:
+        stopping = stop.wait(1.0)
+        for done in sorted(run_root.glob("*/**/executor_output.json"),
+                           key=lambda p: p.stat().st_mtime):
             if done not in seen and done.stat().st_mtime >= since:
                 seen.add(done)
                 rel = done.parent.relative_to(run_root)
                 echo(f"  done: {'/'.join(rel.parts[1:])}")
+        if stopping:
+            return
 
 
 def _failure(log: Path, error: BaseException) -> PipelineFailed:
