@@ -19,7 +19,8 @@ tuner's efficiency against random search.
     random's compute. Then the fidelity: per lower rung, the rank correlation between the best
     val_score random's full-length trials had by that rung's budget and their final best (a
     first rung that ranks like chance cannot pay). ``--plan N:ETA:B1,B2,...`` runs another
-    bracket (N first-rung trials, each rung keeps 1/ETA, rung k trains to Bk epochs).
+    bracket (N first-rung trials, each rung keeps 1/ETA, rung k trains to Bk epochs), in (a)
+    too, where its pick is fitted instead of make run's.
     One sweep a seed is one draw. The replay takes many: random search runs ``--pool``
     full-length trials (default 24, its 3C first), and the bracket run (and each ``--replay``
     bracket) is replayed 2000 times from them. A promoted trial resumes its checkpoint and the
@@ -135,14 +136,19 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
                          data_dir / f"{variant}.nc")
     trial_args = _budget_args(args.steps_per_epoch)
     tic = time.perf_counter()
-    best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
-                 best_dir=root / "best", sweep_dir=root / "sweep", max_trials=BUDGET.max_trials,
-                 parallel_trials=args.jobs, backend="local", run_id="bench",
-                 trial_args=trial_args, tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-                 artifacts_root=str(root / "artifacts"))
+    if args.plan is None:  # make run's own tune step
+        best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
+                     best_dir=root / "best", sweep_dir=root / "sweep",
+                     max_trials=BUDGET.max_trials, parallel_trials=args.jobs, backend="local",
+                     run_id="bench", trial_args=trial_args,
+                     tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                     artifacts_root=str(root / "artifacts"))
+        picked = {a["name"]: a["value"] for a in best.get("parameterAssignments") or []}
+    else:  # a candidate bracket for it, on the embedded runner
+        picked = run_halving_local(_halving(variant, args, "bench")[0], work_dir=root / "sweep",
+                                   data_dir=data_dir, progress=False, tracking=False).parameters
     sweep_s = time.perf_counter() - tic
-    tuned = parse_param_args([f"--{a['name']}={a['value']}"
-                              for a in best.get("parameterAssignments") or []])
+    tuned = parse_param_args([f"--{k}={v}" for k, v in picked.items()])
     budget = parse_param_args(shlex.split(trial_args))
     # Both arms train as the sweep's trials do: with the variant's smoke flags (positivity,
     # loss weights), which are not searched and so not among the pick's assignments.
@@ -233,21 +239,28 @@ def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int =
     return reached / draws, statistics.median(needs)
 
 
+def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, int]:
+    """make run's halving Experiment at the bench's budget, or ``--plan``'s bracket over the
+    same space; and its first rung's trial count."""
+    halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
+                                  max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
+                                  extra_args=shlex.split(_budget_args(args.steps_per_epoch)),
+                                  name_suffix=suffix)
+    if args.plan is None:
+        return halving, BUDGET.max_trials
+    first, plan = args.plan
+    doc = copy.deepcopy(halving.raw)
+    doc["metadata"]["annotations"][HALVING_ANNOTATION] = plan.to_annotation()
+    doc["spec"]["maxTrialCount"] = first
+    return parse_experiment(doc), first
+
+
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
            data_dir: Path) -> dict[str, Any]:
     trial_args = shlex.split(_budget_args(args.steps_per_epoch))
     run: dict[str, Any] = {"data_dir": data_dir, "progress": False, "tracking": False,
                            "seed": seed}
-    halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
-                                  max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
-                                  extra_args=trial_args, name_suffix=f"s{seed}")
-    first = BUDGET.max_trials
-    if args.plan is not None:  # another bracket over the same space
-        first, plan = args.plan
-        doc = copy.deepcopy(halving.raw)
-        doc["metadata"]["annotations"][HALVING_ANNOTATION] = plan.to_annotation()
-        doc["spec"]["maxTrialCount"] = first
-        halving = parse_experiment(doc)
+    halving, first = _halving(variant, args, f"s{seed}")
     h = run_halving_local(halving, work_dir=root / f"halving-{seed}", **run)
     steps = [_trial_steps(root / f"halving-{seed}" / "trials" / t.name)
              for r in h.result.rungs for t in r.trials if t.state == "Succeeded"]
@@ -350,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="Trials and fits at once, one core each.")
     p.add_argument("--work", type=Path, default=None, help="Keep the runs here (default: tmp).")
     p.add_argument("--plan", type=_plan, default=None, metavar="N:ETA:B1,B2,...",
-                   help="(b): another successive-halving bracket: N first-rung trials, each rung "
-                        "keeps 1/ETA, rung k trains to Bk epochs (default: make run's chain).")
+                   help="Another successive-halving bracket over the same space: N first-rung "
+                        "trials, each rung keeps 1/ETA, rung k trains to Bk epochs (default: "
+                        "make run's chain); (a) fits its pick, (b) runs it.")
     p.add_argument("--pool", type=int, default=24,
                    help="(b): full-length random trials a seed, random search's 3C first; the "
                         "brackets are replayed from all of them.")

@@ -162,3 +162,42 @@ def test_the_replay_counts_what_random_search_needs_to_reach_halvings_best() -> 
     reached, need = bench.replay(pool, 1, bench.Halving(eta=2, budgets=(1, 2)), draws=4000)
     assert reached == pytest.approx(0.5, abs=0.04)
     assert need == 1.0
+
+
+def test_held_out_fits_take_the_pick_of_the_plans_bracket(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--plan`` in (a): the bracket runs on the embedded runner over make run's space and
+    budget instead of make run's tune step, and its pick is what the tuned arm fits."""
+    from types import SimpleNamespace
+
+    from aurora_mlops.tuning import read_halving
+
+    bench = _bench()
+    chains: list[Any] = []
+
+    def run_halving_local(exp: Any, **kw: Any) -> Any:
+        chains.append((exp, kw))
+        return SimpleNamespace(parameters={"learning_rate": "0.004", "t0": "300"})
+
+    fits: list[tuple[str, dict[str, Any]]] = []
+
+    def pool(calls: list[tuple[Any, ...]], jobs: int) -> list[tuple[float, float]]:
+        fits.extend((folder.name, given) for _, _, folder, given in calls)
+        return [(0.9, 0.5)] * len(calls)
+
+    monkeypatch.setattr(bench, "sweep", lambda **kw: pytest.fail("make run's step ran"))
+    monkeypatch.setattr(bench, "run_halving_local", run_halving_local)
+    monkeypatch.setattr(bench, "_pool", pool)
+    assert bench.main(["--variants", "medium-res", "--part", "a", "--seeds", "2", "--jobs", "1",
+                       "--steps-per-epoch", "5", "--plan", "16:4:1,6,18",
+                       "--work", str(tmp_path)]) == 0
+    ((exp, kw),) = chains
+    plan = read_halving(exp.raw)
+    assert plan is not None and (plan.eta, plan.budgets) == (4, (1, 6, 18))
+    assert exp.raw["spec"]["maxTrialCount"] == 16
+    command = " ".join(exp.raw["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]["command"])
+    assert "--steps_per_epoch=5" in command
+    assert (kw["data_dir"] / "medium-res.nc").is_file()  # the held-out data
+    tuned = [resolve_params("smoke", g) for name, g in fits if name.startswith("tuned")]
+    assert [(p.learning_rate, p.t0, p.seed) for p in tuned] == [(0.004, 300, 1), (0.004, 300, 2)]
