@@ -199,13 +199,13 @@ def _curves(folders: list[Path]) -> list[list[float]]:
             for f in folders]
 
 
-def _fidelity(folders: list[Path], budgets: tuple[int, ...]) -> list[float]:
+def _fidelity(histories: list[list[float]], budgets: tuple[int, ...]) -> list[float]:
     """Per lower rung budget, the Spearman rank correlation between the best val_score the
-    random search's full-length trials had reached by that epoch and their final best: how well
-    a rung that stops there ranks the configurations (1: as the full budget would)."""
+    random search's full-length trials (:func:`_curves`) had reached by that epoch and their
+    final best: how well a rung that stops there ranks the configurations (1: as the full
+    budget would)."""
     from scipy.stats import spearmanr
 
-    histories = _curves(folders)
     final = [min(h) for h in histories]
     return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
 
@@ -297,7 +297,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
             "random_cost": sum(s for s, _ in random_steps[:n_random]),
             "random_trials": n_random, "pool": len(curves), "reach": reach,
             "r_best": r.best_trial, "budgets": plan.budgets,
-            "fidelity": _fidelity(order, plan.budgets), "replays": replays}
+            "fidelity": _fidelity(curves, plan.budgets), "replays": replays}
 
 
 def print_b(variant: str, rows: list[dict[str, Any]]) -> None:

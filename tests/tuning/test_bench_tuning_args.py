@@ -124,7 +124,7 @@ def test_the_fidelity_is_the_rank_correlation_of_each_lower_rung_with_the_full_b
         (folder / "trial.json").write_text(json.dumps(
             {"history": [{"epoch": i + 1, "val_score": v} for i, v in enumerate(scores)]}))
         folders.append(folder)
-    assert bench._fidelity(folders, (2, 4, 6)) == pytest.approx([-1.0, 1.0])
+    assert bench._fidelity(bench._curves(folders), (2, 4, 6)) == pytest.approx([-1.0, 1.0])
 
 
 def _pool(finals: list[float], early: list[float], epochs: int = 4) -> list[list[float]]:

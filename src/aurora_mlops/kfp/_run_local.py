@@ -199,12 +199,12 @@ def _follow(run_root: Path, since: float, echo: Callable[[str], None],
     seen: set[Path] = set()
     while True:
         stopping = stop.wait(1.0)
-        for done in sorted(run_root.glob("*/**/executor_output.json"),
-                           key=lambda p: p.stat().st_mtime):
-            if done not in seen and done.stat().st_mtime >= since:
-                seen.add(done)
-                rel = done.parent.relative_to(run_root)
-                echo(f"  done: {'/'.join(rel.parts[1:])}")
+        new = {p: p.stat().st_mtime for p in run_root.glob("*/**/executor_output.json")
+               if p not in seen}
+        for done in sorted((p for p, t in new.items() if t >= since), key=new.__getitem__):
+            seen.add(done)
+            rel = done.parent.relative_to(run_root)
+            echo(f"  done: {'/'.join(rel.parts[1:])}")
         if stopping:
             return
 
