@@ -187,16 +187,30 @@ def print_a(variant: str, r: dict[str, Any]) -> None:
 
 
 # (b) efficiency: successive halving against random search with 3x its compute ---------------------
-def _trial_steps(folder: Path) -> tuple[int, float]:
-    """Optimiser steps a trial ran itself, and its val_score (min over its history)."""
-    doc = json.loads((folder / "trial.json").read_text())
+def _record(folder: Path) -> dict[str, Any]:
+    """A trial's ``trial.json``, or the ``failure.json`` of one whose loss diverged (its
+    history up to the failure)."""
+    done = folder / "trial.json"
+    return json.loads((done if done.is_file() else folder / "failure.json").read_text())
+
+
+def _ran(folder: Path) -> bool:
+    return (folder / "trial.json").is_file() or (folder / "failure.json").is_file()
+
+
+def _trial_steps(folder: Path, steps_per_epoch: int) -> tuple[int, float]:
+    """Optimiser steps a trial ran itself, and its val_score (min over its history); a failed
+    trial scores inf and costs the epochs it finished (what it cost at least)."""
+    doc = _record(folder)
+    if "metrics" not in doc:
+        return len(doc["history"]) * steps_per_epoch, math.inf
     return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
 
 
 def _curves(folders: list[Path]) -> list[list[float]]:
-    """Each full-length trial's val_score after each epoch."""
-    return [[float(e["val_score"]) for e in json.loads((f / "trial.json").read_text())["history"]]
-            for f in folders]
+    """Each trial's val_score after each epoch: a full-length trial's whole history, a failed
+    one's up to its failure (shorter: it has no score at the full budget)."""
+    return [[float(e["val_score"]) for e in _record(f)["history"]] for f in folders]
 
 
 def _fidelity(histories: list[list[float]], budgets: tuple[int, ...]) -> list[float]:
@@ -206,53 +220,118 @@ def _fidelity(histories: list[list[float]], budgets: tuple[int, ...]) -> list[fl
     budget would)."""
     from scipy.stats import spearmanr
 
+    histories = [h for h in histories if len(h) >= budgets[-1]]  # not the failed ones
     final = [min(h) for h in histories]
     return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
 
 
 def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int = 2000,
-           seed: int = 0) -> tuple[float, float]:
+           seed: int = 0, oracle: bool = False) -> tuple[float, float]:
     """Successive halving against random search with 3x its compute, replayed ``draws`` times
-    from a pool of full-length trials (``curves``: each one's val_score after each epoch).
+    from a pool of random search's trials (``curves``: each one's val_score after each epoch,
+    shorter for a trial that failed).
 
     A promoted trial resumes its checkpoint, and the smoke trials' schedule does not depend on
     ``--epochs``, so a trial stopped at a rung's budget B is its full-length twin's first B
-    epochs (tests/training/test_resume.py): each draw runs the bracket on ``first`` configurations
-    drawn from the pool and random search on another ordering of it. Returns the fraction of
-    draws where halving's best <= random's best over its first ceil(3C / full) trials, and the
-    median compute random needs to reach halving's best, in C (inf: the pool never does).
+    epochs (tests/training/test_resume.py). Each draw shuffles the pool: the bracket runs on its
+    first ``first`` trials and random search on the rest, in that order. Apart, as two searches
+    of their own would: drawn from the same pool, both would often hold its best trial, a tie
+    that halving would count as reaching random's best. A trial that failed before a rung's
+    budget is out at that rung. Halving is charged its bracket's whole cost C (even where a
+    trial failed early), random search each trial's epochs (a failed one only those it
+    finished), and it gets every trial it starts with less than 3C spent. Returns the fraction
+    of draws where halving's best <= random's best within 3C, and the median compute random
+    needs to reach halving's best, in C (inf: the rest of the pool never does; where halving
+    shipped nothing, random's first finished trial reaches it).
+
+    ``oracle``: every rung ranks its trials by their full-budget val_score, as a rung that
+    ranks like the full budget would: the most the bracket's shape allows (with N first-rung
+    trials against random's M, it reaches random's best in N / (N + M) of draws).
+
+    Raises:
+        ValueError: The pool is too small for random search's 3C beside the bracket.
     """
     rng = random.Random(seed)
     full, cost = plan.budgets[-1], plan.cost(first)
-    finals = [min(c[:full]) for c in curves]
-    n_random = math.ceil(3 * cost / full)
+    if (len(curves) - first) * full < 3 * cost:
+        raise ValueError(f"a pool of {len(curves)} trials holds {first} for the bracket and "
+                         f"too few for random search's 3C = {3 * cost} epochs ({full} a trial)")
+
+    def by(i: int, budget: int) -> float:  # best val_score by that epoch; inf: failed before
+        return min(curves[i][:budget]) if len(curves[i]) >= budget else math.inf
+
+    finals = [by(i, full) for i in range(len(curves))]
+    spend = [min(len(c), full) for c in curves]
     reached, needs = 0, []
     for _ in range(draws):
-        alive = rng.sample(range(len(curves)), first)
+        drawn = rng.sample(range(len(curves)), len(curves))
+        alive = drawn[:first]
         for keep, budget in zip(plan.counts(first)[1:], plan.budgets[:-1], strict=True):
-            alive = sorted(alive, key=lambda i, b=budget: min(curves[i][:b]))[:keep]
+            alive = sorted(alive, key=lambda i, b=budget: finals[i] if oracle else by(i, b))[
+                :keep]
         best = min(finals[i] for i in alive)
-        order = rng.sample(range(len(curves)), len(curves))
-        reached += min(finals[i] for i in order[:n_random]) >= best
-        k = next((k for k, i in enumerate(order, 1) if finals[i] <= best), None)
-        needs.append(k * full / cost if k else math.inf)
+        spent, best_random, need = 0, math.inf, math.inf
+        for i in drawn[first:]:
+            if spent < 3 * cost:
+                best_random = min(best_random, finals[i])
+            spent += spend[i]
+            if finals[i] <= best and math.isfinite(finals[i]):
+                need = min(need, spent / cost)
+        reached += math.isfinite(best) and best_random >= best
+        needs.append(need)
     return reached / draws, statistics.median(needs)
+
+
+#: ``--space wide``: the smoke space as first written, before commit 3794c50 narrowed it on make
+#: run's own data (the learning rate to 1e-3..4e-3, drop_path to 0.05; since then 1.5e-3..5e-3):
+#: what a user sweeps before knowing where the good region is. The rest is make run's space.
+WIDE = {"learning_rate": {"min": "0.001", "max": "0.01"},
+        "drop_path": {"min": "0.0", "max": "0.2"}}
+WIDE_DROP_PATH = {"air-pollution": "0.15", "ocean-waves": "0.15"}  # their first tops
+
+
+def _experiment(variant: str, algorithm: str, args: argparse.Namespace, max_trials: int,
+                extra_args: list[str], suffix: str) -> Any:
+    """make run's ``algorithm`` Experiment of ``variant`` over ``--space``, failing trials
+    allowed (a diverged one is a result here, not a reason to stop)."""
+    exp = pipeline_experiment(variant=variant, algorithm=algorithm, profile="smoke",
+                              max_trials=max_trials, parallel_trials=args.jobs,
+                              extra_args=extra_args, name_suffix=suffix)
+    doc = copy.deepcopy(exp.raw)
+    doc["spec"]["maxFailedTrialCount"] = max_trials
+    if args.space == "wide":
+        for param in doc["spec"]["parameters"]:
+            param["feasibleSpace"].update(WIDE.get(param["name"], {}))
+            if param["name"] == "drop_path" and variant in WIDE_DROP_PATH:
+                param["feasibleSpace"]["max"] = WIDE_DROP_PATH[variant]
+    return parse_experiment(doc)
 
 
 def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, int]:
     """make run's halving Experiment at the bench's budget, or ``--plan``'s bracket over the
     same space; and its first rung's trial count."""
-    halving = pipeline_experiment(variant=variant, algorithm="halving", profile="smoke",
-                                  max_trials=BUDGET.max_trials, parallel_trials=args.jobs,
-                                  extra_args=shlex.split(_budget_args(args.steps_per_epoch)),
-                                  name_suffix=suffix)
+    first = BUDGET.max_trials if args.plan is None else args.plan[0]
+    halving = _experiment(variant, "halving", args, first,
+                          shlex.split(_budget_args(args.steps_per_epoch)), suffix)
     if args.plan is None:
-        return halving, BUDGET.max_trials
-    first, plan = args.plan
+        return halving, first
     doc = copy.deepcopy(halving.raw)
-    doc["metadata"]["annotations"][HALVING_ANNOTATION] = plan.to_annotation()
-    doc["spec"]["maxTrialCount"] = first
+    doc["metadata"]["annotations"][HALVING_ANNOTATION] = args.plan[1].to_annotation()
     return parse_experiment(doc), first
+
+
+def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
+    """Steps the halving chain's trials ran: each finished one's own, each failed one's whole
+    rung (what it might have cost)."""
+    cost, below = 0, 0
+    for rung in h.result.rungs:
+        for t in rung.trials:
+            if t.state == "Succeeded":
+                cost += _trial_steps(folder / t.name, steps_per_epoch)[0]
+            else:
+                cost += (rung.budget - below) * steps_per_epoch
+        below = rung.budget
+    return cost
 
 
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
@@ -262,42 +341,45 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
                            "seed": seed}
     halving, first = _halving(variant, args, f"s{seed}")
     h = run_halving_local(halving, work_dir=root / f"halving-{seed}", **run)
-    steps = [_trial_steps(root / f"halving-{seed}" / "trials" / t.name)
-             for r in h.result.rungs for t in r.trials if t.state == "Succeeded"]
-    cost = sum(s for s, _ in steps)
+    cost = _halving_cost(h, root / f"halving-{seed}" / "trials", args.steps_per_epoch)
     plan = read_halving(halving.raw)
     assert plan is not None
     full = plan.budgets[-1] * args.steps_per_epoch
-    n_random = math.ceil(3 * cost / full)
-    # The first n_random trials are random search's 3C; the rest (up to --pool) feed the replay
-    # (a seeded sampler asks the same configurations first whatever the trial count).
-    rand = pipeline_experiment(variant=variant, algorithm="random", profile="smoke",
-                               max_trials=max(n_random, args.pool), parallel_trials=args.jobs,
-                               extra_args=[*trial_args, f"--epochs={plan.budgets[-1]}"],
-                               name_suffix=f"s{seed}")
+    # Random search's 3C comes first (every trial it starts with less than 3C spent); the rest,
+    # up to --pool, feeds the replay (a seeded sampler asks the same configurations first
+    # whatever the trial count).
+    rand = _experiment(variant, "random", args, max(math.ceil(3 * cost / full), args.pool),
+                       [*trial_args, f"--epochs={plan.budgets[-1]}"], f"s{seed}")
     r = run_local(rand, work_dir=root / f"random-{seed}", **run)
     # In the order the sampler asked for them (a trial's name ends with its index).
     order = [p for p in sorted((root / f"random-{seed}" / "trials").iterdir(),
-                               key=lambda p: int(p.name.rsplit("-", 1)[1]))
-             if (p / "trial.json").is_file()]
-    random_steps = [_trial_steps(p) for p in order]
+                               key=lambda p: int(p.name.rsplit("-", 1)[1])) if _ran(p)]
+    random_steps = [_trial_steps(p, args.steps_per_epoch) for p in order]
     best_h = float(h.metrics["val_score"])
-    best_r = min(v for _, v in random_steps[:n_random])
-    spent, reach = 0, None
+    spent, reach, best_r, n_random, random_cost = 0, None, math.inf, 0, 0
     for s, v in random_steps:
+        if spent < 3 * cost:
+            best_r, n_random, random_cost = min(best_r, v), n_random + 1, spent + s
         spent += s
         if reach is None and v <= best_h:
             reach = spent
     curves = _curves(order)
     replays = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
-               replay(curves, n, p, seed=seed)
+               (*replay(curves, n, p, seed=seed), *replay(curves, n, p, seed=seed, oracle=True),
+                (len(curves) - n) * p.budgets[-1] / p.cost(n))
                for n, p in [(first, plan), *args.replay]
-               if n < len(curves) and p.budgets[-1] <= min(len(c) for c in curves)}
+               if (len(curves) - n) * p.budgets[-1] >= 3 * p.cost(n)}
     return {"seed": seed, "halving": best_h, "random": best_r, "cost": cost,
-            "random_cost": sum(s for s, _ in random_steps[:n_random]),
-            "random_trials": n_random, "pool": len(curves), "reach": reach,
+            "random_cost": random_cost, "random_trials": n_random, "pool": len(curves),
+            "failed": sum(math.isinf(v) for _, v in random_steps), "reach": reach,
             "r_best": r.best_trial, "budgets": plan.budgets,
             "fidelity": _fidelity(curves, plan.budgets), "replays": replays}
+
+
+def _c(need: float, rest: float) -> str:
+    """A compute in C; inf (random search did not reach it with the rest of the pool, which
+    is ``rest`` C) as a lower bound."""
+    return f"{need:.2f} C" if math.isfinite(need) else f"> {rest:.2f} C (more than the pool)"
 
 
 def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
@@ -312,17 +394,21 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
               f"{reach}; rank correlation with the full budget (random's trials): {fidelity}",
               flush=True)
     for r in rows:
-        for name, (reached, need) in r["replays"].items():
-            print(f"(b) {variant:14s} seed {r['seed']} replayed from {r['pool']} full-length "
-                  f"trials, {name}: halving reaches random's 3C best in {reached:.0%} of draws; "
-                  f"random needs {need:.2f} C (median) to reach halving's best", flush=True)
+        for name, (reached, need, ceiling, ceiling_need, rest) in r["replays"].items():
+            print(f"(b) {variant:14s} seed {r['seed']} replayed from {r['pool']} trials "
+                  f"({r['failed']} failed), {name}: halving reaches random's 3C best in "
+                  f"{reached:.0%} of draws (ranked by the full budget: {ceiling:.0%}); random "
+                  f"needs {_c(need, rest)} (median; {_c(ceiling_need, rest)}) to reach "
+                  "halving's best", flush=True)
     for name in rows[0]["replays"]:
-        reached = [r["replays"][name][0] for r in rows]
-        needs = [r["replays"][name][1] for r in rows]
+        reached, needs, ceiling, ceiling_needs, rests = (
+            [r["replays"][name][k] for r in rows] for k in range(5))
         print(f"(b) {variant:14s} replayed, {name}: halving reaches random's 3C best in "
               f"{statistics.fmean(reached):.0%} +- {_se(reached):.0%} of draws; random needs "
-              f"{statistics.median(needs):.2f} C (median of the seeds' medians; target >= 3)",
-              flush=True)
+              f"{_c(statistics.median(needs), min(rests))} (median of the seeds' medians; "
+              f"target >= 3 C). Ranked by the full budget, the bracket's ceiling: "
+              f"{statistics.fmean(ceiling):.0%} of draws, "
+              f"{_c(statistics.median(ceiling_needs), min(rests))}", flush=True)
     diffs = [r["random"] - r["halving"] for r in rows]
     won = sum(d >= 0 for d in diffs)
     print(f"(b) {variant:14s} halving's best <= random's 3C best on {won}/{len(rows)} seeds; "
@@ -333,6 +419,29 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
                       for b, m in zip(rows[0]["budgets"], means, strict=False))
           + " (halving can only pay where its first rung ranks like the full budget)",
           flush=True)
+
+
+def _pool_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--pool`` cannot replay a bracket (the one run, or a ``--replay``), if it cannot:
+    the replay draws the bracket's trials and random search's 3C apart. ``--pool 0``: no
+    replay."""
+    if args.pool == 0:
+        return None
+    run = args.plan or (BUDGET.max_trials, read_halving(pipeline_experiment(
+        variant=args.variants[0], algorithm="halving", profile="smoke", max_trials=1,
+        parallel_trials=1).raw))
+    for n, plan in [run, *args.replay]:
+        assert plan is not None
+        full, cost = plan.budgets[-1], plan.cost(n)
+        if plan.budgets[-1] > run[1].budgets[-1]:
+            return (f"--replay {n}:{plan.eta}:{','.join(map(str, plan.budgets))}: its full "
+                    f"budget is beyond the run's {run[1].budgets[-1]} epochs")
+        if (args.pool - n) * full < 3 * cost:
+            return (f"--pool {args.pool} is too small for {n} trials of "
+                    f"{'-'.join(map(str, plan.counts(n)))} at {list(plan.budgets)} and random "
+                    f"search's 3C beside them: give at least "
+                    f"{n + math.ceil(3 * cost / full)}")
+    return None
 
 
 def _seeds(args: argparse.Namespace) -> range:
@@ -368,17 +477,25 @@ def main(argv: list[str] | None = None) -> int:
                         "make run's chain); (a) fits its pick, (b) runs it.")
     p.add_argument("--pool", type=int, default=24,
                    help="(b): full-length random trials a seed, random search's 3C first; the "
-                        "brackets are replayed from all of them.")
+                        "brackets are replayed from all of them (0: no replay).")
+    p.add_argument("--space", choices=("smoke", "wide"), default="smoke",
+                   help="(b) and (a)'s --plan: make run's smoke space, or the wider one it was "
+                        "narrowed from (learning rate 1e-3..1e-2, drop_path to 0.2).")
     p.add_argument("--replay", type=_plan, action="append", default=[],
                    metavar="N:ETA:B1,B2,...",
                    help="(b): a bracket to replay from the pool besides the one run (repeat).")
     args = p.parse_args(argv)
     if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1 or args.pool < 0:
         p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1, --pool >= 0")
+    if args.space != "smoke" and "a" in args.part and args.plan is None:
+        p.error("--space wide in (a) needs --plan: make run's own tune step searches make "
+                "run's space")
+    if "b" in args.part and (problem := _pool_problem(args)):
+        p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
     print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
           f"sweep: {BUDGET.max_trials}-point successive halving; seeds {args.first_seed}.."
-          f"{args.first_seed + args.seeds - 1}",
+          f"{args.first_seed + args.seeds - 1}; space: {args.space}",
           flush=True)
     if args.plan is not None:
         first, plan = args.plan
