@@ -23,18 +23,25 @@ tuner's efficiency against random search.
     too, where its pick is fitted instead of make run's.
     One sweep a seed is one draw. The replay takes many: random search runs ``--pool``
     full-length trials (default 24, its 3C first), and the bracket run (and each ``--replay``
-    bracket) is replayed 2000 times from them. A promoted trial resumes its checkpoint and the
-    smoke schedule does not depend on ``--epochs``, so a trial stopped at budget B is its
-    full-length twin's first B epochs. Prints, per bracket, the fraction of draws where halving
-    reaches random's 3C best and the median compute random needs to reach halving's best (the
-    target: at least 3 C). The replay draws configurations from random's, where the sweep uses
-    Sobol points.
+    bracket) is replayed 2000 times from them, each draw shuffling the pool into the bracket's
+    trials and random search's, apart (as two searches of their own: drawn from one pool they
+    would share its best trial and tie). A promoted trial resumes its checkpoint and the smoke
+    schedule does not depend on ``--epochs``, so a trial stopped at budget B is its full-length
+    twin's first B epochs. Prints, per bracket, the fraction of draws where halving reaches
+    random's 3C best and the median compute random needs to reach halving's best (the target:
+    at least 3 C), and both again with every rung ranked by the full budget: the bracket's
+    ceiling (N first-rung trials against random's M reach its best in N / (N + M) of draws,
+    however good the rungs). The replay draws configurations from random's, where the sweep
+    uses Sobol points. A trial whose loss diverged (``failure.json``) is out at the rung it
+    did not reach and costs random search only its finished epochs.
+    ``--space wide`` runs (b) (and (a)'s ``--plan``) over the smoke space as first written,
+    before it was narrowed on make run's data: learning rate 1e-3..1e-2, drop_path to 0.2.
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--first-seed 1]
                                     [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
                                     [--plan N:ETA:B1,B2,...] [--pool 24]
-                                    [--replay N:ETA:B1,B2,... ...]
+                                    [--replay N:ETA:B1,B2,... ...] [--space smoke|wide]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
 N random searches of max(3x their compute, --pool trials). ``--steps-per-epoch`` scales every
