@@ -501,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
     print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
-          f"sweep: {BUDGET.max_trials}-point successive halving; seeds {args.first_seed}.."
+          f"sweep: {'make run' if args.plan is None else '--plan'}'s successive halving; "
+          f"seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}; space: {args.space}",
           flush=True)
     if args.plan is not None:
