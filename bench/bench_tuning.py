@@ -232,6 +232,12 @@ def _fidelity(histories: list[list[float]], budgets: tuple[int, ...]) -> list[fl
     return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
 
 
+def pool_needs(first: int, plan: Halving) -> int:
+    """The fewest trials a replay's pool needs: the bracket's ``first`` and, apart from them,
+    random search's 3C of full-length ones."""
+    return first + math.ceil(3 * plan.cost(first) / plan.budgets[-1])
+
+
 def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int = 2000,
            seed: int = 0, oracle: bool = False) -> tuple[float, float]:
     """Successive halving against random search with 3x its compute, replayed ``draws`` times
@@ -260,7 +266,7 @@ def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int =
     """
     rng = random.Random(seed)
     full, cost = plan.budgets[-1], plan.cost(first)
-    if (len(curves) - first) * full < 3 * cost:
+    if len(curves) < pool_needs(first, plan):
         raise ValueError(f"a pool of {len(curves)} trials holds {first} for the bracket and "
                          f"too few for random search's 3C = {3 * cost} epochs ({full} a trial)")
 
@@ -289,12 +295,18 @@ def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int =
     return reached / draws, statistics.median(needs)
 
 
-#: ``--space wide``: the smoke space as first written, before commit 3794c50 narrowed it on make
-#: run's own data (the learning rate to 1e-3..4e-3, drop_path to 0.05; since then 1.5e-3..5e-3):
-#: what a user sweeps before knowing where the good region is. The rest is make run's space.
-WIDE = {"learning_rate": {"min": "0.001", "max": "0.01"},
-        "drop_path": {"min": "0.0", "max": "0.2"}}
-WIDE_DROP_PATH = {"air-pollution": "0.15", "ocean-waves": "0.15"}  # their first tops
+#: ``--space wide``'s top drop_path per variant (see :func:`_wide`).
+WIDE_DROP_PATH = {"medium-res": "0.2", "high-res": "0.2", "air-pollution": "0.15",
+                  "ocean-waves": "0.15"}
+
+
+def _wide(variant: str) -> dict[str, dict[str, str]]:
+    """``--space wide``'s ranges: the smoke space as first written, before commit 3794c50
+    narrowed it on make run's own data (the learning rate to 1e-3..4e-3, drop_path to 0.05;
+    since then 1.5e-3..5e-3), what a user sweeps before knowing where the good region is. The
+    other parameters keep make run's ranges."""
+    return {"learning_rate": {"min": "0.001", "max": "0.01"},
+            "drop_path": {"min": "0.0", "max": WIDE_DROP_PATH[variant]}}
 
 
 def _experiment(variant: str, algorithm: str, args: argparse.Namespace, max_trials: int,
@@ -306,11 +318,9 @@ def _experiment(variant: str, algorithm: str, args: argparse.Namespace, max_tria
                               extra_args=extra_args, name_suffix=suffix)
     doc = copy.deepcopy(exp.raw)
     doc["spec"]["maxFailedTrialCount"] = max_trials
-    if args.space == "wide":
-        for param in doc["spec"]["parameters"]:
-            param["feasibleSpace"].update(WIDE.get(param["name"], {}))
-            if param["name"] == "drop_path" and variant in WIDE_DROP_PATH:
-                param["feasibleSpace"]["max"] = WIDE_DROP_PATH[variant]
+    wide = _wide(variant) if args.space == "wide" else {}
+    for param in doc["spec"]["parameters"]:
+        param["feasibleSpace"].update(wide.get(param["name"], {}))
     return parse_experiment(doc)
 
 
@@ -375,7 +385,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
                (*replay(curves, n, p, seed=seed), *replay(curves, n, p, seed=seed, oracle=True),
                 (len(curves) - n) * p.budgets[-1] / p.cost(n))
                for n, p in [(first, plan), *args.replay]
-               if (len(curves) - n) * p.budgets[-1] >= 3 * p.cost(n)}
+               if len(curves) >= pool_needs(n, p)}
     return {"seed": seed, "halving": best_h, "random": best_r, "cost": cost,
             "random_cost": random_cost, "random_trials": n_random, "pool": len(curves),
             "failed": sum(math.isinf(v) for _, v in random_steps), "reach": reach,
@@ -439,15 +449,13 @@ def _pool_problem(args: argparse.Namespace) -> str | None:
         parallel_trials=1).raw))
     for n, plan in [run, *args.replay]:
         assert plan is not None
-        full, cost = plan.budgets[-1], plan.cost(n)
         if plan.budgets[-1] > run[1].budgets[-1]:
             return (f"--replay {n}:{plan.eta}:{','.join(map(str, plan.budgets))}: its full "
                     f"budget is beyond the run's {run[1].budgets[-1]} epochs")
-        if (args.pool - n) * full < 3 * cost:
+        if args.pool < pool_needs(n, plan):
             return (f"--pool {args.pool} is too small for {n} trials of "
                     f"{'-'.join(map(str, plan.counts(n)))} at {list(plan.budgets)} and random "
-                    f"search's 3C beside them: give at least "
-                    f"{n + math.ceil(3 * cost / full)}")
+                    f"search's 3C beside them: give at least {pool_needs(n, plan)}")
     return None
 
 
