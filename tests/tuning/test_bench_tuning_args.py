@@ -273,7 +273,9 @@ def test_the_wide_space_is_the_first_written_smoke_space_and_keeps_failures_goin
         variant: str, drop_path: str) -> None:
     """``--space wide``: the learning rate 1e-3..1e-2 and drop_path to its first top (git show
     3794c50), the other parameters as make run's; a failed trial does not end the sweep, and
-    the Experiment still passes Katib's rules (parse_experiment checks them)."""
+    the Experiment still passes Katib's rules (parse_experiment checks them; a failure budget
+    equal to the trial count is the most kubeflow/katib's
+    pkg/webhook/v1beta1/experiment/validator/validator.go allows)."""
     from types import SimpleNamespace
 
     from aurora_mlops.tuning import pipeline_experiment
