@@ -310,14 +310,17 @@ def _wide(variant: str) -> dict[str, dict[str, str]]:
 
 
 def _experiment(variant: str, algorithm: str, args: argparse.Namespace, max_trials: int,
-                extra_args: list[str], suffix: str) -> Any:
+                extra_args: list[str], suffix: str, plan: Halving | None = None) -> Any:
     """make run's ``algorithm`` Experiment of ``variant`` over ``--space``, failing trials
-    allowed (a diverged one is a result here, not a reason to stop)."""
+    allowed (a diverged one is a result here, not a reason to stop); ``plan`` replaces a
+    halving spec's bracket."""
     exp = pipeline_experiment(variant=variant, algorithm=algorithm, profile="smoke",
                               max_trials=max_trials, parallel_trials=args.jobs,
                               extra_args=extra_args, name_suffix=suffix)
     doc = copy.deepcopy(exp.raw)
     doc["spec"]["maxFailedTrialCount"] = max_trials
+    if plan is not None:
+        doc["metadata"]["annotations"][HALVING_ANNOTATION] = plan.to_annotation()
     wide = _wide(variant) if args.space == "wide" else {}
     for param in doc["spec"]["parameters"]:
         param["feasibleSpace"].update(wide.get(param["name"], {}))
@@ -327,14 +330,9 @@ def _experiment(variant: str, algorithm: str, args: argparse.Namespace, max_tria
 def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, int]:
     """make run's halving Experiment at the bench's budget, or ``--plan``'s bracket over the
     same space; and its first rung's trial count."""
-    first = BUDGET.max_trials if args.plan is None else args.plan[0]
-    halving = _experiment(variant, "halving", args, first,
-                          shlex.split(_budget_args(args.steps_per_epoch)), suffix)
-    if args.plan is None:
-        return halving, first
-    doc = copy.deepcopy(halving.raw)
-    doc["metadata"]["annotations"][HALVING_ANNOTATION] = args.plan[1].to_annotation()
-    return parse_experiment(doc), first
+    first, plan = args.plan or (BUDGET.max_trials, None)
+    return _experiment(variant, "halving", args, first,
+                       shlex.split(_budget_args(args.steps_per_epoch)), suffix, plan), first
 
 
 def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
