@@ -63,10 +63,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aurora_mlops.data import synthesize, write_dataset
 from aurora_mlops.kfp import LocalBudget
@@ -214,6 +215,26 @@ def _trial_steps(folder: Path, steps_per_epoch: int) -> tuple[int, float]:
     return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
 
 
+def _test_scores(variant: str, folders: list[Path], data: Path, jobs: int) -> list[float]:
+    """Each trial's mean RMSE / persistence over ``data``'s test split (:func:`_score`), ``jobs``
+    at once; inf for a trial that failed."""
+    done = [f for f in folders if (f / "trial.json").is_file()]
+    calls = [(variant, f, data, f / "test-split") for f in done]
+    if jobs == 1:
+        ratios = [_score(*c)[0] for c in calls]
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            ratios = [r[0] for r in pool.map(_score, *zip(*calls, strict=True))]
+    by_folder = dict(zip(done, ratios, strict=True))
+    return [by_folder.get(f, math.inf) for f in folders]
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b)[0])
+
+
 def _curves(folders: list[Path]) -> list[list[float]]:
     """Each trial's val_score after each epoch: a full-length trial's whole history, a failed
     one's up to its failure (shorter: it has no score at the full budget)."""
@@ -225,17 +246,62 @@ def _fidelity(histories: list[list[float]], budgets: tuple[int, ...]) -> list[fl
     random search's full-length trials (:func:`_curves`) had reached by that epoch and their
     final best: how well a rung that stops there ranks the configurations (1: as the full
     budget would)."""
-    from scipy.stats import spearmanr
-
     histories = [h for h in histories if len(h) >= budgets[-1]]  # not the failed ones
     final = [min(h) for h in histories]
-    return [float(spearmanr([min(h[:b]) for h in histories], final)[0]) for b in budgets[:-1]]
+    return [_spearman([min(h[:b]) for h in histories], final) for b in budgets[:-1]]
 
 
 def pool_needs(first: int, plan: Halving) -> int:
     """The fewest trials a replay's pool needs: the bracket's ``first`` and, apart from them,
     random search's 3C of full-length ones."""
     return first + math.ceil(3 * plan.cost(first) / plan.budgets[-1])
+
+
+class _Draw(NamedTuple):
+    """One replayed draw: each search's pick (an index into the pool; None where it shipped
+    nothing), its val_score, and the compute random search needs to reach halving's (in C)."""
+
+    halving: int | None
+    random: int | None
+    best: float
+    best_random: float
+    need: float
+
+
+def _draws(curves: list[list[float]], first: int, plan: Halving, draws: int, seed: int,
+           oracle: bool) -> Iterator[_Draw]:
+    """The draws of :func:`replay` (see there)."""
+    rng = random.Random(seed)
+    full, cost = plan.budgets[-1], plan.cost(first)
+    if len(curves) < pool_needs(first, plan):
+        raise ValueError(f"a pool of {len(curves)} trials holds {first} for the bracket and "
+                         f"too few for random search's 3C = {3 * cost} epochs ({full} a trial)")
+
+    def by(i: int, budget: int) -> float:  # best val_score by that epoch; inf: failed before
+        return min(curves[i][:budget]) if len(curves[i]) >= budget else math.inf
+
+    def pick(trials: list[int]) -> int | None:
+        best = min(trials, key=lambda i: finals[i], default=None)
+        return best if best is not None and math.isfinite(finals[best]) else None
+
+    finals = [by(i, full) for i in range(len(curves))]
+    spend = [min(len(c), full) for c in curves]
+    for _ in range(draws):
+        drawn = rng.sample(range(len(curves)), len(curves))
+        alive = drawn[:first]
+        for keep, budget in zip(plan.counts(first)[1:], plan.budgets[:-1], strict=True):
+            alive = sorted(alive, key=lambda i, b=budget: finals[i] if oracle else by(i, b))[
+                :keep]
+        best = min(finals[i] for i in alive)
+        spent, ran, need = 0, [], math.inf
+        for i in drawn[first:]:
+            if spent < 3 * cost:
+                ran.append(i)
+            spent += spend[i]
+            if finals[i] <= best and math.isfinite(finals[i]):
+                need = min(need, spent / cost)
+        yield _Draw(pick(alive), pick(ran), best, min((finals[i] for i in ran), default=math.inf),
+                    need)
 
 
 def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int = 2000,
@@ -264,35 +330,31 @@ def replay(curves: list[list[float]], first: int, plan: Halving, *, draws: int =
     Raises:
         ValueError: The pool is too small for random search's 3C beside the bracket.
     """
-    rng = random.Random(seed)
-    full, cost = plan.budgets[-1], plan.cost(first)
-    if len(curves) < pool_needs(first, plan):
-        raise ValueError(f"a pool of {len(curves)} trials holds {first} for the bracket and "
-                         f"too few for random search's 3C = {3 * cost} epochs ({full} a trial)")
-
-    def by(i: int, budget: int) -> float:  # best val_score by that epoch; inf: failed before
-        return min(curves[i][:budget]) if len(curves[i]) >= budget else math.inf
-
-    finals = [by(i, full) for i in range(len(curves))]
-    spend = [min(len(c), full) for c in curves]
     reached, needs = 0, []
-    for _ in range(draws):
-        drawn = rng.sample(range(len(curves)), len(curves))
-        alive = drawn[:first]
-        for keep, budget in zip(plan.counts(first)[1:], plan.budgets[:-1], strict=True):
-            alive = sorted(alive, key=lambda i, b=budget: finals[i] if oracle else by(i, b))[
-                :keep]
-        best = min(finals[i] for i in alive)
-        spent, best_random, need = 0, math.inf, math.inf
-        for i in drawn[first:]:
-            if spent < 3 * cost:
-                best_random = min(best_random, finals[i])
-            spent += spend[i]
-            if finals[i] <= best and math.isfinite(finals[i]):
-                need = min(need, spent / cost)
-        reached += math.isfinite(best) and best_random >= best
-        needs.append(need)
+    for d in _draws(curves, first, plan, draws, seed, oracle):
+        reached += math.isfinite(d.best) and d.best_random >= d.best
+        needs.append(d.need)
     return reached / draws, statistics.median(needs)
+
+
+def replay_test(curves: list[list[float]], tests: list[float], first: int, plan: Halving, *,
+                draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The draws of :func:`replay` (the same ones, given the same ``seed``) judged on the test
+    split: ``tests`` holds each pool trial's score there (lower is better; inf for a failed
+    trial). Each search ships its best val_score, which holds the luck of its seed as well as
+    the merit of its configuration; the test split, which neither search saw, judges only what
+    was shipped. Returns the fraction of draws where halving's pick scores at least as well
+    there as random search's 3C pick (a search that shipped nothing loses), and the mean over
+    draws of random's test score minus halving's (positive: halving's pick is better; draws
+    where either shipped nothing left out)."""
+    won, gains = 0, []
+    for d in _draws(curves, first, plan, draws, seed, oracle=False):
+        h = math.inf if d.halving is None else tests[d.halving]
+        r = math.inf if d.random is None else tests[d.random]
+        won += d.halving is not None and h <= r
+        if math.isfinite(h) and math.isfinite(r):
+            gains.append(r - h)
+    return won / draws, statistics.fmean(gains) if gains else math.nan
 
 
 #: ``--space wide``'s top drop_path per variant (see :func:`_wide`).
@@ -379,6 +441,17 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
         if reach is None and v <= best_h:
             reach = spent
     curves = _curves(order)
+    # Each finished trial scored on the test split, which neither search saw: halving's pick
+    # first, then random's trials in order.
+    scored = _test_scores(variant, [root / f"halving-{seed}" / "trials" / h.best_trial, *order],
+                          data_dir / f"{variant}.nc", args.jobs)
+    tests = scored[1:]
+    finished = [i for i, (_, v) in enumerate(random_steps) if math.isfinite(v)]
+    r_pick = min((i for i in finished if i < n_random), key=lambda i: random_steps[i][1])
+    tested = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
+              replay_test(curves, tests, n, p, seed=seed)
+              for n, p in [(first, plan), *args.replay]
+              if len(curves) >= pool_needs(n, p)}
     replays = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
                (*replay(curves, n, p, seed=seed), *replay(curves, n, p, seed=seed, oracle=True),
                 (len(curves) - n) * p.budgets[-1] / p.cost(n))
@@ -388,7 +461,10 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
             "random_cost": random_cost, "random_trials": n_random, "pool": len(curves),
             "failed": sum(math.isinf(v) for _, v in random_steps), "reach": reach,
             "r_best": r.best_trial, "budgets": plan.budgets,
-            "fidelity": _fidelity(curves, plan.budgets), "replays": replays}
+            "fidelity": _fidelity(curves, plan.budgets), "replays": replays,
+            "test_halving": scored[0], "test_random": tests[r_pick], "tested": tested,
+            "test_rank": _spearman([random_steps[i][1] for i in finished],
+                                   [tests[i] for i in finished])}
 
 
 def _c(need: float, rest: float) -> str:
@@ -428,12 +504,38 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
     won = sum(d >= 0 for d in diffs)
     print(f"(b) {variant:14s} halving's best <= random's 3C best on {won}/{len(rows)} seeds; "
           f"random - halving {statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}", flush=True)
+    print_test(variant, rows)
     means = [statistics.fmean(c) for c in zip(*(r["fidelity"] for r in rows), strict=True)]
     print(f"(b) {variant:14s} mean rank correlation of each lower rung with the full budget: "
           + ", ".join(f"{b} epochs {m:+.2f}"
                       for b, m in zip(rows[0]["budgets"], means, strict=False))
           + " (halving can only pay where its first rung ranks like the full budget)",
           flush=True)
+
+
+def print_test(variant: str, rows: list[dict[str, Any]]) -> None:
+    """(b) judged on the test split: what each search shipped, not the luck of its val_score."""
+    for r in rows:
+        print(f"(b) {variant:14s} seed {r['seed']} on the test split (mean RMSE / persistence, "
+              f"lower is better; neither search saw it): halving's pick {r['test_halving']:.4f}, "
+              f"random's 3C pick {r['test_random']:.4f}; over random's finished trials val_score "
+              f"and the test split rank alike by {r['test_rank']:+.2f} (Spearman)", flush=True)
+        for name, (won, gain) in r["tested"].items():
+            print(f"(b) {variant:14s} seed {r['seed']} replayed, {name}: halving's pick scores "
+                  f"at least as well on the test split as random's 3C pick in {won:.0%} of "
+                  f"draws; random - halving {gain:+.4f} (mean)", flush=True)
+    for name in rows[0]["tested"]:
+        won_, gains = ([r["tested"][name][k] for r in rows] for k in range(2))
+        print(f"(b) {variant:14s} on the test split, replayed, {name}: halving's pick at least "
+              f"as good as random's 3C pick in {statistics.fmean(won_):.0%} +- {_se(won_):.0%} "
+              f"of draws; random - halving {statistics.fmean(gains):+.4f} +- {_se(gains):.4f} "
+              "(mean over the seeds)", flush=True)
+    diffs = [r["test_random"] - r["test_halving"] for r in rows]
+    print(f"(b) {variant:14s} on the test split, run: halving's pick <= random's 3C pick on "
+          f"{sum(d >= 0 for d in diffs)}/{len(rows)} seeds; random - halving "
+          f"{statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}; val_score ranks random's trials "
+          f"like the test split by {statistics.fmean(r['test_rank'] for r in rows):+.2f} "
+          "(mean Spearman)", flush=True)
 
 
 def _pool_problem(args: argparse.Namespace) -> str | None:

@@ -309,7 +309,9 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
     rows = [{"seed": s, "halving": 0.09, "random": 0.091, "cost": 2400, "random_cost": 7200,
              "random_trials": 8, "pool": 24, "failed": 0, "reach": None, "budgets": (1, 6, 18),
              "fidelity": [0.6, 0.8],
-             "replays": {"16-4-1 at [1, 6, 18]": (0.6 + s / 10, need, 0.67, math.inf, 3.0)}}
+             "replays": {"16-4-1 at [1, 6, 18]": (0.6 + s / 10, need, 0.67, math.inf, 3.0)},
+             "test_halving": 0.60, "test_random": 0.60 + s / 100, "test_rank": 0.1 * s,
+             "tested": {"16-4-1 at [1, 6, 18]": (0.5 + s / 10, s / 100)}}
             for s, need in ((1, math.inf), (2, 2.25), (3, math.inf))]
     bench.print_b("medium-res", rows)
     out = capsys.readouterr().out
@@ -321,3 +323,71 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
             "draws; random needs > 3.00 C (more than the pool) (median of the seeds' medians; "
             "target >= 3 C)") in out
     assert "halving's best <= random's 3C best on 3/3 seeds; random - halving +0.0010" in out
+    assert ("seed 2 on the test split (mean RMSE / persistence, lower is better; neither search "
+            "saw it): halving's pick 0.6000, random's 3C pick 0.6200; over random's finished "
+            "trials val_score and the test split rank alike by +0.20 (Spearman)") in out
+    assert ("on the test split, replayed, 16-4-1 at [1, 6, 18]: halving's pick at least as good "
+            "as random's 3C pick in 70% +- 6% of draws; random - halving +0.0200 +- 0.0058") in out
+    assert ("on the test split, run: halving's pick <= random's 3C pick on 3/3 seeds; random - "
+            "halving +0.0200 +- 0.0058; val_score ranks random's trials like the test split by "
+            "+0.20") in out
+
+
+def test_on_the_test_split_the_replay_judges_the_picks_not_their_val_scores() -> None:
+    """The test-split replay takes the very draws of the val_score replay. Where the test split
+    agrees with val_score, halving's pick is at least as good there exactly when its val_score
+    reached random's best; where it reverses val_score (the lower val_score, the luckier and the
+    worse), halving wins there exactly when it lost on val_score, and by as much as random's
+    pick is worse."""
+    bench = _bench()
+    plan = bench.Halving(eta=2, budgets=(1, 2, 4))
+    finals = [0.1 * (i + 1) for i in range(20)]
+    pool = _pool(finals, finals[::-1])  # rungs rank in reverse: halving often loses on val
+    reached, _ = bench.replay(pool, 8, plan, seed=3)
+    alike, gain = bench.replay_test(pool, finals, 8, plan, seed=3)
+    assert alike == reached == 0.0 and gain < 0
+    won, gain = bench.replay_test(pool, [1 - f for f in finals], 8, plan, seed=3)
+    assert won == 1.0 and gain > 0
+    pool = _pool(finals, finals)
+    reached, _ = bench.replay(pool, 8, plan, seed=4)
+    assert 0.3 < reached < 0.5
+    assert bench.replay_test(pool, finals, 8, plan, seed=4)[0] == reached
+    won, _ = bench.replay_test(pool, [1 - f for f in finals], 8, plan, seed=4)
+    assert won == pytest.approx(1 - reached)
+
+
+def test_on_the_test_split_a_search_that_shipped_nothing_loses() -> None:
+    """One good trial and three that diverged in their second epoch; the bracket is one trial
+    promoted from 1 epoch to 2. Halving drew a diverged one in 3 draws of 4 and shipped
+    nothing: it loses those. It wins the fourth, where random search got only the diverged
+    ones and shipped nothing. No draw has two picks to subtract."""
+    bench = _bench()
+    pool = [[0.5, 0.1]] + [[0.05]] * 3
+    won, gain = bench.replay_test(pool, [0.7] + [math.inf] * 3, 1,
+                                  bench.Halving(eta=2, budgets=(1, 2)), draws=4000)
+    assert won == pytest.approx(0.25, abs=0.03)
+    assert math.isnan(gain)
+
+
+def test_the_test_split_scores_each_finished_trial_in_order(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each finished trial's model is scored on the data's test split into its own folder; a
+    failed one (failure.json) is inf, in its place."""
+    bench = _bench()
+    folders = []
+    for name, done in (("t-0", True), ("t-1", False), ("t-2", True)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / ("trial.json" if done else "failure.json")).write_text("{}")
+        folders.append(folder)
+    calls: list[tuple[Any, ...]] = []
+
+    def score(variant: str, model: Path, data: Path, out: Path) -> tuple[float, float]:
+        calls.append((variant, model.name, data.name, out))
+        return 0.5 + int(model.name[-1]) / 10, 0.9
+
+    monkeypatch.setattr(bench, "_score", score)
+    data = tmp_path / "medium-res.nc"
+    assert bench._test_scores("medium-res", folders, data, jobs=1) == [0.5, math.inf, 0.7]
+    assert calls == [("medium-res", "t-0", "medium-res.nc", folders[0] / "test-split"),
+                     ("medium-res", "t-2", "medium-res.nc", folders[2] / "test-split")]
