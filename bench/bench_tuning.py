@@ -65,7 +65,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -76,6 +76,7 @@ from aurora_mlops.training import parse_param_args, resolve_params, train_trial
 from aurora_mlops.tuning import (
     HALVING_ANNOTATION,
     Halving,
+    analyze_fidelity,
     parse_experiment,
     pipeline_experiment,
     read_halving,
@@ -99,12 +100,14 @@ def _score(variant: str, model: Path, data: Path, out: Path) -> tuple[float, flo
     """Mean RMSE / persistence's RMSE over the test split's targets, and the fraction won."""
     from aurora_mlops.cli import main
 
-    with redirect_stdout(io.StringIO()):
-        code = main(["evaluate", "--model", str(model), "--data", str(data), "--variant",
-                     variant, "--out", str(out), "--lead-steps", str(BUDGET.lead_steps),
-                     "--max-inits", str(BUDGET.max_inits)])
-    if code != 0:
-        raise SystemExit(f"evaluate of {model} failed ({code})")
+    if not (out / "metrics.json").is_file():  # a re-run over the same --work reuses it
+        err = io.StringIO()  # its progress bars; the reason where it fails
+        with redirect_stdout(io.StringIO()), redirect_stderr(err):
+            code = main(["evaluate", "--model", str(model), "--data", str(data), "--variant",
+                         variant, "--out", str(out), "--lead-steps", str(BUDGET.lead_steps),
+                         "--max-inits", str(BUDGET.max_inits)])
+        if code != 0:
+            raise SystemExit(f"evaluate of {model} failed ({code}): {err.getvalue()[-500:]}")
     rows = json.loads((out / "metrics.json").read_text())["rows"]
     rmse: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in rows:
@@ -448,6 +451,11 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     tests = scored[1:]
     finished = [i for i, (_, v) in enumerate(random_steps) if math.isfinite(v)]
     r_pick = min((i for i in finished if i < n_random), key=lambda i: random_steps[i][1])
+    # What tune analyze says of the pool, a full-budget sweep: the parameters that act late.
+    names = [p.name for p in rand.parameters if p.type in ("discrete", "categorical")]
+    found = analyze_fidelity([({n: str(v) for n, v in _record(f).get("params", {}).items()
+                                if n in names}, c) for f, c in zip(order, curves, strict=True)],
+                             names)
     tested = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
               replay_test(curves, tests, n, p, seed=seed)
               for n, p in [(first, plan), *args.replay]
@@ -463,6 +471,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
             "r_best": r.best_trial, "budgets": plan.budgets,
             "fidelity": _fidelity(curves, plan.budgets), "replays": replays,
             "test_halving": scored[0], "test_random": tests[r_pick], "tested": tested,
+            "late": "" if found is None else found.verdict,
             "test_rank": _spearman([random_steps[i][1] for i in finished],
                                    [tests[i] for i in finished])}
 
@@ -484,6 +493,10 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
               f"({r['random_trials']} trials, {r['random_cost'] / r['cost']:.2f} C); "
               f"{reach}; rank correlation with the full budget (random's trials): {fidelity}",
               flush=True)
+    for r in rows:
+        if r.get("late"):
+            print(f"(b) {variant:14s} seed {r['seed']}, tune analyze of random's trials: "
+                  f"{r['late']}", flush=True)
     for r in rows:
         for name, (reached, need, ceiling, ceiling_need, rest) in r["replays"].items():
             print(f"(b) {variant:14s} seed {r['seed']} replayed from {r['pool']} trials "

@@ -36,7 +36,8 @@ DECAYS = [0, 0.001, 0.01]
 
 
 def _write_sweep(work: Path, exp: Experiment,
-                 trials: Sequence[tuple[dict[str, Any], str, float | None]]) -> None:
+                 trials: Sequence[tuple[dict[str, Any], str, float | None]],
+                 curves: Sequence[Sequence[float]] | None = None) -> None:
     """Store trials as :mod:`aurora_mlops.tuning.local._runner` leaves them, and its ``best.json``.
 
     Same storage (``sqlite:///WORKDIR/study.db``), study name (the Experiment's), direction,
@@ -44,7 +45,8 @@ def _write_sweep(work: Path, exp: Experiment,
     user attributes, intermediate values per epoch; states are ``complete``, ``pruned``,
     ``failed``, ``killed`` or ``interrupted`` (left running by a dead runner and re-queued). The
     trials are added in one go (``add_trials``): asking and telling them one by one, as the
-    runner does, costs ~0.5 s of SQLite commits per trial.
+    runner does, costs ~0.5 s of SQLite commits per trial. ``curves``: each trial's objective
+    per epoch (default: three epochs ending at its value).
     """
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -69,9 +71,11 @@ def _write_sweep(work: Path, exp: Experiment,
                                  "katib_runner": "forkserver", "katib_seconds": 1.0}
         steps: dict[int, float] = {}
         if value is not None:
-            steps = {0: value + 0.2, 1: value + 0.1, 2: value}
+            curve = [value + 0.2, value + 0.1, value] if curves is None else curves[
+                number - len(study.trials)]
+            steps = dict(enumerate(curve))
             attrs.update(katib_observation={metric: value, "val_rmse": 2 * value},
-                         katib_epochs=3)
+                         katib_epochs=len(curve))
         if state in ("failed", "killed", "interrupted"):
             attrs.update(katib_reason="exited with code 3", katib_log_tail=["about to crash"])
             if state != "failed":
@@ -450,3 +454,95 @@ def test_tune_run_is_the_default_subcommand() -> None:
     assert analyze.analyze_out == "o" and analyze.tune_command == "analyze"
     spec_named_analyze = parser.parse_args(["tune", "./analyze"])
     assert spec_named_analyze.spec == "./analyze" and spec_named_analyze.handler is cmd_tune
+
+
+# Fidelity (tune analyze of a full-budget sweep): twelve trials over six epochs, trial i the
+# i-th best at the full budget. Up to epoch 3 they rank in reverse, from epoch 4 as at the end
+# (each epoch lower than every earlier one, so the best so far is the latest). lora_mode "all"
+# holds the six best, "single" the rest: it acts late. weight_decay alternates and does not
+# matter (its values interleave).
+LATE_N, LATE_EPOCHS, LATE_FLIP = 12, 6, 4
+
+
+def _late_curve(i: int, n: int = LATE_N) -> list[float]:
+    return [2.0 - 0.1 * e + 0.01 * (n - 1 - i) if e < LATE_FLIP else 1.0 - 0.1 * e + 0.01 * i
+            for e in range(1, LATE_EPOCHS + 1)]
+
+
+def _late_trials() -> list[tuple[dict[str, Any], str, float | None]]:
+    return [({"learning_rate": 0.002, "weight_decay": DECAYS[i % 2], "drop_path": 0.1,
+              "drop_rate": 0.05, "lora_mode": "all" if i < LATE_N // 2 else "single",
+              "lora_steps": 30}, "complete", min(_late_curve(i))) for i in range(LATE_N)]
+
+
+def test_a_full_budget_sweep_says_from_which_epoch_rungs_rank_like_the_full_budget(
+        tmp_path: Path) -> None:
+    from aurora_mlops.tuning.analysis._fidelity import analyze_fidelity
+
+    curves = [({"lora_mode": t[0]["lora_mode"], "weight_decay": str(t[0]["weight_decay"])},
+               _late_curve(i)) for i, t in enumerate(_late_trials())]
+    f = analyze_fidelity(curves, ["lora_mode", "weight_decay"])
+    assert f is not None and (f.curves, f.full) == (LATE_N, LATE_EPOCHS)
+    assert [c.rho for c in f.by_epoch] == pytest.approx([-1, -1, -1, 1, 1])
+    assert [(c.low, c.high, c.n) for c in f.by_epoch] == [(e, 6, 12) for e in range(1, 6)]
+    assert f.alike_from == LATE_FLIP
+    ((late,),) = [f.late]
+    assert (late.name, late.best, late.early, late.leads_from) == ("lora_mode", "all", "single",
+                                                                   LATE_FLIP)
+    ranks = {v.value: v.ranks for v in late.values}
+    assert ranks["all"] == pytest.approx([9.5] * 3 + [3.5] * 3)  # ranks 7..12, then 1..6
+    assert ("lora_mode acts late: after 1 epoch lora_mode=single leads (mean rank 3.5 of 12; "
+            "lora_mode=all 9.5), lora_mode=all only from 4 epochs on") in f.verdict
+    assert f.verdict.startswith("From 4 epochs on, the 12 full-length trials ranked like the "
+                                "full 6 epochs (Spearman rho 1.00)")
+    # The same sweep maximising the negated objective; shorter (failed) curves are left out.
+    flipped = [(p, [-v for v in h]) for p, h in curves] + [({"lora_mode": "all"}, [-9.0])]
+    g = analyze_fidelity(flipped, ["lora_mode", "weight_decay"], minimize=False)
+    assert g is not None and (g.alike_from, g.late, g.curves) == (f.alike_from, f.late, 12)
+
+
+def test_fidelity_verdicts_at_the_extremes() -> None:
+    """Rungs that rank like the full budget from the first epoch; rungs that never do (the
+    order flips only at the last epoch); too few full-length trials to judge."""
+    from aurora_mlops.tuning.analysis._fidelity import analyze_fidelity
+
+    alike = [({}, [2.0 - 0.1 * e + 0.01 * i for e in range(4)]) for i in range(6)]
+    f = analyze_fidelity(alike, [])
+    assert f is not None and f.alike_from == 1 and f.late == ()
+    assert "a first rung of 1 epoch is safe" in f.verdict
+    flip = [({}, [2.0 + 0.01 * (5 - i)] * 3 + [1.0 + 0.01 * i]) for i in range(6)]
+    f = analyze_fidelity(flip, [])
+    assert f is not None and f.alike_from is None
+    assert f.verdict.startswith("No budget below the full 4 epochs ranked the 6 full-length "
+                                "trials like the full budget")
+    assert analyze_fidelity(flip[:3], []) is None
+    assert analyze_fidelity([({}, [1.0])] * 6, []) is None  # one epoch: no lower budget
+
+
+def test_tune_analyze_reports_the_fidelity_of_a_full_budget_sweep(tmp_path: Path) -> None:
+    """The curves come from the study's intermediate values, as the local runner keeps them;
+    the verdict is printed and written (analysis.md, analysis.json, fidelity.png)."""
+    work = tmp_path / "work"
+    _write_sweep(work, load_experiment(SMOKE), _late_trials(),
+                 curves=[_late_curve(i) for i in range(LATE_N)])
+    out = tmp_path / "out"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["tune", "analyze", str(work), "--spec", str(SMOKE), "--out", str(out)]) == 0
+    assert ("fidelity: From 4 epochs on, the 12 full-length trials ranked like the full 6 "
+            "epochs") in printed.getvalue()
+    assert "fix lora_mode=all before a halving sweep" in printed.getvalue()
+    md = (out / "analysis.md").read_text()
+    assert "## Fidelity: would successive halving judge this space?" in md
+    assert "| lora_mode | all | 6 | 9.5 | 3.5 | 3.5 |" in md
+    assert "![fidelity](fidelity.png)" in md
+    assert (out / "fidelity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((out / "analysis.json").read_text())
+    assert doc["fidelity"]["alike_from"] == 4 and doc["fidelity"]["late"][0]["best"] == "all"
+
+
+def test_the_designed_sweeps_curves_rank_alike_from_the_first_epoch(
+        analysis: SweepAnalysis) -> None:
+    """Its intermediate values run parallel to the final value: nothing acts late."""
+    assert analysis.fidelity is not None
+    assert (analysis.fidelity.alike_from, analysis.fidelity.late) == (1, ())

@@ -311,6 +311,7 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
              "fidelity": [0.6, 0.8],
              "replays": {"16-4-1 at [1, 6, 18]": (0.6 + s / 10, need, 0.67, math.inf, 3.0)},
              "test_halving": 0.60, "test_random": 0.60 + s / 100, "test_rank": 0.1 * s,
+             "late": "t0 acts late." if s == 2 else "",
              "tested": {"16-4-1 at [1, 6, 18]": (0.5 + s / 10, s / 100)}}
             for s, need in ((1, math.inf), (2, 2.25), (3, math.inf))]
     bench.print_b("medium-res", rows)
@@ -319,6 +320,8 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
             "random's 3C best in 70% of draws (ranked by the full budget: 67%); random needs "
             "> 3.00 C (more than the pool) (median; > 3.00 C (more than the pool))") in out
     assert "random needs 2.25 C (median;" in out
+    assert "seed 2, tune analyze of random's trials: t0 acts late." in out
+    assert "seed 1, tune analyze" not in out
     assert ("replayed, 16-4-1 at [1, 6, 18]: halving reaches random's 3C best in 80% +- 6% of "
             "draws; random needs > 3.00 C (more than the pool) (median of the seeds' medians; "
             "target >= 3 C)") in out

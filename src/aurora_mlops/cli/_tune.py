@@ -146,6 +146,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"rungs of {r.chain}: " + " -> ".join(
             f"{k.trials} at {k.budget} {r.resource}" for k in r.rungs)
             + f", shipped {r.shipped}. {r.verdict}")
+    if analysis.fidelity is not None:
+        print(f"fidelity: {analysis.fidelity.verdict}")
     actionable = [s for s in analysis.suggestions if s.action != "keep"]
     if actionable:
         print("suggestions:")

@@ -22,8 +22,10 @@ from aurora_mlops._best import BEST_FILE, BestTrial, best_document, read_best
 from aurora_mlops.tuning._halving import read_halving, rung_experiment
 from aurora_mlops.tuning._halving_run import HalvingRun, run_halving_katib, run_halving_local
 from aurora_mlops.tuning.analysis._analyze import analyze_sweep
+from aurora_mlops.tuning.analysis._fidelity import analyze_fidelity
 from aurora_mlops.tuning.analysis._model import (
     CategoryStats,
+    FidelityAnalysis,
     ParameterAnalysis,
     Suggestion,
     SweepAnalysis,
@@ -73,6 +75,7 @@ __all__ = [
     "BestTrial",
     "CategoryStats",
     "Experiment",
+    "FidelityAnalysis",
     "Halving",
     "HalvingRun",
     "KatibError",
@@ -89,6 +92,7 @@ __all__ = [
     "Terminated",
     "TrialOutcome",
     "TrialRecord",
+    "analyze_fidelity",
     "analyze_sweep",
     "best_document",
     "build_experiment",

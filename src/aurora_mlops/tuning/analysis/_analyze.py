@@ -17,7 +17,10 @@ between two versions of a sweep:
   it, with a margin);
 * whether a categorical value can be fixed: only when every elite uses it, it beats the other
   values (one-sided Mann-Whitney U, p < 0.05) and at least :data:`MIN_TRIALS_FIX` trials
-  completed. Otherwise the parameter stays searchable and the analysis says why.
+  completed. Otherwise the parameter stays searchable and the analysis says why;
+* for a sweep whose trials ran the full budget, what successive halving over the same space
+  would make of it (:mod:`._fidelity`): from which epoch the trials rank like the full budget,
+  and which categorical parameter acts late (its best value leads only from a later epoch).
 
 Only completed trials with a finite objective enter the statistics. Early-stopped (pruned),
 failed and killed trials are counted, never used; trials a crashed runner left behind and
@@ -47,12 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aurora_mlops.errors import ConfigError
 from aurora_mlops.tuning._halving import read_halving
+from aurora_mlops.tuning.analysis._fidelity import analyze_fidelity
 from aurora_mlops.tuning.analysis._model import (
     ELITE_FRACTION,
     MIN_ELITES,
     MIN_TRIALS_EXPAND,
     MIN_TRIALS_NARROW,
     CategoryStats,
+    FidelityAnalysis,
     ParameterAnalysis,
     RungAnalysis,
     Suggestion,
@@ -74,6 +79,7 @@ from aurora_mlops.tuning.analysis._rungs import (
 )
 from aurora_mlops.tuning.analysis._stats import _importance
 from aurora_mlops.tuning.analysis._study_read import (
+    _label,
     _metric_name,
     _open_study,
     _param_value,
@@ -93,6 +99,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CategoryStats",
+    "FidelityAnalysis",
     "ParameterAnalysis",
     "RungAnalysis",
     "Suggestion",
@@ -260,13 +267,30 @@ def _analyze_study(work: Path, db: Path, spec_path: Path | None, exp: Experiment
                                                 direction == "minimize")
     next_spec, problems = (None, ()) if exp is None else _propose(exp, analyses, suggestions,
                                                                   notes)
+    fidelity = None if rungs is not None else _fidelity(work, db, exp, study, params, completed,
+                                                         metric, direction)
     return SweepAnalysis(
         experiment=study.study_name, work_dir=work, spec_path=spec_path, metric=metric,
         direction=direction, counts=counts, best=ranked[0], elite_count=len(elites),
         importance_method=method,
         parameters=tuple(analyses), suggestions=tuple(suggestions), notes=tuple(notes),
         trials=trials, next_spec=next_spec, next_spec_problems=problems,
-        elites=tuple(t.number for t in elites), rungs=rungs)
+        elites=tuple(t.number for t in elites), rungs=rungs, fidelity=fidelity)
+
+
+def _fidelity(work: Path, db: Path, exp: Experiment | None, study: optuna.Study,
+              params: tuple[Parameter, ...], completed: list[TrialRecord], metric: str,
+              direction: Direction) -> FidelityAnalysis | None:
+    """What rungs below the full budget would make of the completed trials' learning curves
+    (their ``trial.json`` history, else the runner's intermediate values)."""
+    names = [t.name for t in completed]
+    histories = trial_histories(names, {n: trial_folders(work, exp, n) for n in names}, metric,
+                                intermediate_values(db, [study.study_name]))
+    categorical = [p for p in params if p.type in ("discrete", "categorical")]
+    curves = [({p.name: _label(p, t.params[p.name]) for p in categorical if p.name in t.params},
+               histories.get(t.name, [])) for t in completed]
+    return analyze_fidelity(curves, [p.name for p in categorical],
+                            minimize=direction == "minimize")
 
 
 def _analyze_chain(work: Path, chain: dict[str, Any], spec: str | Path | None,

@@ -18,6 +18,8 @@ from aurora_mlops.tuning.local._states import State
 __all__ = [
     "CategoryStats",
     "Configuration",
+    "FidelityAnalysis",
+    "LateParameter",
     "ParameterAnalysis",
     "RankCorrelation",
     "RungAnalysis",
@@ -25,6 +27,7 @@ __all__ = [
     "Suggestion",
     "SweepAnalysis",
     "TrialRecord",
+    "ValueRanks",
 ]
 
 #: Elites: this fraction of the completed trials, best first ...
@@ -195,6 +198,42 @@ class RungAnalysis:
 
 
 @dataclass(frozen=True)
+class ValueRanks:
+    """One value of a categorical parameter: its trials' mean rank by each epoch (epoch 1
+    first; rank 1 is the best trial by then)."""
+
+    value: str
+    count: int
+    ranks: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LateParameter:
+    """A parameter whose best value at the full budget (``best``) leads only from epoch
+    ``leads_from``; after the first epoch ``early`` leads."""
+
+    name: str
+    best: str
+    early: str
+    leads_from: int
+    values: tuple[ValueRanks, ...]
+
+
+@dataclass(frozen=True)
+class FidelityAnalysis:
+    """What rungs below the full budget would make of a full-budget sweep's ``curves`` trials
+    (:mod:`._fidelity`): the rank correlation of each epoch with the ``full`` budget, the first
+    epoch from which it stays alike, the parameters that act late, and a verdict."""
+
+    curves: int
+    full: int
+    by_epoch: tuple[RankCorrelation, ...]
+    alike_from: int | None
+    late: tuple[LateParameter, ...]
+    verdict: str
+
+
+@dataclass(frozen=True)
 class SweepAnalysis:
     """The result of :func:`analyze_sweep`; :meth:`to_dict` is what ``analysis.json`` holds."""
 
@@ -215,6 +254,7 @@ class SweepAnalysis:
     next_spec_problems: tuple[str, ...] = ()
     elites: tuple[int, ...] = field(default=())
     rungs: RungAnalysis | None = None
+    fidelity: FidelityAnalysis | None = None
 
     @property
     def completed(self) -> list[TrialRecord]:

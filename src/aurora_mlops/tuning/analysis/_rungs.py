@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HALVING_FILE", "analyze_rungs", "intermediate_values", "memory_study", "read_chain",
-           "trial_folders", "trial_histories"]
+__all__ = ["HALVING_FILE", "analyze_rungs", "correlation", "intermediate_values", "memory_study",
+           "read_chain", "trial_folders", "trial_histories"]
 
 #: Up to this many pairs the p-value enumerates every pairing (8! = 40320).
 EXACT_P_MAX = 8
@@ -241,7 +241,7 @@ def _spearman(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, f
     return rho, (p if math.isfinite(p) else None)
 
 
-def _correlation(pairs: Sequence[tuple[float, float]], low: int, high: int,
+def correlation(pairs: Sequence[tuple[float, float]], low: int, high: int,
                  source: Literal["rungs", "history"]) -> RankCorrelation:
     rho, p = _spearman([a for a, _ in pairs], [b for _, b in pairs])
     return RankCorrelation(low=low, high=high, n=len(pairs), rho=rho, p_value=p, source=source)
@@ -252,7 +252,7 @@ def _rung_pair(configs: Sequence[Configuration], budgets: Sequence[int], low: in
     """Rung ``low`` against rung ``high`` over the configurations with a value at both."""
     pairs = [(c.values[low], c.values[high]) for c in configs if len(c.values) > high]
     done = [(a, b) for a, b in pairs if a is not None and b is not None]
-    return _correlation(done, budgets[low], budgets[high], "rungs")
+    return correlation(done, budgets[low], budgets[high], "rungs")
 
 
 def _by_budget(configs: Sequence[Configuration], budgets: Sequence[int],
@@ -265,7 +265,7 @@ def _by_budget(configs: Sequence[Configuration], budgets: Sequence[int],
         curves = [c.history for c in configs if len(c.trials) > k and len(c.history) >= top]
         if len(curves) < 2:
             continue
-        out += [_correlation([(h[e - 1], h[top - 1]) for h in curves], e, top, "history")
+        out += [correlation([(h[e - 1], h[top - 1]) for h in curves], e, top, "history")
                 for e in range(1, top)]
     return out
 
