@@ -108,15 +108,20 @@ def _score(variant: str, model: Path, data: Path, out: Path) -> tuple[float, flo
                          "--max-inits", str(BUDGET.max_inits)])
         if code != 0:
             raise SystemExit(f"evaluate of {model} failed ({code}): {err.getvalue()[-500:]}")
-    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    ratios = list(_ratios(out).values())
+    return statistics.fmean(ratios), sum(r < 1 for r in ratios) / len(ratios)
+
+
+def _ratios(out: Path) -> dict[tuple[Any, ...], float]:
+    """RMSE / persistence's RMSE per (variable, level, lead hours) target in ``out``'s
+    ``metrics.json``."""
     rmse: dict[tuple[Any, ...], dict[str, float]] = {}
-    for r in rows:
+    for r in json.loads((out / "metrics.json").read_text())["rows"]:
         if r["metric"] == "rmse":
             rmse.setdefault((r["variable"], r.get("level"), r["lead_hours"]), {})[r["model"]] = (
                 float(r["value"]))
-    ratios = [t["model"] / t["persistence"] for t in rmse.values()
-              if "model" in t and t.get("persistence", 0) > 0]
-    return statistics.fmean(ratios), sum(r < 1 for r in ratios) / len(ratios)
+    return {k: t["model"] / t["persistence"] for k, t in rmse.items()
+            if "model" in t and t.get("persistence", 0) > 0}
 
 
 def _fit_and_score(variant: str, data: Path, out: Path, given: dict[str, Any]) -> tuple[float, ...]:
@@ -218,9 +223,23 @@ def _trial_steps(folder: Path, steps_per_epoch: int) -> tuple[int, float]:
     return int(doc["timings"]["train_steps"]), float(doc["metrics"]["val_score"])
 
 
-def _test_scores(variant: str, folders: list[Path], data: Path, jobs: int) -> list[float]:
-    """Each trial's mean RMSE / persistence over ``data``'s test split (:func:`_score`), ``jobs``
-    at once; inf for a trial that failed."""
+#: The test-split judges of (b): the first lead, the one the trials' val_score scores (they
+#: validate a rollout of --rollout_steps=1), and every lead evaluate scores (BUDGET.lead_steps).
+JUDGES = ("first lead", "all leads")
+
+
+def _first_lead(out: Path) -> float:
+    """Mean RMSE / persistence's RMSE over the targets at the first lead in ``out``'s
+    ``metrics.json`` (what :func:`_score` wrote)."""
+    ratios = _ratios(out)
+    first = min(k[2] for k in ratios)
+    return statistics.fmean(r for k, r in ratios.items() if k[2] == first)
+
+
+def _test_scores(variant: str, folders: list[Path], data: Path,
+                 jobs: int) -> dict[str, list[float]]:
+    """Per judge (:data:`JUDGES`), each trial's mean RMSE / persistence on ``data``'s test split
+    (:func:`_score`, ``jobs`` at once); inf for a trial that failed."""
     done = [f for f in folders if (f / "trial.json").is_file()]
     calls = [(variant, f, data, f / "test-split") for f in done]
     if jobs == 1:
@@ -228,8 +247,9 @@ def _test_scores(variant: str, folders: list[Path], data: Path, jobs: int) -> li
     else:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             ratios = [r[0] for r in pool.map(_score, *zip(*calls, strict=True))]
-    by_folder = dict(zip(done, ratios, strict=True))
-    return [by_folder.get(f, math.inf) for f in folders]
+    by_folder = {f: (_first_lead(f / "test-split"), r) for f, r in zip(done, ratios, strict=True)}
+    return {judge: [by_folder[f][k] if f in by_folder else math.inf for f in folders]
+            for k, judge in enumerate(JUDGES)}
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
@@ -448,7 +468,6 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     # first, then random's trials in order.
     scored = _test_scores(variant, [root / f"halving-{seed}" / "trials" / h.best_trial, *order],
                           data_dir / f"{variant}.nc", args.jobs)
-    tests = scored[1:]
     finished = [i for i, (_, v) in enumerate(random_steps) if math.isfinite(v)]
     r_pick = min((i for i in finished if i < n_random), key=lambda i: random_steps[i][1])
     # What tune analyze says of the pool, a full-budget sweep: the parameters that act late.
@@ -456,10 +475,14 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     found = analyze_fidelity([({n: str(v) for n, v in _record(f).get("params", {}).items()
                                 if n in names}, c) for f, c in zip(order, curves, strict=True)],
                              names)
-    tested = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
-              replay_test(curves, tests, n, p, seed=seed)
-              for n, p in [(first, plan), *args.replay]
-              if len(curves) >= pool_needs(n, p)}
+    test = {judge: {"halving": got[0], "random": got[1:][r_pick],
+                    "rank": _spearman([random_steps[i][1] for i in finished],
+                                      [got[1:][i] for i in finished]),
+                    "tested": {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
+                               replay_test(curves, got[1:], n, p, seed=seed)
+                               for n, p in [(first, plan), *args.replay]
+                               if len(curves) >= pool_needs(n, p)}}
+            for judge, got in scored.items()}
     replays = {f"{'-'.join(map(str, p.counts(n)))} at {list(p.budgets)}":
                (*replay(curves, n, p, seed=seed), *replay(curves, n, p, seed=seed, oracle=True),
                 (len(curves) - n) * p.budgets[-1] / p.cost(n))
@@ -470,10 +493,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
             "failed": sum(math.isinf(v) for _, v in random_steps), "reach": reach,
             "r_best": r.best_trial, "budgets": plan.budgets,
             "fidelity": _fidelity(curves, plan.budgets), "replays": replays,
-            "test_halving": scored[0], "test_random": tests[r_pick], "tested": tested,
-            "late": "" if found is None else found.verdict,
-            "test_rank": _spearman([random_steps[i][1] for i in finished],
-                                   [tests[i] for i in finished])}
+            "test": test, "late": "" if found is None else found.verdict}
 
 
 def _c(need: float, rest: float) -> str:
@@ -527,28 +547,32 @@ def print_b(variant: str, rows: list[dict[str, Any]]) -> None:
 
 
 def print_test(variant: str, rows: list[dict[str, Any]]) -> None:
-    """(b) judged on the test split: what each search shipped, not the luck of its val_score."""
-    for r in rows:
-        print(f"(b) {variant:14s} seed {r['seed']} on the test split (mean RMSE / persistence, "
-              f"lower is better; neither search saw it): halving's pick {r['test_halving']:.4f}, "
-              f"random's 3C pick {r['test_random']:.4f}; over random's finished trials val_score "
-              f"and the test split rank alike by {r['test_rank']:+.2f} (Spearman)", flush=True)
-        for name, (won, gain) in r["tested"].items():
-            print(f"(b) {variant:14s} seed {r['seed']} replayed, {name}: halving's pick scores "
-                  f"at least as well on the test split as random's 3C pick in {won:.0%} of "
-                  f"draws; random - halving {gain:+.4f} (mean)", flush=True)
-    for name in rows[0]["tested"]:
-        won_, gains = ([r["tested"][name][k] for r in rows] for k in range(2))
-        print(f"(b) {variant:14s} on the test split, replayed, {name}: halving's pick at least "
-              f"as good as random's 3C pick in {statistics.fmean(won_):.0%} +- {_se(won_):.0%} "
-              f"of draws; random - halving {statistics.fmean(gains):+.4f} +- {_se(gains):.4f} "
-              "(mean over the seeds)", flush=True)
-    diffs = [r["test_random"] - r["test_halving"] for r in rows]
-    print(f"(b) {variant:14s} on the test split, run: halving's pick <= random's 3C pick on "
-          f"{sum(d >= 0 for d in diffs)}/{len(rows)} seeds; random - halving "
-          f"{statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}; val_score ranks random's trials "
-          f"like the test split by {statistics.fmean(r['test_rank'] for r in rows):+.2f} "
-          "(mean Spearman)", flush=True)
+    """(b) judged on the test split (mean RMSE / persistence, lower is better; neither search
+    saw it), at the first lead and over all leads: what each search shipped, not the luck of
+    its val_score."""
+    for judge in JUDGES:
+        on = f"on the test split, {judge}"
+        for r in rows:
+            t = r["test"][judge]
+            print(f"(b) {variant:14s} seed {r['seed']} {on}: halving's pick {t['halving']:.4f}, "
+                  f"random's 3C pick {t['random']:.4f}; val_score ranks random's finished "
+                  f"trials like it by {t['rank']:+.2f} (Spearman)", flush=True)
+            for name, (won, gain) in t["tested"].items():
+                print(f"(b) {variant:14s} seed {r['seed']} {on}, replayed, {name}: halving's "
+                      f"pick at least as good as random's 3C pick in {won:.0%} of draws; random "
+                      f"- halving {gain:+.4f} (mean)", flush=True)
+        for name in rows[0]["test"][judge]["tested"]:
+            won_, gains = ([r["test"][judge]["tested"][name][k] for r in rows] for k in range(2))
+            print(f"(b) {variant:14s} {on}, replayed, {name}: halving's pick at least as good as "
+                  f"random's 3C pick in {statistics.fmean(won_):.0%} +- {_se(won_):.0%} of "
+                  f"draws; random - halving {statistics.fmean(gains):+.4f} +- {_se(gains):.4f} "
+                  "(mean over the seeds)", flush=True)
+        diffs = [r["test"][judge]["random"] - r["test"][judge]["halving"] for r in rows]
+        rank = statistics.fmean(r["test"][judge]["rank"] for r in rows)
+        print(f"(b) {variant:14s} {on}, run: halving's pick <= random's 3C pick on "
+              f"{sum(d >= 0 for d in diffs)}/{len(rows)} seeds; random - halving "
+              f"{statistics.fmean(diffs):+.4f} +- {_se(diffs):.4f}; val_score ranks random's "
+              f"trials like it by {rank:+.2f} (mean Spearman)", flush=True)
 
 
 def _pool_problem(args: argparse.Namespace) -> str | None:

@@ -310,9 +310,10 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
              "random_trials": 8, "pool": 24, "failed": 0, "reach": None, "budgets": (1, 6, 18),
              "fidelity": [0.6, 0.8],
              "replays": {"16-4-1 at [1, 6, 18]": (0.6 + s / 10, need, 0.67, math.inf, 3.0)},
-             "test_halving": 0.60, "test_random": 0.60 + s / 100, "test_rank": 0.1 * s,
              "late": "t0 acts late." if s == 2 else "",
-             "tested": {"16-4-1 at [1, 6, 18]": (0.5 + s / 10, s / 100)}}
+             "test": {judge: {"halving": 0.60, "random": 0.60 + s / 100, "rank": 0.1 * s,
+                              "tested": {"16-4-1 at [1, 6, 18]": (0.5 + s / 10, s / 100)}}
+                      for judge in bench.JUDGES}}
             for s, need in ((1, math.inf), (2, 2.25), (3, math.inf))]
     bench.print_b("medium-res", rows)
     out = capsys.readouterr().out
@@ -326,14 +327,15 @@ def test_the_printout_gives_the_brackets_ceiling_and_a_bound_where_the_pool_ran_
             "draws; random needs > 3.00 C (more than the pool) (median of the seeds' medians; "
             "target >= 3 C)") in out
     assert "halving's best <= random's 3C best on 3/3 seeds; random - halving +0.0010" in out
-    assert ("seed 2 on the test split (mean RMSE / persistence, lower is better; neither search "
-            "saw it): halving's pick 0.6000, random's 3C pick 0.6200; over random's finished "
-            "trials val_score and the test split rank alike by +0.20 (Spearman)") in out
-    assert ("on the test split, replayed, 16-4-1 at [1, 6, 18]: halving's pick at least as good "
-            "as random's 3C pick in 70% +- 6% of draws; random - halving +0.0200 +- 0.0058") in out
-    assert ("on the test split, run: halving's pick <= random's 3C pick on 3/3 seeds; random - "
-            "halving +0.0200 +- 0.0058; val_score ranks random's trials like the test split by "
-            "+0.20") in out
+    for judge in ("first lead", "all leads"):
+        assert (f"seed 2 on the test split, {judge}: halving's pick 0.6000, random's 3C pick "
+                "0.6200; val_score ranks random's finished trials like it by +0.20") in out
+        assert (f"on the test split, {judge}, replayed, 16-4-1 at [1, 6, 18]: halving's pick at "
+                "least as good as random's 3C pick in 70% +- 6% of draws; random - halving "
+                "+0.0200 +- 0.0058") in out
+        assert (f"on the test split, {judge}, run: halving's pick <= random's 3C pick on 3/3 "
+                "seeds; random - halving +0.0200 +- 0.0058; val_score ranks random's trials "
+                "like it by +0.20") in out
 
 
 def test_on_the_test_split_the_replay_judges_the_picks_not_their_val_scores() -> None:
@@ -374,8 +376,8 @@ def test_on_the_test_split_a_search_that_shipped_nothing_loses() -> None:
 
 def test_the_test_split_scores_each_finished_trial_in_order(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Each finished trial's model is scored on the data's test split into its own folder; a
-    failed one (failure.json) is inf, in its place."""
+    """Each finished trial's model is scored on the data's test split into its own folder, over
+    all leads and at the first; a failed one (failure.json) is inf, in its place."""
     bench = _bench()
     folders = []
     for name, done in (("t-0", True), ("t-1", False), ("t-2", True)):
@@ -384,13 +386,27 @@ def test_the_test_split_scores_each_finished_trial_in_order(
         (folder / ("trial.json" if done else "failure.json")).write_text("{}")
         folders.append(folder)
     calls: list[tuple[Any, ...]] = []
+    real_score = bench._score
 
     def score(variant: str, model: Path, data: Path, out: Path) -> tuple[float, float]:
+        """evaluate's metrics.json: two targets at two leads; the first lead's ratios are
+        0.4 and 0.6 (trial t-2: 0.6 and 0.8), the later ones 0.9. The bench's own _score reads
+        it back without evaluating again (a re-run over the same --work)."""
         calls.append((variant, model.name, data.name, out))
-        return 0.5 + int(model.name[-1]) / 10, 0.9
+        k = int(model.name[-1]) / 10
+        rows = [{"metric": "rmse", "variable": v, "level": None, "lead_hours": h, "model": m,
+                 "value": value}
+                for v, first in (("2t", 0.4 + k), ("msl", 0.6 + k))
+                for h, ratio in ((6, first), (12, 0.9))
+                for m, value in (("model", ratio), ("persistence", 1.0))]
+        out.mkdir()
+        (out / "metrics.json").write_text(json.dumps({"rows": rows}))
+        return real_score(variant, model, data, out)
 
     monkeypatch.setattr(bench, "_score", score)
     data = tmp_path / "medium-res.nc"
-    assert bench._test_scores("medium-res", folders, data, jobs=1) == [0.5, math.inf, 0.7]
+    got = bench._test_scores("medium-res", folders, data, jobs=1)
+    assert got["first lead"] == pytest.approx([0.5, math.inf, 0.7])
+    assert got["all leads"] == pytest.approx([0.7, math.inf, 0.8])
     assert calls == [("medium-res", "t-0", "medium-res.nc", folders[0] / "test-split"),
                      ("medium-res", "t-2", "medium-res.nc", folders[2] / "test-split")]
