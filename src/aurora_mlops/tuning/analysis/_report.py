@@ -20,13 +20,12 @@ from aurora_mlops._markdown import markdown_table
 from aurora_mlops.tuning.analysis._model import (
     ELITE_FRACTION,
     MIN_ELITES,
-    RHO_ALIKE,
-    FidelityAnalysis,
     ParameterAnalysis,
     RankCorrelation,
     RungAnalysis,
     SweepAnalysis,
 )
+from aurora_mlops.tuning.analysis._report_fidelity import fidelity_section, plot_fidelity
 from aurora_mlops.tuning.analysis._stats import _shown
 from aurora_mlops.tuning.analysis._study_read import _label
 from aurora_mlops.tuning.katib._experiment import Parameter
@@ -120,52 +119,6 @@ def _plot_rungs(a: SweepAnalysis, r: RungAnalysis, path: Path) -> None:
     ax.legend(fontsize="x-small")
     fig.savefig(path)
 
-
-
-def _plot_fidelity(a: SweepAnalysis, f: FidelityAnalysis, path: Path) -> None:
-    """Left: each epoch's rank correlation with the full budget. Right, per parameter that acts
-    late: each value's mean rank by epoch (lower is better)."""
-    fig = _figure(7.0 + 3.5 * min(len(f.late), 2), 4.2)
-    axes = fig.subplots(1, 1 + min(len(f.late), 2), squeeze=False)[0]
-    ax = axes[0]
-    xs = [c.low for c in f.by_epoch]
-    ax.plot(xs, [float("nan") if c.rho is None else c.rho for c in f.by_epoch], marker=".",
-            color="C0")
-    ax.axhline(RHO_ALIKE, color="grey", linestyle="--", linewidth=1)
-    if f.alike_from is not None:
-        ax.axvline(f.alike_from, color="C2", linestyle=":", linewidth=1.5,
-                   label=f"alike from {f.alike_from}")
-        ax.legend(fontsize="small")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epochs (a rung stopping there)")
-    ax.set_ylabel(f"Spearman rho with the full {f.full}")
-    ax.set_title(f"{a.experiment}: {f.curves} full-length trials", fontsize="small")
-    for ax, p in zip(axes[1:], f.late, strict=False):
-        for v in p.values:
-            ax.plot(range(1, f.full + 1), v.ranks, marker=".",
-                    label=f"{p.name}={v.value} ({v.count})",
-                    linewidth=2.2 if v.value == p.best else 1.2)
-        ax.axvline(p.leads_from, color="grey", linestyle=":", linewidth=1)
-        ax.invert_yaxis()  # the best rank on top
-        ax.set_xlabel("epochs")
-        ax.set_ylabel(f"mean rank of {f.curves} (1 = best)")
-        ax.set_title(f"{p.name} acts late", fontsize="small")
-        ax.legend(fontsize="x-small")
-    fig.savefig(path)
-
-
-def _fidelity_section(f: FidelityAnalysis) -> dict[str, Any]:
-    """What the template shows of a full-budget sweep's fidelity."""
-    late = [[p.name, v.value, v.count, f"{v.ranks[0]:.1f}", f"{v.ranks[p.leads_from - 1]:.1f}",
-             f"{v.ranks[-1]:.1f}"] for p in f.late for v in p.values]
-    return {"f": f,
-            "by_epoch": markdown_table(["epochs", "full budget", "trials", "Spearman rho", "p"],
-                                       [_rho(c) for c in f.by_epoch]),
-            "late": markdown_table(["parameter", "value", "trials", "mean rank after 1",
-                                    "where the best leads", "at the full budget"], late)
-            if late else ""}
 
 
 def _plot_numeric(a: SweepAnalysis, pa: ParameterAnalysis, path: Path) -> None:
@@ -328,7 +281,7 @@ def render_markdown(a: SweepAnalysis, plots: Mapping[str, str], wrote_spec: bool
               p.direction or p.best_vs_worst or "-"] for p in a.parameters]),
         sections=[_section(a, p, plots) for p in a.parameters], history=plots["history"],
         rungs=_rungs_section(a.rungs) if a.rungs else None, rungs_plot=plots.get("rungs", ""),
-        fidelity=_fidelity_section(a.fidelity) if a.fidelity else None,
+        fidelity=fidelity_section(a.fidelity) if a.fidelity else None,
         fidelity_plot=plots.get("fidelity", ""))
 
 
@@ -341,7 +294,7 @@ def _plot_all(analysis: SweepAnalysis, out: Path) -> dict[str, str]:
         _plot_rungs(analysis, analysis.rungs, out / plots["rungs"])
     if analysis.fidelity is not None:
         plots["fidelity"] = "fidelity.png"
-        _plot_fidelity(analysis, analysis.fidelity, out / plots["fidelity"])
+        plot_fidelity(analysis, analysis.fidelity, out / plots["fidelity"])
     for pa in analysis.parameters:
         if not pa.trials:
             continue
