@@ -546,3 +546,18 @@ def test_the_designed_sweeps_curves_rank_alike_from_the_first_epoch(
     """Its intermediate values run parallel to the final value: nothing acts late."""
     assert analysis.fidelity is not None
     assert (analysis.fidelity.alike_from, analysis.fidelity.late) == (1, ())
+
+
+def test_a_dip_below_the_first_safe_epoch_is_named_and_an_early_leader_is_not_late() -> None:
+    """Eight trials that rank as at the end after epoch 1, in reverse after epoch 2 and alike
+    from 3: the verdict names the worst budget below (epoch 2), and mode, whose best value also
+    leads after epoch 1, is not said to act late (the first rung would promote it)."""
+    from aurora_mlops.tuning.analysis._fidelity import analyze_fidelity
+
+    n = 8
+    curves = [({"mode": "a" if i < n // 2 else "b"},
+               [3.0 + 0.01 * i, 2.0 + 0.01 * (n - 1 - i), 1.0 + 0.01 * i, 0.5 + 0.01 * i])
+              for i in range(n)]
+    f = analyze_fidelity(curves, ["mode"])
+    assert f is not None and f.alike_from == 3 and f.late == ()
+    assert "(rho -1.00 after 2 epochs)" in f.verdict and "ranked unlike it" in f.verdict

@@ -9,7 +9,7 @@ first epoch from which it stays at :data:`RHO_ALIKE` or more, the lowest safe fi
 One correlation can hide the parameter that a low rung gets wrong. A categorical (or discrete)
 parameter **acts late** when its values rank apart at the full budget, the best one beating the
 others (one-sided Mann-Whitney U, p < :data:`ALPHA`), while after the first epoch another value
-leads (the lowest mean rank): a rung there promotes the wrong value. In make run's smoke space
+leads (the lowest mean rank): a first rung there promotes the wrong value. In make run's smoke space
 this is the cosine cycle ``t0``: after 1 epoch the 300-step cycles lead, at the full budget one
 long cycle wins (bench/bench_tuning.py). The verdict names the epoch from which the full
 budget's value leads for good, and says to fix the parameter or start the rungs there.
@@ -65,13 +65,14 @@ def _late(name: str, labels: Sequence[str], ranks: Sequence[Sequence[float]],
     rest = [finals[i] for v, ix in groups.items() if v != best for i in ix]
     if float(mannwhitneyu(ours, rest, alternative="less").pvalue) >= ALPHA:
         return None  # its values do not rank apart at the full budget: nothing to misjudge
-    leads_from = full
-    while leads_from > 0 and _leader(values, leads_from - 1) == best:
-        leads_from -= 1
-    if leads_from == 0:
+    early = _leader(values, 0)
+    if early == best:  # the first rung, where halving judges most, would promote it
         return None
-    return LateParameter(name=name, best=best, early=_leader(values, 0),
-                         leads_from=leads_from + 1, values=values)
+    leads_from = full
+    while _leader(values, leads_from - 1) == best:
+        leads_from -= 1
+    return LateParameter(name=name, best=best, early=early, leads_from=leads_from + 1,
+                         values=values)
 
 
 def _verdict(n: int, full: int, by_epoch: Sequence[Any], alike_from: int | None,
@@ -91,11 +92,14 @@ def _verdict(n: int, full: int, by_epoch: Sequence[Any], alike_from: int | None,
                 f"(Spearman rho {start} after {at(1)}, {RHO_ALIKE} or more at every budget): a "
                 f"first rung of {at(1)} is safe.")
     else:
-        unlike = first is not None and first <= RHO_OPPOSITE
+        low = min(by_epoch[:alike_from - 1],
+                  key=lambda c: -2.0 if c.rho is None else c.rho)  # the worst budget below
+        rho = "undefined" if low.rho is None else f"{low.rho:.2f}"
+        unlike = low.rho is not None and low.rho <= RHO_OPPOSITE
         text = (f"From {at(alike_from)} on, the {n} full-length trials ranked like the full "
                 f"{at(full)} (Spearman rho {by_epoch[alike_from - 1].rho:.2f}); below, they "
-                f"ranked {'unlike' if unlike else 'only loosely like'} it (rho {start} after "
-                f"{at(1)}): start successive halving's rungs at {at(alike_from)} or more.")
+                f"ranked {'unlike' if unlike else 'only loosely like'} it (rho {rho} after "
+                f"{at(low.low)}): start successive halving's rungs at {at(alike_from)} or more.")
     for p in late:
         ranks = {v.value: v for v in p.values}
         text += (f" {p.name} acts late: after {at(1)} {p.name}={p.early} leads (mean rank "
