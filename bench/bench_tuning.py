@@ -34,6 +34,13 @@ tuner's efficiency against random search.
     however good the rungs). The replay draws configurations from random's, where the sweep
     uses Sobol points. A trial whose loss diverged (``failure.json``) is out at the rung it
     did not reach and costs random search only its finished epochs.
+    Each search ships its best val_score, which carries its seed's luck, so (b) is judged on
+    the test split too: every pool trial and halving's pick is scored with ``evaluate`` (mean
+    RMSE / persistence, as in (a)), at the first lead (the one val_score scores) and over all
+    leads, and the same draws say how often halving's pick is at least as good there as random
+    search's 3C pick. Each seed's pool also gets ``tune analyze``'s fidelity verdict (the
+    parameters a low rung misjudges). A re-run over the same ``--work`` reuses every finished
+    trial and evaluation.
     ``--space wide`` runs (b) (and (a)'s ``--plan``) over the smoke space as first written,
     before it was narrowed on make run's data: learning rate 1e-3..1e-2, drop_path to 0.2.
 
