@@ -21,10 +21,10 @@ from aurora_mlops.tuning.analysis._model import (
     ELITE_FRACTION,
     MIN_ELITES,
     ParameterAnalysis,
-    RankCorrelation,
     RungAnalysis,
     SweepAnalysis,
 )
+from aurora_mlops.tuning.analysis._page_parts import _figure, _rho
 from aurora_mlops.tuning.analysis._report_fidelity import fidelity_section, plot_fidelity
 from aurora_mlops.tuning.analysis._stats import _shown
 from aurora_mlops.tuning.analysis._study_read import _label
@@ -37,16 +37,6 @@ _TEMPLATES = Path(__file__).parent / "templates"
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-
-def _figure(width: float = 7.0, height: float = 4.2) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
-    return fig
 
 
 
@@ -224,10 +214,6 @@ def _section(a: SweepAnalysis, p: ParameterAnalysis, plots: Mapping[str, str]) -
         "found": found,
         "plot": plots.get(p.name, ""),
     }
-
-
-def _rho(c: RankCorrelation) -> list[Any]:
-    return [c.low, c.high, c.n, "-" if c.rho is None else f"{c.rho:.2f}", _shown(c.p_value)]
 
 
 def _rungs_section(r: RungAnalysis) -> dict[str, Any]:

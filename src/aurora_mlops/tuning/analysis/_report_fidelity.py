@@ -1,7 +1,6 @@
 """The Fidelity section of ``tune analyze``'s page (:mod:`._fidelity`): its plot and tables.
 
-Cheap to import: matplotlib is imported inside the functions, and the page's own helpers from
-:mod:`._report` (which imports this module) when they run.
+Cheap to import: matplotlib is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from typing import Any
 
 from aurora_mlops._markdown import markdown_table
 from aurora_mlops.tuning.analysis._model import RHO_ALIKE, FidelityAnalysis, SweepAnalysis
+from aurora_mlops.tuning.analysis._page_parts import _figure, _rho
 
 __all__ = ["fidelity_section", "plot_fidelity"]
 
@@ -18,8 +18,6 @@ __all__ = ["fidelity_section", "plot_fidelity"]
 def plot_fidelity(a: SweepAnalysis, f: FidelityAnalysis, path: Path) -> None:
     """Left: each epoch's rank correlation with the full budget. Right, per parameter that acts
     late: each value's mean rank by epoch (lower is better)."""
-    from aurora_mlops.tuning.analysis._report import _figure
-
     fig = _figure(7.0 + 3.5 * min(len(f.late), 2), 4.2)
     axes = fig.subplots(1, 1 + min(len(f.late), 2), squeeze=False)[0]
     ax = axes[0]
@@ -53,8 +51,6 @@ def plot_fidelity(a: SweepAnalysis, f: FidelityAnalysis, path: Path) -> None:
 
 def fidelity_section(f: FidelityAnalysis) -> dict[str, Any]:
     """What the template shows of a full-budget sweep's fidelity."""
-    from aurora_mlops.tuning.analysis._report import _rho
-
     late = [[p.name, v.value, v.count, f"{v.ranks[0]:.1f}", f"{v.ranks[p.leads_from - 1]:.1f}",
              f"{v.ranks[-1]:.1f}"] for p in f.late for v in p.values]
     return {"f": f,
