@@ -43,12 +43,15 @@ tuner's efficiency against random search.
     trial and evaluation.
     ``--space wide`` runs (b) (and (a)'s ``--plan``) over the smoke space as first written,
     before it was narrowed on make run's data: learning rate 1e-3..1e-2, drop_path to 0.2.
+    Trials validate make run's ``--val_lead_steps`` (evaluate's four leads, weighed alike);
+    ``--val-leads 1`` gives the one-step val_score every sweep ranked by before.
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--first-seed 1]
                                     [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
                                     [--plan N:ETA:B1,B2,...] [--pool 24]
                                     [--replay N:ETA:B1,B2,... ...] [--space smoke|wide]
+                                    [--val-leads N]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
 N random searches of max(3x their compute, --pool trials). ``--steps-per-epoch`` scales every
@@ -95,10 +98,13 @@ from aurora_mlops.variants import VARIANTS, get_variant
 BUDGET = LocalBudget()
 
 
-def _budget_args(steps_per_epoch: int) -> str:
-    """make run's trial budget with ``steps_per_epoch`` steps an epoch."""
+def _budget_args(steps_per_epoch: int, val_leads: int | None = None) -> str:
+    """make run's trial budget with ``steps_per_epoch`` steps an epoch (and ``val_leads``
+    validation leads instead of make run's, where given)."""
     given = parse_param_args(shlex.split(BUDGET.trial_args))
     given["steps_per_epoch"] = steps_per_epoch
+    if val_leads is not None:
+        given["val_lead_steps"] = val_leads
     return " ".join(f"--{k}={v}" for k, v in given.items())
 
 
@@ -157,7 +163,7 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     data_dir.mkdir(parents=True, exist_ok=True)
     data = write_dataset(synthesize(variant, seed=args.data_seed, start=args.start),
                          data_dir / f"{variant}.nc")
-    trial_args = _budget_args(args.steps_per_epoch)
+    trial_args = _budget_args(args.steps_per_epoch, args.val_leads)
     tic = time.perf_counter()
     if args.plan is None:  # make run's own tune step
         best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
@@ -424,7 +430,7 @@ def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, 
     same space; and its first rung's trial count."""
     first, plan = args.plan or (BUDGET.max_trials, None)
     return _experiment(variant, "halving", args, first,
-                       shlex.split(_budget_args(args.steps_per_epoch)), suffix, plan), first
+                       shlex.split(_budget_args(args.steps_per_epoch, args.val_leads)), suffix, plan), first
 
 
 def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
@@ -443,7 +449,7 @@ def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
 
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
            data_dir: Path) -> dict[str, Any]:
-    trial_args = shlex.split(_budget_args(args.steps_per_epoch))
+    trial_args = shlex.split(_budget_args(args.steps_per_epoch, args.val_leads))
     run: dict[str, Any] = {"data_dir": data_dir, "progress": False, "tracking": False,
                            "seed": seed}
     halving, first = _halving(variant, args, f"s{seed}")
@@ -640,19 +646,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", choices=("smoke", "wide"), default="smoke",
                    help="(b) and (a)'s --plan: make run's smoke space, or the wider one it was "
                         "narrowed from (learning rate 1e-3..1e-2, drop_path to 0.2).")
+    p.add_argument("--val-leads", type=int, default=None, metavar="N",
+                   help="Leads each trial validates (--val_lead_steps; default make run's: "
+                        "evaluate's four). 1 gives the one-step val_score sweeps had before.")
     p.add_argument("--replay", type=_plan, action="append", default=[],
                    metavar="N:ETA:B1,B2,...",
                    help="(b): a bracket to replay from the pool besides the one run (repeat).")
     args = p.parse_args(argv)
-    if args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1 or args.pool < 0:
-        p.error("--seeds must be >= 2, --jobs and --steps-per-epoch >= 1, --pool >= 0")
+    if (args.seeds < 2 or args.jobs < 1 or args.steps_per_epoch < 1 or args.pool < 0
+            or (args.val_leads is not None and args.val_leads < 1)):
+        p.error("--seeds must be >= 2, --jobs, --steps-per-epoch and --val-leads >= 1, "
+                "--pool >= 0")
     if args.space != "smoke" and "a" in args.part and args.plan is None:
         p.error("--space wide in (a) needs --plan: make run's own tune step searches make "
                 "run's space")
     if "b" in args.part and (problem := _pool_problem(args)):
         p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
-    print(f"budget: {_budget_args(args.steps_per_epoch)} (make run: {BUDGET.trial_args}); "
+    print(f"budget: {_budget_args(args.steps_per_epoch, args.val_leads)} (make run: {BUDGET.trial_args}); "
           f"sweep: {'make run' if args.plan is None else '--plan'}'s successive halving; "
           f"seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}; space: {args.space}",

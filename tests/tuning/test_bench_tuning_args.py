@@ -32,6 +32,7 @@ def _bench() -> ModuleType:
                                   ["--plan", "27:1:2,6,18"], ["--plan", "27:3:6,2"],
                                   ["--plan", "27:3"], ["--pool", "-1"],
                                   ["--replay", "8:2"], ["--space", "wide"],
+                                  ["--val-leads", "0"],
                                   # 16 for the bracket and 8 for random's 3C: 20 is too few.
                                   ["--part", "b", "--pool", "20", "--replay", "16:4:1,6,18"],
                                   ["--part", "b", "--replay", "8:2:2,6,24"]])
@@ -84,6 +85,28 @@ def test_held_out_fits_pair_the_pick_with_the_defaults_seed_by_seed(
     out = capsys.readouterr().out
     # Unpaired, the arms overlap (seed spread 0.1); paired, the pick wins by 0.02 every time.
     assert "paired default - tuned +0.0200 +- 0.0000: pays (beyond 2 SE)" in out
+
+
+def test_val_leads_sets_every_trial_and_fit_of_the_bench(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bench = _bench()
+    swept: dict[str, Any] = {}
+    fits: list[dict[str, Any]] = []
+
+    def pool(calls: list[tuple[Any, ...]], jobs: int) -> list[tuple[float, float]]:
+        fits.extend(given for *_, given in calls)
+        return [(0.9, 0.5)] * len(calls)
+
+    monkeypatch.setattr(bench, "sweep", lambda **kw: swept.update(kw) or {
+        "parameterAssignments": []})
+    monkeypatch.setattr(bench, "_pool", pool)
+    assert bench.main(["--variants", "medium-res", "--part", "a", "--seeds", "2", "--jobs", "1",
+                       "--val-leads", "1", "--work", str(tmp_path)]) == 0
+    assert parse_param_args(shlex.split(swept["trial_args"]))["val_lead_steps"] == "1"
+    assert [resolve_params("smoke", given).validation_leads() for given in fits] == [1] * 4
+    # Without it, make run's: the four leads evaluate scores.
+    assert resolve_params("smoke", parse_param_args(shlex.split(
+        bench._budget_args(50)))).validation_leads() == LocalBudget().lead_steps == 4
 
 
 def test_a_pick_worse_than_the_defaults_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:

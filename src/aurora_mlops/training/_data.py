@@ -31,6 +31,7 @@ from aurora_mlops.data import (
     split_times,
     stack_windows,
 )
+from aurora_mlops.errors import DataError
 from aurora_mlops.training._augment import Augmentation, mapped_batches
 from aurora_mlops.training._distributed import Distributed
 from aurora_mlops.training._loss import EVENT_QUANTILE, event_field
@@ -104,13 +105,21 @@ def load_trial_data(
     levels = _levels(ds, variant, profile)
     splits = split_times(int(ds.sizes["time"]))
 
-    def windows(split: tuple[int, int]) -> WindowDataset:
+    def windows(split: tuple[int, int], steps: int) -> WindowDataset:
         return WindowDataset(
-            ds, variant, split, history=history, rollout_steps=params.rollout_steps,
+            ds, variant, split, history=history, rollout_steps=steps,
             levels=levels, reopen=functools.partial(open_dataset, data),
         )
 
-    train, val = windows(splits.train), windows(splits.val)
+    train = windows(splits.train, params.rollout_steps)
+    leads = params.validation_leads()
+    if params.val_lead_steps is not None and splits.val[1] - splits.val[0] < history + leads:
+        raise DataError(
+            f"--val_lead_steps={leads}: the validation split of {data} has "
+            f"{splits.val[1] - splits.val[0]} time steps, fewer than history {history} + "
+            f"{leads} leads; lower --val_lead_steps or use a longer dataset"
+        )
+    val = windows(splits.val, leads)
 
     def stats() -> Any:
         return cached_split_stats(

@@ -9,7 +9,8 @@ and combine variables (``variable_weights``) and lead times (``lead_weights``) a
     val_score = sum_k w_k * nRMSE_k / sum_k w_k  +  0.1 * (1 - event_F1)
 
 where ``nRMSE_k`` is the area-weighted RMSE at lead ``k`` in normalised units averaged over
-variables (and levels), ``w_k`` the lead weights, and ``event_F1`` the F1 score of exceeding the
+variables (and levels), ``w_k`` the lead weights (equal over ``val_lead_steps`` leads where a
+trial sets it, as ``evaluate`` weighs its leads), and ``event_F1`` the F1 score of exceeding the
 training split's 90th percentile of the variant's event variable (10 m wind speed; PM2.5 for
 air pollution; significant wave height for waves). A perfect forecast scores 0.
 """

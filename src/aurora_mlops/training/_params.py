@@ -87,6 +87,11 @@ class TrialParams(BaseModel):
     stabilise_level_agg: bool | None = None
     rollout_steps: int = Field(default=1, ge=1, le=40)
     curriculum: bool = False
+    val_lead_steps: int | None = Field(
+        default=None, ge=1, le=40,
+        description="Leads each validation rolls out and scores, weighed equally (default: "
+        "--rollout_steps, weighed by --lead_weights). Give evaluate's --lead-steps so that "
+        "val_score, the sweep's objective, scores the leads the evaluation reports.")
     # Air pollution.
     separate_perceiver: tuple[str, ...] | None = None
     modulation_heads: bool | None = None
@@ -163,6 +168,10 @@ class TrialParams(BaseModel):
         if v is not None and (not v or any(d < 1 for d in v)):
             raise ValueError(f"depths must be positive integers, got {list(v)}")
         return v
+
+    def validation_leads(self) -> int:
+        """Leads each validation scores: ``val_lead_steps``, else ``rollout_steps``."""
+        return self.val_lead_steps or self.rollout_steps
 
     def model_overrides(self) -> dict[str, Any]:
         """The Aurora constructor keywords this trial sets (``None`` values left out)."""

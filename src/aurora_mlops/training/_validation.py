@@ -63,7 +63,7 @@ def validate(
     patch = int(getattr(model, "patch_size", 1))
     for batch, targets in loader_batches(val, groups, params, device, patch):
         with amp:
-            preds = list(rollout(model, batch, params.rollout_steps))
+            preds = list(rollout(model, batch, params.validation_leads()))
         for k, pred in enumerate(preds):
             pred32 = pred.type(torch.float32) if hasattr(pred, "type") else pred
             acc.add(
@@ -75,6 +75,8 @@ def validate(
             )
     rmse = acc.rmse_by_lead()
     pers = acc.persistence_rmse_by_lead()
+    if params.val_lead_steps is not None:  # the evaluation's leads, weighed as it weighs them
+        lead_weights = [1.0] * len(rmse)
     out = {
         "val_score": acc.score(lead_weights),
         "val_rmse": rmse[0],

@@ -1,0 +1,115 @@
+"""--val_lead_steps: validation scores the evaluation's leads, weighed equally, and nothing else
+changes (the training steps, the one-step default)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aurora_mlops.cli import main
+from aurora_mlops.training import resolve_params, train_trial
+from aurora_mlops.training._loss import EVENT_WEIGHT
+from aurora_mlops.variants import get_variant
+
+BUDGET = {"epochs": 2, "steps_per_epoch": 4, "patience": 5, "learning_rate": 3e-3,
+          "warmup_steps": 1}
+
+
+def _trial(data: Path, out: Path, **given: Any) -> dict[str, Any]:
+    result = train_trial(variant=get_variant("medium-res"), data=data, output_dir=out,
+                         params=resolve_params("smoke", {**BUDGET, **given}), profile="smoke",
+                         tracking=False)
+    trial: dict[str, Any] = json.loads(result.trial_json.read_text())
+    return trial
+
+
+def _leads(metrics: dict[str, float]) -> list[float]:
+    """The normalised RMSE per lead that validation reported."""
+    out = [metrics["val_rmse"]]
+    while f"val_rmse_lead{len(out) + 1}" in metrics:
+        out.append(metrics[f"val_rmse_lead{len(out) + 1}"])
+    return out
+
+
+def test_val_lead_steps_scores_every_lead_equally_and_leaves_training_alone(
+    synthetic_data: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = synthetic_data("medium-res")
+    one = _trial(data, tmp_path / "one")
+    three = _trial(data, tmp_path / "three", val_lead_steps=3)
+
+    # The default validates the training rollout's one lead.
+    assert all(len(_leads(h)) == 1 for h in one["history"])
+    for h in one["history"]:
+        assert h["val_score"] == pytest.approx(
+            h["val_rmse"] + EVENT_WEIGHT * (1 - h["val_event_f1"]), rel=1e-6)
+
+    # Three leads, each weighed alike (evaluate's mean over leads), errors growing with the lead.
+    for h in three["history"]:
+        leads = _leads(h)
+        assert len(leads) == 3
+        assert h["val_score"] == pytest.approx(
+            sum(leads) / 3 + EVENT_WEIGHT * (1 - h["val_event_f1"]), rel=1e-6)
+        assert leads[2] > leads[0]
+    assert three["history"][-1]["val_score"] != pytest.approx(one["history"][-1]["val_score"])
+
+    # Validation only looks: the optimiser took the same steps.
+    assert three["step_losses"] == one["step_losses"]
+
+
+def test_val_lead_steps_overrides_the_training_lead_weights(
+    synthetic_data: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = synthetic_data("medium-res")
+    weighted = _trial(data, tmp_path / "w", rollout_steps=2, lead_weights=(1.0, 3.0), epochs=1)
+    equal = _trial(data, tmp_path / "e", rollout_steps=2, lead_weights=(1.0, 3.0), epochs=1,
+                   val_lead_steps=2)
+    hw, he = weighted["history"][0], equal["history"][0]
+    # Without it, val_score weighs the leads as the loss does (1:3) ...
+    assert hw["val_score"] == pytest.approx(
+        (hw["val_rmse"] + 3 * hw["val_rmse_lead2"]) / 4 + EVENT_WEIGHT * (1 - hw["val_event_f1"]),
+        rel=1e-6)
+    # ... with it, alike; the same windows and the same model, so the same per-lead errors.
+    assert _leads(he) == pytest.approx(_leads(hw), rel=1e-6)
+    assert he["val_score"] == pytest.approx(
+        (he["val_rmse"] + he["val_rmse_lead2"]) / 2 + EVENT_WEIGHT * (1 - he["val_event_f1"]),
+        rel=1e-6)
+    assert not math.isclose(he["val_score"], hw["val_score"], rel_tol=1e-4)
+
+
+@pytest.mark.parametrize(("value", "phrase"), [
+    ("0", "--val_lead_steps"),
+    ("16", "--val_lead_steps=16: the validation split"),  # 17 steps: history 2 + 15 leads fit
+])
+def test_bad_val_lead_steps_fail_before_training(
+    value: str, phrase: str, synthetic_data: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "trial"
+    code = main(["train-trial", "--variant", "medium-res", "--data",
+                 str(synthetic_data("medium-res")), "--output", str(out), "--profile", "smoke",
+                 "--no-tracking", f"--val_lead_steps={value}"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert phrase in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (out / "model.ckpt").exists() and not (out / "trial.json").exists()
+
+
+def test_make_run_validates_the_leads_it_evaluates(capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from aurora_mlops.kfp import LocalBudget
+    from aurora_mlops.training import parse_param_args
+
+    budget = LocalBudget()
+    given = parse_param_args(shlex.split(budget.trial_args))
+    assert int(given["val_lead_steps"]) == budget.lead_steps
+    # `pipeline run --trial-args` replaces the whole budget, so its help quotes make run's.
+    with pytest.raises(SystemExit):
+        main(["pipeline", "run", "--help"])
+    assert budget.trial_args.replace(" ", "") in "".join(capsys.readouterr().out.split())
