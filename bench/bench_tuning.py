@@ -43,8 +43,8 @@ tuner's efficiency against random search.
     trial and evaluation.
     ``--space wide`` runs (b) (and (a)'s ``--plan``) over the smoke space as first written,
     before it was narrowed on make run's data: learning rate 1e-3..1e-2, drop_path to 0.2.
-    Trials validate make run's ``--val_lead_steps`` (evaluate's four leads, weighed alike);
-    ``--val-leads 1`` gives the one-step val_score every sweep ranked by before.
+    Trials validate what make run's do (one step); ``--val-leads 4`` makes every trial's
+    val_score score the four leads ``evaluate`` reports, weighed alike (``--val_lead_steps``).
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--first-seed 1]
                                     [--part a|b|ab]
@@ -429,8 +429,8 @@ def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, 
     """make run's halving Experiment at the bench's budget, or ``--plan``'s bracket over the
     same space; and its first rung's trial count."""
     first, plan = args.plan or (BUDGET.max_trials, None)
-    return _experiment(variant, "halving", args, first,
-                       shlex.split(_budget_args(args.steps_per_epoch, args.val_leads)), suffix, plan), first
+    budget = shlex.split(_budget_args(args.steps_per_epoch, args.val_leads))
+    return _experiment(variant, "halving", args, first, budget, suffix, plan), first
 
 
 def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
@@ -647,8 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="(b) and (a)'s --plan: make run's smoke space, or the wider one it was "
                         "narrowed from (learning rate 1e-3..1e-2, drop_path to 0.2).")
     p.add_argument("--val-leads", type=int, default=None, metavar="N",
-                   help="Leads each trial validates (--val_lead_steps; default make run's: "
-                        "evaluate's four). 1 gives the one-step val_score sweeps had before.")
+                   help="Leads each trial validates (--val_lead_steps; default make run's, "
+                        "one step). 4 scores the four leads evaluate reports.")
     p.add_argument("--replay", type=_plan, action="append", default=[],
                    metavar="N:ETA:B1,B2,...",
                    help="(b): a bracket to replay from the pool besides the one run (repeat).")
@@ -663,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
     if "b" in args.part and (problem := _pool_problem(args)):
         p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
-    print(f"budget: {_budget_args(args.steps_per_epoch, args.val_leads)} (make run: {BUDGET.trial_args}); "
+    print(f"budget: {_budget_args(args.steps_per_epoch, args.val_leads)} "
+          f"(make run: {BUDGET.trial_args}); "
           f"sweep: {'make run' if args.plan is None else '--plan'}'s successive halving; "
           f"seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1}; space: {args.space}",

@@ -101,12 +101,13 @@ def test_val_leads_sets_every_trial_and_fit_of_the_bench(
         "parameterAssignments": []})
     monkeypatch.setattr(bench, "_pool", pool)
     assert bench.main(["--variants", "medium-res", "--part", "a", "--seeds", "2", "--jobs", "1",
-                       "--val-leads", "1", "--work", str(tmp_path)]) == 0
-    assert parse_param_args(shlex.split(swept["trial_args"]))["val_lead_steps"] == "1"
-    assert [resolve_params("smoke", given).validation_leads() for given in fits] == [1] * 4
-    # Without it, make run's: the four leads evaluate scores.
-    assert resolve_params("smoke", parse_param_args(shlex.split(
-        bench._budget_args(50)))).validation_leads() == LocalBudget().lead_steps == 4
+                       "--val-leads", "4", "--work", str(tmp_path)]) == 0
+    assert parse_param_args(shlex.split(swept["trial_args"]))["val_lead_steps"] == "4"
+    assert [resolve_params("smoke", given).validation_leads() for given in fits] == [4] * 4
+    # Without it, what make run's trials validate.
+    assert bench._budget_args(50) == " ".join(
+        f"--{k}={v}" for k, v in {**parse_param_args(shlex.split(LocalBudget().trial_args)),
+                                   "steps_per_epoch": 50}.items())
 
 
 def test_a_pick_worse_than_the_defaults_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,9 +66,9 @@ def register(subparsers: Any) -> Any:
     run.add_argument("--max-trials", type=_positive_int, default=None, help="Trials per sweep.")
     run.add_argument("--trial-args", default=None,
                      help="Budget of every sweep trial, e.g. '--epochs=2 --steps_per_epoch=6' "
-                     "(it replaces make run's '--epochs=18 --steps_per_epoch=50 --patience=18 "
-                     "--val_lead_steps=4'; keep --val_lead_steps=4 for a val_score that scores "
-                     "the four leads evaluate reports).")
+                     "(it replaces make run's '--epochs=18 --steps_per_epoch=50 --patience=18'; "
+                     "add --val_lead_steps=4 for a val_score that scores the four leads "
+                     "evaluate reports).")
     run.add_argument("--final-fit-args", default=None,
                      help="Budget of the final fit, e.g. '--epochs=4 --steps_per_epoch=25' "
                      "('' skips the final fit: the best trial is evaluated as it is).")

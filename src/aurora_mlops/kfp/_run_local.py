@@ -65,7 +65,7 @@ class LocalBudget:
     algorithm: str = "halving"
     max_trials: int = 8
     parallel_trials: int = 2
-    trial_args: str = "--epochs=18 --steps_per_epoch=50 --patience=18 --val_lead_steps=4"
+    trial_args: str = "--epochs=18 --steps_per_epoch=50 --patience=18"
     final_fit_args: str = ""
     lead_steps: int = 4
     max_inits: int = 4
