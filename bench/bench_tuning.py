@@ -44,14 +44,15 @@ tuner's efficiency against random search.
     ``--space wide`` runs (b) (and (a)'s ``--plan``) over the smoke space as first written,
     before it was narrowed on make run's data: learning rate 1e-3..1e-2, drop_path to 0.2.
     Trials validate what make run's do (one step); ``--val-leads 4`` makes every trial's
-    val_score score the four leads ``evaluate`` reports, weighed alike (``--val_lead_steps``).
+    val_score score the four leads ``evaluate`` reports, weighed alike (``--val_lead_steps``),
+    and ``--val-weighting persistence`` weighs each lead by 1 / persistence's error there.
 
 Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--first-seed 1]
                                     [--part a|b|ab]
                                     [--steps-per-epoch 50] [--jobs 2] [--work DIR]
                                     [--plan N:ETA:B1,B2,...] [--pool 24]
                                     [--replay N:ETA:B1,B2,... ...] [--space smoke|wide]
-                                    [--val-leads N]
+                                    [--val-leads N] [--val-weighting equal|persistence]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
 N random searches of max(3x their compute, --pool trials). ``--steps-per-epoch`` scales every
@@ -98,14 +99,22 @@ from aurora_mlops.variants import VARIANTS, get_variant
 BUDGET = LocalBudget()
 
 
-def _budget_args(steps_per_epoch: int, val_leads: int | None = None) -> str:
+def _budget_args(steps_per_epoch: int, val_leads: int | None = None,
+                 val_weighting: str | None = None) -> str:
     """make run's trial budget with ``steps_per_epoch`` steps an epoch (and ``val_leads``
-    validation leads instead of make run's, where given)."""
+    validation leads weighed by ``val_weighting`` instead of make run's, where given)."""
     given = parse_param_args(shlex.split(BUDGET.trial_args))
     given["steps_per_epoch"] = steps_per_epoch
     if val_leads is not None:
         given["val_lead_steps"] = val_leads
+    if val_weighting is not None:
+        given["val_lead_weighting"] = val_weighting
     return " ".join(f"--{k}={v}" for k, v in given.items())
+
+
+def _trial_budget(args: argparse.Namespace) -> str:
+    """Every trial's and fit's budget arguments under the bench's options."""
+    return _budget_args(args.steps_per_epoch, args.val_leads, args.val_weighting)
 
 
 # (a) the pick against the defaults on held-out data ---------------------------------------------
@@ -163,7 +172,7 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     data_dir.mkdir(parents=True, exist_ok=True)
     data = write_dataset(synthesize(variant, seed=args.data_seed, start=args.start),
                          data_dir / f"{variant}.nc")
-    trial_args = _budget_args(args.steps_per_epoch, args.val_leads)
+    trial_args = _trial_budget(args)
     tic = time.perf_counter()
     if args.plan is None:  # make run's own tune step
         best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
@@ -429,7 +438,7 @@ def _halving(variant: str, args: argparse.Namespace, suffix: str) -> tuple[Any, 
     """make run's halving Experiment at the bench's budget, or ``--plan``'s bracket over the
     same space; and its first rung's trial count."""
     first, plan = args.plan or (BUDGET.max_trials, None)
-    budget = shlex.split(_budget_args(args.steps_per_epoch, args.val_leads))
+    budget = shlex.split(_trial_budget(args))
     return _experiment(variant, "halving", args, first, budget, suffix, plan), first
 
 
@@ -449,7 +458,7 @@ def _halving_cost(h: Any, folder: Path, steps_per_epoch: int) -> int:
 
 def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
            data_dir: Path) -> dict[str, Any]:
-    trial_args = shlex.split(_budget_args(args.steps_per_epoch, args.val_leads))
+    trial_args = shlex.split(_trial_budget(args))
     run: dict[str, Any] = {"data_dir": data_dir, "progress": False, "tracking": False,
                            "seed": seed}
     halving, first = _halving(variant, args, f"s{seed}")
@@ -623,7 +632,7 @@ def _plan(text: str) -> tuple[int, Halving]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--seeds", type=int, default=5, help="Paired seeds (>= 2).")
     p.add_argument("--first-seed", type=int, default=1,
@@ -649,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-leads", type=int, default=None, metavar="N",
                    help="Leads each trial validates (--val_lead_steps; default make run's, "
                         "one step). 4 scores the four leads evaluate reports.")
+    p.add_argument("--val-weighting", choices=("equal", "persistence"), default=None,
+                   help="How each trial's val_score weighs its leads (--val_lead_weighting; "
+                        "default: equal with --val-leads). persistence: by 1 / persistence's "
+                        "error at each lead, so every lead's skill counts alike.")
     p.add_argument("--replay", type=_plan, action="append", default=[],
                    metavar="N:ETA:B1,B2,...",
                    help="(b): a bracket to replay from the pool besides the one run (repeat).")
@@ -663,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     if "b" in args.part and (problem := _pool_problem(args)):
         p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
-    print(f"budget: {_budget_args(args.steps_per_epoch, args.val_leads)} "
+    print(f"budget: {_trial_budget(args)} "
           f"(make run: {BUDGET.trial_args}); "
           f"sweep: {'make run' if args.plan is None else '--plan'}'s successive halving; "
           f"seeds {args.first_seed}.."

@@ -28,11 +28,12 @@ def _trial(data: Path, out: Path, **given: Any) -> dict[str, Any]:
     return trial
 
 
-def _leads(metrics: dict[str, float]) -> list[float]:
-    """The normalised RMSE per lead that validation reported."""
-    out = [metrics["val_rmse"]]
-    while f"val_rmse_lead{len(out) + 1}" in metrics:
-        out.append(metrics[f"val_rmse_lead{len(out) + 1}"])
+def _leads(metrics: dict[str, float], name: str = "val_rmse") -> list[float]:
+    """The normalised RMSE per lead that validation reported (``val_persistence_rmse``:
+    persistence's)."""
+    out = [metrics[name]]
+    while f"{name}_lead{len(out) + 1}" in metrics:
+        out.append(metrics[f"{name}_lead{len(out) + 1}"])
     return out
 
 
@@ -82,18 +83,55 @@ def test_val_lead_steps_overrides_the_training_lead_weights(
     assert not math.isclose(he["val_score"], hw["val_score"], rel_tol=1e-4)
 
 
-@pytest.mark.parametrize(("value", "phrase"), [
-    ("0", "--val_lead_steps"),
-    ("16", "--val_lead_steps=16: the validation split"),  # 17 steps: history 2 + 15 leads fit
+def test_persistence_weighting_counts_every_leads_skill_alike(
+    synthetic_data: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = synthetic_data("medium-res")
+    equal = _trial(data, tmp_path / "e", val_lead_steps=3, epochs=1)
+    skill = _trial(data, tmp_path / "s", val_lead_steps=3, epochs=1,
+                   val_lead_weighting="persistence")
+    he, hs = equal["history"][0], skill["history"][0]
+    assert _leads(hs) == pytest.approx(_leads(he), rel=1e-6)  # the same model, the same errors
+    pers = _leads(hs, "val_persistence_rmse")
+    assert len(pers) == 3 and pers[2] > pers[0] > 0  # persistence is worse at longer leads
+    # val_score = sum_k nRMSE_k / p_k / sum_k 1 / p_k: a weighted mean in nRMSE units, so the
+    # event term keeps its share; the short leads weigh more than under equal weights.
+    weighted = sum(r / p for r, p in zip(_leads(hs), pers, strict=True)) / sum(1 / p for p in pers)
+    assert hs["val_score"] == pytest.approx(
+        weighted + EVENT_WEIGHT * (1 - hs["val_event_f1"]), rel=1e-6)
+    assert hs["val_score"] < he["val_score"]  # the errors grow with the lead; so does 1 / p fall
+
+
+def test_persistence_weighting_falls_back_to_equal_where_persistence_is_exact() -> None:
+    from aurora_mlops.training._validation import _lead_weights
+
+    with_leads = resolve_params("smoke", {**BUDGET, "val_lead_steps": 2,
+                                          "val_lead_weighting": "persistence"})
+    assert _lead_weights(with_leads, [1.0], [0.5, 2.0]) == [2.0, 0.5]
+    assert _lead_weights(with_leads, [1.0], [0.0, 2.0]) == [1.0, 1.0]
+    # Without --val_lead_steps the weighting still applies to the rollout's leads ...
+    rollout = resolve_params("smoke", {**BUDGET, "rollout_steps": 2, "lead_weights": (1.0, 3.0),
+                                       "val_lead_weighting": "persistence"})
+    assert _lead_weights(rollout, [1.0, 3.0], [0.25, 1.0]) == [4.0, 1.0]
+    # ... and without either, val_score weighs the leads as the loss does.
+    plain = resolve_params("smoke", {**BUDGET, "rollout_steps": 2, "lead_weights": (1.0, 3.0)})
+    assert _lead_weights(plain, [1.0, 3.0], [0.25, 1.0]) == [1.0, 3.0]
+
+
+@pytest.mark.parametrize(("arg", "phrase"), [
+    ("--val_lead_steps=0", "--val_lead_steps"),
+    # 17 steps: history 2 + 15 leads fit
+    ("--val_lead_steps=16", "--val_lead_steps=16: the validation split"),
+    ("--val_lead_weighting=skill", "val_lead_weighting"),
 ])
-def test_bad_val_lead_steps_fail_before_training(
-    value: str, phrase: str, synthetic_data: Callable[..., Path], tmp_path: Path,
+def test_bad_validation_leads_fail_before_training(
+    arg: str, phrase: str, synthetic_data: Callable[..., Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "trial"
     code = main(["train-trial", "--variant", "medium-res", "--data",
                  str(synthetic_data("medium-res")), "--output", str(out), "--profile", "smoke",
-                 "--no-tracking", f"--val_lead_steps={value}"])
+                 "--no-tracking", arg])
     err = capsys.readouterr().err
     assert code != 0
     assert phrase in err and "Traceback" not in err and err.count("\n") == 1

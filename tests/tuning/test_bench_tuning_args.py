@@ -32,7 +32,7 @@ def _bench() -> ModuleType:
                                   ["--plan", "27:1:2,6,18"], ["--plan", "27:3:6,2"],
                                   ["--plan", "27:3"], ["--pool", "-1"],
                                   ["--replay", "8:2"], ["--space", "wide"],
-                                  ["--val-leads", "0"],
+                                  ["--val-leads", "0"], ["--val-weighting", "skill"],
                                   # 16 for the bracket and 8 for random's 3C: 20 is too few.
                                   ["--part", "b", "--pool", "20", "--replay", "16:4:1,6,18"],
                                   ["--part", "b", "--replay", "8:2:2,6,24"]])
@@ -101,9 +101,14 @@ def test_val_leads_sets_every_trial_and_fit_of_the_bench(
         "parameterAssignments": []})
     monkeypatch.setattr(bench, "_pool", pool)
     assert bench.main(["--variants", "medium-res", "--part", "a", "--seeds", "2", "--jobs", "1",
-                       "--val-leads", "4", "--work", str(tmp_path)]) == 0
-    assert parse_param_args(shlex.split(swept["trial_args"]))["val_lead_steps"] == "4"
-    assert [resolve_params("smoke", given).validation_leads() for given in fits] == [4] * 4
+                       "--val-leads", "4", "--val-weighting", "persistence",
+                       "--work", str(tmp_path)]) == 0
+    swept_args = parse_param_args(shlex.split(swept["trial_args"]))
+    assert swept_args["val_lead_steps"] == "4"
+    assert swept_args["val_lead_weighting"] == "persistence"
+    resolved = [resolve_params("smoke", given) for given in fits]
+    assert [p.validation_leads() for p in resolved] == [4] * 4
+    assert [p.val_lead_weighting for p in resolved] == ["persistence"] * 4
     # Without it, what make run's trials validate.
     assert bench._budget_args(50) == " ".join(
         f"--{k}={v}" for k, v in {**parse_param_args(shlex.split(LocalBudget().trial_args)),

@@ -10,9 +10,11 @@ and combine variables (``variable_weights``) and lead times (``lead_weights``) a
 
 where ``nRMSE_k`` is the area-weighted RMSE at lead ``k`` in normalised units averaged over
 variables (and levels), ``w_k`` the lead weights (equal over ``val_lead_steps`` leads where a
-trial sets it, as ``evaluate`` weighs its leads), and ``event_F1`` the F1 score of exceeding the
-training split's 90th percentile of the variant's event variable (10 m wind speed; PM2.5 for
-air pollution; significant wave height for waves). A perfect forecast scores 0.
+trial sets it, as ``evaluate`` weighs its leads; ``1 / pRMSE_k``, persistence's nRMSE at lead
+``k`` on the validation split, with ``val_lead_weighting=persistence``), and ``event_F1`` the
+F1 score of exceeding the training split's 90th percentile of the variant's event variable
+(10 m wind speed; PM2.5 for air pollution; significant wave height for waves). A perfect
+forecast scores 0.
 """
 
 from __future__ import annotations

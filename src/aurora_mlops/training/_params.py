@@ -92,6 +92,12 @@ class TrialParams(BaseModel):
         description="Leads each validation rolls out and scores, weighed equally (default: "
         "--rollout_steps, weighed by --lead_weights). Give evaluate's --lead-steps so that "
         "val_score, the sweep's objective, scores the leads the evaluation reports.")
+    val_lead_weighting: Literal["equal", "persistence"] | None = Field(
+        default=None,
+        description="How val_score weighs the leads it scores: 'equal', or 'persistence' (each "
+        "lead by 1 / persistence's error there on the validation split, so that every lead's "
+        "skill counts alike and the short leads are not drowned by the long ones' larger "
+        "errors). Default: equal with --val_lead_steps, else --lead_weights.")
     # Air pollution.
     separate_perceiver: tuple[str, ...] | None = None
     modulation_heads: bool | None = None

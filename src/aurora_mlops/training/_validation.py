@@ -38,6 +38,21 @@ def check_validation(metrics: dict[str, float], epoch: int) -> None:
 
 
 
+def _lead_weights(params: TrialParams, loss_weights: list[float],
+                  persistence: list[float]) -> list[float]:
+    """The weights val_score gives the leads it scored (see ``val_lead_weighting``)."""
+    how = params.val_lead_weighting
+    if how is None:  # the evaluation's leads weighed alike, else the training loss's weights
+        how = "equal" if params.val_lead_steps is not None else None
+    if how == "persistence" and all(p > 0 for p in persistence):
+        # Persistence's error does not depend on the model, so the weights are one constant
+        # set per validation split: every epoch and trial is scored alike.
+        return [1.0 / p for p in persistence]
+    if how is not None:  # "equal", or a split where persistence is exact at some lead
+        return [1.0] * len(persistence)
+    return loss_weights
+
+
 @torch.no_grad()
 def validate(
     model: torch.nn.Module,
@@ -75,8 +90,7 @@ def validate(
             )
     rmse = acc.rmse_by_lead()
     pers = acc.persistence_rmse_by_lead()
-    if params.val_lead_steps is not None:  # the evaluation's leads, weighed as it weighs them
-        lead_weights = [1.0] * len(rmse)
+    lead_weights = _lead_weights(params, lead_weights, pers)
     out = {
         "val_score": acc.score(lead_weights),
         "val_rmse": rmse[0],
@@ -85,6 +99,7 @@ def validate(
     }
     for k in range(1, len(rmse)):
         out[f"val_rmse_lead{k + 1}"] = rmse[k]
+        out[f"val_persistence_rmse_lead{k + 1}"] = pers[k]
     for name, value in acc.rmse_by_variable().items():
         out[f"val_rmse_{name}"] = value
     for name, value in acc.rmse_by_variable(persistence=True).items():
