@@ -55,7 +55,9 @@ Usage: python bench/bench_tuning.py [--variants medium-res ...] [--seeds 5] [--f
                                     [--val-leads N] [--val-weighting equal|persistence]
 
 Heavy: at make run's budget one variant's (a) costs a sweep and 2N full fits, (b) N sweeps and
-N random searches of max(3x their compute, --pool trials). ``--steps-per-epoch`` scales every
+N random searches of max(3x their compute, --pool trials) (medium-res (b) with 5 seeds: 44 min
+on an idle 2-core machine). Progress goes to stderr, each part's results to stdout when the
+part ends. ``--steps-per-epoch`` scales every
 budget (make run: 50); the printout says which was used.
 """
 
@@ -97,6 +99,12 @@ from aurora_mlops.tuning import (
 from aurora_mlops.variants import VARIANTS, get_variant
 
 BUDGET = LocalBudget()
+_START = [time.perf_counter()]  # main() resets it
+
+
+def _say(text: str) -> None:
+    """A progress line on stderr: a part's results go to stdout only once it has finished."""
+    print(f"[{time.perf_counter() - _START[0]:5.0f} s] {text}", file=sys.stderr, flush=True)
 
 
 def _budget_args(steps_per_epoch: int, val_leads: int | None = None,
@@ -174,6 +182,8 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
                          data_dir / f"{variant}.nc")
     trial_args = _trial_budget(args)
     tic = time.perf_counter()
+    which = "make run" if args.plan is None else "--plan"
+    _say(f"(a) {variant}: sweeping the held-out data ({which}'s halving)")
     if args.plan is None:  # make run's own tune step
         best = sweep(variant=variant, algorithm="halving", profile="smoke", data=data,
                      best_dir=root / "best", sweep_dir=root / "sweep",
@@ -194,8 +204,11 @@ def part_a(variant: str, args: argparse.Namespace, root: Path) -> dict[str, Any]
     arms = [(kind, {**flags, **params, **budget, "seed": seed})
             for seed in _seeds(args)
             for kind, params in (("tuned", tuned), ("default", {}))]
+    _say(f"(a) {variant}: sweep done in {sweep_s:.0f} s, picked {tuned or 'the defaults'}; "
+         f"fitting the pick and the defaults with {len(arms) // 2} seeds each")
     results = _pool([(variant, data, root / f"{kind}-{g['seed']}", g) for kind, g in arms],
                     args.jobs)
+    _say(f"(a) {variant}: {len(arms)} fits scored")
     out: dict[str, Any] = {"tuned": [], "default": [], "won_tuned": [], "won_default": [],
                            "best": tuned, "sweep_s": sweep_s}
     for (kind, _), (ratio, won) in zip(arms, results, strict=True):
@@ -462,6 +475,7 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     run: dict[str, Any] = {"data_dir": data_dir, "progress": False, "tracking": False,
                            "seed": seed}
     halving, first = _halving(variant, args, f"s{seed}")
+    _say(f"(b) {variant} seed {seed}: the halving chain")
     h = run_halving_local(halving, work_dir=root / f"halving-{seed}", **run)
     cost = _halving_cost(h, root / f"halving-{seed}" / "trials", args.steps_per_epoch)
     plan = read_halving(halving.raw)
@@ -472,6 +486,8 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
     # whatever the trial count).
     rand = _experiment(variant, "random", args, max(math.ceil(3 * cost / full), args.pool),
                        [*trial_args, f"--epochs={plan.budgets[-1]}"], f"s{seed}")
+    _say(f"(b) {variant} seed {seed}: halving's best {float(h.metrics['val_score']):.4f} in "
+         f"C = {cost} steps; random search, {rand.max_trial_count} full-length trials")
     r = run_local(rand, work_dir=root / f"random-{seed}", **run)
     # In the order the sampler asked for them (a trial's name ends with its index).
     order = [p for p in sorted((root / f"random-{seed}" / "trials").iterdir(),
@@ -486,6 +502,8 @@ def part_b(variant: str, seed: int, args: argparse.Namespace, root: Path,
         if reach is None and v <= best_h:
             reach = spent
     curves = _curves(order)
+    _say(f"(b) {variant} seed {seed}: scoring halving's pick and {len(order)} random trials "
+         "on the test split")
     # Each finished trial scored on the test split, which neither search saw: halving's pick
     # first, then random's trials in order.
     scored = _test_scores(variant, [root / f"halving-{seed}" / "trials" / h.best_trial, *order],
@@ -676,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     if "b" in args.part and (problem := _pool_problem(args)):
         p.error(problem)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core a job; children inherit it
+    _START[0] = time.perf_counter()
     print(f"budget: {_trial_budget(args)} "
           f"(make run: {BUDGET.trial_args}); "
           f"sweep: {'make run' if args.plan is None else '--plan'}'s successive halving; "

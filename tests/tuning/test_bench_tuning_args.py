@@ -88,7 +88,8 @@ def test_held_out_fits_pair_the_pick_with_the_defaults_seed_by_seed(
 
 
 def test_val_leads_sets_every_trial_and_fit_of_the_bench(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     bench = _bench()
     swept: dict[str, Any] = {}
     fits: list[dict[str, Any]] = []
@@ -109,6 +110,11 @@ def test_val_leads_sets_every_trial_and_fit_of_the_bench(
     resolved = [resolve_params("smoke", given) for given in fits]
     assert [p.validation_leads() for p in resolved] == [4] * 4
     assert [p.val_lead_weighting for p in resolved] == ["persistence"] * 4
+    # Progress on stderr while it works; the results on stdout.
+    err = capsys.readouterr().err
+    assert "(a) medium-res: sweeping the held-out data" in err
+    assert "picked the defaults; fitting the pick and the defaults with 2 seeds each" in err
+    assert "(a) medium-res: 4 fits scored" in err
     # Without it, what make run's trials validate.
     assert bench._budget_args(50) == " ".join(
         f"--{k}={v}" for k, v in {**parse_param_args(shlex.split(LocalBudget().trial_args)),
