@@ -41,16 +41,15 @@ def check_validation(metrics: dict[str, float], epoch: int) -> None:
 def _lead_weights(params: TrialParams, loss_weights: list[float],
                   persistence: list[float]) -> list[float]:
     """The weights val_score gives the leads it scored (see ``val_lead_weighting``)."""
-    how = params.val_lead_weighting
-    if how is None:  # the evaluation's leads weighed alike, else the training loss's weights
-        how = "equal" if params.val_lead_steps is not None else None
+    # Unset: the evaluation's leads weighed alike, else the training loss's weights.
+    how = params.val_lead_weighting or ("equal" if params.val_lead_steps is not None else None)
+    if how is None:
+        return loss_weights
     if how == "persistence" and all(p > 0 for p in persistence):
         # Persistence's error does not depend on the model, so the weights are one constant
         # set per validation split: every epoch and trial is scored alike.
         return [1.0 / p for p in persistence]
-    if how is not None:  # "equal", or a split where persistence is exact at some lead
-        return [1.0] * len(persistence)
-    return loss_weights
+    return [1.0] * len(persistence)  # "equal", or a split where persistence is exact somewhere
 
 
 @torch.no_grad()
